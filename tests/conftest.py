@@ -1,0 +1,55 @@
+"""Shared fixtures: where the real Landsat data lives, and how its absence is treated.
+
+The real data sits beside the repository in ``../shared/data`` (override with the
+``UPDM_SHARED_DATA`` environment variable). Tests that need it skip with a clear reason
+when it is absent, and FAIL instead when ``UPDM_REQUIRE_DATA=1`` (CI sets this), so a
+missing data folder can never turn into a silently green run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _find_shared_data() -> Path | None:
+    env = os.environ.get("UPDM_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [REPO_ROOT.parent / "shared" / "data", REPO_ROOT / ".." / "shared" / "data"]
+    for candidate in candidates:
+        if (candidate / "README.md").is_file() and (candidate / "landsat").is_dir():
+            return candidate.resolve()
+    return None
+
+
+SHARED_DATA = _find_shared_data()
+
+
+def require_data_or_skip(reason: str = "") -> Path:
+    """Return the shared data folder, or skip (fail under UPDM_REQUIRE_DATA=1) without it."""
+    if SHARED_DATA is not None:
+        return SHARED_DATA
+    message = "shared Landsat data folder (../shared/data) not found" + (
+        f": {reason}" if reason else ""
+    )
+    if os.environ.get("UPDM_REQUIRE_DATA") == "1":
+        pytest.fail(message + " and UPDM_REQUIRE_DATA=1 demands it")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real Landsat scenes, MTL files, RSRs and spectra."""
+    return require_data_or_skip()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _keep_shared_data_unchanged():
+    # GDAL writes a .properties side-car next to a .tar.gz it reads through /vsitar/;
+    # the shared folder must stay untouched (and is read-only in CI).
+    os.environ.setdefault("CPL_VSIL_GZIP_WRITE_PROPERTIES", "NO")
+    yield

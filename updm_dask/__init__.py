@@ -1,0 +1,41 @@
+"""updm_dask: the Universal Pattern Decomposition Method for the whole Landsat record on Dask."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import (
+    CalibrationError,
+    CubeError,
+    DecompositionError,
+    GridError,
+    JobSpecError,
+    MetadataError,
+    PatternError,
+    QueryError,
+    RuleError,
+    SceneError,
+    SensorError,
+    UpdmError,
+)
+
+try:
+    __version__ = version("updm_dask")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "CalibrationError",
+    "CubeError",
+    "DecompositionError",
+    "GridError",
+    "JobSpecError",
+    "MetadataError",
+    "PatternError",
+    "QueryError",
+    "RuleError",
+    "SceneError",
+    "SensorError",
+    "UpdmError",
+    "__version__",
+]

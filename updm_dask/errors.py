@@ -1,0 +1,55 @@
+"""One exception hierarchy for the whole package.
+
+Every message names the file, field or argument at fault and what was expected, so
+a user can fix the input without reading the code.
+"""
+
+from __future__ import annotations
+
+
+class UpdmError(Exception):
+    """Base class of every error raised on purpose by updm_dask."""
+
+
+class MetadataError(UpdmError, ValueError):
+    """A Landsat metadata (MTL) file is missing, malformed, truncated or inconsistent."""
+
+
+class SensorError(UpdmError, ValueError):
+    """An unknown sensor, platform or band was asked for."""
+
+
+class CalibrationError(UpdmError, ValueError):
+    """Calibration constants are missing or inconsistent for a band."""
+
+
+class PatternError(UpdmError, ValueError):
+    """A pattern set or spectrum is malformed or does not fit the sensor."""
+
+
+class DecompositionError(UpdmError, ValueError):
+    """Arrays handed to the decomposition have the wrong shape or dtype."""
+
+
+class RuleError(UpdmError, ValueError):
+    """A rule table is malformed, or a rule-conversion cannot be applied."""
+
+
+class SceneError(UpdmError):
+    """A scene cannot be found, opened or is inconsistent with its metadata."""
+
+
+class GridError(UpdmError, ValueError):
+    """A cube grid is malformed, or a scene does not fit it."""
+
+
+class CubeError(UpdmError):
+    """A cube cannot be created, opened, written or committed."""
+
+
+class JobSpecError(UpdmError, ValueError):
+    """A job specification has an unknown key or a bad value."""
+
+
+class QueryError(UpdmError, ValueError):
+    """A query cannot be answered as asked (outside grid, unknown variable, ...)."""
