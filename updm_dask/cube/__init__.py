@@ -1,0 +1,92 @@
+"""The land-cover time-series cube: Zarr v3 inside an Icechunk repository.
+
+Layout (one Icechunk repository, root group)
+--------------------------------------------
+- Root attributes: ``updm_cube_format`` (marks the repository as a cube), ``grid`` (the
+  :class:`~updm_dask.grid.CubeGrid` as a dict), ``Conventions = "CF-1.10"``, ``title``,
+  ``updm_dask_version`` (of the creating package).
+- ``y``, ``x``: pixel-centre coordinates (metres, CF projection_y/x_coordinate), and
+  ``spatial_ref``: the CF grid mapping exactly as rioxarray writes it (``crs_wkt``,
+  ``spatial_ref``, ``GeoTransform``), so ``xarray.open_zarr(session.store)`` with rioxarray
+  gives a georeferenced Dataset without any updm_dask code.
+- Scene-level arrays, dims ``(time, y, x)``, chunks ``(1, C, C)`` (``C`` from dask config
+  ``updm.chunks.cube``, clipped to the grid) so that every scene owns its chunks: ``uCw``,
+  ``uCv``, ``uCs``, ``uC4``, ``residual``, ``mviupd`` (float32, NaN fill), ``land_cover``
+  (uint8, CF flags 0 no_data, 1 cloud, 2 water, 3 vegetation, 4 urban; fill 0) and
+  ``quality`` (uint8 bit flags of :mod:`updm_dask.scenes.masks`; fill 1 = FILL). Zstandard
+  compression (``updm.compression.zstd-level``); all-fill chunks are never written.
+- Per-scene coordinates along ``time``: ``time`` (acquisition, UTC; int64 microseconds
+  since 1970 on disk), ``scene_id``, ``product_id``, ``sensor``, ``platform``,
+  ``sun_elevation``, and the provenance of the scene's coefficients and classes
+  ``pattern_set``, ``pattern_set_sha256``, ``rules``, ``rules_sha256`` (empty when not
+  given). Time slots are in commit order, not time order; ``Cube.to_xarray(sortby_time=True)``
+  sorts them.
+- Per-year layers, dims ``(year, y, x)``, chunked long in time and small in space
+  (``updm.chunks.yearly``) for trend reads: ``yearly_land_cover``,
+  ``yearly_mviupd_median``, ``yearly_clear_count``, with an int16 ``year`` coordinate.
+
+Transactions
+------------
+Every batch of scenes is ONE Icechunk commit made by the calling process; dask tasks
+(threads, processes or distributed workers) write chunks through forked sessions that are
+merged back before the commit, so anything failing before the commit leaves the branch
+exactly as it was. The ledger of stored scenes is the ``scene_id`` coordinate at the branch
+tip; :meth:`Cube.append_scenes` skips scenes already in it. Two writers appending to one
+branch both grow the same arrays, which Icechunk cannot merge without risking a slot being
+claimed twice, so the second to commit gets :class:`CubeConflictError`, nothing of its batch
+is stored, and it should re-read the ledger and retry. On a local path Icechunk cannot make
+two exactly simultaneous commits atomic (it warns about it when a repository is opened):
+give a local cube one writer at a time (the job driver) and use an object store when
+several jobs write to one cube concurrently.
+
+Locations
+---------
+A local directory, or ``s3://bucket/prefix`` through the same API. Credentials come from
+the standard AWS chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``,
+profiles, instance roles) and are never logged, stored in the cube, or put in task graphs;
+``AWS_REGION`` (or ``AWS_DEFAULT_REGION``) and ``AWS_ENDPOINT_URL`` (or
+``AWS_ENDPOINT_URL_S3``) select an S3-compatible server (path-style addressing, and plain
+http when the endpoint URL says ``http://``).
+"""
+
+from __future__ import annotations
+
+from ._cube import Cube, create_cube, cube_info, format_cube_info, open_cube
+from ._io import CubeConflictError
+from ._schema import (
+    CUBE_FORMAT,
+    LAND_COVER_CLASSES,
+    QUALITY_CLOUD,
+    QUALITY_CLOUD_SHADOW,
+    QUALITY_FILL,
+    QUALITY_NOT_CLEAR,
+    QUALITY_SATURATED,
+    QUALITY_SLC_GAP,
+    SCENE_VARIABLES,
+    STR_COORDS,
+    YEARLY_CLASS_PRIORITY,
+    YEARLY_VARIABLES,
+)
+from ._yearly import yearly_summary
+
+__all__ = [
+    "CUBE_FORMAT",
+    "LAND_COVER_CLASSES",
+    "QUALITY_CLOUD",
+    "QUALITY_CLOUD_SHADOW",
+    "QUALITY_FILL",
+    "QUALITY_NOT_CLEAR",
+    "QUALITY_SATURATED",
+    "QUALITY_SLC_GAP",
+    "SCENE_VARIABLES",
+    "STR_COORDS",
+    "YEARLY_CLASS_PRIORITY",
+    "YEARLY_VARIABLES",
+    "Cube",
+    "CubeConflictError",
+    "create_cube",
+    "cube_info",
+    "format_cube_info",
+    "open_cube",
+    "yearly_summary",
+]

@@ -1,0 +1,693 @@
+"""Creating, opening, appending to and summarising cubes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import icechunk
+import numpy as np
+import xarray as xr
+import zarr
+
+from ..errors import CubeError, GridError
+from ..grid import CubeGrid
+from ._io import (
+    CubeConflictError,
+    chunk_edge,
+    open_repository,
+    repository_exists,
+    root_attrs,
+    storage_for,
+    write_dask,
+    zstd_codec,
+)
+from ._scenes import SceneRecord, json_metadata, scene_record
+from ._schema import (
+    CUBE_FORMAT,
+    MARKER,
+    SCENE_VARIABLES,
+    STR,
+    STR_COORDS,
+    TIME_COORDS,
+    YEAR_CHUNK_DEFAULT,
+    YEARLY_VARIABLES,
+    template,
+)
+from ._yearly import yearly_layers
+
+log = logging.getLogger("updm_dask.cube")
+
+_EPOCH_US = np.datetime64("1970-01-01T00:00:00", "us")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def create_cube(
+    location: str | os.PathLike,
+    grid: CubeGrid,
+    *,
+    title: str | None = None,
+    chunks: int | None = None,
+    exist_ok: bool = False,
+) -> Cube:
+    """Create an empty cube: one initial commit holding its structure.
+
+    Parameters
+    ----------
+    location : str or path-like
+        Local directory (created if missing; must be empty) or ``s3://bucket/prefix``.
+    grid : CubeGrid
+        The cube's one grid.
+    title : str, optional
+        Stored in the root attributes.
+    chunks : int, optional
+        Spatial chunk edge of the scene-level arrays (default: dask config
+        ``updm.chunks.cube``), clipped to the grid.
+    exist_ok : bool
+        When ``location`` already holds a cube with the same grid, return it.
+
+    Returns
+    -------
+    Cube
+        View of the ``main`` branch (appendable).
+
+    Raises
+    ------
+    CubeError
+        ``location`` already holds a cube (unless ``exist_ok``; always when its grid
+        differs), holds anything else, or cannot be written.
+    """
+    if not isinstance(grid, CubeGrid):
+        raise CubeError(f"create_cube: grid must be a CubeGrid, got {type(grid).__name__}")
+    c = chunk_edge(chunks, "updm.chunks.cube", 512)
+    cy, cx = min(c, grid.ny), min(c, grid.nx)
+    storage, name = storage_for(location)
+    if repository_exists(storage, name):
+        repo = icechunk.Repository.open(storage)
+        attrs = root_attrs(repo.readonly_session("main").store)
+        if attrs and MARKER in attrs:
+            if not exist_ok:
+                raise CubeError(
+                    f"{name!r} already holds a cube; open it with open_cube() or pass exist_ok=True"
+                )
+            cube = Cube._open(repo, name)
+            if cube.grid != grid:
+                raise CubeError(
+                    f"{name!r} already holds a cube with another grid ({cube.grid.crs}, shape "
+                    f"{cube.grid.shape}, bounds {cube.grid.bounds}) than the one asked for "
+                    f"({grid.crs}, shape {grid.shape}, bounds {grid.bounds})"
+                )
+            return cube
+        if attrs is not None or len(list(repo.ancestry(branch="main"))) > 1:
+            raise CubeError(
+                f"{name!r} holds an Icechunk repository that is not a cube; "
+                "choose an empty location"
+            )
+        # else: an empty repository, e.g. left by an interrupted create_cube; fill it in
+    else:
+        if "://" not in name:
+            path = Path(name)
+            if path.is_dir() and any(path.iterdir()):
+                raise CubeError(f"{name!r} is a non-empty directory that is not a cube")
+        try:
+            repo = icechunk.Repository.create(storage)
+        except icechunk.IcechunkError as exc:
+            raise CubeError(f"cannot create a cube at {name!r}: {exc.message}") from None
+
+    version = _version()
+    ds, encoding = template(grid, title, (cy, cx), version)
+    session = repo.writable_session("main")
+    ds.to_zarr(session.store, mode="w", consolidated=False, zarr_format=3, encoding=encoding)
+    metadata = {
+        "action": "create",
+        "grid": grid.to_dict(),
+        "chunks": [cy, cx],
+        "updm_dask_version": version,
+    }
+    try:
+        session.commit("create cube", metadata=metadata)
+    except icechunk.ConflictError as exc:
+        raise CubeConflictError(
+            f"another writer created or changed {name!r} at the same time: {exc.message}"
+        ) from None
+    log.info("created cube %s (%s, shape %s)", name, grid.crs, grid.shape)
+    return Cube._open(repo, name)
+
+
+def open_cube(
+    location: str | os.PathLike,
+    *,
+    branch: str = "main",
+    snapshot: str | None = None,
+    tag: str | None = None,
+) -> Cube:
+    """Open a cube at a branch tip, or pinned to a snapshot or tag (time travel).
+
+    Parameters
+    ----------
+    location : str or path-like
+        Local directory or ``s3://bucket/prefix``.
+    branch : str
+        Branch whose tip is read (and appended to); ignored with ``snapshot``/``tag``.
+    snapshot, tag : str, optional
+        Pin the (read-only) view to one snapshot id or tag; at most one of them.
+
+    Returns
+    -------
+    Cube
+
+    Raises
+    ------
+    CubeError
+        ``location`` holds no cube, or the branch/snapshot/tag does not exist.
+    """
+    if snapshot is not None and tag is not None:
+        raise CubeError("open_cube: give snapshot or tag, not both")
+    repo, name = open_repository(location)
+    return Cube._open(repo, name, branch=branch, snapshot=snapshot, tag=tag)
+
+
+class Cube:
+    """A cube in an Icechunk repository, seen at a branch tip or pinned to a snapshot.
+
+    Made by :func:`create_cube` or :func:`open_cube`. A branch view reads the branch's
+    current tip every time and can append; a view pinned to a snapshot or tag is read-only.
+    """
+
+    def __init__(
+        self,
+        repository: icechunk.Repository,
+        location: str,
+        grid: CubeGrid,
+        *,
+        branch: str = "main",
+        snapshot: str | None = None,
+    ) -> None:
+        self._repo = repository
+        self.location = location
+        self._grid = grid
+        self.branch = branch
+        self._snapshot = snapshot
+
+    @classmethod
+    def _open(
+        cls,
+        repo: icechunk.Repository,
+        name: str,
+        *,
+        branch: str = "main",
+        snapshot: str | None = None,
+        tag: str | None = None,
+    ) -> Cube:
+        try:
+            if tag is not None:
+                snapshot = repo.lookup_tag(tag)
+            if snapshot is not None:
+                session = repo.readonly_session(snapshot_id=snapshot)
+            else:
+                session = repo.readonly_session(branch)
+        except (icechunk.IcechunkError, ValueError) as exc:
+            what = f"tag {tag!r}" if tag else f"snapshot {snapshot!r}" if snapshot else branch
+            detail = getattr(exc, "message", str(exc))
+            raise CubeError(f"cube {name!r}: cannot open {what}: {detail}") from None
+        attrs = root_attrs(session.store)
+        if not attrs or MARKER not in attrs:
+            raise CubeError(f"{name!r} is an Icechunk repository but not a cube")
+        if int(attrs[MARKER]) > CUBE_FORMAT:
+            raise CubeError(
+                f"cube {name!r} has format {attrs[MARKER]}, newer than this package reads "
+                f"({CUBE_FORMAT}); upgrade updm_dask"
+            )
+        try:
+            grid = CubeGrid.from_dict(attrs["grid"])
+        except (KeyError, GridError) as exc:
+            raise CubeError(f"cube {name!r}: bad grid in the root attributes: {exc}") from None
+        return cls(repo, name, grid, branch=branch, snapshot=snapshot)
+
+    def __repr__(self) -> str:
+        at = f"snapshot={self._snapshot!r}" if self._snapshot else f"branch={self.branch!r}"
+        return f"Cube({self.location!r}, {at}, shape={self._grid.shape})"
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def grid(self) -> CubeGrid:
+        """The cube's grid."""
+        return self._grid
+
+    @property
+    def repository(self) -> icechunk.Repository:
+        """The underlying Icechunk repository."""
+        return self._repo
+
+    @property
+    def read_only(self) -> bool:
+        """True when the view is pinned to a snapshot or tag."""
+        return self._snapshot is not None
+
+    @property
+    def snapshot_id(self) -> str:
+        """The snapshot seen now: the pinned one, or the branch tip."""
+        return self._snapshot or self._repo.lookup_branch(self.branch)
+
+    def session(self) -> icechunk.Session:
+        """A read-only Icechunk session at :attr:`snapshot_id`."""
+        return self._repo.readonly_session(snapshot_id=self.snapshot_id)
+
+    def to_xarray(self, *, sortby_time: bool = False) -> xr.Dataset:
+        """The cube as a lazy, georeferenced Dataset (``.rio.crs``, ``.rio.transform()``).
+
+        Parameters
+        ----------
+        sortby_time : bool
+            Order the time slots by acquisition time (they are stored in commit order).
+        """
+        ds = xr.open_zarr(self.session().store, consolidated=False, zarr_format=3, chunks={})
+        if "spatial_ref" in ds.data_vars:
+            ds = ds.set_coords("spatial_ref")
+        if sortby_time and ds.sizes.get("time", 0) > 1:
+            ds = ds.sortby("time")
+        return ds
+
+    def _group(self) -> zarr.Group:
+        return zarr.open_group(self.session().store, mode="r")
+
+    def scene_ids(self) -> set[str]:
+        """The ledger: ids of the scenes stored at :attr:`snapshot_id`."""
+        return _ledger(self._group())
+
+    def history(self) -> list[dict[str, Any]]:
+        """Commits leading to :attr:`snapshot_id`, newest first.
+
+        Returns
+        -------
+        list of dict
+            ``{"id", "parent_id", "time" (datetime, UTC), "message", "metadata"}``.
+        """
+        return [
+            {
+                "id": s.id,
+                "parent_id": s.parent_id,
+                "time": s.written_at,
+                "message": s.message,
+                "metadata": dict(s.metadata),
+            }
+            for s in self._repo.ancestry(snapshot_id=self.snapshot_id)
+        ]
+
+    def create_tag(self, tag: str, snapshot: str | None = None) -> str:
+        """Tag ``snapshot`` (default :attr:`snapshot_id`) for later ``open_cube(tag=...)``.
+
+        Returns the tagged snapshot id; CubeError if the tag exists or the name is bad.
+        """
+        snap = snapshot or self.snapshot_id
+        try:
+            self._repo.create_tag(tag, snap)
+        except (icechunk.IcechunkError, ValueError) as exc:
+            detail = getattr(exc, "message", str(exc))
+            raise CubeError(
+                f"cube {self.location!r}: cannot create tag {tag!r}: {detail}"
+            ) from None
+        return snap
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _writable(self, what: str) -> icechunk.Session:
+        if self.read_only:
+            raise CubeError(
+                f"{what}: this view of {self.location!r} is pinned to snapshot "
+                f"{self._snapshot!r} and read-only; open the branch to write"
+            )
+        return self._repo.writable_session(self.branch)
+
+    def _commit(self, session: icechunk.Session, message: str, metadata: dict) -> str:
+        try:
+            return session.commit(message, metadata=metadata)
+        except icechunk.ConflictError as exc:
+            raise CubeConflictError(
+                f"another writer committed to branch {self.branch!r} of {self.location!r} "
+                "first; nothing of this batch was stored. Re-read the ledger and retry the "
+                f"batch. ({exc.message})"
+            ) from None
+
+    def append_scenes(
+        self,
+        scenes: Sequence[xr.Dataset],
+        *,
+        metadata: Mapping[str, Any],
+        message: str,
+    ) -> str | None:
+        """Append scenes that are already on the cube grid, as new time slots, in ONE commit.
+
+        Parameters
+        ----------
+        scenes : sequence of xarray.Dataset
+            Each with dims ``(y, x)`` equal to the grid's (lazy dask data welcome; same
+            CRS and coordinates when it carries them), holding any of the scene-level
+            variables (missing ones read as their fill: NaN, land_cover no_data, quality
+            FILL) and, as scalar coordinates or attributes, ``scene_id``, ``time`` (or
+            ``acquired``), ``sensor``, ``platform`` (required) and ``product_id``,
+            ``sun_elevation``, ``pattern_set``, ``pattern_set_sha256``, ``rules``,
+            ``rules_sha256`` (optional). Other variables are ignored.
+        metadata : mapping
+            JSON-able commit metadata (job id, pattern-set hash, rule table, ...);
+            ``scene_ids`` (the new ones), ``skipped_scene_ids``, ``action`` and
+            ``updm_dask_version`` are added when absent.
+        message : str
+            Commit message.
+
+        Returns
+        -------
+        str or None
+            The new snapshot id; None when every scene was already stored.
+
+        Raises
+        ------
+        CubeError
+            A scene lacks scene_id, time, sensor or platform or has a bad dtype; bad
+            metadata/message; a read-only view.
+        GridError
+            A scene is not on the cube grid (dims, shape, coordinates, CRS).
+        CubeConflictError
+            Another writer committed to the branch while this batch was written.
+
+        Notes
+        -----
+        Scenes whose scene_id is in the ledger, or repeated within the batch, are skipped:
+        a scene is never stored twice. New scenes take new time slots (in acquisition
+        order within the batch); every slot owns its chunks ``(1, C, C)``. The active dask
+        scheduler computes and writes the chunks through forked Icechunk sessions, and
+        only this process commits: any exception before the commit (in validation or
+        during the computation) leaves the branch exactly as it was.
+        """
+        if isinstance(scenes, xr.Dataset) or not isinstance(scenes, Sequence):
+            raise CubeError("append_scenes: scenes must be a sequence of xarray.Dataset")
+        if not isinstance(message, str) or not message.strip():
+            raise CubeError("append_scenes: message must be a non-empty string")
+        meta = json_metadata(metadata)
+        session = self._writable("append_scenes")
+        group = zarr.open_group(session.store, mode="r+")
+        chunks = tuple(group["uCw"].chunks[1:])
+        ledger = _ledger(group)
+        new: list[SceneRecord] = []
+        skipped: list[str] = []
+        for i, scene in enumerate(scenes):
+            rec = scene_record(scene, i, self._grid, chunks)
+            if rec.scene_id in ledger:
+                skipped.append(rec.scene_id)
+                continue
+            ledger.add(rec.scene_id)
+            new.append(rec)
+        if not new:
+            log.info("append_scenes: all %d scene(s) already in %s", len(skipped), self.location)
+            return None
+        new.sort(key=lambda s: (s.time, s.scene_id))
+
+        n0, k = int(group["time"].shape[0]), len(new)
+        ny, nx = self._grid.shape
+        for name in SCENE_VARIABLES:
+            group[name].resize((n0 + k, ny, nx))
+        for name in ("time", *TIME_COORDS):
+            group[name].resize((n0 + k,))
+        group["time"][n0:] = np.array([(s.time - _EPOCH_US).astype(np.int64) for s in new])
+        for name in STR_COORDS:
+            group[name][n0:] = np.array([s.coords[name] for s in new], dtype=STR)
+        group["sun_elevation"][n0:] = np.array(
+            [s.coords["sun_elevation"] for s in new], dtype=np.float32
+        )
+        sources, names = [], []
+        for name, spec in SCENE_VARIABLES.items():
+            if not any(name in s.data for s in new):
+                continue  # resized slots already read as the fill value
+            parts = [
+                s.data[name][None]
+                if name in s.data
+                else da.full((1, ny, nx), spec.fill, dtype=spec.dtype, chunks=(1, *chunks))
+                for s in new
+            ]
+            sources.append(da.concatenate(parts, axis=0))
+            names.append(name)
+        write_dask(session, sources, names, n0)
+
+        meta.setdefault("action", "append_scenes")
+        meta.setdefault("scene_ids", [s.scene_id for s in new])
+        meta.setdefault("skipped_scene_ids", skipped)
+        meta.setdefault("updm_dask_version", _version())
+        snap = self._commit(session, message, meta)
+        log.info("appended %d scene(s) to %s: snapshot %s", k, self.location, snap)
+        return snap
+
+    def rebuild_yearly(
+        self, years: Iterable[int] | None = None, *, message: str | None = None
+    ) -> str | None:
+        """(Re)build the per-year layers for some years, in ONE commit.
+
+        Parameters
+        ----------
+        years : iterable of int, optional
+            Years to recompute (those a job touched). Default: every year with a scene.
+            Years without any scene are ignored.
+        message : str, optional
+            Commit message.
+
+        Returns
+        -------
+        str or None
+            The new snapshot id; None when none of ``years`` has a scene.
+
+        Raises
+        ------
+        CubeError
+            ``years`` are not integers; a read-only view.
+        CubeConflictError
+            Another writer committed to the branch meanwhile.
+
+        Notes
+        -----
+        Per pixel and year: the most frequent class among the clear observations (ties:
+        vegetation > urban > water; no_data without a clear observation), the median
+        MVIUPD of the clear observations, and their count (see
+        :func:`~updm_dask.cube.yearly_summary` for "clear"). The ``year`` axis holds every
+        year built so far, sorted; layers of years not asked for are carried over from
+        the previous snapshot. Computed lazily with the active dask scheduler, one task
+        per spatial block of ``updm.chunks.yearly`` pixels and year, so memory is bounded
+        by the block, not the cube. Chunks: (up to ``updm.chunks.yearly-years``, default
+        64, years) x block.
+        """
+        session = self._writable("rebuild_yearly")
+        base = session.snapshot_id
+        group = zarr.open_group(session.store, mode="r+")
+        scene_years = _years_of(group["time"][:])
+        available = {int(y) for y in scene_years}
+        if years is None:
+            target = set(available)
+        else:
+            try:
+                asked = {int(y) for y in years}
+            except (TypeError, ValueError):
+                raise CubeError(f"rebuild_yearly: years must be integers, got {years!r}") from None
+            target = asked & available
+        if not target:
+            return None
+        existing = [int(y) for y in group["year"][:]] if "year" in group else []
+        all_years = sorted(set(existing) | target)
+
+        ys = min(chunk_edge(None, "updm.chunks.yearly", 128), self._grid.ny)
+        xs = min(chunk_edge(None, "updm.chunks.yearly", 128), self._grid.nx)
+        yc = min(chunk_edge(None, "updm.chunks.yearly-years", YEAR_CHUNK_DEFAULT), len(all_years))
+        # read from the immutable base snapshot, not the session being rewritten
+        rgroup = zarr.open_group(self._repo.readonly_session(snapshot_id=base).store, mode="r")
+
+        def lazy(name: str) -> da.Array:
+            arr = rgroup[name]
+            return da.from_zarr(arr, chunks=arr.chunks, name=f"updm-cube-{name}-{base}")
+
+        scenes = {n: lazy(n) for n in ("land_cover", "quality", "mviupd")}
+        done = sorted(target)
+        built = yearly_layers(scenes, scene_years, done, (ys, xs))
+        old = {n: lazy(n) for n in YEARLY_VARIABLES} if existing else {}
+        layers: dict[str, list[da.Array]] = {n: [] for n in YEARLY_VARIABLES}
+        for year in all_years:
+            for n in YEARLY_VARIABLES:
+                if year in target:
+                    layers[n].append(built[n][done.index(year)])
+                else:
+                    layers[n].append(old[n][existing.index(year)])
+
+        for n in (*YEARLY_VARIABLES, "year"):
+            if n in group:
+                del group[n]
+        zstd = zstd_codec()
+        ny, nx = self._grid.shape
+        group.create_array(
+            "year",
+            data=np.array(all_years, dtype=np.int16),
+            chunks=(len(all_years),),
+            compressors=[zstd],
+            dimension_names=("year",),
+            attributes={"long_name": "calendar year (UTC) of the acquisitions", "units": "1"},
+        )
+        sources = []
+        for n, spec in YEARLY_VARIABLES.items():
+            group.create_array(
+                n,
+                shape=(len(all_years), ny, nx),
+                chunks=(yc, ys, xs),
+                dtype=spec.dtype,
+                fill_value=spec.fill,
+                compressors=[zstd],
+                dimension_names=("year", "y", "x"),
+                attributes={
+                    **spec.attrs,
+                    "grid_mapping": "spatial_ref",
+                    "coordinates": "spatial_ref",
+                },
+            )
+            sources.append(da.stack(layers[n], axis=0).rechunk((yc, ys, xs)))
+        write_dask(session, sources, list(YEARLY_VARIABLES), 0)
+        snap = self._commit(
+            session,
+            message or f"rebuild yearly layers for {_year_ranges(done)}",
+            {"action": "rebuild_yearly", "years": done, "updm_dask_version": _version()},
+        )
+        log.info("rebuilt yearly layers of %s for %s: snapshot %s", self.location, done, snap)
+        return snap
+
+
+def _ledger(group: zarr.Group) -> set[str]:
+    return {str(s) for s in group["scene_id"][:].tolist()}
+
+
+def _years_of(time_us: np.ndarray) -> np.ndarray:
+    t = np.asarray(time_us, dtype=np.int64).astype("datetime64[us]")
+    return t.astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def _year_ranges(years: Sequence[int]) -> str:
+    """``[1984, 1985, 1986, 1990]`` -> ``"1984-1986, 1990"``."""
+    if not years:
+        return "none"
+    parts, start, prev = [], years[0], years[0]
+    for y in [*years[1:], None]:
+        if y is not None and y == prev + 1:
+            prev = y
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if y is not None:
+            start = prev = y
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------
+# `updm info CUBE`
+# --------------------------------------------------------------------------------------
+
+
+def _dtype_name(dtype: Any) -> str:
+    return "str" if getattr(dtype, "kind", "") == "T" else str(dtype)
+
+
+def cube_info(location: str | os.PathLike, *, branch: str = "main") -> dict[str, Any]:
+    """JSON-able summary of a cube, for ``updm info CUBE``.
+
+    Returns
+    -------
+    dict
+        ``location``, ``title``, ``branch``, ``snapshot``, ``grid`` (crs, resolution,
+        shape, bounds), ``variables`` and ``coordinates`` (name -> dims, dtype, shape,
+        chunks), ``scenes`` (total, per_sensor, per_decade), ``years`` (with scenes),
+        ``yearly_years`` (built), ``commits`` (id, time, message; newest first).
+
+    Raises
+    ------
+    CubeError
+        ``location`` holds no cube.
+    """
+    cube = open_cube(location, branch=branch)
+    group = cube._group()
+    variables: dict[str, Any] = {}
+    coordinates: dict[str, Any] = {}
+    for name, arr in sorted(group.arrays()):
+        dims = list(arr.metadata.dimension_names or ())
+        entry = {
+            "dims": dims,
+            "dtype": _dtype_name(arr.dtype),
+            "shape": list(arr.shape),
+            "chunks": list(arr.chunks),
+        }
+        (variables if len(dims) >= 2 else coordinates)[name] = entry
+    years = _years_of(group["time"][:])
+    sensors = [str(s) for s in group["sensor"][:].tolist()]
+    decades: dict[str, int] = {}
+    for y in sorted(int(y) for y in years):
+        key = f"{y // 10 * 10}s"
+        decades[key] = decades.get(key, 0) + 1
+    per_sensor: dict[str, int] = {}
+    for s in sorted(sensors):
+        per_sensor[s] = per_sensor.get(s, 0) + 1
+    g = cube.grid
+    return {
+        "location": cube.location,
+        "title": group.attrs.get("title"),
+        "branch": branch,
+        "snapshot": cube.snapshot_id,
+        "grid": {
+            "crs": g.crs,
+            "resolution": g.resolution,
+            "shape": list(g.shape),
+            "bounds": list(g.bounds),
+        },
+        "variables": variables,
+        "coordinates": coordinates,
+        "scenes": {"total": len(sensors), "per_sensor": per_sensor, "per_decade": decades},
+        "years": sorted({int(y) for y in years}),
+        "yearly_years": [int(y) for y in group["year"][:]] if "year" in group else [],
+        "commits": [
+            {"id": c["id"], "time": c["time"].isoformat(), "message": c["message"]}
+            for c in cube.history()
+        ],
+    }
+
+
+def format_cube_info(info: Mapping[str, Any]) -> str:
+    """Plain-text report of :func:`cube_info` output."""
+    g = info["grid"]
+    b = g["bounds"]
+    lines = [
+        f"cube        {info['location']}",
+        f"branch      {info.get('branch', 'main')} at snapshot {info.get('snapshot', '?')}",
+        f"title       {info.get('title') or ''}",
+        f"grid        {g['crs']}, {g['resolution']:g} m, {g['shape'][0]} x {g['shape'][1]} "
+        f"pixels, bounds ({b[0]:g}, {b[1]:g}, {b[2]:g}, {b[3]:g})",
+        f"scenes      {info['scenes']['total']}",
+    ]
+    for sensor, n in info["scenes"]["per_sensor"].items():
+        lines.append(f"  {sensor:<10}{n}")
+    if info["scenes"]["per_decade"]:
+        per_decade = ", ".join(f"{d} {n}" for d, n in info["scenes"]["per_decade"].items())
+        lines.append(f"decades     {per_decade}")
+    lines.append(f"years       {_year_ranges(info['years'])}")
+    lines.append(f"yearly      {_year_ranges(info['yearly_years'])}")
+    for title, key in (("variables", "variables"), ("coordinates", "coordinates")):
+        entries = info.get(key, {})
+        lines.append(title)
+        width = max((len(n) for n in entries), default=0)
+        for name, v in entries.items():
+            dims = ", ".join(v["dims"])
+            lines.append(
+                f"  {name:<{width}}  {v['dtype']:<8} ({dims}) shape {tuple(v['shape'])} "
+                f"chunks {tuple(v['chunks'])}"
+            )
+    lines.append(f"commits     {len(info['commits'])}, newest first")
+    for c in info["commits"]:
+        lines.append(f"  {c['id']}  {c['time']}  {c['message']}")
+    return "\n".join(lines)

@@ -1,0 +1,150 @@
+"""Where a cube lives (local path or s3://) and how dask writes into its sessions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import dask.array as da
+import dask.config
+import icechunk
+import zarr
+from zarr.codecs import ZstdCodec
+
+from .. import config as _config  # noqa: F401  (registers the updm.* defaults)
+from ..errors import CubeError
+
+
+class CubeConflictError(CubeError):
+    """Another writer committed to the branch first; re-read the ledger and retry."""
+
+
+def storage_for(location: str | os.PathLike) -> tuple[icechunk.Storage, str]:
+    """Icechunk storage for a local path, ``file://`` or ``s3://bucket/prefix`` URL.
+
+    Returns the storage and the location's display name (absolute path or URL, never a
+    credential). S3 settings come from the environment: credentials through the standard
+    chain (``from_env``: no secret is copied into the storage object, so none travels in
+    a task graph), ``AWS_REGION``/``AWS_DEFAULT_REGION``, and
+    ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` for S3-compatible servers (then path-style
+    addressing, and plain http when the endpoint says so).
+    """
+    try:
+        loc = os.fspath(location)
+    except TypeError:
+        raise CubeError(
+            f"cube location must be a path or an s3:// URL, got {type(location).__name__}"
+        ) from None
+    if not isinstance(loc, str) or not loc.strip():
+        raise CubeError(f"cube location must be a path or an s3:// URL, got {location!r}")
+    if "://" not in loc:
+        path = Path(loc).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise CubeError(f"cube location {str(path)!r} is a file, not a directory")
+        return icechunk.local_filesystem_storage(str(path)), str(path)
+    url = urlparse(loc)
+    if "@" in url.netloc:
+        # never echo such a URL: it would print the secret
+        raise CubeError(
+            "cube location: credentials inside the URL are not supported; "
+            "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY instead"
+        )
+    if url.scheme == "file":
+        return storage_for(url.path)
+    if url.scheme != "s3":
+        raise CubeError(
+            f"cube location {loc!r}: unsupported scheme {url.scheme!r} "
+            "(expected a local path, file:// or s3://bucket/prefix)"
+        )
+    bucket, prefix = url.netloc, url.path.strip("/")
+    if not bucket or not prefix:
+        raise CubeError(
+            f"cube location {loc!r}: expected s3://bucket/prefix (a prefix inside the bucket)"
+        )
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    storage = icechunk.s3_storage(
+        bucket=bucket,
+        prefix=prefix,
+        region=region or None,
+        endpoint_url=endpoint or None,
+        allow_http=bool(endpoint and endpoint.lower().startswith("http://")),
+        force_path_style=bool(endpoint),
+        from_env=True,
+    )
+    return storage, f"s3://{bucket}/{prefix}"
+
+
+def repository_exists(storage: icechunk.Storage, name: str) -> bool:
+    """Whether an Icechunk repository exists at ``storage`` (CubeError if unreachable)."""
+    try:
+        return icechunk.Repository.exists(storage)
+    except icechunk.IcechunkError as exc:
+        raise CubeError(f"cannot reach cube location {name!r}: {exc.message}") from None
+
+
+def open_repository(location: str | os.PathLike) -> tuple[icechunk.Repository, str]:
+    """Open the repository at ``location``; CubeError naming it when there is none."""
+    storage, name = storage_for(location)
+    if not repository_exists(storage, name):
+        raise CubeError(f"{name!r} is not a cube (no Icechunk repository there)")
+    try:
+        return icechunk.Repository.open(storage), name
+    except icechunk.IcechunkError as exc:
+        raise CubeError(f"cannot open the cube repository at {name!r}: {exc.message}") from None
+
+
+def root_attrs(store: Any) -> dict[str, Any] | None:
+    """Attributes of the root group, or None when the store has no root group."""
+    try:
+        group = zarr.open_group(store, mode="r")
+    except (FileNotFoundError, KeyError, ValueError, icechunk.IcechunkError):
+        return None
+    return dict(group.attrs)
+
+
+def zstd_codec() -> ZstdCodec:
+    """Zstandard codec at the ``updm.compression.zstd-level`` level."""
+    level = dask.config.get("updm.compression.zstd-level", 3)
+    try:
+        return ZstdCodec(level=int(level))
+    except (TypeError, ValueError):
+        raise CubeError(
+            f"dask config updm.compression.zstd-level: expected an integer, got {level!r}"
+        ) from None
+
+
+def chunk_edge(value: Any, key: str, default: int) -> int:
+    """A positive chunk edge: ``value``, else the dask config ``key``, else ``default``."""
+    c = dask.config.get(key, default) if value is None else value
+    if isinstance(c, bool) or not isinstance(c, int) or c <= 0:
+        what = "chunks" if value is not None else f"dask config {key}"
+        raise CubeError(f"{what}: expected a positive whole number of pixels, got {c!r}")
+    return c
+
+
+def write_dask(
+    session: icechunk.Session, sources: list[da.Array], names: list[str], start: int
+) -> None:
+    """Compute ``sources`` into arrays ``names`` from index ``start`` of their first axis.
+
+    Tasks run on whatever dask scheduler is active and write through a forked session
+    (picklable to any worker); the changes come back as fork sessions merged into
+    ``session``, which only the caller commits. The dask blocks must coincide with the
+    Zarr chunks (callers rechunk), so no two tasks ever write one chunk. All-fill chunks
+    are not written.
+    """
+    if not sources:
+        return
+    from icechunk.dask import store_dask
+
+    fork = session.fork()
+    targets = [
+        zarr.open_array(fork.store, path=n, mode="a", config={"write_empty_chunks": False})
+        for n in names
+    ]
+    regions = [(slice(start, start + s.shape[0]),) + (slice(None),) * (s.ndim - 1) for s in sources]
+    merged = store_dask(sources=sources, targets=targets, regions=regions)
+    session.merge(merged)

@@ -1,0 +1,329 @@
+"""The fused per-chunk pipeline: DN -> reflectance -> Rayleigh -> NNLS -> MVIUPD -> class.
+
+One task per spatial chunk does every stage on the pixels it holds, so nothing between
+the DN and the final layers is ever materialised as a dask array: peak memory per task is
+a small multiple of the chunk, whatever the scene size.
+
+Three tiers, as everywhere in the package:
+
+- :func:`process_block` is the numpy kernel: (band, y, x) DN block -> (layer, y, x).
+- :func:`process_scene_array` wraps it with ``dask.array.blockwise`` (one task per chunk).
+- :func:`process_scene` is the labelled API: a Dataset from
+  :func:`updm_dask.scenes.open_scene` in, a Dataset of scene layers out, lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+
+from . import __version__
+from .calibration import SceneCalibration, calibrate_block, scene_calibration
+from .classify import CLASS_CODES, RuleTable, classify_array, load_rules, mviupd
+from .decompose import nnls_decompose
+from .errors import SceneError
+from .patterns import PatternSet, band_patterns, default_pattern_set
+from .scenes import CLOUD, qa_flags
+
+__all__ = [
+    "FLOAT_LAYERS",
+    "LAYERS",
+    "Science",
+    "process_block",
+    "process_scene",
+    "process_scene_array",
+]
+
+#: Float layers of a processed scene, in the order of the kernel's output stack.
+FLOAT_LAYERS = ("uCw", "uCv", "uCs", "uC4", "residual", "mviupd")
+#: All layers: the float ones, then the land-cover class and the quality bit flags.
+LAYERS = (*FLOAT_LAYERS, "land_cover", "quality")
+
+
+@dataclass(frozen=True)
+class Science:
+    """The science parameters of a run: explicit, frozen, deterministically tokenized.
+
+    Parameters
+    ----------
+    pattern_set
+        Standard spectra (default: the package's open stand-in set).
+    method
+        Band averaging of the patterns: ``"boxcar"`` (the note's eq. 14) or ``"rsr"``.
+    rules
+        ``"auto"`` (the note's Table 5 for TM/ETM+/OLI/OLI-2, Table 8 for MSS), a rule-table
+        name or path for every sensor, or a mapping sensor -> rule table / name / path.
+    constrain_supplementary
+        Constrain uC4 >= 0 too (default False: the supplementary pattern is a residual
+        shape that may take either sign).
+    calibration
+        ``None`` (the scene's MTL, else published tables) or a named calibration.
+    rayleigh
+        Subtract the Rayleigh path reflectance (eqs. 6-7) from Level-1 scenes.
+    """
+
+    pattern_set: PatternSet = field(default_factory=default_pattern_set)
+    method: str = "boxcar"
+    rules: str | Mapping[str, object] = "auto"
+    constrain_supplementary: bool = False
+    calibration: str | None = None
+    rayleigh: bool = True
+
+    def rules_for(self, sensor: str) -> RuleTable:
+        """The rule table that classifies ``sensor``'s pixels."""
+        choice = self.rules
+        if isinstance(choice, Mapping):
+            if sensor not in choice:
+                raise SceneError(f"no rule table configured for sensor {sensor}")
+            choice = choice[sensor]
+        if isinstance(choice, RuleTable):
+            return choice
+        if choice == "auto":
+            choice = "MSS" if sensor == "MSS" else "TM"
+        return load_rules(choice)
+
+    def patterns_for(self, sensor: str, satellite: int) -> xr.DataArray:
+        """Band patterns (band x pattern) of ``sensor`` on Landsat ``satellite``."""
+        return band_patterns(sensor, self.pattern_set, method=self.method, satellite=satellite)
+
+    def provenance(self, sensor: str, satellite: int) -> dict[str, str]:
+        """Attributes that say which science produced a result."""
+        rules = self.rules_for(sensor)
+        return {
+            "pattern_set": self.pattern_set.name,
+            "pattern_set_sha256": self.pattern_set.sha256,
+            "pattern_method": self.method,
+            "rules": rules.name,
+            "rules_sha256": rules.sha256,
+            "constrain_supplementary": str(bool(self.constrain_supplementary)).lower(),
+            "calibration": self.calibration or "mtl",
+            "rayleigh": str(bool(self.rayleigh)).lower(),
+            "updm_dask_version": __version__,
+        }
+
+    def sha256(self) -> str:
+        """Content hash of every science choice (used in job ids and commit metadata)."""
+        rules = (
+            self.rules
+            if isinstance(self.rules, str)
+            else sorted((k, getattr(v, "sha256", str(v))) for k, v in self.rules.items())
+        )
+        text = repr(
+            (
+                self.pattern_set.sha256,
+                self.method,
+                rules,
+                self.constrain_supplementary,
+                self.calibration,
+                self.rayleigh,
+            )
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def __dask_tokenize__(self):
+        return ("updm.Science", self.sha256())
+
+
+def process_block(
+    dn: np.ndarray,
+    qa: np.ndarray | None,
+    radsat: np.ndarray | None,
+    *,
+    calibration: SceneCalibration,
+    patterns: np.ndarray,
+    rules: RuleTable,
+    constrain_supplementary: bool,
+    metadata,
+) -> np.ndarray:
+    """Run every UPDM stage on one block of a scene.
+
+    Parameters
+    ----------
+    dn
+        (band, y, x) digital numbers (or scaled surface reflectance for Level-2), bands in
+        the order of ``calibration.bands`` and of ``patterns``' rows.
+    qa, radsat
+        (y, x) QA_PIXEL/BQA and radiometric-saturation QA, or None.
+    calibration
+        The scene's :class:`~updm_dask.calibration.SceneCalibration`.
+    patterns
+        (band, k) band patterns.
+    rules
+        The sensor's rule table.
+    constrain_supplementary
+        Passed to the NNLS kernel.
+    metadata
+        Scene metadata (QA decoding depends on sensor and collection).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (len(LAYERS), y, x): uCw, uCv, uCs, uC4 (NaN without a supplementary
+        pattern), rms residual, MVIUPD, land-cover class, quality flags.
+    """
+    _, ny, nx = dn.shape
+    out = np.empty((len(LAYERS), ny, nx), dtype=np.float32)
+    reflectance = calibrate_block(dn, calibration, band_axis=0)
+    spectra = np.moveaxis(reflectance, 0, -1)
+    coefficients, residual = nnls_decompose(
+        spectra, patterns, constrain_supplementary=constrain_supplementary
+    )
+    k = coefficients.shape[-1]
+    for i in range(3):
+        out[i] = coefficients[..., i]
+    out[3] = coefficients[..., 3] if k == 4 else np.nan
+    out[4] = residual
+    out[5] = mviupd(
+        coefficients[..., 0],
+        coefficients[..., 1],
+        coefficients[..., 2],
+        coefficients[..., 3] if k == 4 else None,
+    )
+    classes = classify_array(coefficients, rules)
+    out[6] = classes
+    flags = qa_flags(dn, qa, radsat, metadata=metadata).astype(np.uint8)
+    if qa is None:
+        # Without a QA band (MSS) UPDM's own cloud rule is the cloud mask.
+        flags = flags | np.where(classes == CLASS_CODES["cloud"], CLOUD, 0).astype(np.uint8)
+    out[7] = flags
+    return out
+
+
+def _blockwise_kernel(dn, *rest, has_qa, has_radsat, **kwargs):
+    rest = list(rest)
+    qa = rest.pop(0) if has_qa else None
+    radsat = rest.pop(0) if has_radsat else None
+    scene_id = kwargs.pop("scene_id")
+    try:
+        return process_block(dn, qa, radsat, **kwargs)
+    except Exception as exc:  # say which scene broke: the job records it and goes on
+        raise SceneError(f"scene {scene_id}: {type(exc).__name__}: {exc}") from exc
+
+
+def process_scene_array(
+    dn: da.Array,
+    qa: da.Array | None,
+    radsat: da.Array | None,
+    *,
+    calibration: SceneCalibration,
+    patterns: np.ndarray,
+    rules: RuleTable,
+    constrain_supplementary: bool,
+    metadata,
+    scene_id: str,
+) -> da.Array:
+    """One blockwise task per spatial chunk: (band, y, x) DN -> (layer, y, x) float32.
+
+    The band axis must be a single chunk (all bands of a pixel in one task).
+    """
+    if len(dn.chunks[0]) != 1:
+        raise SceneError(
+            f"scene {scene_id}: the band axis is split into {len(dn.chunks[0])} chunks; "
+            "all bands of a pixel must be in one chunk (rechunk with {'band': -1})"
+        )
+    args: list = [dn, "byx"]
+    for extra in (qa, radsat):
+        if extra is not None:
+            if extra.chunks != dn.chunks[1:]:
+                extra = extra.rechunk(dn.chunks[1:])
+            args += [extra, "yx"]
+    name = "updm-process-" + tokenize(
+        dn, qa, radsat, calibration, patterns, rules, constrain_supplementary
+    )
+    return da.blockwise(
+        _blockwise_kernel,
+        "cyx",
+        *args,
+        new_axes={"c": len(LAYERS)},
+        concatenate=True,
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), dtype=np.float32),
+        name=name,
+        has_qa=qa is not None,
+        has_radsat=radsat is not None,
+        calibration=calibration,
+        patterns=np.asarray(patterns, dtype=np.float64),
+        rules=rules,
+        constrain_supplementary=constrain_supplementary,
+        metadata=metadata,
+        scene_id=scene_id,
+    )
+
+
+def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Dataset:
+    """UPDM layers of one scene, lazily.
+
+    Parameters
+    ----------
+    scene
+        From :func:`updm_dask.scenes.open_scene`: ``dn`` (band, y, x) dask-backed, optional
+        ``qa`` and ``radsat``, the scene's metadata in ``attrs["updm_metadata"]``.
+    science
+        Science parameters (default :class:`Science`).
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables uCw, uCv, uCs, uC4, residual, mviupd (float32), land_cover and quality
+        (uint8) with dims (y, x), the scene's CRS and coordinates, and provenance attrs.
+    """
+    science = science or Science()
+    metadata = scene.attrs.get("updm_metadata")
+    if metadata is None:
+        raise SceneError("dataset has no attrs['updm_metadata']; open it with scenes.open_scene")
+    scene_id = metadata.scene_id
+    patterns = science.patterns_for(metadata.sensor, metadata.satellite)
+    dn = scene["dn"]
+    labels = tuple(str(b) for b in dn["band"].values)
+    if labels != tuple(str(b) for b in patterns["band"].values):
+        raise SceneError(
+            f"scene {scene_id}: bands {labels} do not match the {metadata.sensor} patterns' "
+            f"bands {tuple(patterns['band'].values)}"
+        )
+    nodata = scene.attrs.get("nodata")
+    calibration = scene_calibration(
+        metadata,
+        labels,
+        calibration=science.calibration,
+        rayleigh=science.rayleigh,
+        nodata=nodata,
+    )
+    data = dn.data if isinstance(dn.data, da.Array) else da.from_array(dn.values, chunks=-1)
+    qa = scene["qa"].data if "qa" in scene else None
+    radsat = scene["radsat"].data if "radsat" in scene else None
+    stack = process_scene_array(
+        data,
+        qa,
+        radsat,
+        calibration=calibration,
+        patterns=patterns.values,
+        rules=science.rules_for(metadata.sensor),
+        constrain_supplementary=science.constrain_supplementary,
+        metadata=metadata,
+        scene_id=scene_id,
+    )
+    coords = {"y": scene["y"], "x": scene["x"]}
+    variables = {}
+    for i, name in enumerate(LAYERS):
+        layer = stack[i]
+        if name in ("land_cover", "quality"):
+            layer = layer.astype(np.uint8)
+        variables[name] = xr.DataArray(layer, dims=("y", "x"), coords=coords)
+    out = xr.Dataset(variables)
+    if "spatial_ref" in scene.coords:
+        out = out.assign_coords(spatial_ref=scene["spatial_ref"])
+    crs = scene.rio.crs
+    if crs is not None:
+        out = out.rio.write_crs(crs)
+        out = out.rio.write_transform(scene.rio.transform())
+    out.attrs.update({k: v for k, v in scene.attrs.items() if not k.startswith("updm_")})
+    out.attrs.update(science.provenance(metadata.sensor, metadata.satellite))
+    out.attrs["calibration_sources"] = ",".join(sorted(set(calibration.sources)))
+    out.attrs["updm_metadata"] = metadata
+    return out

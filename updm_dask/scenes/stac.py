@@ -1,0 +1,296 @@
+"""Finding scenes through STAC: Item / ItemCollection files and STAC API searches.
+
+Landsat archives in the cloud are published as STAC Items (USGS LandsatLook, Microsoft
+Planetary Computer, stactools-landsat): one Item per product, one asset per file. The
+assets used here:
+
+- the metadata file, ``MTL.txt`` / ``MTL.xml`` / ``MTL.json`` (keys matched ignoring case;
+  else any asset with role ``metadata`` whose href ends in ``_MTL.txt/.xml/.json``). It is
+  always read: calibration needs it, and it decides sensor, level and band layout;
+- the UPDM bands, by the Collection-2 asset keys: ``coastal``, ``blue``, ``green``, ``red``,
+  ``nir08``, ``swir16``, ``swir22`` (MSS Level-1: ``green``, ``red``, ``nir08``, ``nir09``),
+  else by the asset's ``eo:bands`` name (``B4``, ``SR_B4``, ``TM-SR_B4``) or common name;
+- ``qa_pixel`` (or ``qa``/``bqa``) and ``qa_radsat``.
+
+Hrefs become GDAL paths (``/vsis3/``, ``/vsicurl/``, plain local paths); relative hrefs are
+resolved against the Item's (or the JSON file's) location.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import posixpath
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pystac
+
+from ..errors import SceneError, UpdmError
+from ..metadata import MAX_METADATA_BYTES, SceneMetadata, read_mtl, read_mtl_text
+from ..sensors import get_sensor
+from . import _locations as loc
+from .discover import Discovery, SceneSource, scene_source, select_scenes
+
+__all__ = ["STAC_BAND_KEYS", "discover_stac"]
+
+#: UPDM spectral role (``sensors.BandSpec.name``) -> Landsat Collection-2 STAC asset key.
+STAC_BAND_KEYS = {
+    "coastal": "coastal",
+    "blue": "blue",
+    "green": "green",
+    "red": "red",
+    "nir": "nir08",
+    "nir2": "nir09",
+    "swir1": "swir16",
+    "swir2": "swir22",
+}
+# Older catalogues use plain "nir"/"swir1"/"swir2" common names.
+_COMMON_NAME_ALIASES = {
+    "nir08": ("nir08", "nir"),
+    "nir09": ("nir09",),
+    "swir16": ("swir16", "swir1"),
+    "swir22": ("swir22", "swir2"),
+}
+_MTL_KEYS = ("mtl.txt", "mtl.xml", "mtl.json")
+_QA_KEYS = {"qa": ("qa_pixel", "qa", "bqa"), "radsat": ("qa_radsat", "radsat")}
+_EO_NAME_RE = re.compile(r"(?:^|[_-])B0*(\d+)$", re.IGNORECASE)
+
+
+def _absolute(href: str, base: str | None) -> str:
+    if loc.is_url(href) or os.path.isabs(href) or base is None:
+        return href
+    if loc.is_url(base):
+        scheme, rest = base.split("://", 1)
+        return f"{scheme}://{posixpath.normpath(posixpath.join(posixpath.dirname(rest), href))}"
+    return os.path.normpath(os.path.join(os.path.dirname(base), href))
+
+
+def _assets(item: pystac.Item) -> dict[str, pystac.Asset]:
+    return {key.lower(): asset for key, asset in item.assets.items()}
+
+
+def _mtl_asset(item: pystac.Item) -> pystac.Asset | None:
+    assets = _assets(item)
+    for key in _MTL_KEYS:
+        if key in assets:
+            return assets[key]
+    for asset in item.assets.values():
+        if "metadata" in (asset.roles or []) and loc.MTL_RE.search(asset.href):
+            return asset
+    return None
+
+
+def _eo_bands(asset: pystac.Asset) -> list[Mapping[str, Any]]:
+    bands = asset.extra_fields.get("eo:bands") or []
+    return [b for b in bands if isinstance(b, Mapping)]
+
+
+def _band_asset(item: pystac.Item, label: str, role: str) -> pystac.Asset | None:
+    assets = _assets(item)
+    key = STAC_BAND_KEYS[role]
+    if key in assets:
+        return assets[key]
+    for asset in item.assets.values():
+        names = [str(b.get("name", "")) for b in _eo_bands(asset)]
+        if any((m := _EO_NAME_RE.search(n)) and m.group(1) == label for n in names):
+            return asset
+    aliases = _COMMON_NAME_ALIASES.get(key, (key,))
+    for asset in item.assets.values():
+        if any(b.get("common_name") in aliases for b in _eo_bands(asset)):
+            return asset
+    return None
+
+
+def _read_metadata(href: str) -> SceneMetadata:
+    if not loc.is_url(href):
+        return read_mtl(href)
+    fs, path = loc.open_location(href)
+    if loc.is_local(fs):
+        return read_mtl(path)
+    return read_mtl_text(loc.read_bytes(fs, path, MAX_METADATA_BYTES), href)
+
+
+def _exists(gdal: str) -> bool | None:
+    # Only local files are checked here; remote ones fail, naming the file, when opened.
+    if gdal.startswith("/vsi"):
+        return None
+    return os.path.isfile(gdal)
+
+
+def _item_source(item: pystac.Item, origin: str, base: str | None) -> SceneSource:
+    where = f"STAC item {item.id}"
+    base = item.get_self_href() or base
+    mtl = _mtl_asset(item)
+    if mtl is None:
+        raise SceneError(
+            f"{where}: no metadata asset (MTL.txt / MTL.xml / MTL.json); the scene cannot be "
+            "calibrated without it"
+        )
+    mtl_href = _absolute(mtl.href, base)
+    metadata = _read_metadata(mtl_href)
+    sensor = get_sensor(metadata.sensor, metadata.satellite)
+    level2 = metadata.is_level2
+    # Bands are taken from their assets; the metadata's file names only key them, so
+    # catalogues whose hrefs are renamed or signed URLs work too.
+    by_name: dict[str, str] = {}
+    for spec in sensor.bands:
+        asset = _band_asset(item, spec.label, spec.name)
+        if asset is None:
+            raise SceneError(
+                f"{where}: no asset for {sensor.name} band {spec.label} ({spec.name}); "
+                f"expected the key {STAC_BAND_KEYS[spec.name]!r} or eo:bands naming "
+                f"B{spec.label}"
+            )
+        band = metadata.bands.get(spec.label)
+        if band is None:
+            continue  # scene_source names the missing band
+        name = (band.sr_file_name or band.file_name) if level2 else band.file_name
+        if name:
+            by_name[name.lower()] = loc.url_to_gdal(_absolute(asset.href, base))
+
+    def resolve(name: str) -> str | None:
+        path = by_name.get(name.lower())
+        if path is not None and _exists(path) is False:
+            return None
+        return path
+
+    source = scene_source(
+        metadata,
+        mtl_path=mtl_href,
+        resolve=resolve,
+        origin=origin,
+        where=f"{where}'s assets",
+    )
+    assets = _assets(item)
+    qa_paths: dict[str, str] = {}
+    for role, keys in _QA_KEYS.items():
+        for key in keys:
+            if key in assets:
+                path = loc.url_to_gdal(_absolute(assets[key].href, base))
+                if _exists(path) is not False:
+                    qa_paths[role] = path
+                break
+    source = SceneSource(
+        scene_id=source.scene_id,
+        product_id=source.product_id,
+        metadata=source.metadata,
+        mtl_path=source.mtl_path,
+        band_paths=source.band_paths,
+        qa_paths=qa_paths,
+        level=source.level,
+        origin=origin,
+    )
+    return source
+
+
+def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, str | None]:
+    if search is not None:
+        from pystac_client import Client
+
+        url = os.fspath(source)
+        try:
+            client = Client.open(url)
+            return list(client.search(**search).items()), url, None
+        except UpdmError:
+            raise
+        except Exception as exc:  # pystac-client raises many kinds; name the API
+            raise SceneError(f"STAC API {url}: search {dict(search)} failed: {exc}") from exc
+    if isinstance(source, pystac.Item):
+        return [source], f"STAC item {source.id}", None
+    if isinstance(source, pystac.ItemCollection):
+        return list(source), "STAC item collection", None
+    if hasattr(source, "items") and callable(source.items) and not isinstance(source, Mapping):
+        # pystac_client.ItemSearch (or anything with .items()).
+        url = getattr(source, "url", "STAC search")
+        try:
+            return list(source.items()), str(url), None
+        except Exception as exc:
+            raise SceneError(f"STAC search {url}: failed: {exc}") from exc
+    if isinstance(source, str | os.PathLike):
+        location = os.fspath(source)
+        fs, path = loc.open_location(location)
+        try:
+            exists = fs.exists(path)
+        except OSError:
+            exists = False
+        if not exists:
+            raise SceneError(f"{location}: no such STAC file")
+        try:
+            with fs.open(path, "rb") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise SceneError(f"{location}: not a STAC JSON file: {exc}") from exc
+        base = location if loc.is_url(location) else path
+        return _items_from_dict(data, location), location, base
+    if isinstance(source, Iterable):
+        items = list(source)
+        if not all(isinstance(i, pystac.Item) for i in items):
+            raise SceneError("discover_stac: an iterable source must hold pystac.Item objects")
+        return items, "STAC items", None
+    raise SceneError(
+        f"discover_stac: cannot read STAC from {type(source).__name__}; expected a path or "
+        "URL to an Item/ItemCollection JSON, a pystac Item/ItemCollection, an ItemSearch, or "
+        "a STAC API URL with search={...}"
+    )
+
+
+def _items_from_dict(data: Any, location: str) -> list[pystac.Item]:
+    kind = data.get("type") if isinstance(data, Mapping) else None
+    try:
+        if kind == "FeatureCollection":
+            return list(pystac.ItemCollection.from_dict(data, preserve_dict=False))
+        if kind == "Feature":
+            return [pystac.Item.from_dict(data, preserve_dict=False)]
+    except Exception as exc:  # pystac raises KeyError/ValueError/STACError on bad items
+        raise SceneError(f"{location}: not a valid STAC Item/ItemCollection: {exc}") from exc
+    raise SceneError(
+        f"{location}: a STAC file must be a Feature (Item) or FeatureCollection "
+        f"(ItemCollection); its type is {kind!r}"
+    )
+
+
+def discover_stac(
+    source: str | os.PathLike | pystac.Item | pystac.ItemCollection | Iterable | Any,
+    *,
+    search: Mapping[str, Any] | None = None,
+    sensors: str | Sequence[str] | None = None,
+    start: dt.date | dt.datetime | str | None = None,
+    end: dt.date | dt.datetime | str | None = None,
+) -> Discovery:
+    """Find Landsat scenes described by STAC Items.
+
+    Parameters
+    ----------
+    source
+        A path or URL to an Item or ItemCollection JSON file; a ``pystac.Item`` /
+        ``pystac.ItemCollection`` / iterable of Items; a ``pystac_client.ItemSearch``; or,
+        with ``search``, the root URL of a STAC API.
+    search
+        Keyword arguments of ``pystac_client.Client.search`` (``collections``, ``bbox``,
+        ``datetime``, ``query`` ...); makes ``source`` a STAC API URL.
+    sensors, start, end
+        Filters, as for :func:`~updm_dask.scenes.discover_scenes`.
+
+    Returns
+    -------
+    Discovery
+        Scenes sorted by acquisition time; ``problems`` as ``(item id, message)`` for Items
+        without a metadata asset, without a UPDM band, or whose files are missing.
+
+    Raises
+    ------
+    SceneError
+        When the source itself cannot be read (no such file, not STAC JSON, failed search).
+    """
+    items, origin, base = _load_items(source, search)
+    scenes: list[SceneSource] = []
+    problems: list[tuple[str, str]] = []
+    for item in items:
+        try:
+            scenes.append(_item_source(item, origin, base))
+        except (UpdmError, OSError) as exc:
+            problems.append((f"STAC item {item.id}", str(exc)))
+    return select_scenes(scenes, problems, sensors=sensors, start=start, end=end)
