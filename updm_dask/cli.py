@@ -6,6 +6,9 @@ No numerics live here; every sub-command calls one public function and prints it
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +17,10 @@ from . import __version__
 from .errors import UpdmError
 
 __all__ = ["main"]
+
+#: Feature packages that bring their own sub-commands: each has ``commands.register(sub)``
+#: which adds sub-parsers whose ``func(args) -> int`` does the work.
+_COMMAND_PACKAGES = ("updm_dask.query", "updm_dask.embed")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -80,13 +87,28 @@ def _build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="grid, variables, scenes per sensor/decade, commits")
     info.add_argument("cube", help="cube location (path or s3://...)")
     info.set_defaults(func=_cmd_info)
+
+    for package in _COMMAND_PACKAGES:
+        if importlib.util.find_spec(package) and importlib.util.find_spec(f"{package}.commands"):
+            importlib.import_module(f"{package}.commands").register(sub)
     return parser
+
+
+def _quiet_icechunk() -> None:
+    # Icechunk logs warnings (e.g. about local-filesystem commits, which the cube docs
+    # cover) straight to stderr, through the progress bar; keep errors only unless the
+    # user asks for more with ICECHUNK_LOG.
+    if "ICECHUNK_LOG" not in os.environ:
+        import icechunk
+
+        icechunk.set_logs_filter("error")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``updm`` console script."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    _quiet_icechunk()
     try:
         return int(args.func(args) or 0)
     except UpdmError as exc:

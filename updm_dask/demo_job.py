@@ -1,57 +1,69 @@
-"""`updm demo`: generate the synthetic archive, process it into a cube, report recovery.
+"""`updm demo`: generate the synthetic archive, run a real job on it, report recovery.
 
-This drives the stages directly (discover -> open -> fused pipeline -> regrid -> cube ->
-yearly layers) on the local threaded scheduler; the cluster-aware job runner is `updm run`.
+The demo is an ordinary job: :func:`updm_dask.demo.make_demo_archive` writes real GeoTIFF
+band files and MTL files, :meth:`~updm_dask.demo.DemoArchive.write_job_spec` writes the
+job spec, and :func:`updm_dask.jobs.run_job_file` runs it on a Dask cluster (the same
+resolution order as ``updm run``), so running the demo again adds nothing.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import numpy as np
-from affine import Affine
 
-from .cube import create_cube, open_cube
+from .cube import open_cube
 from .demo import format_recovery, make_demo_archive, recovery_report
-from .grid import CubeGrid, to_grid
-from .pipeline import Science, process_scene
-from .scenes import discover_scenes, open_scene
+from .jobs import run_job_file
 
 __all__ = ["run_demo"]
 
 
-def run_demo(workdir: Path, *, n_scenes: int | None = None, size: int = 200, **_ignored) -> int:
-    """Build the demo archive and cube under ``workdir``; print the recovery table."""
+def run_demo(
+    workdir: str | os.PathLike,
+    *,
+    scheduler: str | None = None,
+    scheduler_file: str | os.PathLike | None = None,
+    progress: bool = True,
+    n_scenes: int | None = None,
+    size: int = 200,
+    client=None,
+) -> int:
+    """Build the demo archive and run its job into ``workdir/cube.icechunk``.
+
+    Parameters
+    ----------
+    workdir
+        Folder for the archive, the job spec and the cube.
+    scheduler, scheduler_file, client
+        Where to run (see :func:`updm_dask.jobs.run_job`).
+    progress
+        Show a progress bar.
+    n_scenes, size
+        Archive size (default: the full 1972-2024 schedule on a 200 x 200 grid).
+
+    Returns
+    -------
+    int
+        The job's exit code (0 when every scene was stored).
+    """
     started = time.perf_counter()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     archive = make_demo_archive(workdir, n_scenes=n_scenes, size=size)
     cube_path = workdir / "cube.icechunk"
-    archive.write_job_spec(workdir / "job.toml", cube_path)
-    grid = CubeGrid(archive.grid.crs, Affine(*archive.grid.transform), tuple(archive.grid.shape))
-    cube = open_cube(cube_path) if cube_path.exists() else create_cube(cube_path, grid)
-    done = cube.scene_ids()
-    found = discover_scenes([str(archive.root)])
-    todo = [s for s in found.scenes if s.scene_id not in done]
-    science = Science()
-    print(f"demo: {len(found.scenes)} scenes found, {len(todo)} to process")
-    for start in range(0, len(todo), 8):
-        batch = []
-        for source in todo[start : start + 8]:
-            layers = process_scene(open_scene(source), science)
-            methods = {v: ("mode" if v in ("land_cover", "quality") else "average") for v in layers}
-            placed = to_grid(layers, grid, method=methods)
-            placed.attrs = {k: v for k, v in layers.attrs.items() if not k.startswith("updm_")}
-            batch.append(placed)
-        cube.append_scenes(
-            batch,
-            metadata={"job_id": "updm-demo", "pattern_set_sha256": science.pattern_set.sha256},
-            message=f"demo batch {start // 8 + 1}",
-        )
-    cube.rebuild_yearly()
+    job = archive.write_job_spec(workdir / "job.toml", cube_path)
+    report = run_job_file(
+        job, scheduler=scheduler, scheduler_file=scheduler_file, client=client, progress=progress
+    )
+    print(report.format())
     ds = open_cube(cube_path).to_xarray()
     yearly = {int(y): np.asarray(ds["yearly_land_cover"].sel(year=y)) for y in ds["year"].values}
     print(format_recovery(recovery_report(yearly, archive)))
-    print(f"demo: cube at {cube_path}; {time.perf_counter() - started:.1f} s")
-    return 0
+    print(
+        f"demo: cube at {cube_path} ({time.perf_counter() - started:.1f} s); "
+        f"see it with `updm info {cube_path}`, run it again with `updm run {job}`"
+    )
+    return report.exit_code

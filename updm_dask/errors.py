@@ -53,3 +53,7 @@ class JobSpecError(UpdmError, ValueError):
 
 class QueryError(UpdmError, ValueError):
     """A query cannot be answered as asked (outside grid, unknown variable, ...)."""
+
+
+class JobError(UpdmError):
+    """A job cannot go on (cluster lost, cube unwritable); committed batches are kept."""

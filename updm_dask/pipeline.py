@@ -29,7 +29,7 @@ from .classify import CLASS_CODES, RuleTable, classify_array, load_rules, mviupd
 from .decompose import nnls_decompose
 from .errors import SceneError
 from .patterns import PatternSet, band_patterns, default_pattern_set
-from .scenes import CLOUD, qa_flags
+from .scenes.masks import CLOUD, MaskParams, mask_params, qa_flags, slc_extent_args
 
 __all__ = [
     "FLOAT_LAYERS",
@@ -139,7 +139,9 @@ def process_block(
     patterns: np.ndarray,
     rules: RuleTable,
     constrain_supplementary: bool,
-    metadata,
+    mask: MaskParams,
+    row_extent: np.ndarray | None = None,
+    col_offset: int = 0,
 ) -> np.ndarray:
     """Run every UPDM stage on one block of a scene.
 
@@ -158,8 +160,11 @@ def process_block(
         The sensor's rule table.
     constrain_supplementary
         Passed to the NNLS kernel.
-    metadata
-        Scene metadata (QA decoding depends on sensor and collection).
+    mask
+        The scene's :func:`~updm_dask.scenes.mask_params` (fill values, QA decoding).
+    row_extent, col_offset
+        For SLC-off scenes: first/last valid column of every row of the whole scene and
+        this block's first scene column (see :func:`~updm_dask.scenes.qa_flags`).
 
     Returns
     -------
@@ -187,7 +192,9 @@ def process_block(
     )
     classes = classify_array(coefficients, rules)
     out[6] = classes
-    flags = qa_flags(dn, qa, radsat, metadata=metadata).astype(np.uint8)
+    flags = qa_flags(
+        dn, qa, radsat, params=mask, row_extent=row_extent, col_offset=col_offset
+    ).astype(np.uint8)
     if qa is None:
         # Without a QA band (MSS) UPDM's own cloud rule is the cloud mask.
         flags = flags | np.where(classes == CLASS_CODES["cloud"], CLOUD, 0).astype(np.uint8)
@@ -199,6 +206,9 @@ def _blockwise_kernel(dn, *rest, has_qa, has_radsat, **kwargs):
     rest = list(rest)
     qa = rest.pop(0) if has_qa else None
     radsat = rest.pop(0) if has_radsat else None
+    if rest:  # SLC-off: the whole scene's row extent and this block's column numbers
+        extent, cols = rest
+        kwargs.update(row_extent=extent, col_offset=int(cols[0]))
     scene_id = kwargs.pop("scene_id")
     try:
         return process_block(dn, qa, radsat, **kwargs)
@@ -215,12 +225,14 @@ def process_scene_array(
     patterns: np.ndarray,
     rules: RuleTable,
     constrain_supplementary: bool,
-    metadata,
+    mask: MaskParams,
     scene_id: str,
 ) -> da.Array:
     """One blockwise task per spatial chunk: (band, y, x) DN -> (layer, y, x) float32.
 
-    The band axis must be a single chunk (all bands of a pixel in one task).
+    The band axis must be a single chunk (all bands of a pixel in one task). ETM+ SLC-off
+    scenes get one small extra reduction (first/last valid column of every row, over the
+    whole scene) so that the gap rule sees whole rows.
     """
     if len(dn.chunks[0]) != 1:
         raise SceneError(
@@ -233,25 +245,32 @@ def process_scene_array(
             if extra.chunks != dn.chunks[1:]:
                 extra = extra.rechunk(dn.chunks[1:])
             args += [extra, "yx"]
-    name = "updm-process-" + tokenize(
-        dn, qa, radsat, calibration, patterns, rules, constrain_supplementary
+    token = tokenize(dn, qa, radsat, calibration, patterns, rules, constrain_supplementary, mask)
+    tail = slc_extent_args(
+        args,
+        mask,
+        has_qa=qa is not None,
+        has_radsat=radsat is not None,
+        x_chunks=dn.chunks[2],
+        token=token,
     )
     return da.blockwise(
         _blockwise_kernel,
         "cyx",
         *args,
+        *tail,
         new_axes={"c": len(LAYERS)},
         concatenate=True,
         dtype=np.float32,
         meta=np.empty((0, 0, 0), dtype=np.float32),
-        name=name,
+        name="updm-process-" + token,
         has_qa=qa is not None,
         has_radsat=radsat is not None,
         calibration=calibration,
         patterns=np.asarray(patterns, dtype=np.float64),
         rules=rules,
         constrain_supplementary=constrain_supplementary,
-        metadata=metadata,
+        mask=mask,
         scene_id=scene_id,
     )
 
@@ -297,6 +316,14 @@ def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Datas
     data = dn.data if isinstance(dn.data, da.Array) else da.from_array(dn.values, chunks=-1)
     qa = scene["qa"].data if "qa" in scene else None
     radsat = scene["radsat"].data if "radsat" in scene else None
+    # Scene-wide mask rules: the rasters' declared nodata and the QA flavour travel with
+    # the scene, not with each chunk.
+    mask = mask_params(
+        metadata,
+        band_labels=labels,
+        nodata=dn.attrs.get("nodatavals"),
+        qa_kind=scene["qa"].attrs.get("qa_kind") if qa is not None else None,
+    )
     stack = process_scene_array(
         data,
         qa,
@@ -305,7 +332,7 @@ def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Datas
         patterns=patterns.values,
         rules=science.rules_for(metadata.sensor),
         constrain_supplementary=science.constrain_supplementary,
-        metadata=metadata,
+        mask=mask,
         scene_id=scene_id,
     )
     coords = {"y": scene["y"], "x": scene["x"]}

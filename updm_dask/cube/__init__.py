@@ -52,7 +52,7 @@ http when the endpoint URL says ``http://``).
 from __future__ import annotations
 
 from ._cube import Cube, create_cube, cube_info, format_cube_info, open_cube
-from ._io import CubeConflictError
+from ._io import CubeConflictError, EmptyScenesError
 from ._schema import (
     CUBE_FORMAT,
     LAND_COVER_CLASSES,
@@ -84,6 +84,7 @@ __all__ = [
     "YEARLY_VARIABLES",
     "Cube",
     "CubeConflictError",
+    "EmptyScenesError",
     "create_cube",
     "cube_info",
     "format_cube_info",

@@ -18,10 +18,12 @@ from ..errors import CubeError, GridError
 from ..grid import CubeGrid
 from ._io import (
     CubeConflictError,
+    EmptyScenesError,
     chunk_edge,
     open_repository,
     repository_exists,
     root_attrs,
+    slot_has_data,
     storage_for,
     write_dask,
     zstd_codec,
@@ -345,6 +347,7 @@ class Cube:
         *,
         metadata: Mapping[str, Any],
         message: str,
+        reject_empty: bool = False,
     ) -> str | None:
         """Append scenes that are already on the cube grid, as new time slots, in ONE commit.
 
@@ -364,6 +367,10 @@ class Cube:
             ``updm_dask_version`` are added when absent.
         message : str
             Commit message.
+        reject_empty : bool
+            Check, after the chunks are written and before the commit, that every new
+            scene has a valid (not no_data) land-cover pixel on the grid; if any has none,
+            commit nothing and raise :class:`EmptyScenesError` naming them.
 
         Returns
         -------
@@ -379,6 +386,8 @@ class Cube:
             A scene is not on the cube grid (dims, shape, coordinates, CRS).
         CubeConflictError
             Another writer committed to the branch while this batch was written.
+        EmptyScenesError
+            With ``reject_empty``: scenes without any valid pixel on the grid.
 
         Notes
         -----
@@ -437,6 +446,20 @@ class Cube:
             sources.append(da.concatenate(parts, axis=0))
             names.append(name)
         write_dask(session, sources, names, n0)
+        if reject_empty:
+            n_chunks = tuple(-(-n // c) for n, c in zip((ny, nx), chunks, strict=True))
+            empty = [
+                s.scene_id
+                for i, s in enumerate(new)
+                if not slot_has_data(session, "land_cover", n0 + i, n_chunks)
+            ]
+            if empty:
+                raise EmptyScenesError(
+                    f"{len(empty)} scene(s) have no valid pixel on the grid of "
+                    f"{self.location!r} (all fill, or outside it): {', '.join(empty)}; "
+                    "nothing of this batch was stored",
+                    empty,
+                )
 
         meta.setdefault("action", "append_scenes")
         meta.setdefault("scene_ids", [s.scene_id for s in new])

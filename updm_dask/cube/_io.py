@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -19,6 +20,38 @@ from ..errors import CubeError
 
 class CubeConflictError(CubeError):
     """Another writer committed to the branch first; re-read the ledger and retry."""
+
+
+class EmptyScenesError(CubeError):
+    """Scenes of a batch hold no valid pixel on the cube grid; nothing was stored.
+
+    ``scene_ids`` names them, so the caller can record them and append the rest.
+    """
+
+    def __init__(self, message: str, scene_ids: Sequence[str]) -> None:
+        super().__init__(message)
+        self.scene_ids = tuple(scene_ids)
+
+    def __reduce__(self):  # keep scene_ids when pickled between processes
+        return (type(self), (str(self), self.scene_ids))
+
+
+def slot_has_data(session: icechunk.Session, name: str, index: int, chunks: Sequence[int]) -> bool:
+    """Whether any chunk of time slot ``index`` of array ``name`` is stored in ``session``.
+
+    All-fill chunks are never written, so a slot without stored chunks holds only fill.
+    """
+    from zarr.core.sync import sync
+
+    keys = [f"{name}/c/{index}/{i}/{j}" for i in range(chunks[0]) for j in range(chunks[1])]
+
+    async def any_exists() -> bool:
+        for key in keys:
+            if await session.store.exists(key):
+                return True
+        return False
+
+    return sync(any_exists())
 
 
 def storage_for(location: str | os.PathLike) -> tuple[icechunk.Storage, str]:

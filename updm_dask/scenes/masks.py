@@ -81,6 +81,7 @@ __all__ = [
     "qa_flags",
     "qa_flags_array",
     "scene_qa_flags",
+    "slc_extent_args",
 ]
 
 FILL = 1
@@ -374,6 +375,43 @@ def _flags_block(dn, *rest, params, has_qa, has_radsat):
     return qa_flags(dn, qa, radsat, params=params)
 
 
+def slc_extent_args(
+    args: list,
+    params: MaskParams,
+    *,
+    has_qa: bool,
+    has_radsat: bool,
+    x_chunks: tuple[int, ...],
+    token: str,
+) -> list:
+    """Extra blockwise arguments for the SLC-gap rule: ``[extent, "ye", cols, "x"]``.
+
+    ``args`` are the blockwise arguments of the DN stack (``dn, "byx"`` then ``qa``/
+    ``radsat`` as ``"yx"``). The first and last valid column of every row are reduced over
+    all x-chunks, so the gap rule sees whole rows, not chunk-sized pieces of them; ``cols``
+    tells each block its first scene column. Empty for scenes without SLC gaps.
+    """
+    if not params.slc_off:
+        return []
+    fill = da.blockwise(
+        _fill_block,
+        "yx",
+        *args,
+        concatenate=True,
+        dtype=bool,
+        meta=np.empty((0, 0), dtype=bool),
+        name="updm-fill-" + token,
+        params=params,
+        has_qa=has_qa,
+        has_radsat=has_radsat,
+    )
+    cols = da.arange(sum(x_chunks), chunks=(x_chunks,))
+    first = da.where(fill, np.iinfo(np.int64).max, cols[None, :]).min(axis=1)
+    last = da.where(fill, -1, cols[None, :]).max(axis=1)
+    extent = da.stack([first, last], axis=1).rechunk({1: 2})
+    return [extent, "ye", cols, "x"]
+
+
 def qa_flags_array(
     dn: da.Array,
     qa: da.Array | None,
@@ -400,23 +438,14 @@ def qa_flags_array(
             args += [extra, "yx"]
     flags = {"params": params, "has_qa": qa is not None, "has_radsat": radsat is not None}
     token = tokenize(dn, qa, radsat, params)
-    tail: list = []
-    if params.slc_off:
-        fill = da.blockwise(
-            _fill_block,
-            "yx",
-            *args,
-            concatenate=True,
-            dtype=bool,
-            meta=np.empty((0, 0), dtype=bool),
-            name="updm-fill-" + token,
-            **flags,
-        )
-        cols = da.arange(dn.shape[2], chunks=(dn.chunks[2],))
-        first = da.where(fill, np.iinfo(np.int64).max, cols[None, :]).min(axis=1)
-        last = da.where(fill, -1, cols[None, :]).max(axis=1)
-        extent = da.stack([first, last], axis=1).rechunk({1: 2})
-        tail = [extent, "ye", cols, "x"]
+    tail = slc_extent_args(
+        args,
+        params,
+        has_qa=qa is not None,
+        has_radsat=radsat is not None,
+        x_chunks=dn.chunks[2],
+        token=token,
+    )
     return da.blockwise(
         _flags_block,
         "yx",
