@@ -398,7 +398,9 @@ def _store_batch(
             time.sleep(min(2.0**conflicts, 30.0) * 0.1)
             continue
         except Exception as exc:
-            named = _culprits(exc, batch) if isinstance(exc, _SCENE_ERRORS) else []
+            # Scene errors name their scene ("scene <id>: ..."); a worker may hand one back
+            # as a bare Exception holding that text, so the text decides.
+            named = _culprits(exc, batch)
             if not named:
                 raise JobError(
                     f"{message} failed and nothing of it was stored ({type(exc).__name__}: "
@@ -531,6 +533,8 @@ def _run(
             )
     finally:
         bar.close()
+    # Also the years an earlier, interrupted run appended to but never rebuilt.
+    years |= set(cube.stale_years())
     if years:
         snapshot = cube.rebuild_yearly(
             sorted(years), message=f"job {spec.name}: per-year layers of {_year_list(years)}"

@@ -213,7 +213,9 @@ def _blockwise_kernel(dn, *rest, has_qa, has_radsat, **kwargs):
     try:
         return process_block(dn, qa, radsat, **kwargs)
     except Exception as exc:  # say which scene broke: the job records it and goes on
-        raise SceneError(f"scene {scene_id}: {type(exc).__name__}: {exc}") from exc
+        # "from None": the cause may not pickle back from a worker process; its type and
+        # text are in the message.
+        raise SceneError(f"scene {scene_id}: {type(exc).__name__}: {exc}") from None
 
 
 def process_scene_array(

@@ -306,6 +306,32 @@ class Cube:
             for s in self._repo.ancestry(snapshot_id=self.snapshot_id)
         ]
 
+    def stale_years(self) -> list[int]:
+        """Years whose per-year layers miss scenes appended since they were last built.
+
+        Walks the commit history from the newest commit: a scene appended by a commit is
+        covered when a later ``rebuild_yearly`` commit built its year. Jobs rebuild these
+        years too, so a job that crashed before its rebuild is made whole by the next run.
+        """
+        group = self._group()
+        year_of = dict(
+            zip(
+                (str(s) for s in group["scene_id"][:].tolist()),
+                (int(y) for y in _years_of(group["time"][:])),
+                strict=True,
+            )
+        )
+        covered: set[int] = set()
+        stale: set[int] = set()
+        for commit in self.history():
+            meta = commit["metadata"]
+            if meta.get("action") == "rebuild_yearly":
+                covered |= {int(y) for y in meta.get("years", [])}
+            elif meta.get("action") == "append_scenes":
+                stale |= {year_of[s] for s in meta.get("scene_ids", []) if s in year_of}
+                stale -= covered
+        return sorted(stale)
+
     def create_tag(self, tag: str, snapshot: str | None = None) -> str:
         """Tag ``snapshot`` (default :attr:`snapshot_id`) for later ``open_cube(tag=...)``.
 

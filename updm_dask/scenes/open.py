@@ -134,7 +134,8 @@ def _read_window(path: str, window: Window, dtype: np.dtype, scene: str, quiet: 
             f"scene {scene}: reading {path} (rows {window.row_off}:"
             f"{window.row_off + window.height}, columns {window.col_off}:"
             f"{window.col_off + window.width}) failed: {detail}"
-        ) from exc
+        ) from None  # the message carries GDAL's; rasterio's errors do not pickle between
+        # processes, and a distributed worker would otherwise send a bare Exception back
     if data.shape != (window.height, window.width):
         raise SceneError(
             f"scene {scene}: {path} returned {data.shape} pixels for a "
