@@ -120,3 +120,17 @@ def test_aoi_grid_is_accepted(tmp_path):
         load_job_spec(
             write(tmp_path, text.replace("[39.4, 8.0, 39.5, 8.1]", "[39.5, 8.0, 39.4, 8.1]"))
         )
+
+
+def test_batch_size_defaults_to_the_dask_config(tmp_path):
+    import dask
+
+    without = GOOD.replace("[batch]\nsize = 3\n", "")
+    assert "[batch]" not in without
+    assert load_job_spec(write(tmp_path, without)).batch_size == 8  # updm.yaml default
+    with dask.config.set({"updm.job.batch-size": 16}):
+        assert load_job_spec(write(tmp_path, without)).batch_size == 16
+        assert load_job_spec(write(tmp_path, GOOD)).batch_size == 3  # the spec wins
+    with dask.config.set({"updm.job.batch-size": "many"}):
+        with pytest.raises(JobSpecError, match=r"batch\.size.*updm\.job\.batch-size"):
+            load_job_spec(write(tmp_path, without))

@@ -30,7 +30,7 @@ Example::
     rayleigh = true
 
     [batch]
-    size = 8
+    size = 8                      # default: dask config updm.job.batch-size
 
 Relative paths are taken relative to the job file. Unknown keys and bad values are
 rejected with a :class:`~updm_dask.errors.JobSpecError` naming the key; the file is
@@ -48,6 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask.config
+
+from . import config as _config  # noqa: F401  (registers the updm.* defaults)
 from .errors import JobSpecError
 from .sensors import SENSOR_NAMES, canonical_sensor_name
 
@@ -293,7 +296,12 @@ def parse_job_spec(
         rules = {k: v if v in ("TM", "MSS") else _resolve(base, v) for k, v in rules.items()}
     elif rules not in ("auto", "TM", "MSS"):
         rules = _resolve(base, rules)
-    batch_size = data.get("batch", {}).get("size", 8)
+    # Without [batch] size the deployment's dask config decides (updm.job.batch-size).
+    batch_size = data.get("batch", {}).get("size")
+    if batch_size is None:
+        batch_size = dask.config.get("updm.job.batch-size", 8)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise _fail(source, "batch.size", f"dask config updm.job.batch-size is {batch_size!r}")
     if batch_size < 1:
         raise _fail(source, "batch.size", f"expected a positive integer, got {batch_size}")
 
