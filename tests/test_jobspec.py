@@ -97,8 +97,12 @@ def test_bad_values_name_the_key(tmp_path, change, message):
 def test_missing_required_and_unreadable(tmp_path):
     with pytest.raises(JobSpecError, match=r"\[cube.path\] is required"):
         load_job_spec(write(tmp_path, '[inputs]\npaths = ["a"]\n'))
-    with pytest.raises(JobSpecError, match=r"\[inputs.paths\] is required"):
+    with pytest.raises(JobSpecError, match=r"\[inputs.paths\] is required \(or inputs.stac\)"):
         load_job_spec(write(tmp_path, '[cube]\npath = "c"\n'))
+    with pytest.raises(JobSpecError, match=r"\[inputs.paths\] is required \(or inputs.stac\)"):
+        load_job_spec(write(tmp_path, '[inputs]\npaths = []\n[cube]\npath = "c"\n'))
+    only_stac = load_job_spec(write(tmp_path, '[inputs]\nstac = ["s.json"]\n[cube]\npath = "c"\n'))
+    assert only_stac.inputs == () and only_stac.stac == (str(tmp_path / "s.json"),)
     with pytest.raises(JobSpecError, match="not valid TOML"):
         load_job_spec(write(tmp_path, "[inputs\npaths = 1"))
     with pytest.raises(JobSpecError, match="does not exist"):

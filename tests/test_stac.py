@@ -366,3 +366,35 @@ def test_scene_read_over_http_through_vsicurl(landsat, server):
     [via_stac] = discover_stac(item).scenes
     assert via_stac.mtl_path == f"{server}/{rel}"
     np.testing.assert_array_equal(open_scene(via_stac)["dn"].values, local["dn"].values)
+
+
+def test_a_job_reads_its_scenes_from_a_stac_item_collection(landsat, tmp_path):
+    from distributed import Client, LocalCluster
+
+    from updm_dask.cube import open_cube
+    from updm_dask.jobs import run_job_file
+
+    ethiopia = [d for d in DIR_SCENES if d.startswith("ethiopia")]
+    items = [_item_for_folder(landsat / d) for d in ethiopia]
+    catalogue = tmp_path / "scenes.json"
+    pystac.ItemCollection(items).save_object(dest_href=str(catalogue))
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'[inputs]\nstac = ["{catalogue}"]\nsensors = ["TM", "OLI"]\n'
+        f'[cube]\npath = "{tmp_path / "cube.icechunk"}"\n'
+        '[grid]\ncrs = "EPSG:32637"\n'
+        "transform = [30.0, 0.0, 589035.0, 0.0, -30.0, 756165.0]\nshape = [101, 101]\n"
+    )
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False) as cluster,
+        Client(cluster) as client,
+    ):
+        report = run_job_file(job, client=client, progress=False, echo=lambda _: None)
+    assert report.exit_code == 0 and report.failed == []
+    expected = {
+        read_mtl(str(next((landsat / d).glob("*_MTL.txt")))).scene_id
+        for d in ethiopia
+        if not d.split("/")[1].startswith("LE07")  # ETM+ is not among the job's sensors
+    }
+    assert len(expected) == 3
+    assert open_cube(tmp_path / "cube.icechunk").scene_ids() == expected

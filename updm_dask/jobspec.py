@@ -84,7 +84,7 @@ _ALLOWED: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
     "batch": {"size": int},
 }
-_REQUIRED = {"inputs": ("paths",), "cube": ("path",)}
+_REQUIRED = {"inputs": (), "cube": ("path",)}
 
 
 @dataclass(frozen=True)
@@ -196,13 +196,17 @@ def parse_job_spec(
             if key not in data.get(section, {}):
                 raise _fail(source, f"{section}.{key}", "is required")
 
-    inputs = data["inputs"]
-    paths = inputs["paths"]
-    if not paths or not all(isinstance(p, str) and p for p in paths):
-        raise _fail(source, "inputs.paths", "expected a non-empty list of paths, globs or URLs")
+    inputs = data.get("inputs", {})
+    paths = inputs.get("paths", [])
+    if not all(isinstance(p, str) and p for p in paths):
+        raise _fail(source, "inputs.paths", "expected a list of paths, globs or URLs")
     stac = inputs.get("stac", [])
     if not all(isinstance(p, str) and p for p in stac):
         raise _fail(source, "inputs.stac", "expected a list of STAC file paths or URLs")
+    if not paths and not stac:
+        raise _fail(
+            source, "inputs.paths", "is required (or inputs.stac): the job has no scenes to find"
+        )
     start = _date(source, "inputs.start", inputs["start"]) if "start" in inputs else None
     end = _date(source, "inputs.end", inputs["end"]) if "end" in inputs else None
     if start and end and end < start:
