@@ -227,9 +227,8 @@ def test_collection1_reflectance_and_radiance_paths_agree(shared_data):
     Collection products derive REFLECTANCE_MULT from a newer solar spectrum than Chander's
     ESUN table; on this scene the two routes differ by up to 5 % (SWIR1), never more.
     """
-    from updm_dask.metadata import read_mtl
-
     from updm_dask.calibration import band_reflectance_coefficients
+    from updm_dask.metadata import read_mtl
 
     md = read_mtl(
         shared_data / "landsat/ethiopia-167055/LT05_L1TP_167055_20000309_20161214_01_T1/"

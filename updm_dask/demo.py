@@ -1532,14 +1532,17 @@ def _truth_getter(truth: Any) -> Callable[[int], np.ndarray]:
     )
 
 
-def recovery_report(yearly_classes: Mapping[int, np.ndarray], truth: Any) -> list[RecoveryRow]:
+def recovery_report(yearly_classes: Any, truth: Any) -> list[RecoveryRow]:
     """Compare yearly land-cover layers with the planted truth.
 
     Parameters
     ----------
     yearly_classes
         Year -> (ny, nx) class codes on the demo grid (0 no data, 1 cloud, 2 water,
-        3 vegetation, 4 urban); numpy or xarray.
+        3 vegetation, 4 urban); numpy or xarray. Or the demo cube itself (a
+        :class:`~updm_dask.cube.Cube` or its location): its per-year land-cover maps are
+        then read with the cube queries (:func:`updm_dask.query.open_yearly`), every year
+        that has a per-year layer.
     truth
         A :class:`DemoArchive`, a callable ``year -> classes``, or a mapping year -> classes.
 
@@ -1552,7 +1555,16 @@ def recovery_report(yearly_classes: Mapping[int, np.ndarray], truth: Any) -> lis
     ------
     GridError
         A layer whose shape differs from the truth's, or an unusable ``truth``.
+    QueryError
+        A cube without per-year layers.
     """
+    if not isinstance(yearly_classes, Mapping):
+        # a cube: read what a user would read, through the query API
+        from .query import open_yearly
+
+        layers, _ = open_yearly(yearly_classes)
+        classes = layers["yearly_land_cover"].values
+        yearly_classes = {int(y): classes[i] for i, y in enumerate(layers["year"].values)}
     get_truth = _truth_getter(truth)
     rows = []
     for year in sorted(yearly_classes):

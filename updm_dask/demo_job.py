@@ -12,11 +12,10 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .cube import open_cube
 from .demo import format_recovery, make_demo_archive, recovery_report
 from .jobs import run_job_file
+from .query import transition_matrix
 
 __all__ = ["run_demo"]
 
@@ -59,9 +58,13 @@ def run_demo(
         job, scheduler=scheduler, scheduler_file=scheduler_file, client=client, progress=progress
     )
     print(report.format())
-    ds = open_cube(cube_path).to_xarray()
-    yearly = {int(y): np.asarray(ds["yearly_land_cover"].sel(year=y)) for y in ds["year"].values}
-    print(format_recovery(recovery_report(yearly, archive)))
+    # The summary reads the cube as a user would, through the query API.
+    cube = open_cube(cube_path)
+    print(format_recovery(recovery_report(cube, archive)))
+    years = [int(y) for y in cube.to_xarray()["year"].values]
+    if len(years) >= 8:
+        early, late = (years[0], years[2]), (years[-3], years[-1])
+        print(transition_matrix(cube, early, late).format())
     print(
         f"demo: cube at {cube_path} ({time.perf_counter() - started:.1f} s); "
         f"see it with `updm info {cube_path}`, run it again with `updm run {job}`"
