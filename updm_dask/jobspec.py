@@ -17,7 +17,7 @@ Example::
 
     [grid]                                        # either an explicit grid ...
     crs = "EPSG:32637"
-    transform = [30.0, 0.0, 544485.0, 0.0, -30.0, 902415.0]
+    transform = [30.0, 0.0, 589035.0, 0.0, -30.0, 756165.0]
     shape = [101, 101]
     # ... or an AOI:  aoi = [lon_min, lat_min, lon_max, lat_max]; resolution = 30; crs = ...
 
