@@ -15,11 +15,17 @@ square, the effect of rounding the coefficients to float32.
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import math
+import threading
+
 import dask
 import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import REPO_ROOT
 from dask.array.utils import assert_eq
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -202,49 +208,226 @@ def test_many_pixels_across_blocks_match_reference():
     assert_same(resid[sample], single_resid)
 
 
-@pytest.mark.parametrize("constrain", [False, True])
-def test_active_set_rounds_certify_realistic_pixels(monkeypatch, constrain):
-    # The brute force is a safety net; on realistic data the active-set rounds must find and
-    # certify every optimum themselves, including pixels with several coefficients at zero.
-    def no_fallback(*args):
-        raise AssertionError("brute-force fallback used on realistic pixels")
+def _count_fallbacks(monkeypatch) -> list[int]:
+    """Record how many pixels each kernel run sent to the brute-force fallback."""
+    counts: list[int] = []
+    run = decompose_module._run_kernel
 
-    monkeypatch.setattr(decompose_module, "_enumerate_subsets", no_fallback)
+    def counting(*args):
+        counts.append(run(*args))
+        return counts[-1]
+
+    monkeypatch.setattr(decompose_module, "_run_kernel", counting)
+    return counts
+
+
+@pytest.mark.parametrize("constrain", [False, True])
+def test_search_certifies_realistic_pixels(monkeypatch, constrain):
+    # The brute force is a safety net; on realistic data the search over active sets must
+    # find and certify every optimum itself, including pixels with several coefficients at 0.
+    counts = _count_fallbacks(monkeypatch)
     spectra = realistic_spectra(20000, seed=3)
     coef, _ = nnls_decompose(spectra, REALISTIC_PATTERNS, constrain_supplementary=constrain)
+    assert counts == [0]
     several_zero = np.flatnonzero((coef[:, :3] == 0).sum(axis=1) >= 2)
     assert several_zero.size > 100
     check_against_reference(REALISTIC_PATTERNS, spectra[several_zero[:300]], constrain)
 
 
 def test_brute_force_fallback_alone_is_exact(monkeypatch):
-    # With no active-set rounds, every pixel tier 1 does not certify goes to enumeration.
-    monkeypatch.setattr(decompose_module, "_ACTIVE_SET_ROUNDS", 0)
+    # Without the search for a certified set, every pixel tier 1 does not certify goes to
+    # the brute force.
+    monkeypatch.setattr(decompose_module, "_SEARCH_CERTIFIED", False)
+    counts = _count_fallbacks(monkeypatch)
     rng = np.random.default_rng(11)
     for constrain in (False, True):
         patterns = rng.uniform(0.05, 3.0, (6, 4))
         spectra = rng.uniform(-0.5, 1.0, (200, 6)).astype(np.float32)
         check_against_reference(patterns, spectra, constrain)
+    assert counts[0] > 10 and counts[1] > 10  # the fallback really was exercised
 
 
-def test_block_and_batch_sizes_do_not_change_results(monkeypatch):
+@pytest.mark.parametrize("constrain", [False, True])
+def test_blocks_threads_and_layout_do_not_change_results(monkeypatch, constrain):
+    # Nothing is reassociated, so where a pixel falls -- in a block, a thread's share, a
+    # band-first or bands-last array -- cannot change its result by a single bit.
     rng = np.random.default_rng(5)
     patterns = rng.uniform(0.05, 3.0, (6, 4))
     spectra = rng.uniform(-0.5, 1.0, (3000, 6)).astype(np.float32)
-    expected = nnls_decompose(spectra, patterns)
-    band_first = decompose_module._decompose_along(
-        np.ascontiguousarray(spectra.T), patterns, 0, False
+    spectra[17] = np.nan
+    expected = nnls_decompose(spectra, patterns, constrain_supplementary=constrain)
+    band_first = nnls_decompose(
+        np.ascontiguousarray(spectra.T), patterns, constrain_supplementary=constrain, band_axis=0
     )
-    assert_same(band_first[0].T, expected[0])
-    # Sub-blocks of 256 pixels, blocks of 3 sub-blocks, the last one partly padded, and
-    # tier 2 flushed several times mid-run: the same results bit for bit.
-    monkeypatch.setattr(decompose_module, "_BLAS_SERIAL_SIZE", 256 * 24)
-    monkeypatch.setattr(decompose_module, "_BLOCK", 1000)
-    monkeypatch.setattr(decompose_module, "_PENDING_LIMIT", 100)
-    for got in (nnls_decompose(spectra, patterns), nnls_decompose(spectra[:-1], patterns)):
-        m = got[0].shape[0]
-        assert_same(got[0], expected[0][:m])
-        assert_same(got[1], expected[1][:m])
+    np.testing.assert_array_equal(band_first[0].T, expected[0])
+    np.testing.assert_array_equal(band_first[1], expected[1])
+    # Blocks of 7 pixels (the last one partial) and 3 threads sharing tasks of 500 pixels.
+    monkeypatch.setattr(decompose_module, "_BLOCK", 7)
+    monkeypatch.setattr(decompose_module, "_THREAD_CHUNK", 500)
+    monkeypatch.setattr(decompose_module, "_thread_count", lambda: 3)
+    for stop in (3000, 2999):
+        got = nnls_decompose(spectra[:stop], patterns, constrain_supplementary=constrain)
+        np.testing.assert_array_equal(got[0], expected[0][:stop])
+        np.testing.assert_array_equal(got[1], expected[1][:stop])
+
+
+def test_threads_only_from_the_main_thread():
+    # Inside dask's worker threads the kernel must not start threads of its own.
+    assert decompose_module._thread_count() >= 1
+    seen: list[int] = []
+    worker = threading.Thread(target=lambda: seen.append(decompose_module._thread_count()))
+    worker.start()
+    worker.join()
+    assert seen == [1]
+
+
+# --------------------------------------------------------------------------------------------
+# Degenerate and boundary cases against the reference
+# --------------------------------------------------------------------------------------------
+
+
+def degenerate_spectra(patterns: np.ndarray, seed: int) -> np.ndarray:
+    """float64 spectra at the edges of the problem, as the rows of an (m, n) array."""
+    rng = np.random.default_rng(seed)
+    n, k = patterns.shape
+    rows = [np.zeros(n)]  # nothing at all
+    for j in range(k):
+        rows.append(patterns[:, j])  # one pure pattern: the others exactly 0
+        rows.append(-patterns[:, j])  # its opposite
+    for _ in range(12):
+        # Exact mixtures with some coefficients exactly zero: optimum on the boundary.
+        coef = rng.uniform(0.0, 0.5, k) * (rng.random(k) < 0.5)
+        rows.append(patterns @ coef)
+    # Orthogonal to every pattern: x = 0 up to rounding, residual is everything.
+    u, _, _ = np.linalg.svd(patterns, full_matrices=True)
+    if n > k:
+        rows.append(u[:, k])
+    base = patterns @ np.r_[0.3, 0.0, 0.2, np.zeros(k - 3)] + 0.01 * rng.standard_normal(n)
+    rows += [base, base, 1e-25 * base, 1e20 * base]  # duplicates; tiny and huge scales
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (4, 3), (6, 3), (6, 4), (4, 4), (5, 4), (9, 4)])
+@pytest.mark.parametrize("constrain", [False, True])
+def test_degenerate_pixels_match_reference(shape, constrain):
+    rng = np.random.default_rng(21)
+    patterns = rng.uniform(0.05, 3.0, shape)
+    spectra = degenerate_spectra(patterns, seed=22)
+    check_against_reference(patterns, spectra, constrain)
+    check_against_reference(patterns, spectra[:-1].astype(np.float32), constrain)
+    coef, resid = nnls_decompose(spectra[:1], patterns, constrain_supplementary=constrain)
+    assert (coef == 0).all() and not np.signbit(coef).any() and resid[0] == 0.0
+
+
+def optimum_with_fixed_set(
+    patterns: np.ndarray, fixed: list[int], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A spectrum whose optimum has exactly the coefficients `fixed` at zero, and that optimum.
+
+    A = P_F c_F + r with c_F > 0 and r orthogonal to the free columns but with P_S^T r < 0:
+    the KKT conditions of min ||A - P c|| s.t. c >= 0 then hold at c = (c_F, 0), with every
+    multiplier strictly on the right side.
+    """
+    k = patterns.shape[1]
+    free = [j for j in range(k) if j not in fixed]
+    coef = np.zeros(k)
+    coef[free] = rng.uniform(0.05, 0.5, len(free))
+    if not fixed:
+        return patterns @ coef, coef
+    p_free, p_fixed = patterns[:, free], patterns[:, fixed]
+    outside = p_fixed
+    if free:  # the part of the fixed columns orthogonal to the free ones
+        outside = p_fixed - p_free @ np.linalg.lstsq(p_free, p_fixed, rcond=None)[0]
+    push = -np.linalg.solve(outside.T @ outside, rng.uniform(0.05, 0.3, len(fixed)))
+    return patterns @ coef + outside @ push, coef
+
+
+@pytest.mark.parametrize("n_fixed", [0, 1, 2, 3, 4])
+def test_each_tier_finds_optima_with_that_many_zeros(monkeypatch, n_fixed):
+    # Tier 1 settles optima with none or one coefficient at zero, tier 2 those with two,
+    # three or four; every one must come out exact and without the brute force.
+    counts = _count_fallbacks(monkeypatch)
+    rng = np.random.default_rng(30 + n_fixed)
+    patterns = rng.uniform(0.05, 3.0, (7, 4))
+    spectra, expected = [], []
+    for _ in range(40):
+        fixed = sorted(rng.choice(4, n_fixed, replace=False).tolist())
+        spectrum, coef = optimum_with_fixed_set(patterns, fixed, rng)
+        spectra.append(spectrum)
+        expected.append(coef)
+    spectra, expected = np.array(spectra), np.array(expected)
+    coef, _ = nnls_decompose(spectra, patterns, constrain_supplementary=True)
+    np.testing.assert_allclose(coef, expected, rtol=1e-5, atol=1e-7)
+    assert ((coef == 0).sum(axis=1) == n_fixed).all()
+    assert counts == [0]
+    check_against_reference(patterns, spectra, True)
+
+
+@pytest.mark.parametrize("condition", [1e2, 1e4])
+@pytest.mark.parametrize("constrain", [False, True])
+def test_nearly_collinear_patterns_match_reference(condition, constrain):
+    # Vegetation and soil patterns almost parallel: the Gram matrix is ill-conditioned, the
+    # optimum still unique.
+    rng = np.random.default_rng(23)
+    patterns = rng.uniform(0.05, 3.0, (6, 4))
+    direction = rng.standard_normal(6)
+    patterns[:, 2] = patterns[:, 1] + direction / np.linalg.norm(direction) / condition
+    assert condition / 100 < np.linalg.cond(patterns) < condition * 100
+    spectra = np.vstack(
+        [make_spectra(patterns, kind, seed=24) for kind in ("uniform", "mixture", "zeros")]
+    )
+    check_against_reference(patterns, spectra.astype(np.float64), constrain)
+
+
+@pytest.mark.parametrize("n_bands", [3, 5, 7, 8, 9, 12])
+def test_every_band_count_matches_reference(n_bands):
+    # Band counts the kernel pads (3 -> 4, 5 -> 6, 7 -> 8), fills exactly (8) or cannot unroll
+    # (9, 12: the generic loop).
+    rng = np.random.default_rng(n_bands)
+    k = 3 if n_bands == 3 else 4
+    patterns = rng.uniform(0.05, 3.0, (n_bands, k))
+    for kind in ("uniform", "outside"):
+        spectra = make_spectra(patterns, kind, seed=25, m=40)
+        check_against_reference(patterns, spectra, False)
+        check_against_reference(patterns, spectra, True)
+
+
+def test_unusual_memory_layouts_give_identical_results():
+    rng = np.random.default_rng(26)
+    patterns = rng.uniform(0.05, 3.0, (6, 4))
+    cube = rng.uniform(-0.3, 1.0, (6, 20, 30)).astype(np.float32)  # (band, y, x)
+    expected_c, expected_r = nnls_decompose(np.moveaxis(cube, 0, -1).copy(), patterns)
+    reversed_bands = cube[::-1]  # negative stride, patterns reordered to match
+    layouts = {
+        "band first": (cube, patterns),
+        "strided": (np.repeat(cube, 2, axis=2)[:, :, ::2], patterns),
+        "negative stride": (reversed_bands, patterns[::-1]),
+        "Fortran order": (np.asfortranarray(cube), patterns),
+    }
+    readonly = cube.copy()
+    readonly.flags.writeable = False
+    layouts["read-only"] = (readonly, patterns)
+    for name, (spectra, p) in layouts.items():
+        coef, resid = nnls_decompose(spectra, p, band_axis=0)
+        np.testing.assert_array_equal(np.moveaxis(coef, 0, -1), expected_c, err_msg=name)
+        np.testing.assert_array_equal(resid, expected_r, err_msg=name)
+    # One spectrum broadcast to every pixel (zero strides).
+    spectrum = cube[:, 0, 0]
+    coef, _ = nnls_decompose(np.broadcast_to(spectrum, (5, 7, 6)), patterns)
+    np.testing.assert_array_equal(coef, np.broadcast_to(expected_c[0, 0], (5, 7, 4)))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.dtype(">f8"), np.dtype(">f4"), np.longdouble])
+def test_other_float_types_are_widened(dtype):
+    rng = np.random.default_rng(27)
+    patterns = rng.uniform(0.05, 3.0, (6, 4))
+    spectra = rng.uniform(-0.3, 1.0, (30, 6)).astype(dtype)
+    coef, resid = nnls_decompose(spectra, patterns)
+    assert coef.dtype == np.float32 and resid.dtype == np.float32
+    expected_c, expected_r = nnls_decompose(spectra.astype(np.float64), patterns)
+    np.testing.assert_array_equal(coef, expected_c)
+    np.testing.assert_array_equal(resid, expected_r)
+    check_against_reference(patterns, spectra.astype(np.float64), False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -610,3 +793,29 @@ def test_labelled_api_rejects_mismatched_input():
         decompose(refl, _patterns().rename(pattern="component"))
     with pytest.raises(DecompositionError, match="one chunk"):
         decompose(_reflectance(lazy=True).chunk({"band": 2}), _patterns())
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmark smoke test
+# --------------------------------------------------------------------------------------------
+
+
+def test_quick_kernel_benchmark_reports_finite_positive_rows():
+    spec = importlib.util.spec_from_file_location(
+        "bench_kernel", REPO_ROOT / "benchmarks" / "bench_kernel.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    summary = bench.run(quick=True, n_pixels=20_000, n_scipy=200, repeats=1)
+    json.dumps(summary)
+    assert summary["benchmark"] == "kernel"
+    assert len(summary["rows"]) == 2 * len(bench.CONFIGS) + 1
+    for row in summary["rows"]:
+        assert set(row) == {"measure", "value", "unit", "target", "met"}
+        assert math.isfinite(row["value"]) and row["value"] > 0
+        assert (row["target"] is None) == (row["met"] is None)
+    assert sum(r["target"] == ">= 300x" for r in summary["rows"]) == len(bench.CONFIGS)
+    assert sum(r["target"] == "<= 3x" for r in summary["rows"]) == len(bench.CONFIGS)
+    for result in summary["results"]:  # the benchmark's own check against scipy
+        assert result["max_diff_vs_scipy_relative_to_pixel_max"] < 1e-6
+    assert "kernel / floor" in bench.report(summary)

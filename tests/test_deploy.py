@@ -544,7 +544,8 @@ def test_compose_bucket_step_creates_the_bucket_idempotently(tmp_path):
             aws_secret_access_key=example["AWS_SECRET_ACCESS_KEY"],
         )
         names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
-        assert names == [example["UPDM_CUBE_BUCKET"]]
+        # moto servers of one process share their state: other tests' buckets may be there
+        assert names.count(example["UPDM_CUBE_BUCKET"]) == 1
     finally:
         server.stop()
 

@@ -8,8 +8,8 @@ supplementary coefficient ``uC4`` is free in sign unless asked otherwise (see
 
 Three tiers, as everywhere in the package:
 
-* :func:`nnls_decompose` and :func:`normalise_coefficients` are numpy kernels (spectral axis
-  last by default, any axis allowed) where correctness and speed live;
+* :func:`nnls_decompose` and :func:`normalise_coefficients` are numpy-in, numpy-out kernels
+  (spectral axis last by default, any axis allowed) where correctness and speed live;
 * :func:`decompose_array` maps the kernel over a dask array with the band axis in one chunk;
 * :func:`decompose` is the labelled API: xarray in, :class:`xarray.Dataset` out.
 
@@ -22,8 +22,7 @@ solution and ``U`` an orthonormal basis of the orthogonal complement of ``range(
     ||A - P c||^2 = ||U^T A||^2 + (x - c)^T G (x - c),      G = P^T P,
 
 so each pixel's n-band problem is a k-dimensional one in ``x`` alone, and both terms are sums of
-squares (no ``||A||^2 - ...`` cancellation). Products with two fixed matrices give ``x`` and
-``U^T A`` for a whole block of pixels.
+squares (no ``||A||^2 - ...`` cancellation). One fixed n x n matrix gives ``x`` and ``U^T A``.
 
 The optimum is the least-squares solution with some set ``S`` of constrained coefficients fixed
 at zero. With ``H = G^-1`` (the covariance of x) that solution is
@@ -32,35 +31,35 @@ at zero. With ``H = G^-1`` (the covariance of x) that solution is
 
 and the problem being strictly convex (``P`` has full column rank), it is THE optimum exactly
 when the KKT conditions hold: ``mu <= 0`` (the multipliers of the fixed bounds have the right
-sign) and ``c >= 0`` on the other constrained entries. Evaluating every subset ``S`` and keeping
-the feasible solution with the smallest objective is exact too, but costs 2**nc products per
-pixel; certifying one well-chosen ``S`` costs one. The kernel therefore proposes an ``S`` per
-pixel and certifies it:
+sign) and ``c >= 0`` on the other constrained entries. With at most four constrained
+coefficients there are at most 16 sets ``S``; the matrices giving ``c`` and ``mu`` from ``x``
+for each are precomputed. The kernel finds the certified set of every pixel in tiers:
 
-1. Tier 1, every pixel at once: ``S`` = the one negative constrained entry of ``x``, if there is
-   exactly one (``S`` empty where x is feasible). Then ``mu_j = x_j / H_jj < 0`` holds by
-   construction, ``c = x - x_j H[:, j] / H_jj`` is one small product for all pixels, and the
-   pixel is certified if the other constrained ``c_i >= 0``. On realistic data this settles
-   all feasible pixels and most infeasible ones (typically 70-95 %).
-2. Tier 2, the rest (several negative entries, or a failed certificate), batched across blocks:
-   primal-dual active-set rounds, pixels grouped by ``S`` so that each group is one product;
-   each round fixes the free coefficients that went negative and frees the fixed ones whose
-   multiplier has the wrong sign, until KKT holds.
-3. Pixels still uncertified after a few rounds (cycling, ties, rounding at the boundary) get
-   that brute force answer, which cannot fail: the all-fixed subset is always feasible.
+1. Tier 1, every pixel: ``S`` empty (x itself, where it is feasible), else each single
+   constrained coefficient ``j`` with ``x_j < 0`` in turn, for which ``mu_j = x_j / H_jj < 0``
+   holds by construction and ``c = x - x_j H[:, j] / H_jj``: certified if the other
+   constrained ``c_i >= 0``. On realistic data this settles about 90-98 % of the pixels.
+2. Tier 2, the rest: the sets fixing two coefficients, then three, and so on, each tried on
+   all of a block's remaining pixels at once; a pixel takes the first set that certifies it.
+3. Pixels no set certifies (rounding at a tie, where two sets are nearly optimal) get the
+   brute-force answer, which cannot fail: the feasible set solution with the smallest
+   objective (the all-fixed set is always feasible).
 
-Precision: arithmetic is float64 (inputs are widened block by block in a reused buffer) and
-outputs are float32. float32 arithmetic would lose the 1e-5 relative accuracy on small
-coefficients of bright pixels: the rounding error of ``P^+ A`` scales with ``|A|``, not with the
-coefficient, and the coefficients that matter most for NNLS are the small ones.
+Precision: arithmetic is float64 (inputs are widened on load) and outputs are float32. float32
+arithmetic would lose the 1e-5 relative accuracy on small coefficients of bright pixels: the
+rounding error of ``P^+ A`` scales with ``|A|``, not with the coefficient, and the coefficients
+that matter most for NNLS are the small ones. No step is reassociated or fused, so a pixel's
+result does not depend on where it falls in a block or which thread solves it.
 
-Speed: numpy spends ~1 us per call and several times more per element on strided or
-short-inner-axis arrays than on contiguous rows, so the kernel works on blocks of tens of
-thousands of pixels stored component-major (every elementwise step is a contiguous row), reuses
-its buffers, keeps its matrix products small enough for single-threaded BLAS (see
-:class:`_BlockSolver`), and has no per-pixel Python loop. ``benchmarks/bench_kernel.py``
-measures it against a per-pixel ``scipy.optimize.nnls`` loop and against a bare float32
-least-squares product.
+Speed: the per-pixel work is a compiled (numba) kernel that streams the spectra once, in blocks
+of a few hundred pixels held in cache: widen to float64, one n x n product (bands padded to 4,
+6 or 8 so that the compiler unrolls it), tier 1, tiers 2-3 for the few pixels left, and the
+float32 outputs; every step but tier 3 vectorises across pixels. Large inputs are split over
+threads when called from the main thread (see :func:`_thread_count`); inside dask's worker
+threads the kernel runs single-threaded, dask supplying the parallelism. The kernel is
+compiled on first use for each input dtype (float32, float64; some seconds) and cached on
+disk for later processes. ``benchmarks/bench_kernel.py`` measures it against a per-pixel
+``scipy.optimize.nnls`` loop and against a bare float32 least-squares product.
 """
 
 from __future__ import annotations
@@ -68,12 +67,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Callable, Hashable
+import multiprocessing
+import os
+import threading
+from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
-from scipy.linalg.blas import dgemm as _dgemm
 
 from .errors import DecompositionError
 
@@ -91,25 +94,26 @@ COEFFICIENT_NAMES: tuple[str, ...] = ("uCw", "uCv", "uCs", "uC4")
 #: Number of standard (always non-negative) patterns: water, vegetation, soil.
 _N_STANDARD = 3
 
-# Pixels per block (rounded down to whole sub-blocks, see _BlockSolver). Large enough to spread
-# numpy's per-call overhead (some 40 calls a block) thinly, small enough that the ~25 float64
-# rows of work buffers stay cache resident (smaller and larger blocks both measured slower).
-_BLOCK = 32768
+# Pixels per block of the compiled kernel: its ~25 float64 work rows of this length stay in
+# the L1/L2 caches (1024 measured 10-20 % slower).
+_BLOCK = 256
 
-# Pixels left to tier 2 are batched across blocks (their numpy calls are many but small) up to
-# this many before being solved, which bounds the memory they hold.
-_PENDING_LIMIT = 1 << 16
+# Tier 2 searches the active sets for the certified one; False leaves every pixel tier 1 does
+# not certify to the brute force (tests use it to check that fallback alone).
+_SEARCH_CERTIFIED = True
 
-# Primal-dual active-set rounds of tier 2 before the brute-force fallback.
-_ACTIVE_SET_ROUNDS = 3
+# Pixels per task when a large input is split over threads: enough to make the ~20 us cost of
+# a task negligible, few enough to balance the load on a busy machine.
+_THREAD_CHUNK = 1 << 16
 
 # Condition number above which patterns count as numerically rank-deficient: beyond it the
 # float32 rounding of the spectra alone (relative 6e-8) could move a coefficient by more than
 # 6 % of the spectrum's scale, so the decomposition would carry no information.
 _MAX_CONDITION = 1e6
 
-# (rows, coefficients (h, k), extra mean square residual (h,) or 0.0)
-_Writer = Callable[[np.ndarray, np.ndarray, Any], None]
+# Widths the band axis is padded to (with zero weights) so that the kernel's product has a
+# compile-time size; more bands than the last one take a generic, slower loop.
+_PADDED_BANDS = (4, 6, 8)
 
 
 @dataclass(frozen=True)
@@ -123,39 +127,29 @@ class _Plan:
     n_bands: int
     n_patterns: int
     n_constrained: int
-    # (n, k): a @ pinv_t = x for spectra as rows.
-    pinv_t: np.ndarray
-    # (k + r [+ 1], n): pinv and side stacked, for spectra as columns.
-    stacked: np.ndarray
-    # (r [+ 1], n): the r = n - k rows of U^T / sqrt(n), whose products with a square-sum to
-    # the mean square residual of x; then a row of ones (band sum), present only when some
-    # band has no weight in those r rows (always when n == k), which makes every non-finite
-    # band visible whatever the BLAS does with exact zeros.
-    side: np.ndarray
-    n_residual: int
-    has_detector: bool
-    # Tier 1, (nc, 1 + k), Fortran order as BLAS takes it: neg @ single_fix, with
-    # neg = min(x_C, 0) having one negative entry j, gives in column 0 a value t whose square
-    # is the extra mean square residual x_j**2 / (H_jj n), and in columns 1..k the change of x
-    # that fixes c_j at zero.
-    single_fix: np.ndarray
-    # Tier 2, per active set, (k, k + 2|S|) applied as x @ solve: columns 0..k-1 give the
-    # coefficients (fixed ones are zero columns), the next |S| give -mu, the last |S| give o
-    # with ||o||^2 the extra mean square residual.
-    solve: tuple[np.ndarray, ...]
-    # Per active set: for each constrained j, the column of `solve` that must be >= 0 at the
-    # optimum (c_j when j is free, -mu_j when fixed): the KKT test.
-    checks: tuple[tuple[int, ...], ...]
-    objective_cols: tuple[slice, ...]
-    # Brute force: (k, n_sets * k) coefficients of every active set, and (k, n_sets * nc) its
-    # objective columns zero-padded to nc per set.
-    all_coef: np.ndarray
-    all_objective: np.ndarray
+    # (n, nb): weights @ A gives x (rows 0..k-1), then U^T A / sqrt(n) (the n - k rows whose
+    # squares sum to the mean square residual of x). Columns n..nb-1 (padding up to a width
+    # the kernel is unrolled for) are zero.
+    weights: np.ndarray
+    # Tier 1, (4, 4): x + x_j * fix[j] fixes c_j at zero (fix[j, j] is exactly -1, so that
+    # c_j = x_j - x_j = 0 exactly), and x_j**2 * fix_objective[j] is the extra mean square;
+    # zero rows for the unconstrained columns j >= nc.
+    fix: np.ndarray
+    fix_objective: np.ndarray
+    # Tiers 2-3, (2**nc, 8, 4), k padded to 4 with zeros: solve[S] @ x gives in rows 0..3 the
+    # coefficients of set S (fixed ones exactly 0) and in rows 4..4+nc-1 what must be >= 0 at
+    # the optimum: c_j for free j, -mu_j for fixed j. The extra mean square of S is then
+    # -sum_{j in S} x_j * row[4 + j] / n.
+    solve: np.ndarray
 
 
 def _plan(patterns: np.ndarray, constrain_supplementary: bool) -> _Plan:
     key = (patterns.shape, patterns.tobytes(), bool(constrain_supplementary))
     return _plan_cached(key)
+
+
+def _padded_bands(n: int) -> int:
+    return next((width for width in _PADDED_BANDS if n <= width), n)
 
 
 @functools.lru_cache(maxsize=32)
@@ -167,62 +161,47 @@ def _plan_cached(key: tuple[tuple[int, ...], bytes, bool]) -> _Plan:
 
     u_full, _, _ = np.linalg.svd(p, full_matrices=True)
     pinv = np.linalg.pinv(p)
-    residual_rows = u_full[:, k:].T / np.sqrt(n)
-    has_detector = k == n or bool((residual_rows == 0).all(axis=0).any())
-    side = np.vstack([residual_rows, np.ones((1, n))]) if has_detector else residual_rows
+    weights = np.zeros((n, _padded_bands(n)))
+    weights[:k, :n] = pinv
+    weights[k:, :n] = u_full[:, k:].T / np.sqrt(n)
 
     h = pinv @ pinv.T  # (P^T P)^-1, the covariance of x
-    single_fix = np.zeros((nc, k + 1))
+    fix = np.zeros((4, 4))
+    fix_objective = np.zeros(4)
     for j in range(nc):
-        single_fix[j, 0] = 1.0 / np.sqrt(h[j, j] * n)
-        single_fix[j, 1:] = -h[:, j] / h[j, j]
-        single_fix[j, 1 + j] = -1.0  # exactly, so that c_j = x_j - x_j = 0 exactly
+        fix[j, :k] = -h[:, j] / h[j, j]
+        fix[j, j] = -1.0
+        fix_objective[j] = 1.0 / (h[j, j] * n)
 
-    n_sets = 1 << nc
-    solve, checks, objective_cols = [], [], []
-    all_coef = np.zeros((k, n_sets, k))
-    all_objective = np.zeros((k, n_sets, nc))
-    for mask in range(n_sets):
+    solve = np.zeros((1 << nc, 8, 4))
+    for mask in range(1 << nc):
         fixed = [j for j in range(nc) if mask >> j & 1]
         free = [j for j in range(k) if j not in fixed]
-        s = len(fixed)
-        matrix = np.zeros((k, k + 2 * s))
-        if free:
+        if not fixed:
+            solve[mask, :k, :k] = np.eye(k)  # exactly c = x
+        elif free:
             # c_F = P_F^+ P x: the least-squares fit on the free columns, written in x.
-            matrix[:, free] = (np.linalg.pinv(p[:, free]) @ p).T
+            solve[mask, free, :k] = np.linalg.pinv(p[:, free]) @ p
         if fixed:
             h_ss_inv = np.linalg.inv(h[np.ix_(fixed, fixed)])
-            h_ss_inv = (h_ss_inv + h_ss_inv.T) / 2
-            matrix[np.ix_(fixed, range(k, k + s))] = -h_ss_inv
-            # Extra objective x_S^T (H_SS)^-1 x_S = ||L^T x_S||^2, divided by n for a mean.
-            lower = np.linalg.cholesky(h_ss_inv) / np.sqrt(n)
-            matrix[np.ix_(fixed, range(k + s, k + 2 * s))] = lower
-            all_objective[np.ix_(fixed, [mask], range(s))] = lower[:, None, :]
-        all_coef[:, mask, :] = matrix[:, :k]
-        solve.append(np.ascontiguousarray(matrix))
-        checks.append(tuple(k + fixed.index(j) if j in fixed else j for j in range(nc)))
-        objective_cols.append(slice(k + s, k + 2 * s))
+            rows = np.array(fixed)[:, None] + 4
+            solve[mask, rows, np.array(fixed)] = -(h_ss_inv + h_ss_inv.T) / 2  # -mu = this @ x_S
+        for j in range(nc):
+            if j not in fixed:
+                solve[mask, 4 + j] = solve[mask, j]
     plan = _Plan(
         n_bands=n,
         n_patterns=k,
         n_constrained=nc,
-        pinv_t=np.ascontiguousarray(pinv.T),
-        stacked=np.ascontiguousarray(np.vstack([pinv, side])),
-        side=np.ascontiguousarray(side),
-        n_residual=n - k,
-        has_detector=has_detector,
-        single_fix=np.asfortranarray(single_fix),
-        solve=tuple(solve),
-        checks=tuple(checks),
-        objective_cols=tuple(objective_cols),
-        all_coef=all_coef.reshape(k, n_sets * k),
-        all_objective=all_objective.reshape(k, n_sets * nc),
+        weights=weights,
+        fix=fix,
+        fix_objective=fix_objective,
+        solve=solve,
     )
     # Cached and shared between threads (dask runs the kernel on many chunks at once).
     for value in vars(plan).values():
-        for array in value if isinstance(value, tuple) else (value,):
-            if isinstance(array, np.ndarray):
-                array.flags.writeable = False
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
     return plan
 
 
@@ -342,8 +321,11 @@ def nnls_decompose(
     Notes
     -----
     Arithmetic is float64 internally whatever the input precision. The module docstring
-    describes the method: one fixed matrix product per pixel, a closed-form KKT-certified
-    solution for pixels breaking one bound, and an active-set solve for the few others.
+    describes the method: one fixed matrix product per pixel, closed-form KKT-certified
+    solutions for pixels breaking at most one bound, and a search over the active sets for
+    the few others. The compiled kernel is built on the first call for each input dtype
+    (some seconds, then cached on disk). Large inputs are solved on all available CPUs when
+    called from the main thread, on one thread otherwise (as inside dask's workers).
     """
     a = np.asarray(spectra)
     _check_spectra_dtype(a.dtype)
@@ -382,49 +364,23 @@ def _decompose_along(
         residual = np.empty((*lead, *trail), dtype=np.float32)
     else:
         coefficients, residual = out
-    pixel_major = m_trail == 1
-    if pixel_major:
+    if a.dtype not in (np.float32, np.float64) or not a.dtype.isnative:
+        # float16, long double or byte-swapped input: the kernel is compiled for the two
+        # usual types only.
+        a = a.astype(np.float64)
+    if m_trail == 1:
         # Bands last: the pixels are the rows of one (m, n) matrix, seen transposed.
         a3 = a.reshape(1, m_lead, n).transpose(0, 2, 1)
         c3 = _reshaped_view(coefficients, (1, m_lead, k)).transpose(0, 2, 1)
         r2 = _reshaped_view(residual, (1, m_lead))
     else:
         # Bands first (n, y, x) or in the middle: each leading index is an (n, pixels)
-        # matrix, solved without transposing the data.
+        # matrix, read without transposing the data.
         a3 = a.reshape(m_lead, n, m_trail)
         c3 = _reshaped_view(coefficients, (m_lead, k, m_trail))
         r2 = _reshaped_view(residual, (m_lead, m_trail))
-    solver = _BlockSolver(plan, c3, r2, a3.shape[2])
-    # inf * 0 in the non-finite screening is meant; NaN outputs are the documented result.
-    with np.errstate(invalid="ignore", over="ignore"):
-        for g in range(a3.shape[0]):
-            solver.run(a3[g], g, pixel_major)
-        solver.flush()
+    _run_kernel(a3, plan, c3, r2)
     return coefficients, residual
-
-
-# OpenBLAS runs a product on several threads when m * n * k exceeds 4 * 65536 (see
-# _BlockSolver for why that must be avoided here); products are issued in pieces below it.
-_BLAS_SERIAL_SIZE = 4 * 65536
-
-
-def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """a @ b, in slices along its longest axis small enough for single-threaded BLAS."""
-    m, inner = a.shape
-    n = b.shape[1]
-    if out is None:
-        out = np.empty((m, n), dtype=np.result_type(a, b))
-    if m * n * inner <= _BLAS_SERIAL_SIZE:
-        return np.matmul(a, b, out=out)
-    if n >= m:
-        step = max(_BLAS_SERIAL_SIZE // (m * inner), 1)
-        for lo in range(0, n, step):
-            np.matmul(a, b[:, lo : lo + step], out=out[:, lo : lo + step])
-    else:
-        step = max(_BLAS_SERIAL_SIZE // (n * inner), 1)
-        for lo in range(0, m, step):
-            np.matmul(a[lo : lo + step], b, out=out[lo : lo + step])
-    return out
 
 
 def _reshaped_view(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -435,263 +391,496 @@ def _reshaped_view(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return view
 
 
-class _BlockSolver:
-    """The kernel's loop over blocks of pixels, with reused float64 buffers.
+def _thread_count() -> int:
+    """Threads the kernel may use: all available CPUs, unless called from a worker.
 
-    Per block: widen the spectra to float64; products give x and the residual rows; tier 1
-    runs on every pixel (c = x where x is feasible); pixels it does not certify are set aside
-    for tier 2 (:meth:`flush`, after the block has been written, overwrites them).
-
-    Layout. Everything between input and output is stored component-major, so that every
-    elementwise step runs over contiguous rows: numpy is several times slower on strided rows
-    or on arrays with a short inner axis. A block is further cut into sub-blocks, stored
-    (sub-block, row, pixel), each small enough that its matrix products stay under OpenBLAS's
-    multithreading size: threaded BLAS helps nothing on these thin products and its workers
-    keep spinning afterwards, taking the CPU from the numpy steps in between (measured up to
-    3x slower). Elementwise steps still run once per block, over 3-D views. Spectra stored
-    pixel-major (bands last) reach this layout through the products, which read transposed
-    views at no cost; only their coefficients need a transposing write at the end.
+    Dask's threaded scheduler and distributed workers run tasks in threads other than the
+    main one, and process pools run them in child processes: there the caller already keeps
+    every CPU busy, and more threads would only compete for them.
     """
+    if threading.current_thread() is not threading.main_thread():
+        return 1
+    if multiprocessing.parent_process() is not None:
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
-    def __init__(self, plan: _Plan, out_c: np.ndarray, out_r: np.ndarray, m: int) -> None:
-        self.plan = plan
-        self.out_c = out_c  # (groups, k, m), a view in any storage order
-        self.out_r = out_r  # (groups, m)
-        n, k, nc = plan.n_bands, plan.n_patterns, plan.n_constrained
-        rows = 1 + plan.stacked.shape[0]  # tier 1's objective term t, x, side
-        sub = _BLAS_SERIAL_SIZE // max(plan.stacked.shape[0] * n, nc * (k + 1))
-        sub = max(256, sub - sub % 256)
-        n_sub = max(1, _BLOCK // sub)
-        if m < sub * n_sub:  # small inputs need small buffers
-            n_sub = max(1, -(-m // sub))
-            sub = min(sub, max(m, 1))
-        self.sub, self.n_sub = sub, n_sub
-        self._buf = np.empty(n * sub * n_sub)
-        self._work = np.empty((n_sub, rows, sub))
-        self._neg = np.empty((n_sub, nc, sub))
-        self._negative = np.empty((n_sub, nc, sub), dtype=bool)
-        self._count = np.empty((n_sub, sub), dtype=np.uint8)
-        self._rss = np.empty((n_sub, sub))
-        self._total = np.empty((n_sub, sub))
-        self._low = np.empty((n_sub, sub))
-        self._ok = np.empty((n_sub, sub), dtype=bool)
-        self._zeros = np.zeros((n_sub, sub))  # the residual when n_bands == k (never written)
-        # Pixels tier 1 did not certify: (x (h, k), rss (h,), group, pixel indices).
-        self._pending: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]] = []
-        self.n_pending = 0
 
-    def run(self, a: np.ndarray, group: int, pixel_major: bool) -> None:
-        """Spectra (n, m) of one group -> outputs; :meth:`flush` must follow the last call.
+@functools.cache
+def _executor(pid: int, workers: int) -> ThreadPoolExecutor:
+    # Keyed by process too: a pool inherited through fork has no threads behind it.
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="updm-nnls")
 
-        `pixel_major` says that `a` is a transposed view of (m, n) storage.
-        """
-        out_c, out_r = self.out_c[group], self.out_r[group]
-        plan = self.plan
-        n, k, nc, r = plan.n_bands, plan.n_patterns, plan.n_constrained, plan.n_residual
-        sub = self.sub
-        block = sub * self.n_sub
-        for start in range(0, a.shape[1], block):
-            stop = min(start + block, a.shape[1])
-            e = stop - start
-            ns = -(-e // sub)  # sub-blocks in use; the last may be partly filled
-            if pixel_major:
-                buf = self._buf[: n * e].reshape(e, n)
-                np.copyto(buf, a[:, start:stop].T)
-                columns = buf.T
-            else:
-                buf = self._buf[: n * e].reshape(n, e)
-                np.copyto(buf, a[:, start:stop])
-                columns = buf
-            work = self._work[:ns]
-            for s in range(ns):
-                lo = s * sub
-                src = columns[:, lo : lo + sub]
-                np.matmul(plan.stacked, src, out=work[s, 1:, : e - lo])
-            work[:, 0] = 0.0  # tier 1 accumulates its objective term t into this row
-            if ns * sub > e:
-                work[-1, :, e - (ns - 1) * sub :] = 0.0  # padding: a feasible zero pixel
-            # Rows: t, x (k), the residual rows [, the detector]; [t, x] is what tier 1 updates.
-            coef, side = work[:, 1 : k + 1], work[:, k + 1 :]
-            if r == 1:
-                rss = np.square(side[:, 0], out=side[:, 0])
-            elif r:
-                np.square(side[:, :r], out=side[:, :r])
-                rss = np.add.reduce(side[:, :r], axis=1, out=self._rss[:ns])
-            else:
-                rss = self._zeros[:ns]
-            # low starts as 0 * (rss or the band sum): 0, or NaN for a non-finite band.
-            low = self._low[:ns]
-            np.multiply(side[:, r] if plan.has_detector else rss, 0.0, out=low)
 
-            # Tier 1: with neg = min(x_C, 0), x += neg @ single_fix (accumulated in place,
-            # BLAS beta = 1, which saves numpy a pass); row k, zero before, receives t with
-            # t**2 the extra mean square residual.
-            neg = self._neg[:ns]
-            np.minimum(coef[:, :nc], 0.0, out=neg)
-            for s in range(ns):
-                target = work[s, : k + 1]  # rows t, x
-                done = _dgemm(
-                    1.0, neg[s].T, plan.single_fix, beta=1.0, c=target.T, overwrite_c=True
-                )
-                if done.ctypes.data != target.ctypes.data:  # the BLAS wrapper chose to copy
-                    np.copyto(target, done.T)
-            total = self._total[:ns]
-            np.multiply(work[:, 0], work[:, 0], out=total)
-            np.add(total, rss, out=total)
-            # Certified: finite, every constrained c_j >= 0, at most one negative x_j.
-            for j in range(nc):
-                np.minimum(low, coef[:, j], out=low)
-            ok = self._ok[:ns]
-            np.greater_equal(low, 0.0, out=ok)
-            negative = self._negative[:ns]
-            np.less(neg, 0.0, out=negative)
-            count = self._count[:ns]
-            np.add.reduce(negative.view(np.uint8), axis=1, out=count)
-            np.less_equal(count, 1, out=negative[:, 0])
-            np.logical_and(ok, negative[:, 0], out=ok)
-            if not ok.all():
-                # Flat indices over (sub-block, pixel) are the pixel indices in the block.
-                idx = np.flatnonzero(~ok)
-                self._set_aside(idx, buf, pixel_major, work, rss, total, low, group, start)
-            for s in range(ns):
-                lo = s * sub
-                hi = min(lo + sub, e)
-                # Adding 0.0 on the way out turns any -0.0 into +0.0 at no extra cost.
-                np.add(coef[s, :, : hi - lo], 0.0, out=out_c[:, start + lo : start + hi])
-                np.sqrt(total[s, : hi - lo], out=out_r[start + lo : start + hi])
-            if self.n_pending > _PENDING_LIMIT:  # only once the block is written out
-                self.flush()
+def _run_kernel(a3: np.ndarray, plan: _Plan, c3: np.ndarray, r2: np.ndarray) -> int:
+    """Solve every pixel of (groups, n, m) spectra into (groups, k, m) and (groups, m) views.
 
-    def _set_aside(
-        self,
-        idx: np.ndarray,
-        buf: np.ndarray,
-        pixel_major: bool,
-        work: np.ndarray,
-        rss: np.ndarray,
-        total: np.ndarray,
-        low: np.ndarray,
-        group: int,
-        start: int,
-    ) -> None:
-        """Pixels tier 1 did not certify: NaN for the non-finite ones, tier 2 for the rest."""
-        s, col = np.divmod(idx, self.sub)
-        bad = ~np.isfinite(low[s, col])
-        if bad.any():
-            work[s[bad], 1 : self.plan.n_patterns + 1, col[bad]] = np.nan
-            total[s[bad], col[bad]] = np.nan
-            idx, s, col = idx[~bad], s[~bad], col[~bad]
-        if idx.size:
-            # Tier 1 overwrote x; recompute it for these few from the widened spectra.
-            spectra = np.take(buf, idx, axis=0) if pixel_major else np.take(buf, idx, axis=1).T
-            x = _matmul(spectra, self.plan.pinv_t)
-            self._pending.append((x, rss[s, col], group, idx + start))
-            self.n_pending += idx.size
+    Returns the number of pixels that needed the brute-force fallback.
+    """
+    total = a3.shape[0] * a3.shape[2]
+    if total == 0:
+        return 0
+    kernel = _compiled_kernel(a3.dtype)
+    args = (
+        plan.weights,
+        plan.fix,
+        plan.fix_objective,
+        plan.solve,
+        plan.n_patterns,
+        plan.n_constrained,
+        int(_SEARCH_CERTIFIED),
+        _BLOCK,
+        c3,
+        r2,
+    )
+    threads = _thread_count()
+    if threads <= 1 or total <= _THREAD_CHUNK:
+        return int(kernel(a3, *args, 0, total))
+    # Disjoint pixel ranges, each written by one task: no two threads touch the same output.
+    pool = _executor(os.getpid(), threads)
+    futures = [
+        pool.submit(kernel, a3, *args, lo, min(lo + _THREAD_CHUNK, total))
+        for lo in range(0, total, _THREAD_CHUNK)
+    ]
+    return sum(int(f.result()) for f in futures)
 
-    def flush(self) -> None:
-        """Solve the pixels set aside, overwriting their (already written) outputs."""
-        if not self._pending:
-            return
-        x = np.concatenate([item[0] for item in self._pending])
-        rss = np.concatenate([item[1] for item in self._pending])
-        groups = np.concatenate([np.full(item[3].size, item[2]) for item in self._pending])
-        pixels = np.concatenate([item[3] for item in self._pending])
-        self._pending, self.n_pending = [], 0
-        k = self.plan.n_patterns
-        coef = np.empty((k, x.shape[0]))
-        extra = np.empty(x.shape[0])
 
-        def write(rows: np.ndarray, c: np.ndarray, more: Any) -> None:
-            # Component by component: numpy's 1-D scatter is several times faster than 2-D.
-            for j in range(k):
-                coef[j][rows] = c[:, j]
-            extra[rows] = more
+# --------------------------------------------------------------------------------------------
+# Compiled kernel
+# --------------------------------------------------------------------------------------------
+#
+# One function per input dtype, _kernel_source, compiled by numba on first use and cached on
+# disk (cache=True), so that later processes load it. The helpers below are inlined into it
+# (inline="always"), at call sites that pass their sizes as literal constants: LLVM then
+# unrolls their short loops and vectorises the loops over pixels. Everything is inlined into
+# the one function on purpose: numba re-optimises and re-generates the code of every compiled
+# function a function calls, so a tree of separately compiled functions takes several times
+# longer to compile than the same code in one.
 
-        _solve_grouped(self.plan, x, write)
-        coef += 0.0  # -0.0 of fixed coefficients becomes +0.0
-        resid = np.sqrt(rss + extra)
-        if self.out_c.shape[0] == 1:
-            out_c, out_r = self.out_c[0], self.out_r[0]
-            for j in range(k):
-                out_c[j][pixels] = coef[j]
-            out_r[pixels] = resid
+_HUGE = np.finfo(np.float64).max
+
+
+@numba.njit(inline="always")
+def _widen(src, e, buf, n, bands_inner):  # pragma: no cover - compiled
+    if bands_inner:  # (m, n) storage: one pixel's bands are adjacent
+        for t in range(e):
+            for b in range(n):
+                buf[b, t] = src[b, t]
+    else:
+        for b in range(n):
+            for t in range(e):
+                buf[b, t] = src[b, t]
+
+
+@numba.njit(inline="always")
+def _project(buf, weights, k, y, e, nb):  # pragma: no cover - compiled
+    # y = weights @ buf[:nb, :e]: x into rows 0..k-1 of y, the residual rows into rows 4..
+    # (row 3 stays 0 when k == 3). Every band enters every row, zero weights included
+    # (0 * NaN is NaN): a NaN or infinite band makes x non-finite.
+    for j in range(weights.shape[0]):
+        out = y[j if j < k else j + 4 - k]
+        for t in range(e):
+            s = 0.0
+            for b in range(nb):
+                s += weights[j, b] * buf[b, t]
+            out[t] = s
+
+
+@numba.njit(inline="always")
+def _tier1(y, fix, fix_objective, nc, c, ms, ok, e):  # pragma: no cover - compiled
+    # Every set fixing at most one coefficient, tried on every pixel: x itself where it is
+    # feasible, else the first x + x_j fix[j] that is certified (x_j < 0, so that its
+    # multiplier has the right sign, and the other constrained coefficients >= 0). Written
+    # out for 4 coefficients, k == 3 and nc == 3 being zero padding (x3 = 0, zero fix rows):
+    # the loop body has no inner loops and vectorises across pixels.
+    f01, f02, f03 = fix[0, 1], fix[0, 2], fix[0, 3]
+    f10, f12, f13 = fix[1, 0], fix[1, 2], fix[1, 3]
+    f20, f21, f23 = fix[2, 0], fix[2, 1], fix[2, 3]
+    f30, f31, f32 = fix[3, 0], fix[3, 1], fix[3, 2]
+    e0, e1, e2, e3 = fix_objective[0], fix_objective[1], fix_objective[2], fix_objective[3]
+    bound3 = 1.0 if nc == 4 else 0.0  # c3 is constrained only when nc == 4
+    certified = 0
+    for t in range(e):
+        x0 = y[0, t]
+        x1 = y[1, t]
+        x2 = y[2, t]
+        x3 = y[3, t]
+        # An unconstrained c3 enters the tests as 0.0, which passes them.
+        done = min(min(x0, x1), min(x2, x3 * bound3)) >= 0.0
+        c0, c1, c2, c3, extra = x0, x1, x2, x3, 0.0
+        # Fix c0 (exactly 0: fix[0, 0] is -1).
+        a1 = x1 + x0 * f01
+        a2 = x2 + x0 * f02
+        a3 = x3 + x0 * f03
+        take = (~done) & (x0 < 0.0) & (min(min(a1, a2), a3 * bound3) >= 0.0)
+        c0 = 0.0 if take else c0
+        c1 = a1 if take else c1
+        c2 = a2 if take else c2
+        c3 = a3 if take else c3
+        extra = x0 * x0 * e0 if take else extra
+        done |= take
+        # Fix c1.
+        a0 = x0 + x1 * f10
+        a2 = x2 + x1 * f12
+        a3 = x3 + x1 * f13
+        take = (~done) & (x1 < 0.0) & (min(min(a0, a2), a3 * bound3) >= 0.0)
+        c0 = a0 if take else c0
+        c1 = 0.0 if take else c1
+        c2 = a2 if take else c2
+        c3 = a3 if take else c3
+        extra = x1 * x1 * e1 if take else extra
+        done |= take
+        # Fix c2.
+        a0 = x0 + x2 * f20
+        a1 = x1 + x2 * f21
+        a3 = x3 + x2 * f23
+        take = (~done) & (x2 < 0.0) & (min(min(a0, a1), a3 * bound3) >= 0.0)
+        c0 = a0 if take else c0
+        c1 = a1 if take else c1
+        c2 = 0.0 if take else c2
+        c3 = a3 if take else c3
+        extra = x2 * x2 * e2 if take else extra
+        done |= take
+        # Fix c3 (only when constrained: bound3 == 1).
+        a0 = x0 + x3 * f30
+        a1 = x1 + x3 * f31
+        a2 = x2 + x3 * f32
+        take = (~done) & (x3 * bound3 < 0.0) & (min(min(a0, a1), a2) >= 0.0)
+        c0 = a0 if take else c0
+        c1 = a1 if take else c1
+        c2 = a2 if take else c2
+        c3 = 0.0 if take else c3
+        extra = x3 * x3 * e3 if take else extra
+        done |= take
+        total = ms[t] + extra
+        # NaN unless x is finite: non-finite pixels go to tier 2, which writes NaN.
+        finite = (x0 - x0) + (x1 - x1) + (x2 - x2) + (x3 - x3)
+        c[0, t] = c0
+        c[1, t] = c1
+        c[2, t] = c2
+        c[3, t] = c3
+        ms[t] = total
+        good = done & (total + finite <= _HUGE)
+        ok[t] = good
+        certified += good
+    return certified
+
+
+@numba.njit(inline="always")
+def _set_solution(solve, mask, x0, x1, x2, x3):  # pragma: no cover - compiled
+    """solve[mask] @ x: the coefficients c0..c3 of set `mask`, then v0..v3, all >= 0 where
+    the set is certified (c_j for free j, -mu_j for fixed j, zero for j >= nc)."""
+    # Element by element: a view such as solve[mask] would cost atomic reference counting.
+    r0 = (
+        solve[mask, 0, 0] * x0
+        + solve[mask, 0, 1] * x1
+        + solve[mask, 0, 2] * x2
+        + solve[mask, 0, 3] * x3
+    )
+    r1 = (
+        solve[mask, 1, 0] * x0
+        + solve[mask, 1, 1] * x1
+        + solve[mask, 1, 2] * x2
+        + solve[mask, 1, 3] * x3
+    )
+    r2 = (
+        solve[mask, 2, 0] * x0
+        + solve[mask, 2, 1] * x1
+        + solve[mask, 2, 2] * x2
+        + solve[mask, 2, 3] * x3
+    )
+    r3 = (
+        solve[mask, 3, 0] * x0
+        + solve[mask, 3, 1] * x1
+        + solve[mask, 3, 2] * x2
+        + solve[mask, 3, 3] * x3
+    )
+    r4 = (
+        solve[mask, 4, 0] * x0
+        + solve[mask, 4, 1] * x1
+        + solve[mask, 4, 2] * x2
+        + solve[mask, 4, 3] * x3
+    )
+    r5 = (
+        solve[mask, 5, 0] * x0
+        + solve[mask, 5, 1] * x1
+        + solve[mask, 5, 2] * x2
+        + solve[mask, 5, 3] * x3
+    )
+    r6 = (
+        solve[mask, 6, 0] * x0
+        + solve[mask, 6, 1] * x1
+        + solve[mask, 6, 2] * x2
+        + solve[mask, 6, 3] * x3
+    )
+    r7 = (
+        solve[mask, 7, 0] * x0
+        + solve[mask, 7, 1] * x1
+        + solve[mask, 7, 2] * x2
+        + solve[mask, 7, 3] * x3
+    )
+    return r0, r1, r2, r3, r4, r5, r6, r7
+
+
+@numba.njit(inline="always")
+def _fixed_objective(mask, x0, x1, x2, x3, v0, v1, v2, v3):  # pragma: no cover - compiled
+    """x_S^T (H_SS)^-1 x_S = -sum_{j in S} x_j * (-mu_j): the extra sum of squares of set S."""
+    # Branch-free: which bits are set is unpredictable from pixel to pixel.
+    return -(
+        (mask & 1) * (x0 * v0)
+        + (mask >> 1 & 1) * (x1 * v1)
+        + (mask >> 2 & 1) * (x2 * v2)
+        + (mask >> 3 & 1) * (x3 * v3)
+    )
+
+
+@numba.njit(inline="always")
+def _tier2(y, k, nc, n, solve, search, c, ms, ok, e, work, label, index):  # pragma: no cover
+    """Tiers 2-3 for the pixels of a block that tier 1 did not certify.
+
+    NaN outputs for non-finite pixels. The others are gathered into `work` (rows x0..x3 and
+    rss) and each active set is tried on all of them at once, which vectorises (a per-pixel
+    search would branch unpredictably at every step): first the sets fixing two
+    coefficients (nearly all these pixels end there), then three, and so on for the pixels
+    left. A pixel takes the first set that certifies it (into `label`, an array apart from
+    `work` so that the compiler can tell them apart). In exact arithmetic exactly one set is
+    certified (the problem is strictly convex); two can pass at a tie within rounding, and
+    then either is the optimum up to rounding. Pixels with no certified set (rounding at a
+    tie) are solved by brute force; returns their number.
+    """
+    h = 0
+    for t in range(e):
+        if ok[t]:
+            continue
+        rss = 0.0
+        for q in range(4, 4 + n - k):
+            rss += y[q, t] * y[q, t]
+        x0, x1, x2, x3 = y[0, t], y[1, t], y[2, t], y[3, t]  # x3 = 0 when k == 3
+        if not (x0 - x0) + (x1 - x1) + (x2 - x2) + (x3 - x3) + rss <= _HUGE:
+            for i in range(4):
+                c[i, t] = np.nan
+            ms[t] = np.nan
+            continue
+        work[0, h] = x0
+        work[1, h] = x1
+        work[2, h] = x2
+        work[3, h] = x3
+        work[4, h] = rss
+        label[h] = -1.0  # no set certified yet
+        index[h] = t
+        h += 1
+    # Search stage s tries the sets fixing s + 2 coefficients (tier 1 tried those fixing none
+    # or one), so that pixels settled early are not tried again; a last stage without a
+    # search leaves the pixels still without a set to the brute force.
+    stages = nc - 1 if search else 0
+    fallbacks = 0
+    for stage in range(stages + 1):
+        searching = stage < stages
+        for mask in range(3, 1 << nc if searching else 0):
+            if (mask & 1) + (mask >> 1 & 1) + (mask >> 2 & 1) + (mask >> 3 & 1) != stage + 2:
+                continue
+            # The set's check rows as scalars, which the compiler keeps in registers.
+            s0, s1, s2, s3 = (
+                solve[mask, 4, 0],
+                solve[mask, 4, 1],
+                solve[mask, 4, 2],
+                solve[mask, 4, 3],
+            )
+            s4, s5, s6, s7 = (
+                solve[mask, 5, 0],
+                solve[mask, 5, 1],
+                solve[mask, 5, 2],
+                solve[mask, 5, 3],
+            )
+            s8, s9, sa, sb = (
+                solve[mask, 6, 0],
+                solve[mask, 6, 1],
+                solve[mask, 6, 2],
+                solve[mask, 6, 3],
+            )
+            sc, sd, se, sf = (
+                solve[mask, 7, 0],
+                solve[mask, 7, 1],
+                solve[mask, 7, 2],
+                solve[mask, 7, 3],
+            )
+            this = float(mask)
+            for u in range(h):
+                x0, x1, x2, x3 = work[0, u], work[1, u], work[2, u], work[3, u]
+                v0 = s0 * x0 + s1 * x1 + s2 * x2 + s3 * x3
+                v1 = s4 * x0 + s5 * x1 + s6 * x2 + s7 * x3
+                v2 = s8 * x0 + s9 * x1 + sa * x2 + sb * x3
+                v3 = sc * x0 + sd * x1 + se * x2 + sf * x3
+                take = (v0 >= 0.0) & (v1 >= 0.0) & (v2 >= 0.0) & (v3 >= 0.0) & (label[u] < 0.0)
+                label[u] = this if take else label[u]
+        # Settle: write out the pixels that have a set; keep the others at the front of
+        # `work` for the next stage, or after the last solve them by brute force.
+        kept = 0
+        for u in range(h):
+            x0, x1, x2, x3 = work[0, u], work[1, u], work[2, u], work[3, u]
+            mask = int(label[u])
+            if mask < 0:
+                if searching:
+                    for r in range(5):
+                        work[r, kept] = work[r, u]
+                    index[kept] = index[u]
+                    label[kept] = -1.0
+                    kept += 1
+                    continue
+                mask = _brute_force(solve, nc, x0, x1, x2, x3)
+                fallbacks += 1
+            c0, c1, c2, c3, v0, v1, v2, v3 = _set_solution(solve, mask, x0, x1, x2, x3)
+            t = index[u]
+            c[0, t] = c0
+            c[1, t] = c1
+            c[2, t] = c2
+            c[3, t] = c3
+            objective = _fixed_objective(mask, x0, x1, x2, x3, v0, v1, v2, v3)
+            ms[t] = work[4, u] + max(objective / n, 0.0)
+        h = kept
+        if h == 0:
+            break
+    return fallbacks
+
+
+@numba.njit(inline="always")
+def _brute_force(solve, nc, x0, x1, x2, x3):  # pragma: no cover - compiled
+    """The feasible set with the smallest objective.
+
+    Exact whatever the rounding or degeneracy: the all-fixed set is always feasible, the
+    optimum is one of the set solutions, and any other feasible point costs more.
+    """
+    best = np.inf
+    best_mask = 0
+    for mask in range(1 << nc):
+        _, _, _, _, v0, v1, v2, v3 = _set_solution(solve, mask, x0, x1, x2, x3)
+        negative = int(v0 < 0.0) | int(v1 < 0.0) << 1 | int(v2 < 0.0) << 2 | int(v3 < 0.0) << 3
+        if (negative & ~mask) == 0:  # feasible: every free constrained c_j >= 0
+            objective = _fixed_objective(mask, x0, x1, x2, x3, v0, v1, v2, v3)
+            if objective < best:
+                best = objective
+                best_mask = mask
+    return best_mask
+
+
+@numba.njit(inline="always")
+def _write(c, ms, coef, resid, e, k, components_inner):  # pragma: no cover - compiled
+    # Adding 0.0 turns the -0.0 of fixed coefficients into +0.0.
+    if components_inner:  # (m, k) storage: one pixel's coefficients are adjacent
+        for t in range(e):
+            for i in range(k):
+                coef[i, t] = c[i, t] + 0.0
+    else:
+        for i in range(k):
+            for t in range(e):
+                coef[i, t] = c[i, t] + 0.0
+    for t in range(e):
+        ms[t] = np.sqrt(ms[t])  # contiguous: vectorised
+    for t in range(e):
+        resid[t] = ms[t]
+
+
+def _kernel_source(
+    a, weights, fix, fix_objective, solve, k, nc, search, block, coef, resid, lo, hi
+):  # pragma: no cover - compiled
+    """Solve pixels lo..hi-1 (flat over the groups and pixels of `a`, (groups, n, m)).
+
+    Writes coef (groups, k, m) and resid (groups, m); returns the number of pixels that
+    needed the brute-force fallback.
+    """
+    n = a.shape[1]
+    m = a.shape[2]
+    nb = weights.shape[1]
+    # Work buffers, reused block after block. Rows a little longer than the block, so that
+    # they are not a multiple of 4 KiB apart (x86 stalls loads that seem to alias a store
+    # 4 KiB away).
+    stride = block + 8
+    buf = np.zeros((nb, stride))  # bands n..nb-1 stay zero: the padding
+    y = np.zeros((4 + n - k, stride))  # x padded to 4 rows, then the residual rows
+    c = np.empty((4, stride))
+    ms = np.empty(stride)
+    ok = np.empty(stride, dtype=np.bool_)
+    work = np.empty((5, stride))
+    label = np.empty(stride)
+    index = np.empty(stride, dtype=np.int64)
+    bands_inner = a.strides[1] < a.strides[2]
+    components_inner = coef.strides[1] < coef.strides[2]
+    fallbacks = 0
+    g = lo // m
+    start = lo - g * m
+    todo = hi - lo
+    while todo > 0:
+        e = min(block, m - start, todo)
+        # Views of this block: indices from 0, which the compiler can prove non-negative (an
+        # offset index may wrap around, which would keep the loops from vectorising).
+        src = a[g, :, start : start + e]
+        # Gather (transposing if need be) and widen the block into float64 rows; a constant
+        # band count lets the compiler vectorise the transposing gather.
+        if bands_inner and n == 4:
+            _widen(src, e, buf, 4, True)
+        elif bands_inner and n == 6:
+            _widen(src, e, buf, 6, True)
         else:
-            for j in range(k):
-                self.out_c[:, j][groups, pixels] = coef[j]
-            self.out_r[groups, pixels] = resid
+            _widen(src, e, buf, n, bands_inner)
+        if nb == 4:
+            _project(buf, weights, k, y, e, 4)
+        elif nb == 6:
+            _project(buf, weights, k, y, e, 6)
+        elif nb == 8:
+            _project(buf, weights, k, y, e, 8)
+        else:
+            _project(buf, weights, k, y, e, nb)
+        # Mean square residual of x.
+        for t in range(e):
+            ms[t] = 0.0
+        for q in range(4, 4 + n - k):
+            for t in range(e):
+                ms[t] += y[q, t] * y[q, t]
+        if _tier1(y, fix, fix_objective, nc, c, ms, ok, e) < e:
+            fallbacks += _tier2(y, k, nc, n, solve, search, c, ms, ok, e, work, label, index)
+        out_c = coef[g, :, start : start + e]
+        out_r = resid[g, start : start + e]
+        _write(c, ms, out_c, out_r, e, k, components_inner)
+        todo -= e
+        start += e
+        if start == m:
+            g += 1
+            start = 0
+    return fallbacks
 
 
-def _solve_grouped(plan: _Plan, x: np.ndarray, write: _Writer) -> None:
-    """Exact solution of pixels by primal-dual active-set rounds, grouped by active set.
+@functools.cache
+def _compiled_kernel(dtype: np.dtype) -> Any:
+    """The kernel for spectra of this dtype (float32 or float64), compiled on first use.
 
-    `x` is (m, k) finite unconstrained coefficients, C-contiguous. Solutions are handed over
-    group by group as ``write(rows, coefficients, extra)``: rows of `x`, their (h, k)
-    coefficients and the extra mean square residual (h,) over that of x. A row can be written
-    more than once; the last write is the certified optimum.
+    The explicit signature (any memory layout, read-only spectra) makes one compiled version
+    serve every layout of the arguments; only dtypes actually used get compiled.
     """
-    nc = plan.n_constrained
-    # First guess of the active set: the constrained coefficients that came out negative.
-    masks = np.zeros(x.shape[0], dtype=np.uint8)
-    for j in range(nc):
-        masks |= (x[:, j] < 0).view(np.uint8) << j
-    todo = np.arange(x.shape[0])
-    for _ in range(_ACTIVE_SET_ROUNDS):
-        # Group pixels by active set so that each set is one matrix product.
-        order = np.argsort(masks, kind="stable")
-        todo, masks = todo[order], masks[order]
-        xs = np.take(x, todo, axis=0)
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(masks, minlength=1 << nc))])
-        next_todo, next_masks = [], []
-        for mask in np.flatnonzero(np.diff(bounds)):
-            lo, hi = bounds[mask], bounds[mask + 1]
-            z = _matmul(xs[lo:hi], plan.solve[mask])
-            checks = plan.checks[mask]
-            low = z[:, checks[0]].copy()
-            for col in checks[1:]:
-                np.minimum(low, z[:, col], out=low)
-            rows = todo[lo:hi]
-            # Write every row; those failing the KKT test are overwritten in a later round.
-            write(rows, z[:, : plan.n_patterns], _objective(z, plan.objective_cols[mask]))
-            bad = np.flatnonzero(low < 0)
-            if bad.size:
-                zb = z[bad]
-                flips = np.zeros(bad.size, dtype=np.uint8)
-                for j, col in enumerate(checks):
-                    flips |= (zb[:, col] < 0).view(np.uint8) << j
-                next_todo.append(rows[bad])
-                # Primal-dual active-set step: fix the free coefficients that went negative,
-                # free the fixed ones whose multiplier has the wrong sign.
-                next_masks.append(flips ^ np.uint8(mask))
-        if not next_todo:
-            return
-        todo, masks = np.concatenate(next_todo), np.concatenate(next_masks)
-    _enumerate_subsets(plan, x, todo, write)
+    from numba import types
 
-
-def _objective(z: np.ndarray, cols: slice) -> np.ndarray | float:
-    obj = z[:, cols]
-    if obj.shape[1] == 0:
-        return 0.0
-    total = np.square(obj[:, 0])
-    for t in range(1, obj.shape[1]):
-        total += np.square(obj[:, t])
-    return total
-
-
-def _enumerate_subsets(plan: _Plan, x: np.ndarray, rows: np.ndarray, write: _Writer) -> None:
-    """Brute-force fallback: the feasible subset solution with the smallest objective.
-
-    Exact whatever the rounding or degeneracy: the all-fixed subset is always feasible, the
-    optimum is one of the subset solutions, and any other feasible point costs more.
-    """
-    k, nc = plan.n_patterns, plan.n_constrained
-    xs = np.take(x, rows, axis=0)
-    cands = _matmul(xs, plan.all_coef).reshape(rows.size, -1, k)
-    objs = np.square(_matmul(xs, plan.all_objective)).reshape(rows.size, -1, nc).sum(axis=2)
-    objs[~(cands[:, :, :nc] >= 0).all(axis=2)] = np.inf
-    best = np.argmin(objs, axis=1)
-    pick = np.arange(rows.size)
-    write(rows, cands[pick, best], objs[pick, best])
+    plan_2d = types.Array(types.float64, 2, "C", readonly=True)
+    i8 = types.int64
+    signature = i8(
+        types.Array(numba.from_dtype(dtype), 3, "A", readonly=True),
+        plan_2d,
+        plan_2d,
+        types.Array(types.float64, 1, "C", readonly=True),
+        types.Array(types.float64, 3, "C", readonly=True),
+        i8,
+        i8,
+        i8,
+        i8,
+        types.Array(types.float32, 3, "A"),
+        types.Array(types.float32, 2, "A"),
+        i8,
+        i8,
+    )
+    try:
+        return numba.njit([signature], cache=True, nogil=True, error_model="numpy")(_kernel_source)
+    except RuntimeError:  # no writable cache location (numba's "no locator available")
+        return numba.njit([signature], nogil=True, error_model="numpy")(_kernel_source)
 
 
 def normalise_coefficients(coefficients: np.ndarray) -> np.ndarray:
