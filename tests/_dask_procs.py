@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,6 +139,7 @@ def local_dask_cluster(
     *,
     nanny: bool = False,
     timeout: float = START_TIMEOUT,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[LocalDaskCluster]:
     """Start a real scheduler and ``n_workers`` worker processes on 127.0.0.1.
 
@@ -157,6 +158,10 @@ def local_dask_cluster(
         kill_worker` removes a worker for good (a nanny would start a new one).
     timeout
         Seconds to wait for the scheduler and the workers.
+    env
+        Extra environment variables of every process (e.g. ``DASK_DISTRIBUTED__...``
+        settings, or credentials of an object store the workers write to), on top of the
+        test's own environment.
 
     Yields
     ------
@@ -179,8 +184,9 @@ def local_dask_cluster(
     scheduler_file.unlink(missing_ok=True)
     # The processes must not find a scheduler address of the test's environment: the
     # workers are told theirs through the scheduler file.
-    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
-    env["PYTHONUNBUFFERED"] = "1"
+    proc_env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    proc_env.update(env or {})
+    proc_env["PYTHONUNBUFFERED"] = "1"
     dask = dask_command()
 
     scheduler_log = base / "scheduler.log"
@@ -197,7 +203,7 @@ def local_dask_cluster(
             str(scheduler_file),
         ],
         scheduler_log,
-        env,
+        proc_env,
     )
     cluster = LocalDaskCluster(
         scheduler_file=scheduler_file, log_dir=base, scheduler_proc=scheduler
@@ -236,7 +242,7 @@ def local_dask_cluster(
             ]
             if memory_limit is not None:
                 args += ["--memory-limit", str(memory_limit)]
-            cluster.worker_procs.append(_spawn(args, base / f"worker-{i}.log", env))
+            cluster.worker_procs.append(_spawn(args, base / f"worker-{i}.log", proc_env))
 
         with Client(scheduler_file=str(scheduler_file), timeout=timeout) as client:
             remaining = max(1.0, deadline - time.monotonic())
