@@ -290,7 +290,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     for size, c in no_write.items():
         rows.append(
             _common.row(
-                f"scene {size}^2, chunk {chunk}^2, without the write: peak RSS above baseline",
+                f"scene {size}^2, chunk {c['chunk']}^2, without the write: peak RSS above baseline",
                 c["peak_above_baseline"] / mib,
                 "MiB",
             )

@@ -25,10 +25,11 @@ chunk bytes as they are; a row checks this for the cube's own encoding):
   (half a step, 5e-5, unless values fall outside the range, which are counted) is
   measured on the real scenes and on the demo scene.
 
-Encoding times (zstd 1/3/9 and shuffle) are for the float layers of the demo window below,
-one encode each: indicative, as they include Zarr's own overheads. The alternatives and
-their times are taken on a 1024 x 512 window of the demo scene (two cube chunks per layer,
-since zstd 9 on noisy floats is slow) and on the whole of the real scenes.
+Encode speeds are MB of float32 layer data per second of Zarr writes into the memory store
+(one write each; the int16 scaling itself is not in it): indicative, as they include Zarr's
+own overheads. The alternatives and their speeds are taken on a 512 x 1024 window of the
+demo scene (two cube chunks per layer, since zstd 9 on noisy floats is slow) and on the
+whole of the real scenes.
 
 Usage::
 

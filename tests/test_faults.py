@@ -163,6 +163,7 @@ class CubeContents:
 
 
 def read_cube(location: str | Path) -> CubeContents:
+    """Everything a cube holds, loaded."""
     ds = open_cube(location).to_xarray().load()
     ids = [str(s) for s in ds["scene_id"].values]
     slots = ds[list(SCENE_VARIABLES)]
