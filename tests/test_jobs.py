@@ -53,7 +53,7 @@ def write_job(archive, folder: Path, *, root: Path | None = None, batch: int = 2
     text = job.read_text()
     if root is not None:
         text = re.sub(r"paths = \[.*\]", f"paths = [{str(root)!r}]".replace("'", '"'), text)
-    text = re.sub(r"size = \d+\n", f"size = {batch}\n", text.replace("[batch]\n", "[batch]\n"))
+    text = re.sub(r"size = \d+\n", f"size = {batch}\n", text)
     job.write_text(text)
     return job
 

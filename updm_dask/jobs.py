@@ -501,6 +501,7 @@ def _run(
     )
     bar = _Progress(len(todo), progress, spec.name)
     years: set[int] = set()
+    n_batches = -(-len(todo) // spec.batch_size)
     t0 = time.perf_counter()
     try:
         for batch_no, start in enumerate(range(0, len(todo), spec.batch_size), start=1):
@@ -513,7 +514,6 @@ def _run(
             metadata = _commit_metadata(
                 spec, science, batch_no, {s.metadata.sensor for s, _ in prepared}
             )
-            n_batches = -(-len(todo) // spec.batch_size)
             stored = _store_batch(
                 cube,
                 prepared,
