@@ -304,7 +304,7 @@ class CachedArchive:
 
     root: Path
     size: int
-    grid: Any  # updm_dask.grid.CubeGrid
+    grid: Any  # updm_dask.geo.grid.CubeGrid
     scenes: tuple[Any, ...]  # updm_dask.scenes.SceneSource, in acquisition order
 
     def scene(self, sensor: str) -> Any:
@@ -381,7 +381,7 @@ def demo_archive(size: int, n_scenes: int, seed: int = 0) -> CachedArchive:
 
 
 def _load_archive(root: Path, size: int) -> CachedArchive:
-    from updm_dask.grid import CubeGrid
+    from updm_dask.geo import CubeGrid
     from updm_dask.scenes import discover_scenes
 
     manifest = json.loads((root / "updm-demo.json").read_text())
@@ -402,8 +402,8 @@ def warm_up_pipeline(archive: CachedArchive) -> None:
     """
     import dask
 
-    from updm_dask.grid import CubeGrid
-    from updm_dask.jobs import scene_on_grid
+    from updm_dask.geo import CubeGrid
+    from updm_dask.jobs.run import scene_on_grid
 
     g = archive.grid
     tiny = CubeGrid(g.crs, g.transform, (min(32, g.ny), min(32, g.nx)))

@@ -56,8 +56,8 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from updm_dask.cube import SCENE_VARIABLES, create_cube
-from updm_dask.grid import CubeGrid
-from updm_dask.jobs import scene_on_grid
+from updm_dask.geo import CubeGrid
+from updm_dask.jobs.run import scene_on_grid
 from updm_dask.pipeline import process_scene
 from updm_dask.scenes import open_scene
 

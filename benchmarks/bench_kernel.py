@@ -1,4 +1,4 @@
-"""Speed of the exact NNLS kernel (updm_dask.decompose.nnls_decompose), measured in one run.
+"""Speed of the exact NNLS kernel (updm_dask.science.decompose.nnls_decompose), measured in one run.
 
 For each configuration -- MSS (4 bands, 3 patterns), TM with 3 patterns, TM and OLI with 4
 (uC4 free, the default), OLI with 4 and uC4 constrained -- on N pixels (default 1,000,000) of
@@ -31,7 +31,7 @@ coefficients near zero, as for pure water, vegetation or soil pixels), an illumi
 a small signed supplementary part, sensor-like noise, and 3 % of pixels replaced by spectra
 from outside the patterns' cone (clouds, shadows, artefacts).
 
-Patterns come from ``updm_dask.patterns.band_patterns`` when that module is importable,
+Patterns come from ``updm_dask.science.patterns.band_patterns`` when that module is importable,
 otherwise from a fixed synthetic matrix of plausible values defined below.
 
 Usage::
@@ -61,15 +61,15 @@ import numba
 import numpy as np
 from scipy.optimize import nnls
 
-from updm_dask import decompose
-from updm_dask.decompose import nnls_decompose
+from updm_dask.science import decompose
+from updm_dask.science.decompose import nnls_decompose
 
 TARGET_VS_SCIPY = 300.0  # kernel at least this many times faster than the scipy loop
 TARGET_VS_FLOOR = 3.0  # kernel at most this many times slower than the floor
 PAUSE_S = 0.2  # before each timing: longer than OpenBLAS's idle spinning (~0.1 s)
 
 # Plausible band patterns (box-car band averages of open stand-in spectra, rounded), used only
-# when updm_dask.patterns is not available. Columns water, vegetation, soil, supplementary.
+# when updm_dask.science.patterns is not available. Columns water, vegetation, soil, supplementary.
 SYNTHETIC_PATTERNS = {
     "MSS": np.array(
         [
@@ -105,9 +105,9 @@ CONFIGS = [
 def load_patterns(sensor: str, k: int) -> tuple[np.ndarray, str]:
     """The (n_bands, k) pattern matrix and where it came from."""
     try:
-        from updm_dask.patterns import band_patterns
+        from updm_dask.science.patterns import band_patterns
     except ImportError:
-        return SYNTHETIC_PATTERNS[sensor][:, :k], "synthetic (updm_dask.patterns unavailable)"
+        return SYNTHETIC_PATTERNS[sensor][:, :k], "synthetic (patterns unavailable)"
     labelled = band_patterns(sensor, supplementary=k == 4)
     source = f"band_patterns({sensor!r}): {labelled.attrs.get('pattern_set', '?')}"
     return np.asarray(labelled.transpose("band", "pattern").values, dtype=np.float64), source
@@ -221,7 +221,7 @@ def bench_config(
 _FIRST_CALL = """
 import time
 import numpy as np
-from updm_dask.decompose import nnls_decompose
+from updm_dask.science.decompose import nnls_decompose
 t0 = time.perf_counter()
 nnls_decompose(np.zeros((2, 6), np.float32), np.eye(6)[:, :4] + 0.1)
 print(time.perf_counter() - t0)

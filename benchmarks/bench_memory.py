@@ -60,8 +60,8 @@ import dask
 import psutil
 
 from updm_dask.cube import create_cube
-from updm_dask.grid import CubeGrid
-from updm_dask.jobs import scene_on_grid
+from updm_dask.geo import CubeGrid
+from updm_dask.jobs.run import scene_on_grid
 from updm_dask.pipeline import LAYERS
 
 SIZES, QUICK_SIZES = (1024, 2048), (128, 256)

@@ -44,7 +44,7 @@ from affine import Affine
 
 from updm_dask import query
 from updm_dask.cube import create_cube, open_cube
-from updm_dask.grid import CubeGrid
+from updm_dask.geo import CubeGrid
 
 TARGET_YEARLY_S = 0.2
 TARGET_POINT_S = 1.0

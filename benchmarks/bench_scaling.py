@@ -45,8 +45,8 @@ import dask
 import psutil
 
 from updm_dask.cube import create_cube
-from updm_dask.grid import CubeGrid
-from updm_dask.jobs import scene_on_grid
+from updm_dask.geo import CubeGrid
+from updm_dask.jobs.run import scene_on_grid
 
 TARGET_SPEEDUP = 1.7
 SIZE, QUICK_SIZE = 1024, 128

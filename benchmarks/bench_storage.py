@@ -52,8 +52,8 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.storage import MemoryStore
 
 from updm_dask.cube import SCENE_VARIABLES, create_cube
-from updm_dask.grid import CubeGrid
-from updm_dask.jobs import scene_on_grid
+from updm_dask.geo import CubeGrid
+from updm_dask.jobs.run import scene_on_grid
 from updm_dask.pipeline import FLOAT_LAYERS
 
 SIZE, QUICK_SIZE = 2048, 128

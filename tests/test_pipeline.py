@@ -12,8 +12,8 @@ import xarray as xr
 
 import updm_dask.pipeline as pipeline
 from updm_dask.demo import make_demo_archive
-from updm_dask.grid import CubeGrid, to_grid
-from updm_dask.jobs import REGRID_METHODS, scene_on_grid
+from updm_dask.geo import CubeGrid, to_grid
+from updm_dask.jobs.run import REGRID_METHODS, scene_on_grid
 from updm_dask.pipeline import LAYERS, process_scene
 from updm_dask.scenes import SLC_GAP, discover_scenes, open_scene, scene_qa_flags
 

@@ -23,7 +23,7 @@ Outputs
 ``--variant rstoolbox-vital`` instead writes ``standard_spectra_rstoolbox-vital.csv``: the
 same table with the RStoolbox "veg_vital" spectrum as vegetation. It fits real canopies
 much better than the 6S table but is GPL-3, so it is NOT shipped in the package; build it
-for yourself and load it with ``updm_dask.patterns.load_pattern_set``. It cannot be
+for yourself and load it with ``updm_dask.science.patterns.load_pattern_set``. It cannot be
 written into the package's data folder.
 
 The script uses the standard library only and exact rational arithmetic, so its output is

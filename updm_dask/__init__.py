@@ -12,11 +12,13 @@ from .errors import (
     JobSpecError,
     MetadataError,
     PatternError,
+    PointError,
     QueryError,
     RuleError,
     SceneError,
     SensorError,
     UpdmError,
+    VersionError,
 )
 
 try:
@@ -32,10 +34,12 @@ __all__ = [
     "JobSpecError",
     "MetadataError",
     "PatternError",
+    "PointError",
     "QueryError",
     "RuleError",
     "SceneError",
     "SensorError",
     "UpdmError",
+    "VersionError",
     "__version__",
 ]

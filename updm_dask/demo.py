@@ -24,7 +24,7 @@ answer:
 
 Calibration constants are those a real product of the sensor and date would carry: for
 MSS, TM and ETM+ the published LMIN/LMAX and ESUN (Chander et al. 2009, via
-:func:`updm_dask.sensors.published_calibration`) rescaled to Collection 2's 1-255 DN range
+:func:`updm_dask.science.sensors.published_calibration`) rescaled to Collection 2's 1-255 DN range
 with the scene's Earth-Sun distance folded into REFLECTANCE_MULT/ADD; for OLI/OLI-2 the fixed
 Collection 2 reflectance scaling (2.0e-5, -0.1 over DN 1-65535). Sun elevation and azimuth
 come from the date, time and place (:func:`solar_position`).
@@ -61,9 +61,9 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import earth_sun_distance, rayleigh_reflectance
 from .errors import GridError, PatternError, SceneError
-from .sensors import Sensor, get_sensor, published_calibration
+from .science.calibration import earth_sun_distance, rayleigh_reflectance
+from .science.sensors import Sensor, get_sensor, published_calibration
 
 __all__ = [
     "CLASS_NAMES",
@@ -1334,7 +1334,7 @@ def make_demo_archive(
         Grid edge in 30 m pixels (even, >= :data:`MIN_SIZE`); MSS scenes are ``size // 2``
         pixels of 60 m.
     pattern_set
-        The :class:`~updm_dask.patterns.PatternSet` whose box-car band patterns turn
+        The :class:`~updm_dask.science.patterns.PatternSet` whose box-car band patterns turn
         coefficients into reflectance (default: the package's default set, which the job
         spec of :func:`demo_job_spec` names as ``patterns = "default"``; with another set,
         point the job at it too, or the decomposition will not invert the forward model).
@@ -1354,7 +1354,7 @@ def make_demo_archive(
     import rasterio
     from rasterio.crs import CRS
 
-    from .patterns import band_patterns
+    from .science.patterns import band_patterns
 
     workdir = _check_arguments(workdir, seed, n_scenes, size)
     seed, size = int(seed), int(size)

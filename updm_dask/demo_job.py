@@ -2,7 +2,7 @@
 
 The demo is an ordinary job: :func:`updm_dask.demo.make_demo_archive` writes real GeoTIFF
 band files and MTL files, :meth:`~updm_dask.demo.DemoArchive.write_job_spec` writes the
-job spec, and :func:`updm_dask.jobs.run_job_file` runs it on a Dask cluster (the same
+job spec, and :func:`updm_dask.jobs.run.run_job_file` runs it on a Dask cluster (the same
 resolution order as ``updm run``), so running the demo again adds nothing.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .cube import open_cube
 from .demo import format_recovery, make_demo_archive, recovery_report
-from .jobs import run_job_file
+from .jobs.run import run_job_file
 from .query import transition_matrix
 
 __all__ = ["run_demo"]
@@ -37,7 +37,7 @@ def run_demo(
     workdir
         Folder for the archive, the job spec and the cube.
     scheduler, scheduler_file, client
-        Where to run (see :func:`updm_dask.jobs.run_job`).
+        Where to run (see :func:`updm_dask.jobs.run.run_job`).
     progress
         Show a progress bar.
     n_scenes, size

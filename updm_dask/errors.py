@@ -57,3 +57,15 @@ class QueryError(UpdmError, ValueError):
 
 class JobError(UpdmError):
     """A job cannot go on (cluster lost, cube unwritable); committed batches are kept."""
+
+
+class PointError(GridError, QueryError):
+    """A point or area is malformed, in an unknown CRS, or falls outside the cube grid.
+
+    Raised by :mod:`updm_dask.geo.points`; it is both a :class:`GridError` (a fact about the
+    grid) and a :class:`QueryError` (what a query that asked for the point reports).
+    """
+
+
+class VersionError(CubeError, QueryError):
+    """The commit (snapshot), tag or branch asked for does not exist in the cube."""

@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .errors import MetadataError, SensorError
-from .sensors import Sensor, canonical_sensor_name, get_sensor
+from .frozen import FrozenMap, freeze
+from .science.sensors import Sensor, canonical_sensor_name, get_sensor
 
 __all__ = [
     "MAX_METADATA_BYTES",
     "BandMetadata",
-    "FrozenMap",
     "SceneMetadata",
     "parse_odl",
     "read_mtl",
@@ -55,52 +55,6 @@ __all__ = [
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 
 _RAISE: Any = object()
-
-
-# --------------------------------------------------------------------------------------
-# Immutable, picklable, hashable mapping used for every mapping field of the records.
-class FrozenMap(Mapping):
-    """A read-only mapping that pickles and hashes.
-
-    ``types.MappingProxyType`` cannot be pickled, and scene records travel to dask workers,
-    so the records hold their mappings in this small class instead. Nested dicts and lists
-    passed in are *not* converted; see :func:`_freeze` for the deep version.
-    """
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping | Any = ()) -> None:
-        self._data = dict(data)
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"FrozenMap({self._data!r})"
-
-    def __hash__(self) -> int:
-        # Order-independent, like Mapping.__eq__.
-        return hash(frozenset(self._data.items()))
-
-    def __reduce__(self):
-        return (FrozenMap, (self._data,))
-
-    def __dask_tokenize__(self):
-        return ("FrozenMap", tuple(sorted(self._data.items(), key=lambda kv: str(kv[0]))))
-
-
-def _freeze(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return FrozenMap({k: _freeze(v) for k, v in obj.items()})
-    if isinstance(obj, list | tuple):
-        return tuple(_freeze(v) for v in obj)
-    return obj
 
 
 # --------------------------------------------------------------------------------------
@@ -243,7 +197,7 @@ class SceneMetadata:
     def __post_init__(self) -> None:
         object.__setattr__(self, "bands", FrozenMap(self.bands))
         object.__setattr__(self, "qa_files", FrozenMap(self.qa_files))
-        object.__setattr__(self, "groups", _freeze(self.groups))
+        object.__setattr__(self, "groups", freeze(self.groups))
         for name in ("corners", "corners_latlon"):
             value = getattr(self, name)
             if value is not None:
@@ -327,7 +281,7 @@ class SceneMetadata:
 
     @property
     def sensor_spec(self) -> Sensor:
-        """Band definitions of this scene's sensor (:func:`updm_dask.sensors.get_sensor`)."""
+        """Band definitions of this scene's sensor (``science.sensors.get_sensor``)."""
         return get_sensor(self.sensor, self.satellite)
 
 

@@ -24,12 +24,12 @@ import xarray as xr
 from dask.base import tokenize
 
 from . import __version__
-from .calibration import SceneCalibration, calibrate_block, scene_calibration
-from .classify import CLASS_CODES, RuleTable, classify_array, load_rules, mviupd
-from .decompose import nnls_decompose
 from .errors import SceneError
-from .patterns import PatternSet, band_patterns, default_pattern_set
-from .scenes.masks import CLOUD, MaskParams, mask_params, qa_flags, slc_extent_args
+from .science.calibration import SceneCalibration, calibrate_block, scene_calibration
+from .science.classify import CLASS_CODES, RuleTable, classify_array, load_rules, mviupd
+from .science.decompose import nnls_decompose
+from .science.masks import CLOUD, MaskParams, mask_params, qa_flags, slc_extent_args
+from .science.patterns import PatternSet, band_patterns, default_pattern_set
 
 __all__ = [
     "FLOAT_LAYERS",
@@ -153,7 +153,7 @@ def process_block(
     qa, radsat
         (y, x) QA_PIXEL/BQA and radiometric-saturation QA, or None.
     calibration
-        The scene's :class:`~updm_dask.calibration.SceneCalibration`.
+        The scene's :class:`~updm_dask.science.calibration.SceneCalibration`.
     patterns
         (band, k) band patterns.
     rules

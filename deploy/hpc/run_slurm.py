@@ -8,7 +8,7 @@ dask-jobqueue (``pip install dask-jobqueue``; it is needed here only, not by upd
 It loads ``deploy/dask.yaml`` and ``deploy/hpc/jobqueue.yaml`` into dask's configuration,
 starts the scheduler in this process, lets dask-jobqueue submit worker jobs as the job
 needs them (``cluster.adapt``), runs the job with
-:func:`updm_dask.jobs.run_job_file` against that scheduler, prints the report and exits
+:func:`updm_dask.jobs.run.run_job_file` against that scheduler, prints the report and exits
 with the job's exit code (0 all scenes fine, 1 some failed, 2 the job could not run).
 Workers retire before their walltime (``--lifetime`` in jobqueue.yaml) and are replaced by
 new batch jobs; running the script again resumes the job from the cube's ledger.
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import dask.config
 
     from updm_dask.errors import UpdmError
-    from updm_dask.jobs import run_job_file
+    from updm_dask.jobs.run import run_job_file
 
     dask_config = args.dask_config.resolve()
     # The scheduler runs in this process: it takes its settings from this process's config.

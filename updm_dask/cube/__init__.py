@@ -3,7 +3,7 @@
 Layout (one Icechunk repository, root group)
 --------------------------------------------
 - Root attributes: ``updm_cube_format`` (marks the repository as a cube), ``grid`` (the
-  :class:`~updm_dask.grid.CubeGrid` as a dict), ``Conventions = "CF-1.10"``, ``title``,
+  :class:`~updm_dask.geo.grid.CubeGrid` as a dict), ``Conventions = "CF-1.10"``, ``title``,
   ``updm_dask_version`` (of the creating package).
 - ``y``, ``x``: pixel-centre coordinates (metres, CF projection_y/x_coordinate), and
   ``spatial_ref``: the CF grid mapping exactly as rioxarray writes it (``crs_wkt``,
@@ -13,7 +13,7 @@ Layout (one Icechunk repository, root group)
   ``updm.chunks.cube``, clipped to the grid) so that every scene owns its chunks: ``uCw``,
   ``uCv``, ``uCs``, ``uC4``, ``residual``, ``mviupd`` (float32, NaN fill), ``land_cover``
   (uint8, CF flags 0 no_data, 1 cloud, 2 water, 3 vegetation, 4 urban; fill 0) and
-  ``quality`` (uint8 bit flags of :mod:`updm_dask.scenes.masks`; fill 1 = FILL). Zstandard
+  ``quality`` (uint8 bit flags of :mod:`updm_dask.science.masks`; fill 1 = FILL). Zstandard
   compression (``updm.compression.zstd-level``); all-fill chunks are never written.
 - Per-scene coordinates along ``time``: ``time`` (acquisition, UTC; int64 microseconds
   since 1970 on disk), ``scene_id``, ``product_id``, ``sensor``, ``platform``,
@@ -51,7 +51,15 @@ http when the endpoint URL says ``http://``).
 
 from __future__ import annotations
 
-from ._cube import Cube, create_cube, cube_info, format_cube_info, open_cube
+from ._cube import (
+    Cube,
+    CubeLike,
+    create_cube,
+    cube_info,
+    format_cube_info,
+    open_cube,
+    resolve_cube,
+)
 from ._io import CubeConflictError, EmptyScenesError
 from ._schema import (
     CUBE_FORMAT,
@@ -84,10 +92,12 @@ __all__ = [
     "YEARLY_VARIABLES",
     "Cube",
     "CubeConflictError",
+    "CubeLike",
     "EmptyScenesError",
     "create_cube",
     "cube_info",
     "format_cube_info",
     "open_cube",
+    "resolve_cube",
     "yearly_summary",
 ]

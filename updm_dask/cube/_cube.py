@@ -14,8 +14,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from ..errors import CubeError, GridError
-from ..grid import CubeGrid
+from ..errors import CubeError, GridError, VersionError
+from ..geo import CubeGrid
 from ._io import (
     CubeConflictError,
     EmptyScenesError,
@@ -740,3 +740,67 @@ def format_cube_info(info: Mapping[str, Any]) -> str:
     for c in info["commits"]:
         lines.append(f"  {c['id']}  {c['time']}  {c['message']}")
     return "\n".join(lines)
+
+
+#: What every reader accepts as a cube: an open :class:`Cube` or its location.
+CubeLike = Cube | str | os.PathLike
+
+
+def resolve_cube(
+    cube: CubeLike,
+    *,
+    snapshot: str | None = None,
+    tag: str | None = None,
+    branch: str = "main",
+) -> Cube:
+    """The cube view a query reads: the branch tip, or a named commit (snapshot) or tag.
+
+    Parameters
+    ----------
+    cube : Cube, str or path-like
+        An open cube or its location (local path or ``s3://bucket/prefix``).
+    snapshot, tag : str, optional
+        Read the cube as it was at this Icechunk snapshot id or tag (at most one), so an
+        old analysis can be reproduced exactly. Default: the tip of ``branch``.
+    branch : str
+        Branch whose tip is read when no snapshot or tag is given.
+
+    Returns
+    -------
+    Cube
+
+    Raises
+    ------
+    VersionError
+        Both ``snapshot`` and ``tag`` given, or the snapshot/tag/branch does not exist in
+        the cube.
+    CubeError
+        The location holds no cube, or ``cube`` is neither a Cube nor a location.
+    """
+    if snapshot is not None and tag is not None:
+        raise VersionError("give a snapshot (commit id) or a tag, not both")
+    for name, value in (("snapshot", snapshot), ("tag", tag)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise VersionError(f"{name}: expected a non-empty string, got {value!r}")
+    if isinstance(cube, Cube):
+        if snapshot is None and tag is None:
+            return cube
+        location: str | os.PathLike = cube.location
+    elif isinstance(cube, str | os.PathLike):
+        location = cube
+    else:
+        raise CubeError(
+            f"cube: expected a Cube or a cube location (path or s3:// URL), "
+            f"got {type(cube).__name__}"
+        )
+    try:
+        return open_cube(location, branch=branch, snapshot=snapshot, tag=tag)
+    except CubeError as exc:
+        if snapshot is None and tag is None and branch == "main":
+            raise
+        # the location is a cube (else re-raise as is): the commit named is what is wrong
+        base = open_cube(location)
+        what = f"tag {tag!r}" if tag else f"commit {snapshot!r}" if snapshot else branch
+        raise VersionError(
+            f"cube {base.location!r} has no {what} ({exc}); list commits with `updm info`"
+        ) from None

@@ -14,7 +14,7 @@ import pyproj
 import xarray as xr
 
 from ..errors import CubeError, GridError
-from ..grid import CubeGrid
+from ..geo import CubeGrid
 from ._schema import SCENE_VARIABLES, STR_COORDS
 
 #: Per-scene values that must be present.
@@ -107,7 +107,7 @@ def scene_record(scene: Any, index: int, grid: CubeGrid, chunks: tuple[int, int]
     if crs is not None and not _same_crs(crs, grid):
         raise GridError(
             f"{label}: CRS {crs} differs from the cube grid's {grid.crs}; "
-            "regrid it with updm_dask.grid.to_grid first"
+            "regrid it with updm_dask.geo.to_grid first"
         )
     data: dict[str, da.Array] = {}
     for name, spec in SCENE_VARIABLES.items():
@@ -122,7 +122,7 @@ def scene_record(scene: Any, index: int, grid: CubeGrid, chunks: tuple[int, int]
         if var.shape != grid.shape:
             raise GridError(
                 f"{label}: variable {name!r} has shape {var.shape}, the cube grid is "
-                f"{grid.shape}; regrid it with updm_dask.grid.to_grid first"
+                f"{grid.shape}; regrid it with updm_dask.geo.to_grid first"
             )
         for dim, expected in (("y", grid.y), ("x", grid.x)):
             if dim in var.coords and not np.allclose(
@@ -130,7 +130,7 @@ def scene_record(scene: Any, index: int, grid: CubeGrid, chunks: tuple[int, int]
             ):
                 raise GridError(
                     f"{label}: the {dim} coordinates of {name!r} are not the cube grid's; "
-                    "regrid it with updm_dask.grid.to_grid first"
+                    "regrid it with updm_dask.geo.to_grid first"
                 )
         kind = var.dtype.kind
         if spec.dtype.startswith("uint") and kind not in "iub":

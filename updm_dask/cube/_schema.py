@@ -9,9 +9,9 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from ..classify import LAND_COVER_CLASSES as _CLASS_CODES
-from ..grid import CubeGrid
-from ..scenes.masks import (
+from ..geo import CubeGrid
+from ..science.classify import LAND_COVER_CLASSES as _CLASS_CODES
+from ..science.masks import (
     CLEAR_MASK_BITS,
     CLOUD,
     CLOUD_SHADOW,
@@ -36,7 +36,7 @@ YEARLY_CLASS_PRIORITY: tuple[int, ...] = tuple(
     _CLASS_CODES[n] for n in ("vegetation", "urban", "water")
 )
 
-#: Quality bits (the scenes' flags, see :mod:`updm_dask.scenes.masks`).
+#: Quality bits (the scenes' flags, see :mod:`updm_dask.science.masks`).
 QUALITY_FILL = FILL
 QUALITY_SATURATED = SATURATED
 QUALITY_CLOUD = CLOUD

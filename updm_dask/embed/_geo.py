@@ -8,16 +8,15 @@ measured on the cube's projected grid.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyproj
 
-from ..cube import Cube, open_cube
+from ..cube import CubeLike, resolve_cube
 from ..errors import QueryError
-from ..grid import CubeGrid
+from ..geo import CubeGrid
+from ..geo.points import LONLAT, grid_lonlat, to_grid_xy
 
 __all__ = [
     "EARTH_RADIUS_M",
@@ -33,60 +32,8 @@ __all__ = [
     "to_grid_xy",
 ]
 
-CubeLike = Cube | str | os.PathLike
-LONLAT = "EPSG:4326"
 #: Mean Earth radius (IUGG), metres; used for great-circle distances.
 EARTH_RADIUS_M = 6_371_008.8
-
-
-def resolve_cube(cube: CubeLike) -> Cube:
-    """An open cube, or the cube at a location (path or ``s3://``)."""
-    if isinstance(cube, Cube):
-        return cube
-    if isinstance(cube, str | os.PathLike):
-        return open_cube(cube)
-    raise QueryError(f"cube: expected a Cube or a cube location, got {type(cube).__name__}")
-
-
-def _transformer(src: Any, dst: Any) -> pyproj.Transformer:
-    try:
-        return pyproj.Transformer.from_crs(src, dst, always_xy=True)
-    except pyproj.exceptions.CRSError as exc:
-        raise QueryError(f"crs: cannot transform from {src!r} to {dst!r} ({exc})") from None
-
-
-def check_lonlat(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Float arrays of longitudes/latitudes; QueryError when not finite or out of range."""
-    try:
-        lo = np.asarray(lon, dtype=np.float64)
-        la = np.asarray(lat, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise QueryError(f"lon/lat: expected numbers, got {lon!r}, {lat!r}") from None
-    if lo.shape != la.shape:
-        raise QueryError(f"lon/lat: shapes differ ({lo.shape} vs {la.shape})")
-    if not (np.isfinite(lo).all() and np.isfinite(la).all()):
-        raise QueryError("lon/lat: values must be finite numbers")
-    if (np.abs(la) > 90).any():
-        raise QueryError(f"lat: must lie in [-90, 90], got {la[np.abs(la) > 90].ravel()[:3]}")
-    if (np.abs(lo) > 360).any():
-        raise QueryError(f"lon: must lie in [-360, 360], got {lo[np.abs(lo) > 360].ravel()[:3]}")
-    return lo, la
-
-
-def to_grid_xy(grid: CubeGrid, x: Any, y: Any, crs: Any = LONLAT) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates in ``crs`` (default lon/lat) -> the grid's projected x, y (metres)."""
-    if crs == LONLAT or str(crs).upper() in ("EPSG:4326", "WGS84", "OGC:CRS84"):
-        x, y = check_lonlat(x, y)
-    tr = _transformer(crs, grid.pyproj_crs)
-    gx, gy = tr.transform(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
-    return np.asarray(gx, dtype=np.float64), np.asarray(gy, dtype=np.float64)
-
-
-def grid_lonlat(grid: CubeGrid, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The grid's projected x, y -> longitude, latitude."""
-    tr = _transformer(grid.pyproj_crs, LONLAT)
-    lon, lat = tr.transform(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
-    return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
 
 def disk_footprint(radius_m: float, resolution: float) -> np.ndarray:

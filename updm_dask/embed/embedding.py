@@ -22,9 +22,10 @@ import xarray as xr
 import zarr
 from scipy import ndimage
 
-from ..cube import Cube, CubeConflictError
+from ..cube import Cube, CubeConflictError, CubeLike, resolve_cube
 from ..errors import CubeError, QueryError
-from ._geo import LONLAT, CubeLike, grid_lonlat, point_window, resolve_cube, to_grid_xy
+from ..geo.points import LONLAT, grid_lonlat, to_grid_xy
+from ._geo import point_window
 from ._kernel import (
     N_EPOCH_SUMS,
     embedding_sums,

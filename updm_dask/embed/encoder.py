@@ -57,8 +57,10 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ..cube import CubeLike, resolve_cube
 from ..errors import QueryError
-from ._geo import EARTH_RADIUS_M, CubeLike, chord_to_m, grid_lonlat, lonlat_to_unit, resolve_cube
+from ..geo.points import grid_lonlat
+from ._geo import EARTH_RADIUS_M, chord_to_m, lonlat_to_unit
 from ._kernel import impute_missing
 from ._period import DEFAULT_PERIOD, EMBEDDING_VERSION, Period
 from ._ridge import block_groups, ridge_cv
@@ -260,7 +262,7 @@ class LocationEncoder:
         correction : bool
             Add the local residual correction (when the encoder has residuals).
         """
-        from ._geo import check_lonlat
+        from ..geo.points import check_lonlat
 
         lo, la = check_lonlat(np.atleast_1d(lon), np.atleast_1d(lat))
         xyz = lonlat_to_unit(lo.ravel(), la.ravel()).reshape(-1, 3)
@@ -434,7 +436,7 @@ def fit_location_encoder(
         raise QueryError(f"degree: expected an integer >= 0, got {degree!r}")
     if not (np.isfinite(far_factor) and far_factor > 0):
         raise QueryError(f"far_factor: expected a positive number, got {far_factor!r}")
-    from ._geo import check_lonlat
+    from ..geo.points import check_lonlat
 
     lo, la = check_lonlat(np.ravel(lon), np.ravel(lat))
     y = np.asarray(vectors, dtype=np.float64)

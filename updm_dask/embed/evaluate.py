@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ..cube import CubeLike, resolve_cube
 from ..errors import QueryError
-from ._geo import CubeLike, grid_lonlat, resolve_cube
+from ..geo.points import grid_lonlat
 from ._kernel import impute_missing, standardise
 from ._period import Period
 from ._ridge import ridge_cv

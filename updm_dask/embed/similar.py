@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..cube import CubeLike, resolve_cube
 from ..errors import QueryError
-from ._geo import LONLAT, CubeLike, great_circle_m, grid_lonlat, resolve_cube, to_grid_xy
+from ..geo.points import LONLAT, grid_lonlat, to_grid_xy
+from ._geo import great_circle_m
 from ._kernel import impute_missing
 from ._period import DEFAULT_PERIOD, Period
 from .embedding import (

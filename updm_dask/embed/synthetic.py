@@ -22,7 +22,7 @@ from affine import Affine
 
 from ..cube import LAND_COVER_CLASSES, QUALITY_CLOUD, Cube, create_cube
 from ..errors import QueryError
-from ..grid import CubeGrid
+from ..geo import CubeGrid
 
 __all__ = [
     "COVER_COEFFICIENTS",

@@ -23,7 +23,7 @@ Plots (PNG): :func:`plot_class_fractions`, :func:`plot_point_series`,
 imported on first use so that matplotlib is only loaded for pictures).
 
 Command line: ``updm query {point,area,trend,change,compare,fit-rules}`` and
-``updm export {map,zarr}`` (see :mod:`updm_dask.query.commands`).
+``updm export {map,zarr}`` (see :mod:`updm_dask.cli.query`).
 """
 
 from __future__ import annotations

@@ -30,9 +30,10 @@ import pyproj
 import xarray as xr
 from affine import Affine
 
-from ..cube import SCENE_VARIABLES, YEARLY_VARIABLES, Cube, open_cube
-from ..errors import CubeError, QueryError
-from ..grid import CubeGrid
+from ..cube import SCENE_VARIABLES, YEARLY_VARIABLES, Cube, CubeLike, resolve_cube
+from ..errors import QueryError
+from ..geo import CubeGrid
+from ..geo.points import LONLAT, PixelLocation, check_lonlat, locate_point, parse_crs
 
 __all__ = [
     "AreaSelection",
@@ -46,10 +47,7 @@ __all__ = [
     "time_range",
 ]
 
-CubeLike = Cube | str | os.PathLike
 
-#: The CRS of GeoJSON (RFC 7946) and of lon/lat arguments.
-LONLAT = "EPSG:4326"
 # Points inserted along each polygon edge before reprojecting it, so that a long straight
 # edge in lon/lat becomes the curve it is on the map.
 _DENSIFY = 16
@@ -59,66 +57,6 @@ M2_PER_HA = 10_000.0
 # --------------------------------------------------------------------------------------
 # Which cube, which commit
 # --------------------------------------------------------------------------------------
-
-
-def resolve_cube(
-    cube: CubeLike,
-    *,
-    snapshot: str | None = None,
-    tag: str | None = None,
-    branch: str = "main",
-) -> Cube:
-    """The cube view a query reads: the branch tip, or a named commit (snapshot) or tag.
-
-    Parameters
-    ----------
-    cube : Cube, str or path-like
-        An open cube or its location (local path or ``s3://bucket/prefix``).
-    snapshot, tag : str, optional
-        Read the cube as it was at this Icechunk snapshot id or tag (at most one), so an
-        old analysis can be reproduced exactly. Default: the tip of ``branch``.
-    branch : str
-        Branch whose tip is read when no snapshot or tag is given.
-
-    Returns
-    -------
-    Cube
-
-    Raises
-    ------
-    QueryError
-        Both ``snapshot`` and ``tag`` given, or the snapshot/tag/branch does not exist in
-        the cube.
-    CubeError
-        The location holds no cube.
-    """
-    if snapshot is not None and tag is not None:
-        raise QueryError("give a snapshot (commit id) or a tag, not both")
-    for name, value in (("snapshot", snapshot), ("tag", tag)):
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise QueryError(f"{name}: expected a non-empty string, got {value!r}")
-    if isinstance(cube, Cube):
-        if snapshot is None and tag is None:
-            return cube
-        location: str | os.PathLike = cube.location
-    elif isinstance(cube, str | os.PathLike):
-        location = cube
-    else:
-        raise QueryError(
-            f"cube: expected a Cube or a cube location (path or s3:// URL), "
-            f"got {type(cube).__name__}"
-        )
-    try:
-        return open_cube(location, branch=branch, snapshot=snapshot, tag=tag)
-    except CubeError as exc:
-        if snapshot is None and tag is None and branch == "main":
-            raise
-        # the location is a cube (else re-raise as is): the commit named is what is wrong
-        base = open_cube(location)
-        what = f"tag {tag!r}" if tag else f"commit {snapshot!r}" if snapshot else branch
-        raise QueryError(
-            f"cube {base.location!r} has no {what} ({exc}); list commits with `updm info`"
-        ) from None
 
 
 def open_dataset(cube: Cube) -> xr.Dataset:
@@ -295,149 +233,6 @@ def select_years(available: np.ndarray, when: TimeRange, location: str) -> np.nd
 # --------------------------------------------------------------------------------------
 # Points
 # --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PixelLocation:
-    """The cube pixel holding a point.
-
-    Attributes
-    ----------
-    row, col : int
-        Pixel indices in the grid (row 0 = north edge).
-    x, y : float
-        Centre of that pixel in the cube's CRS (metres).
-    lon, lat : float
-        The point asked for, in WGS84 degrees.
-    query_x, query_y : float
-        The point asked for, in the cube's CRS.
-    crs : str
-        The cube's CRS.
-    """
-
-    row: int
-    col: int
-    x: float
-    y: float
-    lon: float
-    lat: float
-    query_x: float
-    query_y: float
-    crs: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able description."""
-        return {
-            "row": self.row,
-            "col": self.col,
-            "x": self.x,
-            "y": self.y,
-            "lon": self.lon,
-            "lat": self.lat,
-            "crs": self.crs,
-        }
-
-
-def _parse_crs(crs: Any, what: str) -> pyproj.CRS:
-    try:
-        return pyproj.CRS.from_user_input(crs)
-    except (pyproj.exceptions.CRSError, TypeError, ValueError):
-        raise QueryError(f"{what}: unknown CRS {crs!r} (expected e.g. 'EPSG:4326')") from None
-
-
-def _check_lonlat(xs: np.ndarray, ys: np.ndarray, crs: pyproj.CRS, grid: CubeGrid, what: str):
-    if not crs.is_geographic:
-        return
-    bad = ~((np.abs(xs) <= 180) & (np.abs(ys) <= 90))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise QueryError(
-            f"{what}: coordinates ({xs[i]:g}, {ys[i]:g}) cannot be longitude/latitude in "
-            f"{crs.name} (|lon| <= 180, |lat| <= 90); if they are in the cube's CRS, say so "
-            f"(crs={grid.crs!r})"
-        )
-
-
-def _transformer(src: pyproj.CRS, grid: CubeGrid) -> pyproj.Transformer:
-    return pyproj.Transformer.from_crs(src, grid.pyproj_crs, always_xy=True)
-
-
-def locate_point(
-    grid: CubeGrid,
-    *,
-    lon: float | None = None,
-    lat: float | None = None,
-    x: float | None = None,
-    y: float | None = None,
-    crs: Any = None,
-) -> PixelLocation:
-    """Find the grid pixel holding a point given by lon/lat or by x/y.
-
-    Parameters
-    ----------
-    grid : CubeGrid
-    lon, lat : float, optional
-        WGS84 degrees.
-    x, y : float, optional
-        Coordinates in ``crs`` (default: the cube's CRS).
-    crs : str, optional
-        CRS of ``x``/``y``.
-
-    Returns
-    -------
-    PixelLocation
-
-    Raises
-    ------
-    QueryError
-        Neither or both of lon/lat and x/y, non-finite numbers, lon/lat out of range, or a
-        point outside the grid (the message gives the point in the cube's CRS and the grid
-        bounds).
-    """
-    if (lon is None) != (lat is None) or (x is None) != (y is None):
-        raise QueryError("point: give both lon and lat, or both x and y")
-    if (lon is None) == (x is None):
-        raise QueryError("point: give lon/lat (WGS84) or x/y (cube CRS), one of the two")
-    if lon is not None:
-        src = pyproj.CRS.from_user_input(LONLAT)
-        px, py = lon, lat
-        said = f"lon/lat ({lon}, {lat})"
-    else:
-        src = grid.pyproj_crs if crs is None else _parse_crs(crs, "crs")
-        px, py = x, y
-        said = f"x/y ({x}, {y}) in {src.name}"
-    try:
-        px, py = float(px), float(py)
-    except (TypeError, ValueError):
-        raise QueryError(f"point: {said}: expected numbers") from None
-    if not (math.isfinite(px) and math.isfinite(py)):
-        raise QueryError(f"point: {said}: expected finite numbers")
-    _check_lonlat(np.array([px]), np.array([py]), src, grid, f"point {said}")
-    gx, gy = _transformer(src, grid).transform(px, py)
-    if not (math.isfinite(gx) and math.isfinite(gy)):
-        raise QueryError(f"point: {said} has no image in the cube's CRS {grid.crs}")
-    t = grid.transform
-    col = math.floor((gx - t.c) / t.a)
-    row = math.floor((gy - t.f) / t.e)
-    if not (0 <= row < grid.ny and 0 <= col < grid.nx):
-        b = grid.bounds
-        raise QueryError(
-            f"point {said} is outside the cube grid: it is at ({gx:.1f}, {gy:.1f}) in "
-            f"{grid.crs}, the grid covers x {b[0]:g}..{b[2]:g}, y {b[1]:g}..{b[3]:g}"
-        )
-    to_lonlat = pyproj.Transformer.from_crs(grid.pyproj_crs, LONLAT, always_xy=True)
-    plon, plat = to_lonlat.transform(gx, gy)
-    return PixelLocation(
-        row=row,
-        col=col,
-        x=float(grid.x[col]),
-        y=float(grid.y[row]),
-        lon=float(plon),
-        lat=float(plat),
-        query_x=float(gx),
-        query_y=float(gy),
-        crs=grid.crs,
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -620,9 +415,10 @@ def project_polygons(
     ally = np.concatenate([r[:, 1] for p in polygons for r in p])
     if not (np.isfinite(allx).all() and np.isfinite(ally).all()):
         raise QueryError(f"{what}: coordinates must be finite numbers")
-    _check_lonlat(allx, ally, src, grid, what)
+    if src.is_geographic:
+        check_lonlat(allx, ally, grid=grid, what=what)
     same = src == grid.pyproj_crs
-    tr = None if same else _transformer(src, grid)
+    tr = None if same else pyproj.Transformer.from_crs(src, grid.pyproj_crs, always_xy=True)
     out = []
     for rings in polygons:
         projected = []
@@ -734,7 +530,7 @@ def select_area(
             )
         if not (b[0] < b[2] and b[1] < b[3]):
             raise QueryError(f"bbox: empty box, expected minx < maxx and miny < maxy, got {bbox!r}")
-        src = _parse_crs(crs if crs is not None else LONLAT, "crs")
+        src = parse_crs(crs if crs is not None else LONLAT, "crs")
         ring = np.array(
             [[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]], [b[0], b[1]]], dtype=float
         )
@@ -743,7 +539,7 @@ def select_area(
         return mask_polygons(geoms, grid, what)
     obj = read_geojson(geojson)
     src_name = crs if crs is not None else (geojson_crs(obj) or LONLAT)
-    src = _parse_crs(src_name, "crs")
+    src = parse_crs(src_name, "crs")
     polygons = []
     for geom, _props in geojson_features(obj):
         polygons.extend(_polygons(geom, "geojson"))

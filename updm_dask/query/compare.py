@@ -8,14 +8,14 @@ scenes, are compared pixel by pixel on one grid:
   rate (/ pixels the other puts in the class) and the confusion matrix are given too;
 - correlation of the coefficients and the fitted linear conversion
   ``other = a * reference + b`` per quantity (uCw, uCv, uCs, MVIUPD, S), the analogue of
-  the note's Table 7, by :func:`updm_dask.classify.fit_conversion`.
+  the note's Table 7, by :func:`updm_dask.science.classify.fit_conversion`.
 
 Resolutions: when one sensor is coarser than the other by a whole factor ``k`` (MSS 60 m
 against TM/ETM+/OLI 30 m), both layers are aggregated ``k x k`` first, the note's 2x2 rule:
-classes by :func:`updm_dask.grid.block_mode` (a block is vegetation when at least half of
+classes by :func:`updm_dask.geo.block_mode` (a block is vegetation when at least half of
 its pixels are; otherwise the most frequent class, ties by the priority vegetation > urban
 > water > cloud; no_data pixels are ignored) and coefficients by
-:func:`updm_dask.grid.block_mean`. The blocks are aligned on the coarse sensor's pixels (on
+:func:`updm_dask.geo.block_mean`. The blocks are aligned on the coarse sensor's pixels (on
 a 30 m cube an MSS pixel is a constant 2x2 block; the alignment that makes most blocks of
 the coarse layer constant is used).
 
@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..classify import LinearConversion, fit_conversion
 from ..cube import LAND_COVER_CLASSES, QUALITY_NOT_CLEAR
 from ..errors import QueryError, RuleError, SensorError
-from ..grid import block_mean, block_mode
-from ..sensors import get_sensor
+from ..geo import block_mean, block_mode
+from ..science.classify import LinearConversion, fit_conversion
+from ..science.sensors import get_sensor
 from ._select import (
     AreaSelection,
     CubeLike,
@@ -204,7 +204,7 @@ def _check_same_grid(a: xr.Dataset, b: xr.Dataset) -> None:
             raise QueryError(
                 f"compare: the two layers are not on one grid ({dim} differs: sizes "
                 f"{a.sizes[dim]} and {b.sizes[dim]}); put both on one grid first "
-                "(updm_dask.grid.to_grid)"
+                "(updm_dask.geo.to_grid)"
             )
 
 
@@ -418,7 +418,7 @@ def compare_layers(
     mask: np.ndarray | None = None,
     labels: tuple[str, str] | None = None,
 ) -> Comparison:
-    """Compare two scenes' layers on one grid (e.g. from :func:`updm_dask.grid.to_grid`).
+    """Compare two scenes' layers on one grid (e.g. from :func:`updm_dask.geo.to_grid`).
 
     Parameters
     ----------

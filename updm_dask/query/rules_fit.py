@@ -28,7 +28,7 @@ S vs uCv and MVIUPD vs uCv. This module does the same with numbers:
      its template thresholds (the report says so).
 
 3. :meth:`RuleFit.save` writes the table as TOML, which ``[science] rules = "path"`` of a
-   job spec (and :func:`updm_dask.classify.load_rules`) reads.
+   job spec (and :func:`updm_dask.science.classify.load_rules`) reads.
 
 Samples are used where uCw, uCv and uCs are finite and the quality flags show no fill,
 saturation or SLC gap; cloud and cloud-shadow flags exclude a sample unless its label is
@@ -48,7 +48,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..classify import Condition, Rule, RuleTable, load_rules
 from ..cube import (
     QUALITY_CLOUD,
     QUALITY_CLOUD_SHADOW,
@@ -58,10 +57,11 @@ from ..cube import (
     Cube,
 )
 from ..errors import GridError, QueryError, RuleError
-from ..grid import CubeGrid
+from ..geo import CubeGrid
+from ..geo.points import parse_crs
+from ..science.classify import Condition, Rule, RuleTable, load_rules
 from ._select import (
     LONLAT,
-    _parse_crs,
     _polygons,
     geojson_crs,
     geojson_features,
@@ -103,7 +103,7 @@ def _label_masks(
 ) -> list[tuple[str, int, np.ndarray]]:
     """(class name, feature index, boolean grid mask) per labelled feature."""
     obj = read_geojson(labels)
-    src = _parse_crs(crs if crs is not None else (geojson_crs(obj) or LONLAT), "crs")
+    src = parse_crs(crs if crs is not None else (geojson_crs(obj) or LONLAT), "crs")
     out = []
     for i, (geom, props) in enumerate(geojson_features(obj)):
         name = props.get(class_property)

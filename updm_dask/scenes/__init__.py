@@ -17,8 +17,7 @@ read-only or shared) folder holding the scene archives.
 
 from __future__ import annotations
 
-from .discover import Discovery, SceneSource, discover_scenes, scene_source
-from .masks import (
+from ..science.masks import (
     CLEAR_MASK_BITS,
     CLOUD,
     CLOUD_SHADOW,
@@ -35,6 +34,7 @@ from .masks import (
     qa_flags_array,
     scene_qa_flags,
 )
+from .discover import Discovery, SceneSource, discover_scenes, scene_source
 from .open import RasterStack, open_scene, resolve_scene
 from .stac import STAC_BAND_KEYS, discover_stac
 

@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import SceneError, UpdmError
-from ..metadata import MAX_METADATA_BYTES, FrozenMap, SceneMetadata, read_mtl, read_mtl_text
-from ..sensors import canonical_sensor_name, get_sensor
+from ..frozen import FrozenMap
+from ..metadata import MAX_METADATA_BYTES, SceneMetadata, read_mtl, read_mtl_text
+from ..science.sensors import canonical_sensor_name, get_sensor
 from . import _locations as loc
 
 __all__ = ["Discovery", "SceneSource", "discover_scenes", "scene_source"]
@@ -51,7 +52,7 @@ class SceneSource:
         member of an archive.
     band_paths
         UPDM band label -> GDAL-readable path, for exactly the sensor's
-        :attr:`~updm_dask.sensors.Sensor.band_labels`, in spectral order.
+        :attr:`~updm_dask.science.sensors.Sensor.band_labels`, in spectral order.
     qa_paths
         ``"qa"`` (C1 BQA or C2 QA_PIXEL) and/or ``"radsat"`` (C2 QA_RADSAT) -> GDAL path, for
         those present.

@@ -39,7 +39,7 @@ from rasterio.windows import Window
 
 from .. import config
 from ..errors import SceneError
-from ..sensors import get_sensor
+from ..science.sensors import get_sensor
 from . import _locations as loc
 from .discover import SceneSource, discover_scenes
 

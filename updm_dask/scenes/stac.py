@@ -30,7 +30,7 @@ import pystac
 
 from ..errors import SceneError, UpdmError
 from ..metadata import MAX_METADATA_BYTES, SceneMetadata, read_mtl, read_mtl_text
-from ..sensors import get_sensor
+from ..science.sensors import get_sensor
 from . import _locations as loc
 from .discover import Discovery, SceneSource, scene_source, select_scenes
 

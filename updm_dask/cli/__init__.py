@@ -1,0 +1,8 @@
+"""The ``updm`` command: parsing arguments and printing results, nothing else.
+
+Each sub-module adds its commands to the parser and calls the library; none computes.
+"""
+
+from .app import main
+
+__all__ = ["main"]

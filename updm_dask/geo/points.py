@@ -1,0 +1,219 @@
+"""Points on the cube grid: lon/lat <-> the grid's CRS, and the pixel holding a point.
+
+Points are longitude/latitude on WGS84 (:data:`LONLAT`, the GeoJSON convention and the
+default) or coordinates in any CRS pyproj knows, typically the cube's own projected CRS.
+They are transformed with pyproj ``always_xy`` (x/easting/longitude first). A point selects
+the pixel it lies in (row 0 is the north edge).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyproj
+
+from ..errors import PointError
+from .grid import CubeGrid
+
+__all__ = [
+    "LONLAT",
+    "PixelLocation",
+    "check_lonlat",
+    "grid_lonlat",
+    "locate_point",
+    "parse_crs",
+    "to_grid_xy",
+]
+
+#: The CRS of GeoJSON (RFC 7946) and of lon/lat arguments.
+LONLAT = "EPSG:4326"
+
+
+def parse_crs(crs: Any, what: str = "crs") -> pyproj.CRS:
+    """A pyproj CRS from anything pyproj accepts; :class:`PointError` naming ``what``."""
+    try:
+        return pyproj.CRS.from_user_input(crs)
+    except (pyproj.exceptions.CRSError, TypeError, ValueError):
+        raise PointError(f"{what}: unknown CRS {crs!r} (expected e.g. 'EPSG:4326')") from None
+
+
+def check_lonlat(
+    lon: Any, lat: Any, *, grid: CubeGrid | None = None, what: str = "lon/lat"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float arrays of longitudes and latitudes, checked.
+
+    Longitudes must lie in [-180, 180] and latitudes in [-90, 90] (RFC 7946); numbers
+    outside are almost always projected coordinates given as lon/lat, and the message says
+    how to pass them in the cube's CRS instead.
+
+    Raises
+    ------
+    PointError
+        Not numbers, shapes that differ, values not finite or out of range.
+    """
+    try:
+        lo = np.asarray(lon, dtype=np.float64)
+        la = np.asarray(lat, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PointError(f"{what}: expected numbers, got {lon!r}, {lat!r}") from None
+    if lo.shape != la.shape:
+        raise PointError(f"{what}: shapes differ ({lo.shape} vs {la.shape})")
+    if not (np.isfinite(lo).all() and np.isfinite(la).all()):
+        raise PointError(f"{what}: expected finite numbers")
+    bad = ~((np.abs(lo) <= 180) & (np.abs(la) <= 90))
+    if bad.any():
+        i = int(np.flatnonzero(bad.ravel())[0])
+        hint = f"; if they are in the cube's CRS, say so (crs={grid.crs!r})" if grid else ""
+        raise PointError(
+            f"{what}: coordinates ({lo.ravel()[i]:g}, {la.ravel()[i]:g}) cannot be "
+            f"longitude/latitude in WGS 84 (|lon| <= 180, |lat| <= 90){hint}"
+        )
+    return lo, la
+
+
+def _transformer(src: Any, dst: Any) -> pyproj.Transformer:
+    try:
+        return pyproj.Transformer.from_crs(src, dst, always_xy=True)
+    except pyproj.exceptions.CRSError as exc:
+        raise PointError(f"crs: cannot transform from {src!r} to {dst!r} ({exc})") from None
+
+
+def to_grid_xy(grid: CubeGrid, x: Any, y: Any, crs: Any = LONLAT) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates in ``crs`` (default lon/lat) -> the grid's projected x, y (metres)."""
+    src = parse_crs(crs)
+    if src.is_geographic:
+        x, y = check_lonlat(x, y, grid=grid)
+    gx, gy = _transformer(src, grid.pyproj_crs).transform(
+        np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    )
+    return np.asarray(gx, dtype=np.float64), np.asarray(gy, dtype=np.float64)
+
+
+def grid_lonlat(grid: CubeGrid, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's projected x, y -> longitude, latitude (WGS84 degrees)."""
+    lon, lat = _transformer(grid.pyproj_crs, LONLAT).transform(
+        np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    )
+    return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class PixelLocation:
+    """The cube pixel holding a point.
+
+    Attributes
+    ----------
+    row, col : int
+        Pixel indices in the grid (row 0 = north edge).
+    x, y : float
+        Centre of that pixel in the cube's CRS (metres).
+    lon, lat : float
+        The point asked for, in WGS84 degrees.
+    query_x, query_y : float
+        The point asked for, in the cube's CRS.
+    crs : str
+        The cube's CRS.
+    """
+
+    row: int
+    col: int
+    x: float
+    y: float
+    lon: float
+    lat: float
+    query_x: float
+    query_y: float
+    crs: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description."""
+        return {
+            "row": self.row,
+            "col": self.col,
+            "x": self.x,
+            "y": self.y,
+            "lon": self.lon,
+            "lat": self.lat,
+            "crs": self.crs,
+        }
+
+
+def locate_point(
+    grid: CubeGrid,
+    *,
+    lon: float | None = None,
+    lat: float | None = None,
+    x: float | None = None,
+    y: float | None = None,
+    crs: Any = None,
+) -> PixelLocation:
+    """Find the grid pixel holding a point given by lon/lat or by x/y.
+
+    Parameters
+    ----------
+    grid : CubeGrid
+    lon, lat : float, optional
+        WGS84 degrees.
+    x, y : float, optional
+        Coordinates in ``crs`` (default: the cube's CRS).
+    crs : str, optional
+        CRS of ``x``/``y``.
+
+    Returns
+    -------
+    PixelLocation
+
+    Raises
+    ------
+    PointError
+        Neither or both of lon/lat and x/y, non-finite numbers, lon/lat out of range, or a
+        point outside the grid (the message gives the point in the cube's CRS and the grid
+        bounds).
+    """
+    if (lon is None) != (lat is None) or (x is None) != (y is None):
+        raise PointError("point: give both lon and lat, or both x and y")
+    if (lon is None) == (x is None):
+        raise PointError("point: give lon/lat (WGS84) or x/y (cube CRS), one of the two")
+    if lon is not None:
+        src = parse_crs(LONLAT)
+        px, py = lon, lat
+        said = f"lon/lat ({lon}, {lat})"
+    else:
+        src = grid.pyproj_crs if crs is None else parse_crs(crs, "crs")
+        px, py = x, y
+        said = f"x/y ({x}, {y}) in {src.name}"
+    try:
+        px, py = float(px), float(py)
+    except (TypeError, ValueError):
+        raise PointError(f"point: {said}: expected numbers") from None
+    if not (math.isfinite(px) and math.isfinite(py)):
+        raise PointError(f"point: {said}: expected finite numbers")
+    if src.is_geographic:
+        check_lonlat(px, py, grid=grid, what=f"point {said}")
+    gx, gy = _transformer(src, grid.pyproj_crs).transform(px, py)
+    if not (math.isfinite(gx) and math.isfinite(gy)):
+        raise PointError(f"point: {said} has no image in the cube's CRS {grid.crs}")
+    t = grid.transform
+    col = math.floor((gx - t.c) / t.a)
+    row = math.floor((gy - t.f) / t.e)
+    if not (0 <= row < grid.ny and 0 <= col < grid.nx):
+        b = grid.bounds
+        raise PointError(
+            f"point {said} is outside the cube grid: it is at ({gx:.1f}, {gy:.1f}) in "
+            f"{grid.crs}, the grid covers x {b[0]:g}..{b[2]:g}, y {b[1]:g}..{b[3]:g}"
+        )
+    plon, plat = grid_lonlat(grid, gx, gy)
+    return PixelLocation(
+        row=row,
+        col=col,
+        x=float(grid.x[col]),
+        y=float(grid.y[row]),
+        lon=float(plon),
+        lat=float(plat),
+        query_x=float(gx),
+        query_y=float(gy),
+        crs=grid.crs,
+    )

@@ -1,0 +1,564 @@
+"""Batch jobs: a job spec in, a land-cover cube out (``updm run``).
+
+Orchestration only; the numerics live in :mod:`updm_dask.pipeline` and below.
+
+A job
+1. connects to a Dask cluster (:func:`updm_dask.jobs.cluster.connect`: ``--scheduler``, then
+   ``DASK_SCHEDULER_ADDRESS`` / dask config ``scheduler-address``, then
+   ``--scheduler-file``, else a LocalCluster sized to the machine) and says which;
+2. opens the job's cube, or creates it on the job's grid;
+3. discovers the scenes of its inputs (folders, globs, archives, URLs, STAC), keeps those
+   of its sensors and time range, and skips every scene already in the cube's ledger, so
+   running a job again resumes it and never stores a scene twice;
+4. processes the rest in batches: each scene is opened lazily, run through the fused
+   per-chunk pipeline and placed on the cube grid, and each batch is written and committed
+   as ONE Icechunk commit. Nothing is committed before a batch is complete, so a crash
+   leaves the cube exactly as at its last commit;
+5. isolates bad scenes: a scene that cannot be opened (missing band, MTL/TIFF mismatch),
+   that fails while its pixels are read or processed (truncated TIFF) or that has no
+   valid pixel on the grid (all fill) is recorded with its reason and left out of its
+   batch, which is then written without it; the job goes on and its exit code says so;
+6. rebuilds the per-year layers of the years it touched, in one more commit.
+
+When another writer commits to the cube first, the batch is not stored; the job re-reads
+the ledger and retries it (dask config ``updm.job.conflict-retries`` times).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask.config
+import rasterio.errors
+import xarray as xr
+from affine import Affine
+
+from .. import __version__
+from .. import config as _config  # noqa: F401  (registers the updm.* defaults)
+from ..cube import Cube, CubeConflictError, EmptyScenesError, create_cube, open_cube
+from ..cube._io import repository_exists, storage_for
+from ..errors import JobError, JobSpecError, UpdmError
+from ..geo import CubeGrid, to_grid
+from ..pipeline import Science, process_scene
+from ..scenes import SceneSource, discover_scenes, discover_stac, open_scene
+from ..scenes.discover import select_scenes
+from ..science.patterns import default_pattern_set, load_pattern_set
+from .cluster import connect
+from .spec import JobSpec, load_job_spec
+
+__all__ = [
+    "JobReport",
+    "SceneFailure",
+    "job_science",
+    "open_job_cube",
+    "run_job",
+    "run_job_file",
+    "scene_on_grid",
+]
+
+log = logging.getLogger("updm_dask.jobs.run")
+
+#: How each layer is resampled onto the cube grid: coefficients and indices are averaged
+#: (area-weighted when coarsening, repeated when refining), classes and flags take the most
+#: frequent value (see :mod:`updm_dask.geo.grid`).
+REGRID_METHODS = {
+    "uCw": "average",
+    "uCv": "average",
+    "uCs": "average",
+    "uC4": "average",
+    "residual": "average",
+    "mviupd": "average",
+    "land_cover": "mode",
+    "quality": "mode",
+}
+
+# Errors that belong to one scene (its files, its metadata, its place on the grid) rather
+# than to the job: the scene is recorded as failed and the job goes on.
+_SCENE_ERRORS = (UpdmError, OSError, ValueError, rasterio.errors.RasterioError)
+
+
+@dataclass(frozen=True)
+class SceneFailure:
+    """A scene the job could not store.
+
+    Parameters
+    ----------
+    scene
+        Its scene id, or the place it was found when it could not even be named.
+    stage
+        ``"discover"``, ``"open"``, ``"process"`` or ``"empty"`` (no valid pixel on the
+        cube grid).
+    reason
+        What went wrong, as the error said it.
+    """
+
+    scene: str
+    stage: str
+    reason: str
+
+
+@dataclass
+class JobReport:
+    """What a job did. ``format()`` is the report ``updm run`` prints."""
+
+    job_id: str
+    cube: str
+    cluster: str = ""
+    found: int = 0
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[SceneFailure] = field(default_factory=list)
+    commits: list[str] = field(default_factory=list)
+    years_rebuilt: list[int] = field(default_factory=list)
+    conflicts: int = 0
+    pixels: int = 0
+    cores: int = 0
+    processing_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every scene found is in the cube, 1 when any failed."""
+        return 1 if self.failed else 0
+
+    @property
+    def pixels_per_second(self) -> float:
+        """Scene pixels processed and committed per second of batch processing."""
+        return self.pixels / self.processing_seconds if self.processing_seconds > 0 else 0.0
+
+    def format(self) -> str:
+        """A human-readable summary."""
+        lines = [
+            f"job {self.job_id} -> cube {self.cube}",
+            f"  cluster: {self.cluster}",
+            f"  scenes: {self.found} found, {len(self.done)} processed, "
+            f"{len(self.skipped)} skipped (already in the cube), {len(self.failed)} failed",
+        ]
+        if self.commits:
+            lines.append(f"  commits: {len(self.commits)} (last {self.commits[-1]})")
+        if self.years_rebuilt:
+            lines.append(f"  per-year layers rebuilt for: {_year_list(self.years_rebuilt)}")
+        if self.conflicts:
+            lines.append(f"  write conflicts with other jobs, retried: {self.conflicts}")
+        if self.pixels:
+            per_core = self.pixels_per_second / self.cores if self.cores else float("nan")
+            lines.append(
+                f"  throughput: {self.pixels:,} scene pixels in {self.processing_seconds:.1f} s"
+                f" = {self.pixels_per_second:,.0f} pixels/s ({per_core:,.0f} per core, "
+                f"{self.cores} cores)"
+            )
+        lines.append(f"  wall time: {self.seconds:.1f} s")
+        if self.failed:
+            lines.append("  failed scenes (not stored; fix or remove them and run again):")
+            lines += [f"    {f.scene} [{f.stage}]: {f.reason}" for f in self.failed]
+        return "\n".join(lines)
+
+
+def _year_list(years: Sequence[int]) -> str:
+    years = sorted(years)
+    if len(years) > 12:
+        return f"{len(years)} years, {years[0]}-{years[-1]}"
+    return ", ".join(str(y) for y in years)
+
+
+# --------------------------------------------------------------------------------------
+# Building blocks
+
+
+def job_science(spec: JobSpec) -> Science:
+    """The :class:`~updm_dask.pipeline.Science` of a job, checked before any work starts.
+
+    Raises
+    ------
+    JobSpecError
+        The pattern set or a rule table cannot be loaded (naming the job-spec key).
+    """
+    try:
+        patterns = (
+            default_pattern_set() if spec.patterns == "default" else load_pattern_set(spec.patterns)
+        )
+    except UpdmError as exc:
+        raise JobSpecError(f"{spec.source}: science.patterns: {exc}") from None
+    science = Science(
+        pattern_set=patterns,
+        method=spec.method,
+        rules=dict(spec.rules) if not isinstance(spec.rules, str) else spec.rules,
+        constrain_supplementary=spec.constrain_supplementary,
+        calibration=spec.calibration,
+        rayleigh=spec.rayleigh,
+    )
+    sensors = spec.sensors if not isinstance(spec.rules, dict) else tuple(spec.rules)
+    for sensor in sensors:
+        try:
+            science.rules_for(sensor)
+        except UpdmError as exc:
+            if isinstance(spec.rules, str) or sensor in spec.rules:
+                raise JobSpecError(f"{spec.source}: science.rules: {exc}") from None
+    return science
+
+
+def _spec_grid(spec: JobSpec) -> CubeGrid | None:
+    grid = spec.grid
+    if not grid:
+        return None
+    try:
+        if "transform" in grid:
+            return CubeGrid(grid["crs"], Affine(*grid["transform"][:6]), tuple(grid["shape"]))
+        return CubeGrid.from_aoi(
+            grid["aoi"],
+            grid["resolution"],
+            grid["crs"],
+            aoi_crs=grid.get("aoi_crs", "EPSG:4326"),
+        )
+    except UpdmError as exc:
+        raise JobSpecError(f"{spec.source}: grid: {exc}") from None
+
+
+def open_job_cube(spec: JobSpec) -> Cube:
+    """Open the job's cube, or create it on the job's grid.
+
+    Raises
+    ------
+    JobSpecError
+        The cube does not exist and the spec has no ``[grid]``, or the spec's grid differs
+        from the existing cube's.
+    """
+    grid = _spec_grid(spec)
+    storage, name = storage_for(spec.cube)
+    if repository_exists(storage, name):
+        cube = open_cube(spec.cube)
+        if grid is not None and cube.grid != grid:
+            raise JobSpecError(
+                f"{spec.source}: grid: the cube {name} already has another grid "
+                f"({cube.grid.crs}, shape {cube.grid.shape}, bounds {cube.grid.bounds}) than "
+                f"the job declares ({grid.crs}, shape {grid.shape}, bounds {grid.bounds})"
+            )
+        return cube
+    if grid is None:
+        raise JobSpecError(
+            f"{spec.source}: grid: the cube {name} does not exist yet, so the job must "
+            "declare its grid ([grid] with crs + transform + shape, or aoi + resolution)"
+        )
+    return create_cube(spec.cube, grid, title=f"updm_dask cube of job {spec.name}")
+
+
+def scene_on_grid(
+    source: SceneSource | str | os.PathLike,
+    grid: CubeGrid,
+    science: Science | None = None,
+    *,
+    chunks: int | None = None,
+) -> xr.Dataset:
+    """One scene's UPDM layers on the cube grid, lazily (nothing is read).
+
+    Parameters
+    ----------
+    source
+        A discovered scene, or anything :func:`~updm_dask.scenes.open_scene` opens.
+    grid
+        The cube grid.
+    science
+        Science parameters (default :class:`~updm_dask.pipeline.Science`).
+    chunks
+        Spatial chunk edge of the scene (default dask config ``updm.chunks.spatial``).
+
+    Returns
+    -------
+    xarray.Dataset
+        The layers of :func:`~updm_dask.pipeline.process_scene` on ``grid``
+        (:data:`REGRID_METHODS`), with the scene's attributes minus the Python objects,
+        ready for :meth:`~updm_dask.cube.Cube.append_scenes`; ``attrs["scene_pixels"]``
+        is the scene's own pixel count.
+    """
+    scene = open_scene(source, chunks=chunks)
+    layers = process_scene(scene, science)
+    placed = to_grid(layers, grid, method=REGRID_METHODS)
+    placed.attrs = {k: v for k, v in layers.attrs.items() if not k.startswith("updm_")}
+    placed.attrs["scene_pixels"] = int(scene.sizes["y"] * scene.sizes["x"])
+    return placed
+
+
+def _discover(spec: JobSpec) -> tuple[list[SceneSource], list[SceneFailure]]:
+    scenes: list[SceneSource] = []
+    problems: list[tuple[str, str]] = []
+    filters = {"sensors": spec.sensors, "start": spec.start, "end": spec.end}
+    if spec.inputs:
+        found = discover_scenes(list(spec.inputs), **filters)
+        scenes += found.scenes
+        problems += found.problems
+    for stac in spec.stac:
+        found = discover_stac(stac, **filters)
+        scenes += found.scenes
+        problems += found.problems
+    merged = select_scenes(scenes, problems)
+    failures = [SceneFailure(where, "discover", message) for where, message in merged.problems]
+    return merged.scenes, failures
+
+
+def _culprits(exc: BaseException, batch: Sequence[tuple[SceneSource, Any]]) -> list[str]:
+    """Scene ids of the batch that an error names (scene errors say ``scene <id>: ...``)."""
+    text = str(exc)
+    named = []
+    for source, _ in batch:
+        names = {source.scene_id, source.product_id} - {None, ""}
+        if any(f"scene {n}" in text or f"scene {n!r}" in text for n in names):
+            named.append(source.scene_id)
+    return named
+
+
+def _commit_metadata(spec: JobSpec, science: Science, batch_no: int, sensors: set[str]) -> dict:
+    rules = {s: science.rules_for(s) for s in sorted(sensors)}
+    return {
+        "job_id": spec.job_id,
+        "job_name": spec.name,
+        "job_spec": spec.source,
+        "batch": batch_no,
+        "science_sha256": science.sha256(),
+        "pattern_set": science.pattern_set.name,
+        "pattern_set_sha256": science.pattern_set.sha256,
+        "pattern_method": science.method,
+        "rules": {s: r.name for s, r in rules.items()},
+        "rules_sha256": {s: r.sha256 for s, r in rules.items()},
+        "calibration": science.calibration or "mtl",
+        "rayleigh": science.rayleigh,
+        "updm_dask_version": __version__,
+    }
+
+
+class _Progress:
+    """A tqdm bar on stderr (or nothing)."""
+
+    def __init__(self, total: int, enabled: bool, label: str) -> None:
+        self.bar = None
+        if enabled and total:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="scene", desc=label, file=sys.stderr)
+
+    def advance(self, n: int, **postfix: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _store_batch(
+    cube: Cube,
+    batch: list[tuple[SceneSource, xr.Dataset]],
+    report: JobReport,
+    metadata: dict,
+    message: str,
+) -> list[tuple[SceneSource, xr.Dataset]]:
+    """Write and commit one batch, dropping bad scenes and retrying conflicts.
+
+    Returns the scenes stored. Raises JobError when the batch fails for a reason that is
+    not one of its scenes (nothing of it is stored then).
+    """
+    retries = int(dask.config.get("updm.job.conflict-retries", 3))
+    conflicts = 0
+    while batch:
+        try:
+            snapshot = cube.append_scenes(
+                [ds for _, ds in batch], metadata=metadata, message=message, reject_empty=True
+            )
+        except EmptyScenesError as exc:
+            empty = set(exc.scene_ids)
+            for source, _ in batch:
+                if source.scene_id in empty:
+                    report.failed.append(
+                        SceneFailure(
+                            source.scene_id,
+                            "empty",
+                            "no valid pixel on the cube grid (all fill, or outside the grid)",
+                        )
+                    )
+            batch = [b for b in batch if b[0].scene_id not in empty]
+            continue
+        except CubeConflictError as exc:
+            conflicts += 1
+            report.conflicts += 1
+            if conflicts > retries:
+                raise JobError(
+                    f"gave up after {retries} write conflicts on {cube.location}: {exc}"
+                ) from exc
+            ledger = cube.scene_ids()
+            report.skipped += [s.scene_id for s, _ in batch if s.scene_id in ledger]
+            batch = [b for b in batch if b[0].scene_id not in ledger]
+            time.sleep(min(2.0**conflicts, 30.0) * 0.1)
+            continue
+        except Exception as exc:
+            # Scene errors name their scene ("scene <id>: ..."); a worker may hand one back
+            # as a bare Exception holding that text, so the text decides.
+            named = _culprits(exc, batch)
+            if not named:
+                raise JobError(
+                    f"{message} failed and nothing of it was stored ({type(exc).__name__}: "
+                    f"{exc}); the cube {cube.location} is as at its last commit; run the job "
+                    "again to resume"
+                ) from exc
+            for sid in named:
+                report.failed.append(SceneFailure(sid, "process", str(exc)))
+            batch = [b for b in batch if b[0].scene_id not in named]
+            continue
+        if snapshot is not None:
+            report.commits.append(snapshot)
+        return batch
+    return []
+
+
+# --------------------------------------------------------------------------------------
+# The job
+
+
+def run_job(
+    spec: JobSpec,
+    *,
+    scheduler: str | None = None,
+    scheduler_file: str | os.PathLike | None = None,
+    client: Any = None,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> JobReport:
+    """Run a job: discover, process and commit its scenes into its cube; resumable.
+
+    Parameters
+    ----------
+    spec
+        The job (:func:`~updm_dask.jobs.spec.load_job_spec`).
+    scheduler, scheduler_file
+        Where the Dask scheduler is (see :func:`~updm_dask.jobs.cluster.connect`).
+    client
+        An existing ``distributed.Client`` to use instead (the caller keeps it open).
+    progress
+        Show a progress bar on stderr.
+    echo
+        Where one-line notes go (which cluster, how many scenes); default stderr.
+
+    Returns
+    -------
+    JobReport
+        ``exit_code`` is 1 when any scene failed.
+
+    Raises
+    ------
+    JobSpecError
+        Bad science settings or grid (before anything is written).
+    JobError
+        A batch failed for a reason that is not one of its scenes (lost cluster, an
+        unwritable cube, repeated write conflicts); batches committed before are kept.
+    """
+    started = time.perf_counter()
+    say = echo or (lambda text: print(text, file=sys.stderr, flush=True))
+    science = job_science(spec)
+    cube = open_job_cube(spec)
+    report = JobReport(job_id=spec.job_id, cube=cube.location)
+    owned = None
+    if client is None:
+        owned = connect(scheduler, scheduler_file)
+        client, report.cluster = owned.client, owned.description
+    else:
+        report.cluster = f"the given client ({getattr(client.scheduler, 'address', client)})"
+    try:
+        report.cores = int(sum(client.nthreads().values()))
+        say(f"updm run {spec.name}: on {report.cluster}, {report.cores} cores")
+        with dask.config.set(scheduler=client):
+            _run(spec, science, cube, report, progress, say)
+    finally:
+        if owned is not None:
+            owned.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run(
+    spec: JobSpec,
+    science: Science,
+    cube: Cube,
+    report: JobReport,
+    progress: bool,
+    say: Callable[[str], None],
+) -> None:
+    scenes, failures = _discover(spec)
+    report.failed += failures
+    report.found = len(scenes) + len(failures)
+    ledger = cube.scene_ids()
+    report.skipped += [s.scene_id for s in scenes if s.scene_id in ledger]
+    todo = [s for s in scenes if s.scene_id not in ledger]
+    say(
+        f"updm run {spec.name}: {report.found} scenes found, {len(report.skipped)} already "
+        f"in {cube.location}, {len(todo)} to process in batches of {spec.batch_size}"
+    )
+    bar = _Progress(len(todo), progress, spec.name)
+    years: set[int] = set()
+    n_batches = -(-len(todo) // spec.batch_size)
+    t0 = time.perf_counter()
+    try:
+        for batch_no, start in enumerate(range(0, len(todo), spec.batch_size), start=1):
+            prepared: list[tuple[SceneSource, xr.Dataset]] = []
+            for source in todo[start : start + spec.batch_size]:
+                try:
+                    prepared.append((source, scene_on_grid(source, cube.grid, science)))
+                except _SCENE_ERRORS as exc:
+                    report.failed.append(SceneFailure(source.scene_id, "open", str(exc)))
+            metadata = _commit_metadata(
+                spec, science, batch_no, {s.metadata.sensor for s, _ in prepared}
+            )
+            stored = _store_batch(
+                cube,
+                prepared,
+                report,
+                metadata,
+                f"job {spec.name}: batch {batch_no} of {n_batches}",
+            )
+            for source, placed in stored:
+                report.done.append(source.scene_id)
+                years.add(source.acquired.year)
+                report.pixels += int(placed.attrs.get("scene_pixels", 0))
+            report.processing_seconds = time.perf_counter() - t0
+            bar.advance(
+                len(todo[start : start + spec.batch_size]),
+                failed=len(report.failed),
+                px_s=f"{report.pixels_per_second:,.0f}",
+            )
+    finally:
+        bar.close()
+    # Also the years an earlier, interrupted run appended to but never rebuilt.
+    years |= set(cube.stale_years())
+    if years:
+        snapshot = cube.rebuild_yearly(
+            sorted(years), message=f"job {spec.name}: per-year layers of {_year_list(years)}"
+        )
+        if snapshot is not None:
+            report.commits.append(snapshot)
+            report.years_rebuilt = sorted(years)
+
+
+def run_job_file(
+    path: str | os.PathLike,
+    *,
+    scheduler: str | None = None,
+    scheduler_file: str | os.PathLike | None = None,
+    client: Any = None,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> JobReport:
+    """Load a TOML job spec and :func:`run_job` it (what ``updm run JOB.toml`` does)."""
+    return run_job(
+        load_job_spec(Path(path)),
+        scheduler=scheduler,
+        scheduler_file=scheduler_file,
+        client=client,
+        progress=progress,
+        echo=echo,
+    )
