@@ -54,3 +54,18 @@ def test_the_updm_command_and_python_m_agree():
     ).stdout
     for command in ("run", "demo", "info", "query", "export", "embed", "similar"):
         assert command in out
+
+
+def test_help_of_the_package_is_an_overview_not_exception_boilerplate():
+    import pydoc
+
+    import updm_dask
+
+    text = pydoc.render_doc(updm_dask, renderer=pydoc.plaintext)
+    assert len(text.splitlines()) < 150
+    for room in ("science", "metadata", "scenes", "geo", "pipeline", "cube", "jobs", "query"):
+        assert f"\n    {room}\n" in text or f"{room} (package)" in text
+    assert "Method resolution order" not in text  # no class dumps of the error hierarchy
+    from updm_dask import SceneError, UpdmError  # still importable from the root
+
+    assert issubclass(SceneError, UpdmError)
