@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import config
 from .errors import (
     CalibrationError,
     CubeError,
@@ -20,6 +21,9 @@ from .errors import (
     UpdmError,
     VersionError,
 )
+
+# The updm.* defaults of updm.yaml, in every process that imports the package (workers too).
+config.register_defaults()
 
 try:
     __version__ = version("updm_dask")

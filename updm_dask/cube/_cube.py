@@ -36,7 +36,6 @@ from ._schema import (
     STR,
     STR_COORDS,
     TIME_COORDS,
-    YEAR_CHUNK_DEFAULT,
     YEARLY_VARIABLES,
     template,
 )
@@ -90,7 +89,7 @@ def create_cube(
     """
     if not isinstance(grid, CubeGrid):
         raise CubeError(f"create_cube: grid must be a CubeGrid, got {type(grid).__name__}")
-    c = chunk_edge(chunks, "updm.chunks.cube", 512)
+    c = chunk_edge(chunks, "chunks.cube")
     cy, cx = min(c, grid.ny), min(c, grid.nx)
     storage, name = storage_for(location)
     if repository_exists(storage, name):
@@ -473,11 +472,10 @@ class Cube:
             names.append(name)
         write_dask(session, sources, names, n0)
         if reject_empty:
-            n_chunks = tuple(-(-n // c) for n, c in zip((ny, nx), chunks, strict=True))
             empty = [
                 s.scene_id
                 for i, s in enumerate(new)
-                if not slot_has_data(session, "land_cover", n0 + i, n_chunks)
+                if not slot_has_data(session, "land_cover", n0 + i)
             ]
             if empty:
                 raise EmptyScenesError(
@@ -529,8 +527,8 @@ class Cube:
         year built so far, sorted; layers of years not asked for are carried over from
         the previous snapshot. Computed lazily with the active dask scheduler, one task
         per spatial block of ``updm.chunks.yearly`` pixels and year, so memory is bounded
-        by the block, not the cube. Chunks: (up to ``updm.chunks.yearly-years``, default
-        64, years) x block.
+        by the block, not the cube. Chunks: (up to ``updm.chunks.yearly-years`` years) x
+        block.
         """
         session = self._writable("rebuild_yearly")
         base = session.snapshot_id
@@ -550,9 +548,9 @@ class Cube:
         existing = [int(y) for y in group["year"][:]] if "year" in group else []
         all_years = sorted(set(existing) | target)
 
-        ys = min(chunk_edge(None, "updm.chunks.yearly", 128), self._grid.ny)
-        xs = min(chunk_edge(None, "updm.chunks.yearly", 128), self._grid.nx)
-        yc = min(chunk_edge(None, "updm.chunks.yearly-years", YEAR_CHUNK_DEFAULT), len(all_years))
+        edge = chunk_edge(None, "chunks.yearly")
+        ys, xs = min(edge, self._grid.ny), min(edge, self._grid.nx)
+        yc = min(chunk_edge(None, "chunks.yearly-years"), len(all_years))
         # read from the immutable base snapshot, not the session being rewritten
         rgroup = zarr.open_group(self._repo.readonly_session(snapshot_id=base).store, mode="r")
 
