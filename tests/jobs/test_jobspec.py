@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from updm_dask.errors import JobSpecError
+from updm_dask.geo import CubeGrid
 from updm_dask.jobs.spec import load_job_spec
 
 GOOD = """
@@ -50,9 +51,9 @@ def test_good_spec_resolves_relative_paths(tmp_path):
     assert spec.start == dt.date(1980, 1, 1) and spec.end == dt.date(2020, 12, 31)
     assert spec.sensors == ("MSS", "OLI", "ETM+")
     assert spec.rules == {"MSS": "MSS", "TM": str(tmp_path / "my_rules.toml")}
-    assert spec.calibration == "note-1985-landsat5"
+    assert spec.science.calibration == "note-1985-landsat5"
     assert spec.batch_size == 3
-    assert spec.grid["shape"] == [101, 101]
+    assert spec.grid.shape == (101, 101)
     # the id is stable for the same content and changes with it
     assert spec.job_id == load_job_spec(write(tmp_path, GOOD)).job_id
     # batch size changes how, not what: a resumed job may use another one
@@ -119,7 +120,7 @@ def test_aoi_grid_is_accepted(tmp_path):
         '[grid]\ncrs = "EPSG:32637"\naoi = [39.4, 8.0, 39.5, 8.1]\nresolution = 30\n'
     )
     spec = load_job_spec(write(tmp_path, text))
-    assert spec.grid["aoi"] == [39.4, 8.0, 39.5, 8.1]
+    assert spec.grid == CubeGrid.from_aoi([39.4, 8.0, 39.5, 8.1], 30, "EPSG:32637")
     with pytest.raises(JobSpecError, match=r"\[grid.aoi\]"):
         load_job_spec(
             write(tmp_path, text.replace("[39.4, 8.0, 39.5, 8.1]", "[39.5, 8.0, 39.4, 8.1]"))
