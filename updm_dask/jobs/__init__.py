@@ -6,17 +6,29 @@
 """
 
 from .cluster import ClientInfo, ClusterError, connect
-from .run import JobReport, SceneFailure, job_science, open_job_cube, run_job, run_job_file
-from .spec import JobSpec, load_job_spec, parse_job_spec
+from .run import (
+    JobProgress,
+    JobReport,
+    SceneFailure,
+    job_science,
+    open_job_cube,
+    run_job,
+    run_job_file,
+)
+from .spec import JOB_SPEC_KEYS, JobSpec, SpecKey, job_spec_schema, load_job_spec, parse_job_spec
 
 __all__ = [
+    "JOB_SPEC_KEYS",
     "ClientInfo",
     "ClusterError",
+    "JobProgress",
     "JobReport",
     "JobSpec",
     "SceneFailure",
+    "SpecKey",
     "connect",
     "job_science",
+    "job_spec_schema",
     "load_job_spec",
     "open_job_cube",
     "parse_job_spec",
