@@ -55,11 +55,10 @@ from ._cube import (
     Cube,
     CubeLike,
     create_cube,
-    cube_info,
-    format_cube_info,
     open_cube,
     resolve_cube,
 )
+from ._info import cube_info, format_cube_info
 from ._io import CubeConflictError, EmptyScenesError, cube_exists
 from ._schema import (
     CUBE_FORMAT,
