@@ -154,7 +154,7 @@ def test_the_json_schema_follows_the_key_table():
     import tomllib
 
     jsonschema = pytest.importorskip("jsonschema")
-    from updm_dask.jobs.spec import JOB_SPEC_KEYS, format_job_spec_keys, job_spec_schema
+    from updm_dask.jobs.keys import JOB_SPEC_KEYS, format_job_spec_keys, job_spec_schema
 
     schema = job_spec_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
