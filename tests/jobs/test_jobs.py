@@ -252,10 +252,10 @@ def test_a_job_reports_through_its_callbacks_and_prints_nothing(archive, tmp_pat
 
 
 def test_updm_run_draws_its_progress_bar_from_the_events(capsys):
-    from updm_dask.cli.app import _ProgressBar
+    from updm_dask.cli import JobProgressBar
     from updm_dask.jobs import JobProgress
 
-    bar = _ProgressBar()
+    bar = JobProgressBar()
     bar(JobProgress("demo", 6, 0, 0, 0.0))
     bar(JobProgress("demo", 6, 4, 1, 1234.0))
     bar(JobProgress("demo", 6, 6, 1, 2345.0))

@@ -18,7 +18,7 @@ from ..errors import UpdmError
 if TYPE_CHECKING:
     from ..jobs.run import JobProgress
 
-__all__ = ["main"]
+__all__ = ["JobProgressBar", "main"]
 
 
 def _note(text: str) -> None:
@@ -26,14 +26,19 @@ def _note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-class _ProgressBar:
-    """A tqdm bar on stderr fed by a job's progress events (:class:`JobProgress`)."""
+class JobProgressBar:
+    """A tqdm bar on stderr drawn from a job's progress events.
+
+    Pass one as ``run_job(progress=...)`` (or ``run_job_file``); :meth:`close` it when the
+    job returns or raises. What ``updm run`` shows.
+    """
 
     def __init__(self) -> None:
         self.bar = None
         self.shown = 0
 
     def __call__(self, event: JobProgress) -> None:
+        """Advance to ``event.handled`` scenes of ``event.total``."""
         if self.bar is None:
             from tqdm.auto import tqdm
 
@@ -46,6 +51,7 @@ class _ProgressBar:
             )
 
     def close(self) -> None:
+        """Close the bar (it stays on screen)."""
         if self.bar is not None:
             self.bar.close()
 
@@ -53,7 +59,7 @@ class _ProgressBar:
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..jobs.run import run_job_file
 
-    bar = None if args.no_progress else _ProgressBar()
+    bar = None if args.no_progress else JobProgressBar()
     try:
         report = run_job_file(
             args.job,
