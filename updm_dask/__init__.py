@@ -47,6 +47,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import config
+
 # The error classes stay importable from the package root (``from updm_dask import
 # SceneError``) but are left out of __all__, so help(updm_dask) shows the overview above.
 from .errors import (
@@ -66,6 +68,9 @@ from .errors import (
     UpdmError,
     VersionError,
 )
+
+# The updm.* defaults of updm.yaml, in every process that imports the package (workers too).
+config.register_defaults()
 
 try:
     __version__ = version("updm_dask")

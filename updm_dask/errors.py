@@ -36,7 +36,26 @@ class RuleError(UpdmError, ValueError):
 
 
 class SceneError(UpdmError):
-    """A scene cannot be found, opened or is inconsistent with its metadata."""
+    """A scene cannot be found, opened or is inconsistent with its metadata.
+
+    Parameters
+    ----------
+    message
+        What went wrong, naming the scene and the file.
+    scene_id
+        The Landsat scene id of the scene at fault (the key of a cube's ledger), or None
+        when the error is not about one scene. A job reads it to record which scene of a
+        batch failed, so it must survive the trip from a worker process to the driver.
+    """
+
+    def __init__(self, message: str, *, scene_id: str | None = None) -> None:
+        super().__init__(message)
+        self.scene_id = scene_id
+
+    def __reduce__(self):
+        # Exceptions pickle as type(*args): the keyword-only scene_id travels as state,
+        # so a SceneError raised on a dask worker arrives whole on the driver.
+        return (type(self), self.args, {"scene_id": self.scene_id})
 
 
 class GridError(UpdmError, ValueError):

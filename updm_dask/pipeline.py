@@ -213,9 +213,10 @@ def _blockwise_kernel(dn, *rest, has_qa, has_radsat, **kwargs):
     try:
         return process_block(dn, qa, radsat, **kwargs)
     except Exception as exc:  # say which scene broke: the job records it and goes on
-        # "from None": the cause may not pickle back from a worker process; its type and
-        # text are in the message.
-        raise SceneError(f"scene {scene_id}: {type(exc).__name__}: {exc}") from None
+        failure = f"scene {scene_id}: {type(exc).__name__}: {exc}"
+    # Raised outside the handler: the cause may not pickle back from a worker process, not
+    # even as __context__; its type and text are in the message.
+    raise SceneError(failure, scene_id=scene_id)
 
 
 def process_scene_array(
@@ -239,7 +240,8 @@ def process_scene_array(
     if len(dn.chunks[0]) != 1:
         raise SceneError(
             f"scene {scene_id}: the band axis is split into {len(dn.chunks[0])} chunks; "
-            "all bands of a pixel must be in one chunk (rechunk with {'band': -1})"
+            "all bands of a pixel must be in one chunk (rechunk with {'band': -1})",
+            scene_id=scene_id,
         )
     args: list = [dn, "byx"]
     for extra in (qa, radsat):
@@ -305,7 +307,8 @@ def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Datas
     if labels != tuple(str(b) for b in patterns["band"].values):
         raise SceneError(
             f"scene {scene_id}: bands {labels} do not match the {metadata.sensor} patterns' "
-            f"bands {tuple(patterns['band'].values)}"
+            f"bands {tuple(patterns['band'].values)}",
+            scene_id=scene_id,
         )
     nodata = scene.attrs.get("nodata")
     calibration = scene_calibration(

@@ -24,7 +24,9 @@ from updm_dask.cube import (
     QUALITY_SATURATED,
     Cube,
     CubeConflictError,
+    EmptyScenesError,
     create_cube,
+    cube_exists,
     cube_info,
     format_cube_info,
     open_cube,
@@ -173,6 +175,14 @@ def test_opening_or_creating_where_there_is_no_cube(tmp_path):
         open_cube("s3://bucket")
 
 
+def test_cube_exists_says_whether_a_location_holds_a_repository(cube, tmp_path):
+    assert cube_exists(tmp_path / "cube") and cube_exists(str(tmp_path / "cube"))
+    assert not cube_exists(tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()  # asking creates nothing
+    with pytest.raises(CubeError, match="unsupported scheme"):
+        cube_exists("gs://bucket/cube")
+
+
 def test_empty_repository_left_by_an_interrupted_create_is_completed(tmp_path):
     icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "c")))
     c = create_cube(tmp_path / "c", GRID, chunks=CHUNK)
@@ -241,6 +251,23 @@ def test_all_fill_chunks_are_not_written(cube):
     n_chunks = (-(-NY // CHUNK)) * (-(-NX // CHUNK))
     assert arr.nchunks_initialized == n_chunks - 1
     assert zarr.open_array(cube.session().store, path="uC4").nchunks_initialized == n_chunks
+
+
+def test_scenes_without_a_valid_pixel_are_rejected_and_nothing_is_stored(cube):
+    # Valid land cover in the last chunk of the 2 x 2 chunk layout only: not empty.
+    corner = make_scene("CORNER", "2001-01-01", 1)
+    land_cover = np.zeros((NY, NX), np.uint8)
+    land_cover[-1, -1] = 3
+    corner["land_cover"] = (("y", "x"), land_cover)
+    empty = make_scene("EMPTY", "2001-02-01", 2)
+    empty["land_cover"] = (("y", "x"), np.zeros((NY, NX), np.uint8))
+    before = tip(cube)
+    with pytest.raises(EmptyScenesError, match="EMPTY") as info:
+        cube.append_scenes([corner, empty], metadata={}, message="m", reject_empty=True)
+    assert info.value.scene_ids == ("EMPTY",)
+    assert tip(cube) == before and cube.scene_ids() == set()
+    cube.append_scenes([corner], metadata={}, message="m", reject_empty=True)
+    assert cube.scene_ids() == {"CORNER"}
 
 
 def test_commit_metadata_is_recorded(cube):

@@ -231,6 +231,39 @@ def test_mss_and_tm_land_on_one_grid(archive, tmp_path, client):
             np.testing.assert_array_equal(cube_layers[name].values, expected)
 
 
+def test_a_job_reports_through_its_callbacks_and_prints_nothing(archive, tmp_path, client, capsys):
+    events, notes = [], []
+    report = run_job_file(
+        write_job(archive, tmp_path, batch=4),
+        client=client,
+        progress=events.append,
+        echo=notes.append,
+    )
+    assert report.exit_code == 0 and len(report.done) == 6
+    assert capsys.readouterr() == ("", "")  # the library prints nothing; updm run does
+    assert [(e.job, e.total, e.handled, e.failed) for e in events] == [
+        ("updm-demo", 6, 0, 0),
+        ("updm-demo", 6, 4, 0),
+        ("updm-demo", 6, 6, 0),
+    ]
+    assert events[-1].pixels_per_second == report.pixels_per_second > 0
+    assert notes[0].startswith("updm run updm-demo: on the given client")
+    assert "6 scenes found, 0 already in" in notes[1] and "batches of 4" in notes[1]
+
+
+def test_updm_run_draws_its_progress_bar_from_the_events(capsys):
+    from updm_dask.cli import JobProgressBar
+    from updm_dask.jobs import JobProgress
+
+    bar = JobProgressBar()
+    bar(JobProgress("demo", 6, 0, 0, 0.0))
+    bar(JobProgress("demo", 6, 4, 1, 1234.0))
+    bar(JobProgress("demo", 6, 6, 1, 2345.0))
+    bar.close()
+    err = capsys.readouterr().err
+    assert "demo" in err and "6/6" in err and "failed=1" in err and "px_s=2,345" in err
+
+
 # --------------------------------------------------------------------------------------
 # Bad scenes
 
@@ -267,7 +300,10 @@ def test_bad_scenes_are_recorded_skipped_and_the_job_goes_on(archive, tmp_path, 
 
     job = write_job(archive, tmp_path, root=root, batch=3)
     assert main(["run", str(job), "--no-progress"]) == 1
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    # the job's notes go to stderr, its report to stdout
+    assert "updm run updm-demo: 6 scenes found, 0 already in" in captured.err
     assert "6 found, 2 processed, 0 skipped (already in the cube), 4 failed" in out
     failed_lines = out.split("failed scenes")[1]
     for prefix in ("LT05", "LE07", "LC08", "LC09"):

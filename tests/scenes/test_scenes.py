@@ -757,6 +757,7 @@ def test_inconsistent_band_files_are_refused_at_open(tmp_path, breakage, match):
     with pytest.raises(SceneError, match=match) as info:
         open_scene(mtl)
     assert PID in str(info.value)
+    assert info.value.scene_id == SCENE_ID
 
 
 def test_metadata_that_does_not_fit_the_files(tmp_path):
@@ -797,6 +798,28 @@ def test_truncated_tiff_opens_but_fails_at_compute_naming_the_file(tmp_path):
     ds = open_scene(mtl, chunks=32)
     with pytest.raises(SceneError, match=rf"{PID}_B3\.TIF"):
         ds["dn"].compute()
+
+
+def test_read_errors_carry_the_scene_id_back_from_a_worker(tmp_path):
+    from distributed import Client, LocalCluster
+
+    mtl = _make_scene(tmp_path / "scene", shape=(64, 64))
+    band = mtl.parent / f"{PID}_B3.TIF"
+    with rasterio.open(band) as src:
+        first_strip = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1))
+    band.write_bytes(band.read_bytes()[: first_strip + 16])
+    ds = open_scene(mtl, chunks=32)
+    # A worker process pickles the error with its causes and context (rasterio's do not
+    # unpickle): the driver must still get the SceneError, naming its scene by id.
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        with pytest.raises(SceneError, match=rf"{PID}_B3\.TIF") as info:
+            client.compute(ds["dn"].data).result()
+    assert info.value.scene_id == SCENE_ID
 
 
 def test_nonexistent_inputs_raise(tmp_path):

@@ -3,6 +3,6 @@
 Each sub-module adds its commands to the parser and calls the library; none computes.
 """
 
-from .app import main
+from .app import JobProgressBar, main
 
-__all__ = ["main"]
+__all__ = ["JobProgressBar", "main"]

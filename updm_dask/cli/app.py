@@ -10,22 +10,67 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import UpdmError
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from ..jobs.run import JobProgress
+
+__all__ = ["JobProgressBar", "main"]
+
+
+def _note(text: str) -> None:
+    """One-line notes of a running job, on stderr (stdout carries the report)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+class JobProgressBar:
+    """A tqdm bar on stderr drawn from a job's progress events.
+
+    Pass one as ``run_job(progress=...)`` (or ``run_job_file``); :meth:`close` it when the
+    job returns or raises. What ``updm run`` shows.
+    """
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.shown = 0
+
+    def __call__(self, event: JobProgress) -> None:
+        """Advance to ``event.handled`` scenes of ``event.total``."""
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=event.total, unit="scene", desc=event.job, file=sys.stderr)
+        if event.handled > self.shown:
+            self.bar.update(event.handled - self.shown)
+            self.shown = event.handled
+            self.bar.set_postfix(
+                {"failed": event.failed, "px_s": f"{event.pixels_per_second:,.0f}"}, refresh=True
+            )
+
+    def close(self) -> None:
+        """Close the bar (it stays on screen)."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..jobs.run import run_job_file
 
-    report = run_job_file(
-        args.job,
-        scheduler=args.scheduler,
-        scheduler_file=args.scheduler_file,
-        progress=not args.no_progress,
-    )
+    bar = None if args.no_progress else JobProgressBar()
+    try:
+        report = run_job_file(
+            args.job,
+            scheduler=args.scheduler,
+            scheduler_file=args.scheduler_file,
+            progress=bar,
+            echo=_note,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     print(report.format())
     return report.exit_code
 

@@ -55,12 +55,11 @@ from ._cube import (
     Cube,
     CubeLike,
     create_cube,
-    cube_info,
-    format_cube_info,
     open_cube,
     resolve_cube,
 )
-from ._io import CubeConflictError, EmptyScenesError
+from ._info import cube_info, format_cube_info
+from ._io import CubeConflictError, EmptyScenesError, cube_exists
 from ._schema import (
     CUBE_FORMAT,
     LAND_COVER_CLASSES,
@@ -95,6 +94,7 @@ __all__ = [
     "CubeLike",
     "EmptyScenesError",
     "create_cube",
+    "cube_exists",
     "cube_info",
     "format_cube_info",
     "open_cube",

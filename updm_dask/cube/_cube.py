@@ -36,7 +36,6 @@ from ._schema import (
     STR,
     STR_COORDS,
     TIME_COORDS,
-    YEAR_CHUNK_DEFAULT,
     YEARLY_VARIABLES,
     template,
 )
@@ -90,7 +89,7 @@ def create_cube(
     """
     if not isinstance(grid, CubeGrid):
         raise CubeError(f"create_cube: grid must be a CubeGrid, got {type(grid).__name__}")
-    c = chunk_edge(chunks, "updm.chunks.cube", 512)
+    c = chunk_edge(chunks, "chunks.cube")
     cy, cx = min(c, grid.ny), min(c, grid.nx)
     storage, name = storage_for(location)
     if repository_exists(storage, name):
@@ -317,7 +316,7 @@ class Cube:
         year_of = dict(
             zip(
                 (str(s) for s in group["scene_id"][:].tolist()),
-                (int(y) for y in _years_of(group["time"][:])),
+                (int(y) for y in years_of(group["time"][:])),
                 strict=True,
             )
         )
@@ -473,11 +472,10 @@ class Cube:
             names.append(name)
         write_dask(session, sources, names, n0)
         if reject_empty:
-            n_chunks = tuple(-(-n // c) for n, c in zip((ny, nx), chunks, strict=True))
             empty = [
                 s.scene_id
                 for i, s in enumerate(new)
-                if not slot_has_data(session, "land_cover", n0 + i, n_chunks)
+                if not slot_has_data(session, "land_cover", n0 + i)
             ]
             if empty:
                 raise EmptyScenesError(
@@ -529,13 +527,13 @@ class Cube:
         year built so far, sorted; layers of years not asked for are carried over from
         the previous snapshot. Computed lazily with the active dask scheduler, one task
         per spatial block of ``updm.chunks.yearly`` pixels and year, so memory is bounded
-        by the block, not the cube. Chunks: (up to ``updm.chunks.yearly-years``, default
-        64, years) x block.
+        by the block, not the cube. Chunks: (up to ``updm.chunks.yearly-years`` years) x
+        block.
         """
         session = self._writable("rebuild_yearly")
         base = session.snapshot_id
         group = zarr.open_group(session.store, mode="r+")
-        scene_years = _years_of(group["time"][:])
+        scene_years = years_of(group["time"][:])
         available = {int(y) for y in scene_years}
         if years is None:
             target = set(available)
@@ -550,9 +548,9 @@ class Cube:
         existing = [int(y) for y in group["year"][:]] if "year" in group else []
         all_years = sorted(set(existing) | target)
 
-        ys = min(chunk_edge(None, "updm.chunks.yearly", 128), self._grid.ny)
-        xs = min(chunk_edge(None, "updm.chunks.yearly", 128), self._grid.nx)
-        yc = min(chunk_edge(None, "updm.chunks.yearly-years", YEAR_CHUNK_DEFAULT), len(all_years))
+        edge = chunk_edge(None, "chunks.yearly")
+        ys, xs = min(edge, self._grid.ny), min(edge, self._grid.nx)
+        yc = min(chunk_edge(None, "chunks.yearly-years"), len(all_years))
         # read from the immutable base snapshot, not the session being rewritten
         rgroup = zarr.open_group(self._repo.readonly_session(snapshot_id=base).store, mode="r")
 
@@ -605,7 +603,7 @@ class Cube:
         write_dask(session, sources, list(YEARLY_VARIABLES), 0)
         snap = self._commit(
             session,
-            message or f"rebuild yearly layers for {_year_ranges(done)}",
+            message or f"rebuild yearly layers for {year_ranges(done)}",
             {"action": "rebuild_yearly", "years": done, "updm_dask_version": _version()},
         )
         log.info("rebuilt yearly layers of %s for %s: snapshot %s", self.location, done, snap)
@@ -616,12 +614,13 @@ def _ledger(group: zarr.Group) -> set[str]:
     return {str(s) for s in group["scene_id"][:].tolist()}
 
 
-def _years_of(time_us: np.ndarray) -> np.ndarray:
+def years_of(time_us: np.ndarray) -> np.ndarray:
+    """Calendar years (UTC) of the stored ``time`` values (int64 microseconds since 1970)."""
     t = np.asarray(time_us, dtype=np.int64).astype("datetime64[us]")
     return t.astype("datetime64[Y]").astype(np.int64) + 1970
 
 
-def _year_ranges(years: Sequence[int]) -> str:
+def year_ranges(years: Sequence[int]) -> str:
     """``[1984, 1985, 1986, 1990]`` -> ``"1984-1986, 1990"``."""
     if not years:
         return "none"
@@ -634,112 +633,6 @@ def _year_ranges(years: Sequence[int]) -> str:
         if y is not None:
             start = prev = y
     return ", ".join(parts)
-
-
-# --------------------------------------------------------------------------------------
-# `updm info CUBE`
-# --------------------------------------------------------------------------------------
-
-
-def _dtype_name(dtype: Any) -> str:
-    return "str" if getattr(dtype, "kind", "") == "T" else str(dtype)
-
-
-def cube_info(location: str | os.PathLike, *, branch: str = "main") -> dict[str, Any]:
-    """JSON-able summary of a cube, for ``updm info CUBE``.
-
-    Returns
-    -------
-    dict
-        ``location``, ``title``, ``branch``, ``snapshot``, ``grid`` (crs, resolution,
-        shape, bounds), ``variables`` and ``coordinates`` (name -> dims, dtype, shape,
-        chunks), ``scenes`` (total, per_sensor, per_decade), ``years`` (with scenes),
-        ``yearly_years`` (built), ``commits`` (id, time, message; newest first).
-
-    Raises
-    ------
-    CubeError
-        ``location`` holds no cube.
-    """
-    cube = open_cube(location, branch=branch)
-    group = cube._group()
-    variables: dict[str, Any] = {}
-    coordinates: dict[str, Any] = {}
-    for name, arr in sorted(group.arrays()):
-        dims = list(arr.metadata.dimension_names or ())
-        entry = {
-            "dims": dims,
-            "dtype": _dtype_name(arr.dtype),
-            "shape": list(arr.shape),
-            "chunks": list(arr.chunks),
-        }
-        (variables if len(dims) >= 2 else coordinates)[name] = entry
-    years = _years_of(group["time"][:])
-    sensors = [str(s) for s in group["sensor"][:].tolist()]
-    decades: dict[str, int] = {}
-    for y in sorted(int(y) for y in years):
-        key = f"{y // 10 * 10}s"
-        decades[key] = decades.get(key, 0) + 1
-    per_sensor: dict[str, int] = {}
-    for s in sorted(sensors):
-        per_sensor[s] = per_sensor.get(s, 0) + 1
-    g = cube.grid
-    return {
-        "location": cube.location,
-        "title": group.attrs.get("title"),
-        "branch": branch,
-        "snapshot": cube.snapshot_id,
-        "grid": {
-            "crs": g.crs,
-            "resolution": g.resolution,
-            "shape": list(g.shape),
-            "bounds": list(g.bounds),
-        },
-        "variables": variables,
-        "coordinates": coordinates,
-        "scenes": {"total": len(sensors), "per_sensor": per_sensor, "per_decade": decades},
-        "years": sorted({int(y) for y in years}),
-        "yearly_years": [int(y) for y in group["year"][:]] if "year" in group else [],
-        "commits": [
-            {"id": c["id"], "time": c["time"].isoformat(), "message": c["message"]}
-            for c in cube.history()
-        ],
-    }
-
-
-def format_cube_info(info: Mapping[str, Any]) -> str:
-    """Plain-text report of :func:`cube_info` output."""
-    g = info["grid"]
-    b = g["bounds"]
-    lines = [
-        f"cube        {info['location']}",
-        f"branch      {info.get('branch', 'main')} at snapshot {info.get('snapshot', '?')}",
-        f"title       {info.get('title') or ''}",
-        f"grid        {g['crs']}, {g['resolution']:g} m, {g['shape'][0]} x {g['shape'][1]} "
-        f"pixels, bounds ({b[0]:g}, {b[1]:g}, {b[2]:g}, {b[3]:g})",
-        f"scenes      {info['scenes']['total']}",
-    ]
-    for sensor, n in info["scenes"]["per_sensor"].items():
-        lines.append(f"  {sensor:<10}{n}")
-    if info["scenes"]["per_decade"]:
-        per_decade = ", ".join(f"{d} {n}" for d, n in info["scenes"]["per_decade"].items())
-        lines.append(f"decades     {per_decade}")
-    lines.append(f"years       {_year_ranges(info['years'])}")
-    lines.append(f"yearly      {_year_ranges(info['yearly_years'])}")
-    for title, key in (("variables", "variables"), ("coordinates", "coordinates")):
-        entries = info.get(key, {})
-        lines.append(title)
-        width = max((len(n) for n in entries), default=0)
-        for name, v in entries.items():
-            dims = ", ".join(v["dims"])
-            lines.append(
-                f"  {name:<{width}}  {v['dtype']:<8} ({dims}) shape {tuple(v['shape'])} "
-                f"chunks {tuple(v['chunks'])}"
-            )
-    lines.append(f"commits     {len(info['commits'])}, newest first")
-    for c in info["commits"]:
-        lines.append(f"  {c['id']}  {c['time']}  {c['message']}")
-    return "\n".join(lines)
 
 
 #: What every reader accepts as a cube: an open :class:`Cube` or its location.

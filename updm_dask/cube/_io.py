@@ -9,12 +9,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 import dask.array as da
-import dask.config
 import icechunk
 import zarr
 from zarr.codecs import ZstdCodec
 
-from .. import config as _config  # noqa: F401  (registers the updm.* defaults)
+from .. import config
 from ..errors import CubeError
 
 
@@ -36,22 +35,19 @@ class EmptyScenesError(CubeError):
         return (type(self), (str(self), self.scene_ids))
 
 
-def slot_has_data(session: icechunk.Session, name: str, index: int, chunks: Sequence[int]) -> bool:
-    """Whether any chunk of time slot ``index`` of array ``name`` is stored in ``session``.
+def slot_has_data(session: icechunk.Session, name: str, index: int) -> bool:
+    """Whether any chunk of time slot ``index`` of the (time, y, x) array ``name`` is stored.
 
     All-fill chunks are never written, so a slot without stored chunks holds only fill.
+    Asks the session (uncommitted writes included) for each chunk of the slot's grid.
     """
-    from zarr.core.sync import sync
-
-    keys = [f"{name}/c/{index}/{i}/{j}" for i in range(chunks[0]) for j in range(chunks[1])]
-
-    async def any_exists() -> bool:
-        for key in keys:
-            if await session.store.exists(key):
-                return True
-        return False
-
-    return sync(any_exists())
+    _, ny, nx = zarr.open_array(session.store, path=name, mode="r").cdata_shape
+    path = "/" + name.strip("/")
+    return any(
+        session.chunk_type(path, (index, i, j)) != icechunk.ChunkType.uninitialized
+        for i in range(ny)
+        for j in range(nx)
+    )
 
 
 def storage_for(location: str | os.PathLike) -> tuple[icechunk.Storage, str]:
@@ -110,6 +106,22 @@ def storage_for(location: str | os.PathLike) -> tuple[icechunk.Storage, str]:
     return storage, f"s3://{bucket}/{prefix}"
 
 
+def cube_exists(location: str | os.PathLike) -> bool:
+    """Whether ``location`` holds an Icechunk repository (a cube, or what is left of one).
+
+    Parameters
+    ----------
+    location : str or path-like
+        Local directory or ``s3://bucket/prefix``.
+
+    Raises
+    ------
+    CubeError
+        The location is malformed or cannot be reached.
+    """
+    return repository_exists(*storage_for(location))
+
+
 def repository_exists(storage: icechunk.Storage, name: str) -> bool:
     """Whether an Icechunk repository exists at ``storage`` (CubeError if unreachable)."""
     try:
@@ -140,7 +152,7 @@ def root_attrs(store: Any) -> dict[str, Any] | None:
 
 def zstd_codec() -> ZstdCodec:
     """Zstandard codec at the ``updm.compression.zstd-level`` level."""
-    level = dask.config.get("updm.compression.zstd-level", 3)
+    level = config.get("compression.zstd-level")
     try:
         return ZstdCodec(level=int(level))
     except (TypeError, ValueError):
@@ -149,11 +161,11 @@ def zstd_codec() -> ZstdCodec:
         ) from None
 
 
-def chunk_edge(value: Any, key: str, default: int) -> int:
-    """A positive chunk edge: ``value``, else the dask config ``key``, else ``default``."""
-    c = dask.config.get(key, default) if value is None else value
+def chunk_edge(value: Any, key: str) -> int:
+    """A positive chunk edge: ``value``, else ``updm.<key>`` of the dask config."""
+    c = config.get(key) if value is None else value
     if isinstance(c, bool) or not isinstance(c, int) or c <= 0:
-        what = "chunks" if value is not None else f"dask config {key}"
+        what = "chunks" if value is not None else f"dask config updm.{key}"
         raise CubeError(f"{what}: expected a positive whole number of pixels, got {c!r}")
     return c
 

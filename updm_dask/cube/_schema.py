@@ -49,7 +49,6 @@ QUALITY_NOT_CLEAR = CLEAR_MASK_BITS
 TIME_UNITS = "microseconds since 1970-01-01T00:00:00"
 # 1-D per-scene coordinates: one chunk holds the ledger of thousands of scenes.
 TIME_CHUNK = 4096
-YEAR_CHUNK_DEFAULT = 64
 STR = np.dtypes.StringDType()
 
 

@@ -22,15 +22,18 @@ A job
 
 When another writer commits to the cube first, the batch is not stored; the job re-reads
 the ledger and retries it (dask config ``updm.job.conflict-retries`` times).
+
+Nothing here prints: one-line notes go to an ``echo`` callback (else the
+``updm_dask.jobs.run`` logger) and progress to a ``progress`` callback that receives a
+:class:`JobProgress` after every batch; ``updm run`` prints both.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,22 +41,19 @@ from typing import Any
 import dask.config
 import rasterio.errors
 import xarray as xr
-from affine import Affine
 
-from .. import __version__
-from .. import config as _config  # noqa: F401  (registers the updm.* defaults)
-from ..cube import Cube, CubeConflictError, EmptyScenesError, create_cube, open_cube
-from ..cube._io import repository_exists, storage_for
-from ..errors import JobError, JobSpecError, UpdmError
+from .. import __version__, config
+from ..cube import Cube, CubeConflictError, EmptyScenesError, create_cube, cube_exists, open_cube
+from ..errors import JobError, JobSpecError, SceneError, UpdmError
 from ..geo import CubeGrid, to_grid
 from ..pipeline import Science, process_scene
 from ..scenes import SceneSource, discover_scenes, discover_stac, open_scene
 from ..scenes.discover import select_scenes
-from ..science.patterns import default_pattern_set, load_pattern_set
 from .cluster import connect
 from .spec import JobSpec, load_job_spec
 
 __all__ = [
+    "JobProgress",
     "JobReport",
     "SceneFailure",
     "job_science",
@@ -175,50 +175,24 @@ def _year_list(years: Sequence[int]) -> str:
 def job_science(spec: JobSpec) -> Science:
     """The :class:`~updm_dask.pipeline.Science` of a job, checked before any work starts.
 
+    The spec holds its rule tables as names or paths; this loads the one of every sensor
+    the job takes, so that a missing or malformed table stops the job before anything is
+    written.
+
     Raises
     ------
     JobSpecError
-        The pattern set or a rule table cannot be loaded (naming the job-spec key).
+        A rule table cannot be loaded (naming the job-spec key).
     """
-    try:
-        patterns = (
-            default_pattern_set() if spec.patterns == "default" else load_pattern_set(spec.patterns)
-        )
-    except UpdmError as exc:
-        raise JobSpecError(f"{spec.source}: science.patterns: {exc}") from None
-    science = Science(
-        pattern_set=patterns,
-        method=spec.method,
-        rules=dict(spec.rules) if not isinstance(spec.rules, str) else spec.rules,
-        constrain_supplementary=spec.constrain_supplementary,
-        calibration=spec.calibration,
-        rayleigh=spec.rayleigh,
-    )
-    sensors = spec.sensors if not isinstance(spec.rules, dict) else tuple(spec.rules)
-    for sensor in sensors:
+    science = spec.science
+    rules = science.rules
+    # A mapping names the sensors it has tables for; a scene of another sensor fails alone.
+    for sensor in tuple(rules) if isinstance(rules, Mapping) else spec.sensors:
         try:
             science.rules_for(sensor)
         except UpdmError as exc:
-            if isinstance(spec.rules, str) or sensor in spec.rules:
-                raise JobSpecError(f"{spec.source}: science.rules: {exc}") from None
+            raise JobSpecError(f"{spec.source}: science.rules: {exc}") from None
     return science
-
-
-def _spec_grid(spec: JobSpec) -> CubeGrid | None:
-    grid = spec.grid
-    if not grid:
-        return None
-    try:
-        if "transform" in grid:
-            return CubeGrid(grid["crs"], Affine(*grid["transform"][:6]), tuple(grid["shape"]))
-        return CubeGrid.from_aoi(
-            grid["aoi"],
-            grid["resolution"],
-            grid["crs"],
-            aoi_crs=grid.get("aoi_crs", "EPSG:4326"),
-        )
-    except UpdmError as exc:
-        raise JobSpecError(f"{spec.source}: grid: {exc}") from None
 
 
 def open_job_cube(spec: JobSpec) -> Cube:
@@ -230,20 +204,19 @@ def open_job_cube(spec: JobSpec) -> Cube:
         The cube does not exist and the spec has no ``[grid]``, or the spec's grid differs
         from the existing cube's.
     """
-    grid = _spec_grid(spec)
-    storage, name = storage_for(spec.cube)
-    if repository_exists(storage, name):
+    grid = spec.grid
+    if cube_exists(spec.cube):
         cube = open_cube(spec.cube)
         if grid is not None and cube.grid != grid:
             raise JobSpecError(
-                f"{spec.source}: grid: the cube {name} already has another grid "
+                f"{spec.source}: grid: the cube {cube.location} already has another grid "
                 f"({cube.grid.crs}, shape {cube.grid.shape}, bounds {cube.grid.bounds}) than "
                 f"the job declares ({grid.crs}, shape {grid.shape}, bounds {grid.bounds})"
             )
         return cube
     if grid is None:
         raise JobSpecError(
-            f"{spec.source}: grid: the cube {name} does not exist yet, so the job must "
+            f"{spec.source}: grid: the cube {spec.cube} does not exist yet, so the job must "
             "declare its grid ([grid] with crs + transform + shape, or aoi + resolution)"
         )
     return create_cube(spec.cube, grid, title=f"updm_dask cube of job {spec.name}")
@@ -302,15 +275,17 @@ def _discover(spec: JobSpec) -> tuple[list[SceneSource], list[SceneFailure]]:
     return merged.scenes, failures
 
 
-def _culprits(exc: BaseException, batch: Sequence[tuple[SceneSource, Any]]) -> list[str]:
-    """Scene ids of the batch that an error names (scene errors say ``scene <id>: ...``)."""
-    text = str(exc)
-    named = []
-    for source, _ in batch:
-        names = {source.scene_id, source.product_id} - {None, ""}
-        if any(f"scene {n}" in text or f"scene {n!r}" in text for n in names):
-            named.append(source.scene_id)
-    return named
+def _failed_scene(exc: BaseException, batch: Sequence[tuple[SceneSource, Any]]) -> str | None:
+    """The scene of ``batch`` that ``exc`` (or an error it was raised from) is about."""
+    ids = {source.scene_id for source, _ in batch}
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, SceneError) and error.scene_id in ids:
+            return error.scene_id
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _commit_metadata(spec: JobSpec, science: Science, batch_no: int, sensors: set[str]) -> dict:
@@ -332,25 +307,42 @@ def _commit_metadata(spec: JobSpec, science: Science, batch_no: int, sensors: se
     }
 
 
-class _Progress:
-    """A tqdm bar on stderr (or nothing)."""
+@dataclass(frozen=True)
+class JobProgress:
+    """Where a running job is: handed to ``run_job(progress=...)`` before the first batch
+    and after every batch.
 
-    def __init__(self, total: int, enabled: bool, label: str) -> None:
-        self.bar = None
-        if enabled and total:
-            from tqdm.auto import tqdm
+    Parameters
+    ----------
+    job
+        The job's name.
+    total
+        Scenes to process (found, minus those already in the cube).
+    handled
+        How many of them the batches so far have handled (stored, failed or found stored
+        by another writer).
+    failed
+        Scenes failed so far, at any stage.
+    pixels_per_second
+        Throughput so far (:attr:`JobReport.pixels_per_second`).
+    """
 
-            self.bar = tqdm(total=total, unit="scene", desc=label, file=sys.stderr)
+    job: str
+    total: int
+    handled: int
+    failed: int
+    pixels_per_second: float
 
-    def advance(self, n: int, **postfix: Any) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-            if postfix:
-                self.bar.set_postfix(postfix, refresh=True)
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def _log_progress(event: JobProgress) -> None:
+    log.info(
+        "%s: %d of %d scenes handled, %d failed, %.0f pixels/s",
+        event.job,
+        event.handled,
+        event.total,
+        event.failed,
+        event.pixels_per_second,
+    )
 
 
 def _store_batch(
@@ -365,7 +357,7 @@ def _store_batch(
     Returns the scenes stored. Raises JobError when the batch fails for a reason that is
     not one of its scenes (nothing of it is stored then).
     """
-    retries = int(dask.config.get("updm.job.conflict-retries", 3))
+    retries = int(config.get("job.conflict-retries"))
     conflicts = 0
     while batch:
         try:
@@ -398,18 +390,16 @@ def _store_batch(
             time.sleep(min(2.0**conflicts, 30.0) * 0.1)
             continue
         except Exception as exc:
-            # Scene errors name their scene ("scene <id>: ..."); a worker may hand one back
-            # as a bare Exception holding that text, so the text decides.
-            named = _culprits(exc, batch)
-            if not named:
+            # A SceneError carries its scene's id, also back from a worker process.
+            failed = _failed_scene(exc, batch)
+            if failed is None:
                 raise JobError(
                     f"{message} failed and nothing of it was stored ({type(exc).__name__}: "
                     f"{exc}); the cube {cube.location} is as at its last commit; run the job "
                     "again to resume"
                 ) from exc
-            for sid in named:
-                report.failed.append(SceneFailure(sid, "process", str(exc)))
-            batch = [b for b in batch if b[0].scene_id not in named]
+            report.failed.append(SceneFailure(failed, "process", str(exc)))
+            batch = [b for b in batch if b[0].scene_id != failed]
             continue
         if snapshot is not None:
             report.commits.append(snapshot)
@@ -427,7 +417,7 @@ def run_job(
     scheduler: str | None = None,
     scheduler_file: str | os.PathLike | None = None,
     client: Any = None,
-    progress: bool = True,
+    progress: Callable[[JobProgress], None] | bool | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> JobReport:
     """Run a job: discover, process and commit its scenes into its cube; resumable.
@@ -441,9 +431,12 @@ def run_job(
     client
         An existing ``distributed.Client`` to use instead (the caller keeps it open).
     progress
-        Show a progress bar on stderr.
+        Called with a :class:`JobProgress` before the first batch and after every batch
+        (``updm run`` draws its progress bar from it). ``True`` logs the same at INFO level
+        on the ``updm_dask.jobs.run`` logger; ``None`` or ``False``: nothing.
     echo
-        Where one-line notes go (which cluster, how many scenes); default stderr.
+        Where one-line notes go (which cluster, how many scenes); default the
+        ``updm_dask.jobs.run`` logger at INFO level.
 
     Returns
     -------
@@ -459,7 +452,8 @@ def run_job(
         unwritable cube, repeated write conflicts); batches committed before are kept.
     """
     started = time.perf_counter()
-    say = echo or (lambda text: print(text, file=sys.stderr, flush=True))
+    say = echo or log.info
+    on_batch = _log_progress if progress is True else progress or None
     science = job_science(spec)
     cube = open_job_cube(spec)
     report = JobReport(job_id=spec.job_id, cube=cube.location)
@@ -473,7 +467,7 @@ def run_job(
         report.cores = int(sum(client.nthreads().values()))
         say(f"updm run {spec.name}: on {report.cluster}, {report.cores} cores")
         with dask.config.set(scheduler=client):
-            _run(spec, science, cube, report, progress, say)
+            _run(spec, science, cube, report, on_batch, say)
     finally:
         if owned is not None:
             owned.close()
@@ -486,7 +480,7 @@ def _run(
     science: Science,
     cube: Cube,
     report: JobReport,
-    progress: bool,
+    progress: Callable[[JobProgress], None] | None,
     say: Callable[[str], None],
 ) -> None:
     scenes, failures = _discover(spec)
@@ -499,40 +493,39 @@ def _run(
         f"updm run {spec.name}: {report.found} scenes found, {len(report.skipped)} already "
         f"in {cube.location}, {len(todo)} to process in batches of {spec.batch_size}"
     )
-    bar = _Progress(len(todo), progress, spec.name)
+
+    def tell(handled: int) -> None:
+        if progress is not None and todo:
+            progress(
+                JobProgress(
+                    spec.name, len(todo), handled, len(report.failed), report.pixels_per_second
+                )
+            )
+
+    tell(0)
     years: set[int] = set()
     n_batches = -(-len(todo) // spec.batch_size)
     t0 = time.perf_counter()
-    try:
-        for batch_no, start in enumerate(range(0, len(todo), spec.batch_size), start=1):
-            prepared: list[tuple[SceneSource, xr.Dataset]] = []
-            for source in todo[start : start + spec.batch_size]:
-                try:
-                    prepared.append((source, scene_on_grid(source, cube.grid, science)))
-                except _SCENE_ERRORS as exc:
-                    report.failed.append(SceneFailure(source.scene_id, "open", str(exc)))
-            metadata = _commit_metadata(
-                spec, science, batch_no, {s.metadata.sensor for s, _ in prepared}
-            )
-            stored = _store_batch(
-                cube,
-                prepared,
-                report,
-                metadata,
-                f"job {spec.name}: batch {batch_no} of {n_batches}",
-            )
-            for source, placed in stored:
-                report.done.append(source.scene_id)
-                years.add(source.acquired.year)
-                report.pixels += int(placed.attrs.get("scene_pixels", 0))
-            report.processing_seconds = time.perf_counter() - t0
-            bar.advance(
-                len(todo[start : start + spec.batch_size]),
-                failed=len(report.failed),
-                px_s=f"{report.pixels_per_second:,.0f}",
-            )
-    finally:
-        bar.close()
+    for batch_no, start in enumerate(range(0, len(todo), spec.batch_size), start=1):
+        sources = todo[start : start + spec.batch_size]
+        prepared: list[tuple[SceneSource, xr.Dataset]] = []
+        for source in sources:
+            try:
+                prepared.append((source, scene_on_grid(source, cube.grid, science)))
+            except _SCENE_ERRORS as exc:
+                report.failed.append(SceneFailure(source.scene_id, "open", str(exc)))
+        metadata = _commit_metadata(
+            spec, science, batch_no, {s.metadata.sensor for s, _ in prepared}
+        )
+        stored = _store_batch(
+            cube, prepared, report, metadata, f"job {spec.name}: batch {batch_no} of {n_batches}"
+        )
+        for source, placed in stored:
+            report.done.append(source.scene_id)
+            years.add(source.acquired.year)
+            report.pixels += int(placed.attrs.get("scene_pixels", 0))
+        report.processing_seconds = time.perf_counter() - t0
+        tell(start + len(sources))
     # Also the years an earlier, interrupted run appended to but never rebuilt.
     years |= set(cube.stale_years())
     if years:
@@ -544,21 +537,19 @@ def _run(
             report.years_rebuilt = sorted(years)
 
 
-def run_job_file(
-    path: str | os.PathLike,
-    *,
-    scheduler: str | None = None,
-    scheduler_file: str | os.PathLike | None = None,
-    client: Any = None,
-    progress: bool = True,
-    echo: Callable[[str], None] | None = None,
-) -> JobReport:
-    """Load a TOML job spec and :func:`run_job` it (what ``updm run JOB.toml`` does)."""
-    return run_job(
-        load_job_spec(Path(path)),
-        scheduler=scheduler,
-        scheduler_file=scheduler_file,
-        client=client,
-        progress=progress,
-        echo=echo,
-    )
+def run_job_file(path: str | os.PathLike, **options: Any) -> JobReport:
+    """Load a TOML job spec and :func:`run_job` it (what ``updm run JOB.toml`` does).
+
+    Parameters
+    ----------
+    path
+        The job-spec TOML file (:func:`~updm_dask.jobs.spec.load_job_spec`).
+    **options
+        Passed on to :func:`run_job` (``scheduler``, ``scheduler_file``, ``client``,
+        ``progress``, ``echo``).
+
+    Returns
+    -------
+    JobReport
+    """
+    return run_job(load_job_spec(Path(path)), **options)

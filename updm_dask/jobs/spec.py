@@ -32,9 +32,11 @@ Example::
     [batch]
     size = 8                      # default: dask config updm.job.batch-size
 
-Relative paths are taken relative to the job file. Unknown keys and bad values are
-rejected with a :class:`~updm_dask.errors.JobSpecError` naming the key; the file is
-parsed, never evaluated.
+Every key, its type, default and meaning is one row of
+:data:`~updm_dask.jobs.keys.JOB_SPEC_KEYS` (:mod:`updm_dask.jobs.keys`, which also renders
+it as a JSON Schema and as the docs' table). Relative paths are taken relative to the job
+file. Unknown keys and bad values are rejected with a
+:class:`~updm_dask.errors.JobSpecError` naming the key; the file is parsed, never evaluated.
 """
 
 from __future__ import annotations
@@ -48,93 +50,85 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dask.config
-
-from .. import config as _config  # noqa: F401  (registers the updm.* defaults)
-from ..errors import JobSpecError
+from .. import config
+from ..errors import JobSpecError, UpdmError
+from ..frozen import FrozenMap
+from ..geo import CubeGrid
+from ..pipeline import Science
+from ..science.patterns import default_pattern_set, load_pattern_set
 from ..science.sensors import SENSOR_NAMES, canonical_sensor_name
+from .keys import check_keys, spec_error, value_of
 
 __all__ = ["JobSpec", "load_job_spec", "parse_job_spec"]
-
-_ALLOWED: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "job": {"name": str},
-    "inputs": {
-        "paths": list,
-        "stac": list,
-        "start": (str, dt.date),
-        "end": (str, dt.date),
-        "sensors": list,
-    },
-    "cube": {"path": str},
-    "grid": {
-        "crs": str,
-        "transform": list,
-        "shape": list,
-        "aoi": list,
-        "resolution": (int, float),
-        "aoi_crs": str,
-    },
-    "science": {
-        "patterns": str,
-        "method": str,
-        "rules": (str, dict),
-        "constrain_supplementary": bool,
-        "calibration": str,
-        "rayleigh": bool,
-    },
-    "batch": {"size": int},
-}
-_REQUIRED = {"inputs": (), "cube": ("path",)}
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """A validated job specification (see the module docstring for the file format)."""
+    """A validated job specification (see the module docstring for the file format).
+
+    Parameters
+    ----------
+    name
+        ``[job] name``.
+    inputs, stac
+        ``[inputs] paths`` and ``stac``, relative paths made absolute.
+    cube
+        ``[cube] path``, a relative path made absolute.
+    grid
+        The cube grid of ``[grid]`` (an AOI is turned into its grid), or None when the spec
+        has no ``[grid]`` (the cube must exist then).
+    science
+        The ``[science]`` choices: pattern set (loaded), band averaging, rule tables (names
+        or paths, loaded when the job starts), calibration, Rayleigh correction.
+    batch_size
+        ``[batch] size``, else dask config ``updm.job.batch-size``.
+    start, end
+        ``[inputs] start`` and ``end``.
+    sensors
+        ``[inputs] sensors``, canonical names.
+    source
+        Name of the file (for messages).
+    """
 
     name: str
     inputs: tuple[str, ...]
     stac: tuple[str, ...]
     cube: str
-    grid: Mapping[str, Any] | None
+    grid: CubeGrid | None
+    science: Science = field(default_factory=Science)
+    batch_size: int = field(default_factory=lambda: config.get("job.batch-size"))
     start: dt.date | None = None
     end: dt.date | None = None
     sensors: tuple[str, ...] = SENSOR_NAMES
-    patterns: str = "default"
-    method: str = "boxcar"
-    rules: str | Mapping[str, str] = "auto"
-    constrain_supplementary: bool = False
-    calibration: str | None = None
-    rayleigh: bool = True
-    batch_size: int = 8
     source: str = "<memory>"
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def rules(self) -> str | Mapping[str, Any]:
+        """The ``[science] rules`` choice (``science.rules``), for callers that pass it on."""
+        return self.science.rules
 
     @property
     def job_id(self) -> str:
-        """Stable id of what the job does (its name + a hash of its normalised content)."""
+        """Stable id of what the job does: its name + a hash of its content.
+
+        The science enters through its own hash (:meth:`~updm_dask.pipeline.Science.sha256`,
+        also in every commit's metadata); the batch size does not (it changes how, not what).
+        """
+        grid = self.grid
         text = repr(
             (
                 self.name,
                 self.inputs,
                 self.stac,
                 self.cube,
-                sorted((self.grid or {}).items()),
+                None if grid is None else (grid.crs, tuple(grid.transform)[:6], grid.shape),
                 self.start,
                 self.end,
                 self.sensors,
-                self.patterns,
-                self.method,
-                sorted(self.rules.items()) if isinstance(self.rules, Mapping) else self.rules,
-                self.constrain_supplementary,
-                self.calibration,
-                self.rayleigh,
+                self.science.sha256(),
             )
         )
         return f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
-
-
-def _fail(source: str, key: str, message: str) -> JobSpecError:
-    return JobSpecError(f"{source}: [{key}] {message}")
 
 
 def _resolve(base: Path | None, value: str) -> str:
@@ -152,7 +146,111 @@ def _date(source: str, key: str, value) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise _fail(source, key, f"expected a date YYYY-MM-DD, got {value!r}") from None
+        raise spec_error(source, key, f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _numbers(value: Any, n: int) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == n
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _parse_grid(data: Mapping[str, Any], source: str) -> CubeGrid | None:
+    grid = data.get("grid", {})
+    if not grid:
+        return None
+    explicit = {"transform", "shape"} & grid.keys()
+    by_aoi = {"aoi", "resolution"} & grid.keys()
+    if explicit and by_aoi:
+        raise spec_error(
+            source, "grid", "give either transform + shape or aoi + resolution, not both"
+        )
+    if explicit:
+        transform, shape = grid.get("transform"), grid.get("shape")
+        if not _numbers(transform, 6):
+            raise spec_error(
+                source,
+                "grid.transform",
+                f"expected 6 numbers [a, b, c, d, e, f], got {transform!r}",
+            )
+        if not (
+            isinstance(shape, list)
+            and len(shape) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+        ):
+            raise spec_error(
+                source, "grid.shape", f"expected [ny, nx] positive integers, got {shape!r}"
+            )
+    elif by_aoi:
+        aoi = grid.get("aoi")
+        if not _numbers(aoi, 4) or aoi[0] >= aoi[2] or aoi[1] >= aoi[3]:
+            raise spec_error(
+                source, "grid.aoi", f"expected [xmin, ymin, xmax, ymax] with min < max, got {aoi!r}"
+            )
+        if not grid.get("resolution", 0) > 0:
+            raise spec_error(
+                source,
+                "grid.resolution",
+                f"expected a positive number, got {grid.get('resolution')!r}",
+            )
+    else:
+        raise spec_error(source, "grid", "needs transform + shape, or aoi + resolution")
+    try:
+        if explicit:
+            return CubeGrid(grid["crs"], tuple(grid["transform"]), tuple(grid["shape"]))
+        return CubeGrid.from_aoi(
+            grid["aoi"], grid["resolution"], grid["crs"], aoi_crs=value_of(data, "grid", "aoi_crs")
+        )
+    except UpdmError as exc:
+        raise spec_error(source, "grid", str(exc)) from None
+
+
+def _parse_science(data: Mapping[str, Any], source: str, base: Path | None) -> Science:
+    patterns = value_of(data, "science", "patterns")
+    try:
+        pattern_set = (
+            default_pattern_set()
+            if patterns == "default"
+            else load_pattern_set(_resolve(base, patterns))
+        )
+    except UpdmError as exc:
+        raise spec_error(source, "science.patterns", str(exc)) from None
+    rules = value_of(data, "science", "rules")
+    if isinstance(rules, Mapping):
+        try:
+            rules = {canonical_sensor_name(k): v for k, v in rules.items()}
+        except Exception as exc:
+            raise spec_error(source, "science.rules", str(exc)) from None
+        if not all(isinstance(v, str) for v in rules.values()):
+            raise spec_error(source, "science.rules", "values must be rule-table names or paths")
+        rules = FrozenMap(
+            {k: v if v in ("TM", "MSS") else _resolve(base, v) for k, v in rules.items()}
+        )
+    elif rules not in ("auto", "TM", "MSS"):
+        rules = _resolve(base, rules)
+    calibration = value_of(data, "science", "calibration")
+    return Science(
+        pattern_set=pattern_set,
+        method=value_of(data, "science", "method"),
+        rules=rules,
+        constrain_supplementary=value_of(data, "science", "constrain_supplementary"),
+        calibration=None if calibration == "mtl" else calibration,
+        rayleigh=value_of(data, "science", "rayleigh"),
+    )
+
+
+def _batch_size(data: Mapping[str, Any], source: str) -> int:
+    size = value_of(data, "batch", "size")
+    if size is None:
+        # Without [batch] size the deployment's dask config decides.
+        size = config.get("job.batch-size")
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise spec_error(source, "batch.size", f"dask config updm.job.batch-size is {size!r}")
+    if size < 1:
+        raise spec_error(source, "batch.size", f"expected a positive integer, got {size}")
+    return size
 
 
 def parse_job_spec(
@@ -168,165 +266,53 @@ def parse_job_spec(
         Name of the file (for messages).
     base
         Folder that relative paths are taken from.
-    """
-    for section, body in data.items():
-        if section not in _ALLOWED:
-            raise _fail(source, section, f"unknown section; expected one of {', '.join(_ALLOWED)}")
-        if not isinstance(body, Mapping):
-            raise _fail(source, section, "must be a table")
-        for key, value in body.items():
-            if key not in _ALLOWED[section]:
-                raise _fail(
-                    source,
-                    f"{section}.{key}",
-                    f"unknown key; expected one of {', '.join(_ALLOWED[section])}",
-                )
-            expected = _ALLOWED[section][key]
-            if not isinstance(value, expected) or (
-                expected in (int, (int, float)) and isinstance(value, bool)
-            ):
-                names = (
-                    expected.__name__
-                    if isinstance(expected, type)
-                    else "/".join(t.__name__ for t in expected)
-                )
-                raise _fail(source, f"{section}.{key}", f"expected {names}, got {value!r}")
-    for section, keys in _REQUIRED.items():
-        for key in keys:
-            if key not in data.get(section, {}):
-                raise _fail(source, f"{section}.{key}", "is required")
 
+    Returns
+    -------
+    JobSpec
+
+    Raises
+    ------
+    JobSpecError
+        An unknown section or key, a value of the wrong type or out of range, a missing
+        required key, a grid that cannot be built, a pattern set that cannot be read;
+        the message names the key (``job.toml: [grid.shape] expected ...``).
+    """
+    check_keys(data, source)
     inputs = data.get("inputs", {})
-    paths = inputs.get("paths", [])
+    paths = value_of(data, "inputs", "paths")
     if not all(isinstance(p, str) and p for p in paths):
-        raise _fail(source, "inputs.paths", "expected a list of paths, globs or URLs")
-    stac = inputs.get("stac", [])
+        raise spec_error(source, "inputs.paths", "expected a list of paths, globs or URLs")
+    stac = value_of(data, "inputs", "stac")
     if not all(isinstance(p, str) and p for p in stac):
-        raise _fail(source, "inputs.stac", "expected a list of STAC file paths or URLs")
+        raise spec_error(source, "inputs.stac", "expected a list of STAC file paths or URLs")
     if not paths and not stac:
-        raise _fail(
+        raise spec_error(
             source, "inputs.paths", "is required (or inputs.stac): the job has no scenes to find"
         )
     start = _date(source, "inputs.start", inputs["start"]) if "start" in inputs else None
     end = _date(source, "inputs.end", inputs["end"]) if "end" in inputs else None
     if start and end and end < start:
-        raise _fail(source, "inputs.end", f"{end} is before inputs.start {start}")
-    sensors = SENSOR_NAMES
-    if "sensors" in inputs:
-        try:
-            sensors = tuple(canonical_sensor_name(s) for s in inputs["sensors"])
-        except Exception as exc:
-            raise _fail(source, "inputs.sensors", str(exc)) from None
-        if not sensors:
-            raise _fail(source, "inputs.sensors", "is empty; leave it out to take every sensor")
-
-    grid = dict(data.get("grid", {}))
-    if grid:
-        explicit = {"transform", "shape"} & grid.keys()
-        by_aoi = {"aoi", "resolution"} & grid.keys()
-        if explicit and by_aoi:
-            raise _fail(
-                source, "grid", "give either transform + shape or aoi + resolution, not both"
-            )
-        if "crs" not in grid:
-            raise _fail(source, "grid.crs", "is required (e.g. 'EPSG:32637')")
-        if explicit:
-            transform, shape = grid.get("transform"), grid.get("shape")
-            if not (
-                isinstance(transform, list)
-                and len(transform) == 6
-                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in transform)
-            ):
-                raise _fail(
-                    source,
-                    "grid.transform",
-                    f"expected 6 numbers [a, b, c, d, e, f], got {transform!r}",
-                )
-            if not (
-                isinstance(shape, list)
-                and len(shape) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
-            ):
-                raise _fail(
-                    source, "grid.shape", f"expected [ny, nx] positive integers, got {shape!r}"
-                )
-        elif by_aoi:
-            aoi = grid.get("aoi")
-            if (
-                not (
-                    isinstance(aoi, list)
-                    and len(aoi) == 4
-                    and all(isinstance(v, int | float) and not isinstance(v, bool) for v in aoi)
-                )
-                or aoi[0] >= aoi[2]
-                or aoi[1] >= aoi[3]
-            ):
-                raise _fail(
-                    source,
-                    "grid.aoi",
-                    f"expected [xmin, ymin, xmax, ymax] with min < max, got {aoi!r}",
-                )
-            if not grid.get("resolution", 0) > 0:
-                raise _fail(
-                    source,
-                    "grid.resolution",
-                    f"expected a positive number, got {grid.get('resolution')!r}",
-                )
-        else:
-            raise _fail(source, "grid", "needs transform + shape, or aoi + resolution")
-
-    science = data.get("science", {})
-    method = science.get("method", "boxcar")
-    if method not in ("boxcar", "rsr"):
-        raise _fail(source, "science.method", f"expected 'boxcar' or 'rsr', got {method!r}")
-    calibration = science.get("calibration", "mtl")
-    if calibration not in ("mtl", "note-1985-landsat5", "chander2009"):
-        raise _fail(
-            source,
-            "science.calibration",
-            f"expected 'mtl', 'note-1985-landsat5' or 'chander2009', got {calibration!r}",
-        )
-    patterns = science.get("patterns", "default")
-    if patterns != "default":
-        patterns = _resolve(base, patterns)
-    rules = science.get("rules", "auto")
-    if isinstance(rules, Mapping):
-        try:
-            rules = {canonical_sensor_name(k): v for k, v in rules.items()}
-        except Exception as exc:
-            raise _fail(source, "science.rules", str(exc)) from None
-        if not all(isinstance(v, str) for v in rules.values()):
-            raise _fail(source, "science.rules", "values must be rule-table names or paths")
-        rules = {k: v if v in ("TM", "MSS") else _resolve(base, v) for k, v in rules.items()}
-    elif rules not in ("auto", "TM", "MSS"):
-        rules = _resolve(base, rules)
-    # Without [batch] size the deployment's dask config decides (updm.job.batch-size).
-    batch_size = data.get("batch", {}).get("size")
-    if batch_size is None:
-        batch_size = dask.config.get("updm.job.batch-size", 8)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise _fail(source, "batch.size", f"dask config updm.job.batch-size is {batch_size!r}")
-    if batch_size < 1:
-        raise _fail(source, "batch.size", f"expected a positive integer, got {batch_size}")
+        raise spec_error(source, "inputs.end", f"{end} is before inputs.start {start}")
+    try:
+        sensors = tuple(canonical_sensor_name(s) for s in value_of(data, "inputs", "sensors"))
+    except Exception as exc:
+        raise spec_error(source, "inputs.sensors", str(exc)) from None
+    if not sensors:
+        raise spec_error(source, "inputs.sensors", "is empty; leave it out to take every sensor")
 
     return JobSpec(
-        name=data.get("job", {}).get("name", "updm-job"),
+        name=value_of(data, "job", "name"),
         inputs=tuple(_resolve(base, p) for p in paths),
         stac=tuple(_resolve(base, p) for p in stac),
         cube=_resolve(base, data["cube"]["path"]),
-        grid=grid or None,
+        grid=_parse_grid(data, source),
+        science=_parse_science(data, source, base),
+        batch_size=_batch_size(data, source),
         start=start,
         end=end,
         sensors=sensors,
-        patterns=patterns,
-        method=method,
-        rules=rules,
-        constrain_supplementary=science.get("constrain_supplementary", False),
-        calibration=None if calibration == "mtl" else calibration,
-        rayleigh=science.get("rayleigh", True),
-        batch_size=batch_size,
         source=source,
-        raw=dict(data),
     )
 
 
@@ -341,6 +327,11 @@ def load_job_spec(path: str | os.PathLike) -> JobSpec:
     Returns
     -------
     JobSpec
+
+    Raises
+    ------
+    JobSpecError
+        The file does not exist, cannot be read, is not TOML, or is not a valid job spec.
     """
     path = Path(path)
     try:

@@ -75,7 +75,10 @@ class SceneSource:
         object.__setattr__(self, "band_paths", FrozenMap(self.band_paths))
         object.__setattr__(self, "qa_paths", FrozenMap(self.qa_paths))
         if self.level not in LEVELS:
-            raise SceneError(f"{self.scene_id}: level must be 'L1' or 'L2', got {self.level!r}")
+            raise SceneError(
+                f"{self.scene_id}: level must be 'L1' or 'L2', got {self.level!r}",
+                scene_id=self.scene_id,
+            )
 
     @property
     def sensor(self) -> str:
@@ -178,26 +181,35 @@ def scene_source(
         if label not in metadata.bands:
             raise SceneError(
                 f"{mtl_path}: the metadata describes no band {label}; a {sensor.name} scene "
-                f"needs bands {', '.join(labels)}"
+                f"needs bands {', '.join(labels)}",
+                scene_id=metadata.scene_id,
             )
         band = metadata.bands[label]
         if not band.present:
             raise SceneError(
                 f"{mtl_path}: band {label} is marked missing in the metadata; UPDM needs every "
-                f"{sensor.name} band ({', '.join(labels)})"
+                f"{sensor.name} band ({', '.join(labels)})",
+                scene_id=metadata.scene_id,
             )
         name = (band.sr_file_name or band.file_name) if level == "L2" else band.file_name
         if not name:
-            raise SceneError(f"{mtl_path}: no file name (FILE_NAME_BAND_{label}) for band {label}")
+            raise SceneError(
+                f"{mtl_path}: no file name (FILE_NAME_BAND_{label}) for band {label}",
+                scene_id=metadata.scene_id,
+            )
         token = _BAND_TOKEN_RE.search(name)
         if token and token.group(1) != label:
             raise SceneError(
                 f"{mtl_path}: the file listed for band {label} is {name!r}, which names band "
-                f"{token.group(1)}; the metadata does not match the {sensor.name} band layout"
+                f"{token.group(1)}; the metadata does not match the {sensor.name} band layout",
+                scene_id=metadata.scene_id,
             )
         path = resolve(name)
         if path is None:
-            raise SceneError(f"{mtl_path}: band {label} file {name!r} not found in {where}")
+            raise SceneError(
+                f"{mtl_path}: band {label} file {name!r} not found in {where}",
+                scene_id=metadata.scene_id,
+            )
         band_paths[label] = path
     qa_paths: dict[str, str] = {}
     for key, name in metadata.qa_files.items():

@@ -115,7 +115,9 @@ def _forget_member(path: str) -> None:
         cache.pop(path).close()
 
 
-def _read_window(path: str, window: Window, dtype: np.dtype, scene: str, quiet: bool) -> np.ndarray:
+def _read_window(
+    path: str, window: Window, dtype: np.dtype, scene: str, quiet: bool, scene_id: str | None
+) -> np.ndarray:
     try:
         with rasterio.Env(**loc.gdal_env(path)):
             if path.startswith(_ARCHIVE_PREFIXES):
@@ -129,17 +131,24 @@ def _read_window(path: str, window: Window, dtype: np.dtype, scene: str, quiet: 
                     data = src.read(1, window=window)
     except (rasterio.errors.RasterioError, OSError) as exc:
         # rasterio's message often just points at GDAL's, which is the useful one.
-        detail = f"{exc} ({exc.__cause__})" if exc.__cause__ is not None else str(exc)
+        failure = f"{exc} ({exc.__cause__})" if exc.__cause__ is not None else str(exc)
+    else:
+        failure = None
+    if failure is not None:
+        # Raised outside the handler, so the error has no __context__: rasterio's errors do
+        # not unpickle, and a distributed worker would send a bare Exception back instead
+        # of this SceneError and its scene_id. The message carries GDAL's.
         raise SceneError(
             f"scene {scene}: reading {path} (rows {window.row_off}:"
             f"{window.row_off + window.height}, columns {window.col_off}:"
-            f"{window.col_off + window.width}) failed: {detail}"
-        ) from None  # the message carries GDAL's; rasterio's errors do not pickle between
-        # processes, and a distributed worker would otherwise send a bare Exception back
+            f"{window.col_off + window.width}) failed: {failure}",
+            scene_id=scene_id,
+        )
     if data.shape != (window.height, window.width):
         raise SceneError(
             f"scene {scene}: {path} returned {data.shape} pixels for a "
-            f"{window.height}x{window.width} window; has the file changed since it was opened?"
+            f"{window.height}x{window.width} window; has the file changed since it was opened?",
+            scene_id=scene_id,
         )
     return data.astype(dtype, copy=False)
 
@@ -148,7 +157,8 @@ class RasterStack:
     """An array-like over single-band rasters of one grid: (band, y, x), read on demand.
 
     Pickles as its paths (dask embeds it in every read task); reading a slice opens each
-    file, reads one window and closes it again.
+    file, reads one window and closes it again. ``scene`` names the scene in messages,
+    ``scene_id`` is the id its read errors carry (:attr:`SceneError.scene_id`).
     """
 
     def __init__(
@@ -158,6 +168,7 @@ class RasterStack:
         dtype,
         scene: str,
         georeferenced: bool = True,
+        scene_id: str | None = None,
     ) -> None:
         self.paths = tuple(paths)
         self.georeferenced = georeferenced
@@ -165,6 +176,7 @@ class RasterStack:
         self.dtype = np.dtype(dtype)
         self.ndim = 3
         self.scene = scene
+        self.scene_id = scene_id
 
     def __getitem__(self, key) -> np.ndarray:
         if not isinstance(key, tuple):
@@ -172,14 +184,21 @@ class RasterStack:
         key = key + (slice(None),) * (3 - len(key))
         bands, rows, cols = (range(*k.indices(n)) for k, n in zip(key, self.shape, strict=True))
         if rows.step != 1 or cols.step != 1:
-            raise SceneError(f"scene {self.scene}: strided reads are not supported")
+            raise SceneError(
+                f"scene {self.scene}: strided reads are not supported", scene_id=self.scene_id
+            )
         out = np.empty((len(bands), len(rows), len(cols)), dtype=self.dtype)
         if out.size == 0:
             return out
         window = Window(cols.start, rows.start, len(cols), len(rows))
         for i, b in enumerate(bands):
             out[i] = _read_window(
-                self.paths[b], window, self.dtype, self.scene, not self.georeferenced
+                self.paths[b],
+                window,
+                self.dtype,
+                self.scene,
+                not self.georeferenced,
+                self.scene_id,
             )
         return out
 
@@ -223,7 +242,7 @@ class _Header:
         return self.crs is not None or not self.transform.is_identity
 
 
-def _header(path: str, scene: str, what: str) -> _Header:
+def _header(path: str, source: SceneSource, what: str) -> _Header:
     try:
         # Headers are read on the driver, one at a time: quiet opens are harmless here.
         with rasterio.Env(**loc.gdal_env(path)), _open(path, quiet=True) as src:
@@ -237,36 +256,36 @@ def _header(path: str, scene: str, what: str) -> _Header:
                 nodata=src.nodata,
             )
     except (rasterio.errors.RasterioError, OSError) as exc:
-        raise SceneError(f"scene {scene}: cannot open {what} file {path}: {exc}") from exc
+        raise SceneError(
+            f"scene {source.id}: cannot open {what} file {path}: {exc}", scene_id=source.scene_id
+        ) from exc
 
 
-def _check_same_grid(ref: _Header, other: _Header, scene: str, what: str) -> None:
+def _check_same_grid(ref: _Header, other: _Header, source: SceneSource, what: str) -> None:
     if other.count != 1:
-        raise SceneError(
-            f"scene {scene}: {what} file {other.path} has {other.count} bands; expected one "
-            "band per file"
+        problem = f"has {other.count} bands; expected one band per file"
+    elif other.shape != ref.shape:
+        problem = (
+            f"is {other.shape[0]}x{other.shape[1]} pixels but {ref.path} is "
+            f"{ref.shape[0]}x{ref.shape[1]}"
         )
-    if other.shape != ref.shape:
-        raise SceneError(
-            f"scene {scene}: {what} file {other.path} is {other.shape[0]}x{other.shape[1]} "
-            f"pixels but {ref.path} is {ref.shape[0]}x{ref.shape[1]}"
-        )
-    if other.georeferenced != ref.georeferenced:
-        raise SceneError(
-            f"scene {scene}: {what} file {other.path} is "
-            f"{'' if other.georeferenced else 'not '}georeferenced but {ref.path} is "
+    elif other.georeferenced != ref.georeferenced:
+        problem = (
+            f"is {'' if other.georeferenced else 'not '}georeferenced but {ref.path} is "
             f"{'' if ref.georeferenced else 'not'}"
         )
-    if not other.transform.almost_equals(ref.transform, precision=1e-6):
-        raise SceneError(
-            f"scene {scene}: {what} file {other.path} has the grid {tuple(other.transform)[:6]}"
-            f" but {ref.path} has {tuple(ref.transform)[:6]}"
+    elif not other.transform.almost_equals(ref.transform, precision=1e-6):
+        problem = (
+            f"has the grid {tuple(other.transform)[:6]} but {ref.path} has "
+            f"{tuple(ref.transform)[:6]}"
         )
-    if other.crs != ref.crs:
-        raise SceneError(
-            f"scene {scene}: {what} file {other.path} has CRS {other.crs} but {ref.path} has "
-            f"{ref.crs}"
-        )
+    elif other.crs != ref.crs:
+        problem = f"has CRS {other.crs} but {ref.path} has {ref.crs}"
+    else:
+        return
+    raise SceneError(
+        f"scene {source.id}: {what} file {other.path} {problem}", scene_id=source.scene_id
+    )
 
 
 def _metadata_grid(source: SceneSource, shape: tuple[int, int]) -> tuple[CRS, Affine]:
@@ -283,7 +302,8 @@ def _metadata_grid(source: SceneSource, shape: tuple[int, int]) -> tuple[CRS, Af
     if missing:
         raise SceneError(
             f"scene {source.scene_id}: its band files carry no georeferencing and the "
-            f"metadata {source.mtl_path} lacks {', '.join(missing)} to place them"
+            f"metadata {source.mtl_path} lacks {', '.join(missing)} to place them",
+            scene_id=source.scene_id,
         )
     cell = float(md.grid_cell_size)
     ul_x, ul_y = md.corners["UL"]
@@ -291,7 +311,8 @@ def _metadata_grid(source: SceneSource, shape: tuple[int, int]) -> tuple[CRS, Af
     if md.shape is not None and tuple(md.shape) != tuple(shape):
         raise SceneError(
             f"scene {source.scene_id}: the band files are {rows}x{cols} pixels but the "
-            f"metadata {source.mtl_path} gives REFLECTIVE_LINES/SAMPLES {md.shape}"
+            f"metadata {source.mtl_path} gives REFLECTIVE_LINES/SAMPLES {md.shape}",
+            scene_id=source.scene_id,
         )
     if "LR" in md.corners:
         lr_x, lr_y = md.corners["LR"]
@@ -301,7 +322,8 @@ def _metadata_grid(source: SceneSource, shape: tuple[int, int]) -> tuple[CRS, Af
             raise SceneError(
                 f"scene {source.scene_id}: the metadata corners {source.mtl_path} span "
                 f"{expected[0]:g}x{expected[1]:g} pixels of {cell:g} m but the band files "
-                f"are {rows}x{cols}"
+                f"are {rows}x{cols}",
+                scene_id=source.scene_id,
             )
     transform = Affine(cell, 0.0, ul_x - cell / 2, 0.0, -cell, ul_y + cell / 2)
     return CRS.from_epsg(md.crs_epsg), transform
@@ -319,7 +341,8 @@ def _check_dtype_fits(source: SceneSource, header: _Header, label: str) -> None:
             f"scene {source.scene_id}: band {label} file {header.path} is {dtype} but the "
             f"metadata {source.mtl_path} calibrates the band up to DN "
             f"{band.quantize_cal_max:g} ({source.metadata.sensor}); metadata and files do "
-            "not match"
+            "not match",
+            scene_id=source.scene_id,
         )
 
 
@@ -450,37 +473,50 @@ def open_scene(
     if tuple(source.band_paths) != labels:
         raise SceneError(
             f"scene {scene}: band files are given for bands {tuple(source.band_paths)} but a "
-            f"{sensor.name} scene has bands {labels}"
+            f"{sensor.name} scene has bands {labels}",
+            scene_id=source.scene_id,
         )
-    headers = [_header(source.band_paths[label], scene, f"band {label}") for label in labels]
+    headers = [_header(source.band_paths[label], source, f"band {label}") for label in labels]
     ref = headers[0]
     for label, header in zip(labels, headers, strict=True):
-        _check_same_grid(ref, header, scene, f"band {label}")
+        _check_same_grid(ref, header, source, f"band {label}")
         if header.dtype != ref.dtype:
             raise SceneError(
                 f"scene {scene}: band {label} file {header.path} is {header.dtype} but "
-                f"{ref.path} is {ref.dtype}"
+                f"{ref.path} is {ref.dtype}",
+                scene_id=source.scene_id,
             )
         _check_dtype_fits(source, header, label)
     qa_headers = {
-        role: _header(path, scene, f"{role} QA") for role, path in sorted(source.qa_paths.items())
+        role: _header(path, source, f"{role} QA") for role, path in sorted(source.qa_paths.items())
     }
     for role, header in qa_headers.items():
-        _check_same_grid(ref, header, scene, f"{role} QA")
+        _check_same_grid(ref, header, source, f"{role} QA")
     if ref.georeferenced:
         if ref.crs is None:
-            raise SceneError(f"scene {scene}: band file {ref.path} has a grid but no CRS")
+            raise SceneError(
+                f"scene {scene}: band file {ref.path} has a grid but no CRS",
+                scene_id=source.scene_id,
+            )
         crs, transform = ref.crs, ref.transform
     else:
         crs, transform = _metadata_grid(source, ref.shape)
     if transform.b != 0 or transform.d != 0:
-        raise SceneError(f"scene {scene}: rotated grids are not supported ({ref.path})")
+        raise SceneError(
+            f"scene {scene}: rotated grids are not supported ({ref.path})",
+            scene_id=source.scene_id,
+        )
 
     cy, cx = _spatial_chunks(chunks)
     rows, cols = ref.shape
     dn = _lazy(
         RasterStack(
-            [source.band_paths[b] for b in labels], ref.shape, ref.dtype, scene, ref.georeferenced
+            [source.band_paths[b] for b in labels],
+            ref.shape,
+            ref.dtype,
+            scene,
+            ref.georeferenced,
+            scene_id=source.scene_id,
         ),
         (cy, cx),
         "dn",
@@ -498,7 +534,14 @@ def open_scene(
     qa_kind = "bqa" if md.collection == "C1" or "BQA" in md.qa_files else "qa_pixel"
     for role, header in qa_headers.items():
         data = _lazy(
-            RasterStack([header.path], header.shape, header.dtype, scene, ref.georeferenced),
+            RasterStack(
+                [header.path],
+                header.shape,
+                header.dtype,
+                scene,
+                ref.georeferenced,
+                scene_id=source.scene_id,
+            ),
             (cy, cx),
             role,
         )[0]

@@ -142,7 +142,8 @@ def _item_source(item: pystac.Item, origin: str, base: str | None) -> SceneSourc
             raise SceneError(
                 f"{where}: no asset for {sensor.name} band {spec.label} ({spec.name}); "
                 f"expected the key {STAC_BAND_KEYS[spec.name]!r} or eo:bands naming "
-                f"B{spec.label}"
+                f"B{spec.label}",
+                scene_id=metadata.scene_id,
             )
         band = metadata.bands.get(spec.label)
         if band is None:

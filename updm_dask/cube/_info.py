@@ -1,0 +1,112 @@
+"""What a cube holds, summarised for ``updm info CUBE``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import zarr
+
+from ._cube import open_cube, year_ranges, years_of
+
+
+def _dtype_name(dtype: Any) -> str:
+    return "str" if getattr(dtype, "kind", "") == "T" else str(dtype)
+
+
+def cube_info(location: str | os.PathLike, *, branch: str = "main") -> dict[str, Any]:
+    """JSON-able summary of a cube, for ``updm info CUBE``.
+
+    Returns
+    -------
+    dict
+        ``location``, ``title``, ``branch``, ``snapshot``, ``grid`` (crs, resolution,
+        shape, bounds), ``variables`` and ``coordinates`` (name -> dims, dtype, shape,
+        chunks), ``scenes`` (total, per_sensor, per_decade), ``years`` (with scenes),
+        ``yearly_years`` (built), ``commits`` (id, time, message; newest first).
+
+    Raises
+    ------
+    CubeError
+        ``location`` holds no cube.
+    """
+    cube = open_cube(location, branch=branch)
+    group = zarr.open_group(cube.session().store, mode="r")
+    variables: dict[str, Any] = {}
+    coordinates: dict[str, Any] = {}
+    for name, arr in sorted(group.arrays()):
+        dims = list(arr.metadata.dimension_names or ())
+        entry = {
+            "dims": dims,
+            "dtype": _dtype_name(arr.dtype),
+            "shape": list(arr.shape),
+            "chunks": list(arr.chunks),
+        }
+        (variables if len(dims) >= 2 else coordinates)[name] = entry
+    years = years_of(group["time"][:])
+    sensors = [str(s) for s in group["sensor"][:].tolist()]
+    decades: dict[str, int] = {}
+    for y in sorted(int(y) for y in years):
+        key = f"{y // 10 * 10}s"
+        decades[key] = decades.get(key, 0) + 1
+    per_sensor: dict[str, int] = {}
+    for s in sorted(sensors):
+        per_sensor[s] = per_sensor.get(s, 0) + 1
+    g = cube.grid
+    return {
+        "location": cube.location,
+        "title": group.attrs.get("title"),
+        "branch": branch,
+        "snapshot": cube.snapshot_id,
+        "grid": {
+            "crs": g.crs,
+            "resolution": g.resolution,
+            "shape": list(g.shape),
+            "bounds": list(g.bounds),
+        },
+        "variables": variables,
+        "coordinates": coordinates,
+        "scenes": {"total": len(sensors), "per_sensor": per_sensor, "per_decade": decades},
+        "years": sorted({int(y) for y in years}),
+        "yearly_years": [int(y) for y in group["year"][:]] if "year" in group else [],
+        "commits": [
+            {"id": c["id"], "time": c["time"].isoformat(), "message": c["message"]}
+            for c in cube.history()
+        ],
+    }
+
+
+def format_cube_info(info: Mapping[str, Any]) -> str:
+    """Plain-text report of :func:`cube_info` output."""
+    g = info["grid"]
+    b = g["bounds"]
+    lines = [
+        f"cube        {info['location']}",
+        f"branch      {info.get('branch', 'main')} at snapshot {info.get('snapshot', '?')}",
+        f"title       {info.get('title') or ''}",
+        f"grid        {g['crs']}, {g['resolution']:g} m, {g['shape'][0]} x {g['shape'][1]} "
+        f"pixels, bounds ({b[0]:g}, {b[1]:g}, {b[2]:g}, {b[3]:g})",
+        f"scenes      {info['scenes']['total']}",
+    ]
+    for sensor, n in info["scenes"]["per_sensor"].items():
+        lines.append(f"  {sensor:<10}{n}")
+    if info["scenes"]["per_decade"]:
+        per_decade = ", ".join(f"{d} {n}" for d, n in info["scenes"]["per_decade"].items())
+        lines.append(f"decades     {per_decade}")
+    lines.append(f"years       {year_ranges(info['years'])}")
+    lines.append(f"yearly      {year_ranges(info['yearly_years'])}")
+    for title, key in (("variables", "variables"), ("coordinates", "coordinates")):
+        entries = info.get(key, {})
+        lines.append(title)
+        width = max((len(n) for n in entries), default=0)
+        for name, v in entries.items():
+            dims = ", ".join(v["dims"])
+            lines.append(
+                f"  {name:<{width}}  {v['dtype']:<8} ({dims}) shape {tuple(v['shape'])} "
+                f"chunks {tuple(v['chunks'])}"
+            )
+    lines.append(f"commits     {len(info['commits'])}, newest first")
+    for c in info["commits"]:
+        lines.append(f"  {c['id']}  {c['time']}  {c['message']}")
+    return "\n".join(lines)

@@ -1,0 +1,341 @@
+"""The job-spec keys: one table for the validator, the JSON Schema and the docs.
+
+Every key of the job-spec TOML, its type, default and meaning is one row of
+:data:`JOB_SPEC_KEYS`. :func:`check_keys` rejects unknown sections and keys and values of
+the wrong type or outside their choices, naming the key; :func:`job_spec_schema` turns the
+table into a JSON Schema and :func:`format_job_spec_keys` into the table the docs show.
+The rest of the validation (paths, dates, the grid, the science) is in
+:mod:`updm_dask.jobs.spec`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import JobSpecError
+from ..science.sensors import SENSOR_NAMES
+
+__all__ = [
+    "JOB_SPEC_KEYS",
+    "KEYS_BY_SECTION",
+    "REQUIRED_SECTIONS",
+    "SpecKey",
+    "check_keys",
+    "format_job_spec_keys",
+    "job_spec_schema",
+    "spec_error",
+    "value_of",
+]
+
+
+@dataclass(frozen=True)
+class SpecKey:
+    """One key of the job-spec TOML.
+
+    Parameters
+    ----------
+    section, key
+        Where it lives: ``[section] key = ...``.
+    types
+        The TOML value types accepted (a date may be a TOML date or an ISO string).
+    schema
+        JSON Schema of the value (what :func:`job_spec_schema` shows for the key).
+    default
+        Its value when left out; ``None`` when leaving it out means "no limit" or "none".
+    description
+        What it means, for the docs.
+    example
+        A TOML value, for the docs.
+    required
+        The section, when present or required, must hold it.
+    choices
+        The only values accepted, when there is such a list.
+    """
+
+    section: str
+    key: str
+    types: tuple[type, ...]
+    schema: Mapping[str, Any]
+    default: Any
+    description: str
+    example: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+    @property
+    def type_name(self) -> str:
+        """The accepted types as error messages and the docs name them (``str/date``)."""
+        return "/".join(t.__name__ for t in self.types)
+
+
+_STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
+_NUMBER = {"type": "number"}
+_DATE = {"type": "string", "format": "date"}
+_CALIBRATIONS = ("mtl", "note-1985-landsat5", "chander2009")
+_METHODS = ("boxcar", "rsr")
+
+#: Every key of a job spec, section by section, in the order the docs list them.
+JOB_SPEC_KEYS: tuple[SpecKey, ...] = (
+    SpecKey(
+        "job", "name", (str,), {"type": "string"}, "updm-job",
+        "Name of the job: starts its job id, commit messages and progress bar.",
+        '"ethiopia"',
+    ),
+    SpecKey(
+        "inputs", "paths", (list,), _STRINGS, [],
+        "Folders (searched recursively), globs, .tar/.tar.gz archives, metadata files or "
+        "URLs (s3://, gs://, https://) to find scenes in. inputs.paths or inputs.stac is "
+        "required.",
+        '["../data/landsat/ethiopia-167055"]',
+    ),
+    SpecKey(
+        "inputs", "stac", (list,), _STRINGS, [],
+        "STAC Item or ItemCollection JSON files (paths or URLs) describing scenes.",
+        '["items.json"]',
+    ),
+    SpecKey(
+        "inputs", "start", (str, dt.date), _DATE, None,
+        "First acquisition date kept (inclusive); no limit when left out.",
+        "1972-01-01",
+    ),
+    SpecKey(
+        "inputs", "end", (str, dt.date), _DATE, None,
+        "Last acquisition date kept (inclusive); no limit when left out.",
+        "2024-12-31",
+    ),
+    SpecKey(
+        "inputs", "sensors", (list,),
+        {"type": "array", "items": {"type": "string"}, "minItems": 1}, list(SENSOR_NAMES),
+        "Sensors kept (aliases such as ETM or OLI_TIRS are accepted).",
+        '["TM", "ETM+", "OLI"]',
+    ),
+    SpecKey(
+        "cube", "path", (str,), {"type": "string", "minLength": 1}, None,
+        "The cube: a local folder or s3://bucket/prefix.",
+        '"ethiopia.icechunk"',
+        required=True,
+    ),
+    SpecKey(
+        "grid", "crs", (str,), {"type": "string"}, None,
+        "Projected CRS of the cube grid (metres). Needed when the cube does not exist yet.",
+        '"EPSG:32637"',
+        required=True,
+    ),
+    SpecKey(
+        "grid", "transform", (list,),
+        {"type": "array", "items": _NUMBER, "minItems": 6, "maxItems": 6}, None,
+        "Pixel-corner affine transform [a, b, c, d, e, f] of a north-up grid; with shape.",
+        "[30.0, 0.0, 589035.0, 0.0, -30.0, 756165.0]",
+    ),
+    SpecKey(
+        "grid", "shape", (list,),
+        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2,
+         "maxItems": 2},
+        None,
+        "Grid size [ny, nx] in pixels; with transform.",
+        "[101, 101]",
+    ),
+    SpecKey(
+        "grid", "aoi", (list,),
+        {"type": "array", "items": _NUMBER, "minItems": 4, "maxItems": 4}, None,
+        "Area of interest [xmin, ymin, xmax, ymax] in aoi_crs; with resolution, instead "
+        "of transform + shape.",
+        "[39.4, 8.0, 39.5, 8.1]",
+    ),
+    SpecKey(
+        "grid", "resolution", (int, float), {"type": "number", "exclusiveMinimum": 0}, None,
+        "Pixel size in metres of a grid given by its aoi.",
+        "30",
+    ),
+    SpecKey(
+        "grid", "aoi_crs", (str,), {"type": "string"}, "EPSG:4326",
+        "CRS of aoi (lon/lat order for EPSG:4326).",
+        '"EPSG:4326"',
+    ),
+    SpecKey(
+        "science", "patterns", (str,), {"type": "string"}, "default",
+        '"default" (the shipped pattern set) or a CSV file of four standard spectra.',
+        '"my_spectra.csv"',
+    ),
+    SpecKey(
+        "science", "method", (str,), {"type": "string", "enum": list(_METHODS)}, "boxcar",
+        "Band averaging of the patterns: boxcar (the note's eq. 14) or the sensors' RSRs.",
+        '"rsr"',
+        choices=_METHODS,
+    ),
+    SpecKey(
+        "science", "rules", (str, dict),
+        {"anyOf": [{"type": "string"},
+                   {"type": "object", "additionalProperties": {"type": "string"}}]},
+        "auto",
+        '"auto" (Table 5 for TM to OLI-2, Table 8 for MSS), "TM", "MSS", a rule-table TOML '
+        "file, or a table sensor -> one of those.",
+        '{ MSS = "MSS", TM = "my_rules.toml" }',
+    ),
+    SpecKey(
+        "science", "constrain_supplementary", (bool,), {"type": "boolean"}, False,
+        "Constrain the supplementary coefficient uC4 >= 0 too.",
+        "true",
+    ),
+    SpecKey(
+        "science", "calibration", (str,), {"type": "string", "enum": list(_CALIBRATIONS)},
+        "mtl",
+        "Radiometric calibration: the scene's MTL, or a published table for every scene.",
+        '"chander2009"',
+        choices=_CALIBRATIONS,
+    ),
+    SpecKey(
+        "science", "rayleigh", (bool,), {"type": "boolean"}, True,
+        "Subtract the Rayleigh path reflectance from Level-1 scenes.",
+        "false",
+    ),
+    SpecKey(
+        "batch", "size", (int,), {"type": "integer", "minimum": 1}, None,
+        "Scenes per batch (one graph and one commit each); default: dask config "
+        "updm.job.batch-size.",
+        "8",
+    ),
+)  # fmt: skip
+
+#: Sections every job spec has.
+REQUIRED_SECTIONS = ("inputs", "cube")
+
+
+def _by_section() -> dict[str, dict[str, SpecKey]]:
+    keys: dict[str, dict[str, SpecKey]] = {}
+    for key in JOB_SPEC_KEYS:
+        keys.setdefault(key.section, {})[key.key] = key
+    return keys
+
+
+#: section -> key -> SpecKey, in the table's order (the order messages list them in).
+KEYS_BY_SECTION = _by_section()
+
+
+def job_spec_schema() -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of the job-spec TOML, generated from :data:`JOB_SPEC_KEYS`.
+
+    Dates are strings in the schema (TOML dates are accepted as well). The rule that a
+    grid is given either by transform + shape or by aoi + resolution, and that inputs
+    needs paths or stac, is stated with ``oneOf`` / ``anyOf``.
+
+    Returns
+    -------
+    dict
+        JSON-able; render it in the docs or validate a spec with it.
+    """
+    sections: dict[str, Any] = {}
+    for name, keys in KEYS_BY_SECTION.items():
+        properties = {}
+        for key in keys.values():
+            prop = {**key.schema, "description": key.description}
+            if key.default is not None:
+                prop["default"] = key.default
+            properties[key.key] = prop
+        sections[name] = {
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": False,
+        }
+        required = [k.key for k in keys.values() if k.required]
+        if required:
+            sections[name]["required"] = required
+    sections["inputs"]["anyOf"] = [
+        {"required": ["paths"], "properties": {"paths": {"minItems": 1}}},
+        {"required": ["stac"], "properties": {"stac": {"minItems": 1}}},
+    ]
+    sections["grid"]["oneOf"] = [
+        {"required": ["transform", "shape"], "not": {"anyOf": _any_of("aoi", "resolution")}},
+        {"required": ["aoi", "resolution"], "not": {"anyOf": _any_of("transform", "shape")}},
+    ]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "updm_dask job specification",
+        "description": "A TOML file that says what to process into which cube (`updm run`).",
+        "type": "object",
+        "properties": sections,
+        "required": list(REQUIRED_SECTIONS),
+        "additionalProperties": False,
+    }
+
+
+def _any_of(*keys: str) -> list[dict[str, Any]]:
+    return [{"required": [k]} for k in keys]
+
+
+def format_job_spec_keys() -> str:
+    """The job-spec keys as a Markdown table (section, key, type, default, description, example).
+
+    Returns
+    -------
+    str
+    """
+    rows = [
+        "| section | key | type | default | description | example |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for k in JOB_SPEC_KEYS:
+        default = "(required)" if k.required else "" if k.default is None else _toml(k.default)
+        rows.append(
+            f"| {k.section} | {k.key} | {k.type_name} | {default} | {k.description} | "
+            f"`{k.example}` |"
+        )
+    return "\n".join(rows)
+
+
+def _toml(value: Any) -> str:
+    # The defaults are strings, booleans and lists of strings, which TOML writes as JSON does.
+    return f"`{json.dumps(value)}`"
+
+
+def spec_error(source: str, key: str, message: str) -> JobSpecError:
+    """The error of a bad job spec: ``<file>: [<section.key>] <message>``."""
+    return JobSpecError(f"{source}: [{key}] {message}")
+
+
+def check_keys(data: Mapping[str, Any], source: str) -> None:
+    """Every section and key known, every value of an accepted type, required keys there."""
+    for section, body in data.items():
+        if section not in KEYS_BY_SECTION:
+            raise spec_error(
+                source, section, f"unknown section; expected one of {', '.join(KEYS_BY_SECTION)}"
+            )
+        if not isinstance(body, Mapping):
+            raise spec_error(source, section, "must be a table")
+        for key, value in body.items():
+            spec = KEYS_BY_SECTION[section].get(key)
+            if spec is None:
+                raise spec_error(
+                    source,
+                    f"{section}.{key}",
+                    f"unknown key; expected one of {', '.join(KEYS_BY_SECTION[section])}",
+                )
+            # TOML booleans are Python ints: a number key must not take true/false.
+            if not isinstance(value, spec.types) or (
+                isinstance(value, bool) and bool not in spec.types
+            ):
+                raise spec_error(
+                    source, f"{section}.{key}", f"expected {spec.type_name}, got {value!r}"
+                )
+            if spec.choices and value not in spec.choices:
+                *head, last = (repr(c) for c in spec.choices)
+                raise spec_error(
+                    source,
+                    f"{section}.{key}",
+                    f"expected {', '.join(head)} or {last}, got {value!r}",
+                )
+    for spec in JOB_SPEC_KEYS:
+        present = spec.section in data or spec.section in REQUIRED_SECTIONS
+        if spec.required and present and spec.key not in data.get(spec.section, {}):
+            raise spec_error(
+                source, f"{spec.section}.{spec.key}", f"is required (e.g. {spec.example})"
+            )
+
+
+def value_of(data: Mapping[str, Any], section: str, key: str) -> Any:
+    """The value of ``[section] key``, or its default from :data:`JOB_SPEC_KEYS`."""
+    return data.get(section, {}).get(key, KEYS_BY_SECTION[section][key].default)
