@@ -26,6 +26,8 @@ from updm_dask.demo import (
     slc_off_gap_mask,
     solar_position,
 )
+from updm_dask.demo.forward import NOISE
+from updm_dask.demo.story import SCHEDULE, schedule_order
 from updm_dask.errors import GridError, PatternError, SceneError
 from updm_dask.metadata import parse_odl, read_mtl
 from updm_dask.science.calibration import rayleigh_reflectance, toa_reflectance
@@ -65,7 +67,7 @@ def _converted(scene, md):
 
 
 def test_full_schedule_covers_every_year_with_valid_platforms():
-    slots = demo._SCHEDULE
+    slots = SCHEDULE
     years = {s.year for s in slots}
     assert years == set(range(1973, 2025))
     assert len(slots) <= 2 * len(years)
@@ -84,7 +86,7 @@ def test_full_schedule_covers_every_year_with_valid_platforms():
     for s in slots:
         first, last = flown[(s.sensor, s.satellite)]
         assert first <= s.year <= last, s
-    order = demo._schedule_order()
+    order = schedule_order()
     assert sorted(order) == list(range(len(slots)))
 
 
@@ -288,7 +290,7 @@ def test_decomposition_recovers_planted_coefficients_within_noise(archive):
         assert usable.mean() > 0.5, s.product_id
         sin_el = math.sin(math.radians(md.sun_elevation))
         quantum = np.array([md.band(b).reflectance_mult for b in sensor.band_labels]) / sin_el
-        sigma = _predicted_sigma(patterns.values, demo._NOISE[s.sensor], quantum)
+        sigma = _predicted_sigma(patterns.values, NOISE[s.sensor], quantum)
         planted = np.zeros(coeffs.shape)
         planted[..., :3] = truth.coefficients  # uC4 planted as 0
         z = np.abs(coeffs - planted)[usable] / sigma
@@ -327,7 +329,7 @@ def test_clean_coefficients_classify_for_every_sensor_without_files():
         p3 = p_full.sel(pattern=["water", "vegetation", "soil"]).values
         for cover, code in covers.items():
             c = np.asarray(demo.COVER_COEFFICIENTS[cover]) * rng.uniform(0.85, 1.15, (2000, 1))
-            a = c @ p3.T + rng.normal(0.0, demo._NOISE[sensor.name], (2000, len(sensor.bands)))
+            a = c @ p3.T + rng.normal(0.0, NOISE[sensor.name], (2000, len(sensor.bands)))
             coeffs, _ = nnls_decompose(a, p_full.values)
             classes = classify_array(coeffs, load_rules(name))
             assert np.mean(classes == code) > 0.98, (name, sat, cover)

@@ -31,7 +31,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ..demo_job import run_demo
+    from ..demo.run import run_demo
 
     return run_demo(
         Path(args.workdir),

@@ -12,10 +12,11 @@ import os
 import time
 from pathlib import Path
 
-from .cube import open_cube
-from .demo import format_recovery, make_demo_archive, recovery_report
-from .jobs.run import run_job_file
-from .query import transition_matrix
+from ..cube import open_cube
+from ..jobs.run import run_job_file
+from ..query import transition_matrix
+from .archive import make_demo_archive
+from .recovery import format_recovery, recovery_report
 
 __all__ = ["run_demo"]
 
