@@ -9,6 +9,7 @@ import math
 import re
 import tomllib
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from updm_dask.demo import (
     DEMO_EPSG,
     MIN_SIZE,
     RESERVOIR_FILL_YEAR,
+    demo_job_spec,
     format_recovery,
     forward_dn,
     make_demo_archive,
@@ -521,6 +523,19 @@ def test_job_spec(archive, tmp_path):
     assert spec["grid"]["shape"] == [SIZE, SIZE]
     assert spec["science"] == {"patterns": "default", "rules": "auto"}
     assert spec["batch"] == {"size": 8}
+
+
+def test_job_spec_quotes_any_path(archive, tmp_path):
+    # Quotes, backslashes, brackets, commas and control characters in paths survive the
+    # TOML writer, and every array stays on one line.
+    odd = tmp_path / 'a "quoted", [bracketed],\n dir\\with\tcontrol'
+    stand_in = SimpleNamespace(root=odd, grid=archive.grid, seed=1, scenes=())
+    spec = tomllib.loads(demo_job_spec(stand_in, "s3://bucket/cube\\x"))
+    assert spec["inputs"]["paths"] == [str(odd)]
+    assert spec["cube"]["path"] == "s3://bucket/cube\\x"  # URLs are kept as given
+    text = demo_job_spec(stand_in, "c")
+    assert "shape = [48, 48]\n" in text
+    assert "transform = [30.0, 0.0, 546000.0, 0.0, -30.0, 3843000.0]\n" in text
 
 
 def test_job_spec_is_accepted_by_the_job_parser(archive, tmp_path):

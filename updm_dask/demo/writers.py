@@ -12,11 +12,13 @@ Collection 2 Level-1 MTL. The ORIGIN field says the data are synthetic.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import tomli_w
 
 from .forward import STATION, BandRescaling, ScenePlan
 from .planting import SceneTruth
@@ -307,12 +309,6 @@ def write_manifest(archive: DemoArchive) -> Path:
     return path
 
 
-def _toml_string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = "".join(c if c >= " " else f"\\u{ord(c):04x}" for c in escaped)
-    return f'"{escaped}"'
-
-
 def demo_job_spec(archive: DemoArchive, cube_path: str | Path) -> str:
     """The TOML job spec of the demo: its archive into a cube on its grid.
 
@@ -334,30 +330,32 @@ def demo_job_spec(archive: DemoArchive, cube_path: str | Path) -> str:
     if "://" not in cube:
         cube = str(Path(cube).absolute())
     g = archive.grid
-    transform = ", ".join(repr(float(v)) for v in g.transform)
-    return "\n".join(
-        [
-            f"# updm demo: synthetic archive (seed {archive.seed}, {len(archive.scenes)} scenes)",
-            "[job]",
-            'name = "updm-demo"',
-            "",
-            "[inputs]",
-            f"paths = [{_toml_string(str(archive.root.absolute()))}]",
-            "",
-            "[cube]",
-            f"path = {_toml_string(cube)}",
-            "",
-            "[grid]",
-            f"crs = {_toml_string(g.crs)}",
-            f"transform = [{transform}]",
-            f"shape = [{g.shape[0]}, {g.shape[1]}]",
-            "",
-            "[science]",
-            'patterns = "default"',
-            'rules = "auto"',
-            "",
-            "[batch]",
-            "size = 8",
-            "",
-        ]
-    )
+    spec = {
+        "job": {"name": "updm-demo"},
+        "inputs": {"paths": [str(archive.root.absolute())]},
+        "cube": {"path": cube},
+        "grid": {
+            "crs": g.crs,
+            "transform": [float(v) for v in g.transform],
+            "shape": [int(n) for n in g.shape],
+        },
+        "science": {"patterns": "default", "rules": "auto"},
+        "batch": {"size": 8},
+    }
+    header = f"# updm demo: synthetic archive (seed {archive.seed}, {len(archive.scenes)} scenes)"
+    return f"{header}\n{_one_line_arrays(tomli_w.dumps(spec))}"
+
+
+# tomli-w writes each array item on a line of its own: "[\n    item,\n    item,\n]".
+_MULTILINE_ARRAY = re.compile(r"\[\n((?:    [^\n]*,\n)+)\]")
+
+
+def _one_line_arrays(text: str) -> str:
+    # The demo's arrays are short and flat; one line each reads like the example specs, and
+    # scripts that edit a spec line by line (``shape = [..]``) keep working. Only layout
+    # changes: tomli-w escapes newlines inside strings, so every item is exactly one line.
+    def join(match: re.Match[str]) -> str:
+        items = [line.strip().removesuffix(",") for line in match.group(1).splitlines()]
+        return "[" + ", ".join(items) + "]"
+
+    return _MULTILINE_ARRAY.sub(join, text)
