@@ -40,7 +40,9 @@ from .story import SCHEDULE, Slot, rng
 
 __all__ = [
     "NOISE",
+    "SCAN_PAIR_M",
     "SLC_FAILURE_DATE",
+    "STATION",
     "BandRescaling",
     "ScenePlan",
     "band_calibration",
@@ -61,6 +63,7 @@ NOISE: Mapping[str, float] = MappingProxyType(
 # ETM+ SLC-off geometry: 16-line bidirectional scans (480 m) leave, once every scan pair
 # (960 m along track), a wedge-shaped gap that grows from nothing on the ground track to
 # about 14 lines (420 m) at the swath edge (185 km swath), so about 22 % of a scene is lost.
+# SCAN_PAIR_M is public: the planting draws each scene's gap phase within one period.
 SCAN_PAIR_M = 960.0
 _MAX_GAP_M = 420.0
 _HALF_SWATH_M = 92_500.0
