@@ -107,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import dask.config
 
+    from updm_dask.cli import JobProgressBar
     from updm_dask.errors import UpdmError
     from updm_dask.jobs.run import run_job_file
 
@@ -118,15 +119,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     prologue = list(dask.config.get(f"{section}.job-script-prologue", default=None) or [])
     prologue.append(f"export DASK_CONFIG={shlex.quote(str(dask_config))}")
     cluster = cls(python=args.python, job_script_prologue=prologue)
+    # The same progress bar and job notes on stderr as `updm run`; the report on stdout.
+    bar = None if args.no_progress else JobProgressBar()
     try:
         cluster.adapt(minimum_jobs=args.minimum_jobs, maximum_jobs=args.maximum_jobs)
         report = run_job_file(
-            args.job, scheduler=cluster.scheduler_address, progress=not args.no_progress
+            args.job,
+            scheduler=cluster.scheduler_address,
+            progress=bar,
+            echo=lambda text: print(text, file=sys.stderr, flush=True),
         )
     except UpdmError as exc:
         print(f"run_slurm.py: error: {exc}", file=sys.stderr)
         return 2
     finally:
+        if bar is not None:
+            bar.close()
         cluster.close()
     print(report.format())
     return report.exit_code

@@ -35,6 +35,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import updm_dask
+from updm_dask.cli import JobProgressBar
 from updm_dask.cli import app as cli
 from updm_dask.jobs.spec import load_job_spec, parse_job_spec
 
@@ -1042,5 +1043,9 @@ def test_run_slurm_wires_cluster_config_and_job(monkeypatch, capsys, tmp_path):
         f"export DASK_CONFIG={shlex.quote(str((DEPLOY / 'dask.yaml').resolve()))}"
     )
     assert calls["adapt"] == {"minimum_jobs": 1, "maximum_jobs": 7}
-    assert calls["run"] == (job, {"scheduler": "tcp://10.0.0.1:8786", "progress": True})
+    run_path, run_options = calls["run"]
+    assert run_path == job
+    assert run_options["scheduler"] == "tcp://10.0.0.1:8786"
+    assert isinstance(run_options["progress"], JobProgressBar)  # the bar `updm run` draws
+    assert callable(run_options["echo"])
     assert calls["closed"] is True

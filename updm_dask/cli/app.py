@@ -78,17 +78,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ..demo.run import run_demo
 
-    result = run_demo(
-        Path(args.workdir),
-        scheduler=args.scheduler,
-        scheduler_file=args.scheduler_file,
-        progress=not args.no_progress,
-        n_scenes=args.scenes,
-        size=args.size,
-        # each part of the report as soon as it is ready; the job's messages to stderr
-        echo=print,
-        job_echo=lambda text: print(text, file=sys.stderr, flush=True),
-    )
+    bar = None if args.no_progress else JobProgressBar()
+    try:
+        result = run_demo(
+            Path(args.workdir),
+            scheduler=args.scheduler,
+            scheduler_file=args.scheduler_file,
+            progress=bar,
+            n_scenes=args.scenes,
+            size=args.size,
+            # each part of the report as soon as it is ready; the job's messages to stderr
+            echo=print,
+            job_echo=_note,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     return result.exit_code
 
 

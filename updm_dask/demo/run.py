@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cube import open_cube
-from ..jobs.run import run_job_file
+from ..jobs.run import JobProgress, run_job_file
 from ..query import transition_matrix
 from .archive import make_demo_archive
 from .recovery import format_recovery, recovery_report
@@ -54,7 +54,7 @@ def run_demo(
     *,
     scheduler: str | None = None,
     scheduler_file: str | os.PathLike | None = None,
-    progress: bool = True,
+    progress: Callable[[JobProgress], None] | None = None,
     n_scenes: int | None = None,
     size: int = 200,
     client: Any = None,
@@ -70,7 +70,8 @@ def run_demo(
     scheduler, scheduler_file, client
         Where to run (see :func:`updm_dask.jobs.run.run_job`).
     progress
-        Show the job's progress bar.
+        Called with each batch's :class:`~updm_dask.jobs.run.JobProgress` (the CLI passes
+        a progress bar); nothing by default.
     n_scenes, size
         Archive size (default: the full 1973-2024 schedule on a 200 x 200 grid).
     echo
