@@ -15,6 +15,7 @@ June 9 of every year) holds this planted history:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -38,6 +39,8 @@ from updm_dask.cli import main
 from updm_dask.cube import QUALITY_CLOUD, QUALITY_FILL, create_cube
 from updm_dask.errors import CubeError, QueryError
 from updm_dask.geo import CubeGrid
+from updm_dask.query.change import first_persistent_change
+from updm_dask.query.trends import theil_sen_mann_kendall
 from updm_dask.science.classify import classify_array, load_rules
 
 NY, NX = 12, 16
@@ -253,6 +256,77 @@ def test_time_travel_to_a_tag_or_commit(cube_path):
 
 
 # --------------------------------------------------------------------------------------
+# The selection
+# --------------------------------------------------------------------------------------
+
+
+def test_one_selection_serves_every_query(cube_path):
+    # the vegetation quarter: rows 0-5, cols 0-7 (48 pixels), in the cube's CRS
+    box = (589035 + 1, 756165 - 6 * 30 + 1, 589035 + 8 * 30 - 1, 756165 - 1)
+    sel = q.Selection(cube_path, bbox=box, crs="EPSG:32637", start=1986, end=1990)
+    st = q.area_statistics(sel)
+    same = q.area_statistics(cube_path, bbox=box, crs="EPSG:32637", start=1986, end=1990)
+    pd.testing.assert_frame_equal(st, same)
+    assert list(st["year"]) == list(range(1986, 1991)) and st.attrs["area"]["n_pixels"] == 48
+    # keywords given with a Selection replace its fields
+    assert list(q.area_statistics(sel, start=1990)["year"]) == [1990]
+    trend = q.mviupd_trend(sel)
+    assert trend.slope.shape == (6, 8) and trend.attrs["first_year"] == 1986
+    # resolved once: the commit, the pixels and the years every read of a query uses
+    view = sel.resolve()
+    assert view.area.n_pixels == 48 and view.when.first_year == 1986
+    assert view.snapshot == st.attrs["snapshot"] == view.dataset.attrs["updm_snapshot"]
+    assert list(view.yearly()["year"].values) == list(range(1986, 1991))
+    x, y = centre(*A)
+    early = q.Selection(cube_path, x=x, y=y, tag="early")
+    assert list(q.yearly_series(early)["year"]) == YEARS[:4]
+    assert early.resolve("point").point.row == A[0]
+
+
+def test_queries_refuse_selection_fields_they_do_not_take(cube_path):
+    x, y = centre(*A)
+    with pytest.raises(QueryError, match=r"reads one pixel.*not bbox"):
+        q.scene_series(cube_path, x=x, y=y, bbox=(1, 2, 3, 4))
+    with pytest.raises(QueryError, match="takes no start/end"):
+        q.transition_matrix(cube_path, 1984, 1990, start=1985)
+    with pytest.raises(QueryError, match="takes no start/end"):
+        q.land_cover_map(cube_path, 1990, end=1991)
+    with pytest.raises(QueryError, match="reads the whole cube: drop bbox"):
+        q.export_zarr(cube_path, "unused", bbox=(1, 2, 3, 4))
+    with pytest.raises(QueryError, match="radius: give it with a point"):
+        q.area_statistics(cube_path, radius=50)
+    with pytest.raises(TypeError, match="colour"):
+        q.area_statistics(cube_path, colour="red")
+
+
+def test_an_area_around_a_point(cube_path):
+    x, y = centre(5, 5)  # vegetation all around
+    assert q.area_statistics(cube_path, x=x, y=y).attrs["area"]["n_pixels"] == 1
+    assert q.area_statistics(cube_path, x=x, y=y, radius=30).attrs["area"]["n_pixels"] == 5
+    st = q.area_statistics(cube_path, x=x, y=y, radius=45).set_index("year")
+    assert st.attrs["area"]["n_pixels"] == 9
+    assert st.loc[1990, "vegetation_fraction"] == 1.0
+    assert st.loc[1990, "area_ha"] == pytest.approx(9 * PIXEL_HA)
+    lon, lat = TO_LONLAT.transform(x, y)
+    by_lonlat = q.area_statistics(cube_path, lon=lon, lat=lat, radius=45)
+    assert by_lonlat.attrs["area"]["n_pixels"] == 9
+    with pytest.raises(QueryError, match="radius"):
+        q.area_statistics(cube_path, x=x, y=y, radius=-1)
+    with pytest.raises(QueryError, match="one of them"):
+        q.area_statistics(cube_path, x=x, y=y, bbox=(1, 2, 3, 4))
+
+
+def test_point_series_from_inside_a_running_event_loop(cube_path):
+    # as in a notebook: the caller's thread already runs an asyncio loop
+    x, y = centre(*A)
+
+    async def ask() -> pd.DataFrame:
+        return q.yearly_series(cube_path, x=x, y=y)
+
+    assert list(asyncio.run(ask())["year"]) == YEARS
+
+
+# --------------------------------------------------------------------------------------
 # Areas
 # --------------------------------------------------------------------------------------
 
@@ -360,7 +434,7 @@ def test_trend_kernel_matches_scipy():
     series = rng.normal(0, 1, (40, 20)) + np.linspace(0, 1, 20) * rng.normal(0, 2, (40, 1))
     series[::3] = np.round(series[::3], 0)  # plenty of ties
     series[1::4, rng.integers(0, 20, 5)] = np.nan  # missing years
-    out = q.theil_sen_mann_kendall(series, t, min_count=4, continuity=False)
+    out = theil_sen_mann_kendall(series, t, min_count=4, continuity=False)
     for k in range(series.shape[0]):
         ok = np.isfinite(series[k])
         slope, intercept, _, _ = scipy.stats.theilslopes(series[k][ok], t[ok])
@@ -371,18 +445,18 @@ def test_trend_kernel_matches_scipy():
 
 def test_trend_kernel_hand_worked_values():
     # 4 increasing values: S = 6, Var(S) = 4*3*13/18, Z = (6 - 1) / sqrt(Var) (continuity)
-    out = q.theil_sen_mann_kendall(np.array([1.0, 2.0, 4.0, 5.0]), np.arange(4.0))
+    out = theil_sen_mann_kendall(np.array([1.0, 2.0, 4.0, 5.0]), np.arange(4.0))
     p = math.erfc(5 / math.sqrt(4 * 3 * 13 / 18) / math.sqrt(2))
     # pairwise slopes 1, 1.5, 1.333, 2, 1.5, 1 -> median 1.4167; intercept 3 - 1.4167 * 1.5
     assert out[0] == pytest.approx((1.5 + 4 / 3) / 2)
     assert out[1] == pytest.approx(3 - out[0] * 1.5)
     assert out[2] == pytest.approx(1.0) and out[3] == pytest.approx(p) and out[4] == 4
-    constant = q.theil_sen_mann_kendall(np.full(6, 0.3), np.arange(6.0))
+    constant = theil_sen_mann_kendall(np.full(6, 0.3), np.arange(6.0))
     assert constant[:4].tolist() == [0.0, pytest.approx(0.3), 0.0, 1.0]
-    short = q.theil_sen_mann_kendall(np.array([1.0, np.nan, 2.0, np.nan]), np.arange(4.0))
+    short = theil_sen_mann_kendall(np.array([1.0, np.nan, 2.0, np.nan]), np.arange(4.0))
     assert np.isnan(short[:4]).all() and short[4] == 2
     with pytest.raises(QueryError, match="strictly increasing"):
-        q.theil_sen_mann_kendall(np.ones(3), np.array([0.0, 2.0, 1.0]))
+        theil_sen_mann_kendall(np.ones(3), np.array([0.0, 2.0, 1.0]))
 
 
 def test_trend_map_is_lazy_and_finds_the_planted_slopes(cube_path):
@@ -464,7 +538,7 @@ def test_first_persistent_change_kernel_rule():
         ],
         dtype=np.uint8,
     )
-    out = q.first_persistent_change(seqs, years, persistence=3)
+    out = first_persistent_change(seqs, years, persistence=3)
     assert out.tolist() == [
         [2003, V, U],
         [0, 0, 0],
@@ -476,11 +550,11 @@ def test_first_persistent_change_kernel_rule():
         [0, 0, 0],
     ]
     # persistence 1: any departure from the baseline counts
-    assert q.first_persistent_change(seqs[1], years, persistence=1).tolist() == [2002, V, U]
+    assert first_persistent_change(seqs[1], years, persistence=1).tolist() == [2002, V, U]
     with pytest.raises(QueryError, match="persistence"):
-        q.first_persistent_change(seqs, years, persistence=0)
+        first_persistent_change(seqs, years, persistence=0)
     with pytest.raises(QueryError, match="years"):
-        q.first_persistent_change(seqs, years[:5])
+        first_persistent_change(seqs, years[:5])
 
 
 def test_first_change_map_is_lazy_and_finds_the_planted_changes(cube_path):
@@ -838,6 +912,48 @@ def test_pictures(cube_path, tmp_path):
 
 
 # --------------------------------------------------------------------------------------
+# Answers (what the commands show)
+# --------------------------------------------------------------------------------------
+
+
+def test_answers_pick_the_format_and_write_files(cube_path, tmp_path):
+    from updm_dask.query.answers import area_answer, output_format, trend_answer
+
+    assert output_format(None, None) == "table"
+    assert output_format(None, "a.JSON") == "json"
+    assert output_format("csv", "a.json") == "csv"
+    with pytest.raises(QueryError, match="cannot tell the format"):
+        output_format(None, "a.txt")
+    area = area_answer(cube_path, start=1990, end=1991)
+    assert area.render().startswith("the whole cube: 192 pixels, 17.28 ha, snapshot ")
+    assert area.render("csv").splitlines()[0].startswith("year,area_ha,observed_ha")
+    assert json.loads(area.render("json"))["rows"][1]["year"] == 1991
+    assert pd.read_csv(area.save(tmp_path / "a.csv", "csv"))["year"].tolist() == [1990, 1991]
+    with pytest.raises(QueryError, match="needs --format csv or json"):
+        area.save(tmp_path / "a.txt", "table")
+    assert area.draw(tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+    trend = trend_answer(cube_path, min_years=5)
+    assert "(>= 5 observed years)" in trend.render()
+    with pytest.raises(QueryError, match="not a table"):
+        trend.render("csv")
+    assert json.loads(trend.save(tmp_path / "t.json", "json").read_text())["n_pixels"] == NY * NX
+    with pytest.raises(QueryError, match="no picture"):
+        trend.draw(tmp_path / "t.png")
+
+
+def test_export_map_writes_the_layer_asked_for(cube_path, tmp_path):
+    out = q.export_map(cube_path, "clear_count", tmp_path / "n.tif", year=1992)
+    with rasterio.open(out) as f:
+        assert f.read(1)[0, 0] == 0 and f.read(1)[11, 0] == 2
+    with pytest.raises(QueryError, match="no picture for --layer first_change"):
+        q.export_map(cube_path, "first_change", tmp_path / "fc.png")
+    with pytest.raises(QueryError, match="covers a range of years"):
+        q.export_map(cube_path, "trend", tmp_path / "t.tif", year=1990)
+    with pytest.raises(QueryError, match="unknown map layer"):
+        q.export_map(cube_path, "ndvi", tmp_path / "x.tif")
+
+
+# --------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------
 
@@ -923,6 +1039,12 @@ def test_cli_bad_queries_exit_2_with_a_message(cube_path, capsys):
     assert "has no tag 'missing'" in capsys.readouterr().err
     assert main(["export", "map", cube, "--layer", "land_cover", "out.tif"]) == 2
     assert "needs --year" in capsys.readouterr().err
+    # the command offers exactly the layers the library writes
+    with pytest.raises(SystemExit):
+        main(["export", "map", cube, "--layer", "ndvi", "out.tif"])
+    from updm_dask.query.export import MAP_LAYERS
+
+    assert f"(choose from {', '.join(map(repr, MAP_LAYERS))})" in capsys.readouterr().err
 
 
 def test_quality_fill_pixels_are_not_observed(tmp_path):

@@ -31,18 +31,11 @@ writes the file instead (its suffix picks the format when ``--format`` is not gi
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-import xarray as xr
-
-from ..errors import QueryError
-
 __all__ = ["register"]
+
+_MAP_LAYERS = ("land_cover", "trend", "first_change", "mviupd_median", "clear_count")
 
 
 # --------------------------------------------------------------------------------------
@@ -80,69 +73,25 @@ def _add_output(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("table",
     p.add_argument("-o", "--output", help="write to this file (suffix picks csv/json)")
 
 
-def _at(args: argparse.Namespace) -> dict[str, Any]:
-    return {"snapshot": args.snapshot, "tag": args.tag}
+def _where(args: argparse.Namespace) -> dict[str, Any]:
+    """The selection options given, as fields of :class:`updm_dask.query.Selection`."""
+    names = ("bbox", "geojson", "crs", "start", "end", "snapshot", "tag")
+    where = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if getattr(args, "lonlat", None):
+        where.update(lon=args.lonlat[0], lat=args.lonlat[1])
+    if getattr(args, "xy", None):
+        where.update(x=args.xy[0], y=args.xy[1])
+    return where
 
 
-def _area(args: argparse.Namespace) -> dict[str, Any]:
-    return {"bbox": args.bbox, "geojson": args.geojson, "crs": args.crs}
+def _show(args: argparse.Namespace, answer) -> None:
+    from ..query.answers import output_format
 
-
-def _time(args: argparse.Namespace) -> dict[str, Any]:
-    return {"start": args.start, "end": args.end}
-
-
-def _format_of(args: argparse.Namespace) -> str:
-    if args.format:
-        return args.format
+    fmt = output_format(args.format, args.output)
     if args.output:
-        suffix = Path(args.output).suffix.lower().lstrip(".")
-        if suffix in ("csv", "json"):
-            return suffix
-        raise QueryError(
-            f"--output {args.output!r}: cannot tell the format from the suffix; "
-            "use .csv or .json, or give --format"
-        )
-    return "table"
-
-
-def _emit_table(args: argparse.Namespace, table: pd.DataFrame, title: str = "") -> None:
-    from ..query.export import table_text, write_table
-
-    fmt = _format_of(args)
-    if args.output:
-        if fmt == "table":
-            raise QueryError("--output needs --format csv or json")
-        path = write_table(table, args.output, format=fmt)
-        print(f"wrote {path}")
-        return
-    if fmt == "csv":
-        table.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        from ..query.export import _json_default, _records
-
-        doc = {"metadata": dict(table.attrs), "rows": _records(table)}
-        print(json.dumps(doc, indent=1, default=_json_default))
+        print(f"wrote {answer.save(args.output, fmt)}")
     else:
-        if title:
-            print(title)
-        print(table_text(table))
-
-
-def _emit_json(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
-    from ..query.export import _json_default
-
-    fmt = _format_of(args)
-    if fmt == "csv":
-        raise QueryError("this answer is not a table; use --format table or json")
-    body = json.dumps(doc, indent=1, default=_json_default)
-    if args.output:
-        Path(args.output).write_text(body + "\n", encoding="utf-8")
-        print(f"wrote {args.output}")
-    elif fmt == "json":
-        print(body)
-    else:
-        print(text)
+        print(answer.render(fmt))
 
 
 # --------------------------------------------------------------------------------------
@@ -150,136 +99,72 @@ def _emit_json(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None
 # --------------------------------------------------------------------------------------
 
 
-def _point(args: argparse.Namespace) -> dict[str, Any]:
-    if args.lonlat:
-        return {"lon": args.lonlat[0], "lat": args.lonlat[1]}
-    return {"x": args.xy[0], "y": args.xy[1], "crs": args.crs}
-
-
 def _cmd_point(args: argparse.Namespace) -> int:
-    from ..query.series import scene_series, yearly_series
+    from ..query.answers import point_answer
 
-    kw = {**_point(args), **_time(args), **_at(args), "variables": args.vars}
-    if args.plot and (args.yearly or args.vars):
-        raise QueryError("--plot draws the full scene series; drop --yearly and --vars")
-    if args.yearly:
-        table = yearly_series(args.cube, **kw)
-    else:
-        table = scene_series(args.cube, **kw)
-    pt = table.attrs["point"]
-    title = (
-        f"pixel row {pt['row']}, col {pt['col']} (centre {pt['x']:.1f}, {pt['y']:.1f} in "
-        f"{pt['crs']}; {pt['lat']:.6f} N, {pt['lon']:.6f} E), snapshot {table.attrs['snapshot']}"
+    answer = point_answer(
+        args.cube,
+        yearly=args.yearly,
+        variables=args.vars,
+        picture=bool(args.plot),
+        **_where(args),
     )
-    _emit_table(args, table, title)
+    _show(args, answer)
     if args.plot:
-        from ..query.plots import plot_point_series
-
-        if args.yearly or args.vars:
-            raise QueryError("--plot draws the full scene series; drop --yearly and --vars")
-        same = {**kw, "variables": None, "snapshot": table.attrs["snapshot"], "tag": None}
-        try:
-            yearly = yearly_series(args.cube, **same)
-        except QueryError:
-            yearly = None  # a cube without per-year layers still gets its scene plot
-        print(f"wrote {plot_point_series(table, args.plot, yearly=yearly)}")
+        print(f"wrote {answer.draw(args.plot)}")
     return 0
 
 
 def _cmd_area(args: argparse.Namespace) -> int:
-    from ..query.area import area_statistics
+    from ..query.answers import area_answer
 
-    table = area_statistics(args.cube, **_area(args), **_time(args), **_at(args))
-    a = table.attrs["area"]
-    title = (
-        f"{a['description']}: {a['n_pixels']} pixels, {a['area_ha']:.2f} ha, "
-        f"snapshot {table.attrs['snapshot']}"
-    )
-    _emit_table(args, table, title)
+    answer = area_answer(args.cube, **_where(args))
+    _show(args, answer)
     if args.plot:
-        from ..query.plots import plot_class_fractions
-
-        print(f"wrote {plot_class_fractions(table, args.plot)}")
+        print(f"wrote {answer.draw(args.plot)}")
     return 0
 
 
 def _cmd_trend(args: argparse.Namespace) -> int:
-    from ..query.trends import trend_summary
+    from ..query.answers import trend_answer
 
-    s = trend_summary(
-        args.cube,
-        **_area(args),
-        **_time(args),
-        **_at(args),
-        min_years=args.min_years,
-        alpha=args.alpha,
-    )
-    ser = s["area_series"]
-    text = "\n".join(
-        [
-            f"MVIUPD trends {s['first_year']}-{s['last_year']} over {s['area']['description']} "
-            f"({s['n_pixels']} pixels), snapshot {s['snapshot']}",
-            f"pixels with a trend (>= {args.min_years} observed years): {s['n_with_trend']}",
-            f"significant increase (p < {s['alpha']:g}): {100 * s['share_increasing']:.1f} %",
-            f"significant decrease (p < {s['alpha']:g}): {100 * s['share_decreasing']:.1f} %",
-            f"median pixel slope: {s['median_slope']:+.5f} per year",
-            f"area median series: slope {ser['slope']:+.5f} per year, tau {ser['tau']:+.3f}, "
-            f"p {ser['p_value']:.4f}, {int(ser['n_years'])} years",
-        ]
-    )
-    _emit_json(args, s, text)
+    _show(args, trend_answer(args.cube, min_years=args.min_years, alpha=args.alpha, **_where(args)))
     return 0
 
 
 def _cmd_change(args: argparse.Namespace) -> int:
-    from ..query.change import transition_matrix
+    from ..query.answers import change_answer
 
-    t = transition_matrix(
-        args.cube, tuple(args.epoch_from), tuple(args.epoch_to), **_area(args), **_at(args)
-    )
-    fmt = _format_of(args)
-    if fmt == "table" and not args.output:
-        print(t.format())
-    else:
-        _emit_table(args, t.to_long())
+    _show(args, change_answer(args.cube, args.epoch_from, args.epoch_to, **_where(args)))
     return 0
 
 
 def _cmd_first_change(args: argparse.Namespace) -> int:
-    from ..query.change import change_table, first_change
+    from ..query.answers import first_change_answer
 
-    changes = first_change(
-        args.cube, persistence=args.persistence, **_area(args), **_time(args), **_at(args)
-    )
-    table = change_table(changes)
-    title = (
-        f"first persistent changes ({args.persistence} observed years) "
-        f"{changes.attrs['first_year']}-{changes.attrs['last_year']} over {changes.attrs['area']}"
-    )
-    _emit_table(args, table, title)
+    _show(args, first_change_answer(args.cube, persistence=args.persistence, **_where(args)))
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from ..query.compare import compare_scenes, compare_sensors
+    from ..query.answers import compare_answer
 
-    kw = {**_area(args), **_at(args), "aggregate": args.aggregate}
-    if args.scenes:
-        result = compare_scenes(args.cube, args.scenes[0], args.scenes[1], **kw)
-    else:
-        result = compare_sensors(
-            args.cube, args.sensors[0], args.sensors[1], max_days=args.max_days, **_time(args), **kw
-        )
-    _emit_json(args, result.to_dict(), result.format())
+    answer = compare_answer(
+        args.cube,
+        scenes=args.scenes,
+        sensors=args.sensors,
+        max_days=args.max_days,
+        aggregate=args.aggregate,
+        **_where(args),
+    )
+    _show(args, answer)
     return 0
 
 
 def _cmd_fit_rules(args: argparse.Namespace) -> int:
     from ..query.rules_fit import fit_rules, sample_pixels
 
-    samples = sample_pixels(
-        args.cube, args.samples, scenes=args.scene, crs=args.crs, **_time(args), **_at(args)
-    )
+    samples = sample_pixels(args.cube, args.samples, scenes=args.scene, **_where(args))
     fit = fit_rules(samples, args.template, name=args.name)
     print(fit.format())
     path = fit.save(args.output)
@@ -291,70 +176,26 @@ def _cmd_fit_rules(args: argparse.Namespace) -> int:
 # updm export ...
 # --------------------------------------------------------------------------------------
 
-_LAYERS = ("land_cover", "trend", "first_change", "mviupd_median", "clear_count")
-
-
-def _map_layer(args: argparse.Namespace):
-    from ..query.area import land_cover_map, open_yearly
-
-    if args.layer in ("land_cover", "mviupd_median", "clear_count"):
-        if args.year is None:
-            raise QueryError(f"--layer {args.layer} needs --year")
-        if args.layer == "land_cover":
-            return land_cover_map(args.cube, args.year, **_area(args), **_at(args))
-        win, sel = open_yearly(
-            args.cube, start=args.year, end=args.year, **_area(args), **_at(args)
-        )
-        out = win[f"yearly_{args.layer}"].isel(year=0)
-        fill = np.nan if out.dtype.kind == "f" else 0
-        out = out.where(xr.DataArray(sel.mask, dims=("y", "x")), fill).astype(out.dtype)
-        return out.rio.write_crs(sel.grid.crs_wkt).rio.write_nodata(fill, encoded=False)
-    if args.year is not None:
-        raise QueryError(f"--layer {args.layer} covers a range of years: use --start/--end")
-    if args.layer == "trend":
-        from ..query.trends import mviupd_trend
-
-        return mviupd_trend(args.cube, **_area(args), **_time(args), **_at(args))
-    from ..query.change import first_change
-
-    return first_change(
-        args.cube, persistence=args.persistence, **_area(args), **_time(args), **_at(args)
-    )
-
 
 def _cmd_export_map(args: argparse.Namespace) -> int:
-    from ..query.export import class_colormap, write_cog
+    from ..query.export import export_map
 
-    out = Path(args.output)
-    suffix = out.suffix.lower()
-    if suffix not in (".tif", ".tiff", ".png"):
-        raise QueryError(f"{args.output!r}: expected a .tif (COG) or .png file")
-    layer = _map_layer(args)
-    if suffix == ".png":
-        from ..query import plots
-
-        if args.layer == "land_cover":
-            plots.plot_land_cover_map(layer, out)
-        elif args.layer == "trend":
-            plots.plot_trend_map(layer, out)
-        else:
-            raise QueryError(f"no picture for --layer {args.layer}; write a .tif instead")
-    elif args.layer == "land_cover":
-        write_cog(layer, out, nodata=0, colormap=class_colormap())
-    elif args.layer == "trend":
-        write_cog(layer[["slope", "p_value"]].to_dataarray("band"), out)
-    elif args.layer == "first_change":
-        write_cog(layer["first_change_year"], out, nodata=0)
-    else:
-        write_cog(layer, out)
-    print(f"wrote {out}")
+    path = export_map(
+        args.cube,
+        args.layer,
+        args.output,
+        year=args.year,
+        persistence=args.persistence,
+        **_where(args),
+    )
+    print(f"wrote {path}")
     return 0
 
 
 def _cmd_export_zarr(args: argparse.Namespace) -> int:
     from ..query.export import export_zarr
 
-    path = export_zarr(args.cube, args.output, overwrite=args.overwrite, **_at(args))
+    path = export_zarr(args.cube, args.output, overwrite=args.overwrite, **_where(args))
     print(f"wrote {path}")
     return 0
 
@@ -451,7 +292,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_cube(p)
     p.add_argument(
         "--layer",
-        choices=_LAYERS,
+        choices=_MAP_LAYERS,
         required=True,
         help="land_cover (with a colour table), mviupd_median, clear_count: one year; "
         "trend: bands slope (per year) and p_value; first_change: first-change year",

@@ -3,7 +3,8 @@
 Points are longitude/latitude on WGS84 (:data:`LONLAT`, the GeoJSON convention and the
 default) or coordinates in any CRS pyproj knows, typically the cube's own projected CRS.
 They are transformed with pyproj ``always_xy`` (x/easting/longitude first). A point selects
-the pixel it lies in (row 0 is the north edge).
+the pixel it lies in (row 0 is the north edge); a point and a radius select the pixels whose
+CENTRE lies within that many metres of the point on the grid, and always the pixel holding it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "LONLAT",
     "PixelLocation",
     "check_lonlat",
+    "disc_window",
     "grid_lonlat",
     "locate_point",
     "parse_crs",
@@ -216,4 +218,56 @@ def locate_point(
         query_x=float(gx),
         query_y=float(gy),
         crs=grid.crs,
+    )
+
+
+def disc_window(
+    grid: CubeGrid, location: PixelLocation, radius_m: float
+) -> tuple[slice, slice, np.ndarray]:
+    """The pixels within ``radius_m`` metres of a located point, as a window and a mask.
+
+    A pixel is inside when its centre lies within ``radius_m`` of the point asked for
+    (``location.query_x``, ``location.query_y``), measured on the grid; the pixel holding the
+    point always is (radius 0 is that pixel). The disc is clipped at the grid's edges.
+
+    Parameters
+    ----------
+    grid : CubeGrid
+    location : PixelLocation
+        From :func:`locate_point` on ``grid``.
+    radius_m : float
+        Metres, >= 0.
+
+    Returns
+    -------
+    (slice, slice, numpy.ndarray)
+        Rows and columns of the smallest window holding the disc, and its boolean mask.
+
+    Raises
+    ------
+    PointError
+        A radius that is not a finite number >= 0.
+    """
+    try:
+        r_m = float(radius_m)
+    except (TypeError, ValueError):
+        r_m = math.nan
+    if isinstance(radius_m, bool) or not (math.isfinite(r_m) and r_m >= 0):
+        raise PointError(f"radius: expected a non-negative number of metres, got {radius_m!r}")
+    # whole pixels the disc can reach on either side of the point's pixel
+    reach = math.ceil(r_m / grid.resolution) + 1
+    r0, r1 = max(location.row - reach, 0), min(location.row + reach + 1, grid.ny)
+    c0, c1 = max(location.col - reach, 0), min(location.col + reach + 1, grid.nx)
+    dy = grid.y[r0:r1] - location.query_y
+    dx = grid.x[c0:c1] - location.query_x
+    # the tolerance keeps centres exactly on the circle inside despite rounding
+    mask = dy[:, None] ** 2 + dx[None, :] ** 2 <= r_m**2 + 1e-6
+    mask[location.row - r0, location.col - c0] = True
+    rr = np.flatnonzero(mask.any(axis=1))
+    cc = np.flatnonzero(mask.any(axis=0))
+    mask = np.ascontiguousarray(mask[rr[0] : rr[-1] + 1, cc[0] : cc[-1] + 1])
+    return (
+        slice(r0 + int(rr[0]), r0 + int(rr[-1]) + 1),
+        slice(c0 + int(cc[0]), c0 + int(cc[-1]) + 1),
+        mask,
     )

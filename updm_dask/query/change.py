@@ -32,10 +32,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..cube import LAND_COVER_CLASSES, YEARLY_CLASS_PRIORITY
+from ..cube import LAND_COVER_CLASSES, YEARLY_CLASS_PRIORITY, CubeLike
 from ..errors import QueryError
-from ._select import AreaSelection, CubeLike
-from .area import YEARLY_CLASSES, open_yearly
+from .selection import Selection
+from .stats import YEARLY_CLASSES
+from .times import time_range
 
 __all__ = [
     "Transitions",
@@ -279,27 +280,18 @@ class Transitions:
 
 
 def transition_matrix(
-    cube: CubeLike,
-    epoch_from: Any,
-    epoch_to: Any,
-    *,
-    area: AreaSelection | None = None,
-    bbox: Any = None,
-    geojson: Any = None,
-    crs: Any = None,
-    snapshot: str | None = None,
-    tag: str | None = None,
+    selection: Selection | CubeLike, epoch_from: Any, epoch_to: Any, **where: Any
 ) -> Transitions:
     """How many hectares went from each class to each other between two epochs.
 
     Parameters
     ----------
-    cube : Cube, str or path-like
+    selection : Selection, Cube, str or path-like
+        The cube and the area (default the whole cube); the epochs set the years.
     epoch_from, epoch_to : int or (int, int)
         Inclusive years of the two epochs, e.g. ``(1975, 1980)`` and ``(2015, 2020)``.
-    area, bbox, geojson, crs
-        The area (default the whole cube).
-    snapshot, tag : str, optional
+    **where
+        Fields of :class:`~updm_dask.query.Selection` but ``start``/``end``.
 
     Returns
     -------
@@ -312,14 +304,12 @@ def transition_matrix(
     """
     a = _epoch(epoch_from, "epoch_from")
     b = _epoch(epoch_to, "epoch_to")
-    kw = {"area": area, "bbox": bbox, "geojson": geojson, "crs": crs}
-    win_a, sel = open_yearly(cube, start=a[0], end=a[1], snapshot=snapshot, tag=tag, **kw)
-    win_b, _ = open_yearly(
-        cube, start=b[0], end=b[1], snapshot=win_a.attrs["updm_snapshot"], area=sel
+    epochs = time_range(*a), time_range(*b)
+    view = Selection.of(selection, **where).resolve("area", time=False, query="transition_matrix")
+    ca, cb = dask.compute(
+        *(epoch_class_array(view.yearly(when)["yearly_land_cover"].data) for when in epochs)
     )
-    ca = epoch_class_array(win_a["yearly_land_cover"].data)
-    cb = epoch_class_array(win_b["yearly_land_cover"].data)
-    ca, cb = dask.compute(ca, cb)
+    sel = view.area
     counts = transition_counts(ca, cb, sel.mask)
     names = [LAND_COVER_CLASSES[c] for c in MATRIX_CODES]
     sub = counts[np.ix_(MATRIX_CODES, MATRIX_CODES)]
@@ -332,35 +322,24 @@ def transition_matrix(
         epoch_from=a,
         epoch_to=b,
         area=sel.to_dict(),
-        snapshot=win_a.attrs["updm_snapshot"],
+        snapshot=view.snapshot,
     )
 
 
 def first_change(
-    cube: CubeLike,
-    *,
-    persistence: int = 3,
-    start: Any = None,
-    end: Any = None,
-    area: AreaSelection | None = None,
-    bbox: Any = None,
-    geojson: Any = None,
-    crs: Any = None,
-    snapshot: str | None = None,
-    tag: str | None = None,
+    selection: Selection | CubeLike, *, persistence: int = 3, **where: Any
 ) -> xr.Dataset:
     """Per-pixel map of the first year of a persistent class change (lazy).
 
     Parameters
     ----------
-    cube : Cube, str or path-like
+    selection : Selection, Cube, str or path-like
+        The cube, the area (default the whole cube; pixels of its window outside it get
+        0) and the years considered.
     persistence : int
         Observed years the new class must hold (rule in the module docstring).
-    start, end : int, optional
-        Inclusive years considered.
-    area, bbox, geojson, crs
-        The area (default the whole cube); pixels of its window outside it get 0.
-    snapshot, tag : str, optional
+    **where
+        Fields of :class:`~updm_dask.query.Selection`.
 
     Returns
     -------
@@ -375,50 +354,33 @@ def first_change(
     """
     if isinstance(persistence, bool) or not isinstance(persistence, int) or persistence < 1:
         raise QueryError(f"persistence: expected an integer >= 1, got {persistence!r}")
-    win, sel = open_yearly(
-        cube,
-        start=start,
-        end=end,
-        area=area,
-        bbox=bbox,
-        geojson=geojson,
-        crs=crs,
-        snapshot=snapshot,
-        tag=tag,
-    )
+    view = Selection.of(selection, **where).resolve("area", query="first_change")
+    win, sel = view.yearly(), view.area
     years = win["year"].values.astype(np.int64)
     stack = first_change_array(win["yearly_land_cover"].data, years, persistence)
-    if not sel.mask.all():
-        keep = da.from_array(sel.mask, chunks=stack.chunks[1:], name=False)
-        stack = da.where(keep[None], stack, np.int16(0))
+    stack = sel.clip(stack, 0)
     coords = {"y": win["y"], "x": win["x"]}
     flags = {
         "flag_values": list(LAND_COVER_CLASSES),
         "flag_meanings": " ".join(LAND_COVER_CLASSES.values()),
     }
+
+    def layer(i: int, dtype: Any, **attrs: Any) -> xr.DataArray:
+        return xr.DataArray(stack[i].astype(dtype), dims=("y", "x"), coords=coords, attrs=attrs)
+
     out = xr.Dataset(
         {
-            "first_change_year": xr.DataArray(
-                stack[0],
-                dims=("y", "x"),
-                coords=coords,
-                attrs={
-                    "long_name": f"first year of a class change persisting {persistence} "
-                    "observed years",
-                    "units": "year",
-                },
+            "first_change_year": layer(
+                0,
+                np.int16,
+                long_name=f"first year of a class change persisting {persistence} observed years",
+                units="year",
             ),
-            "from_class": xr.DataArray(
-                stack[1].astype(np.uint8),
-                dims=("y", "x"),
-                coords=coords,
-                attrs={"long_name": "class before the first persistent change", **flags},
+            "from_class": layer(
+                1, np.uint8, long_name="class before the first persistent change", **flags
             ),
-            "to_class": xr.DataArray(
-                stack[2].astype(np.uint8),
-                dims=("y", "x"),
-                coords=coords,
-                attrs={"long_name": "class after the first persistent change", **flags},
+            "to_class": layer(
+                2, np.uint8, long_name="class after the first persistent change", **flags
             ),
         }
     )
@@ -428,8 +390,8 @@ def first_change(
         "last_year": int(years[-1]),
         "area": sel.description,
         "pixel_area_ha": sel.pixel_area_ha,
-        "cube": win.attrs["cube"],
-        "updm_snapshot": win.attrs["updm_snapshot"],
+        "cube": view.location,
+        "updm_snapshot": view.snapshot,
     }
     out["first_change_year"] = out["first_change_year"].rio.write_nodata(0, encoded=False)
     return out.rio.write_crs(sel.grid.crs_wkt)

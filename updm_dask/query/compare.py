@@ -35,20 +35,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..cube import LAND_COVER_CLASSES, QUALITY_NOT_CLEAR
+from ..cube import LAND_COVER_CLASSES, QUALITY_NOT_CLEAR, CubeLike
 from ..errors import QueryError, RuleError, SensorError
 from ..geo import block_mean, block_mode
-from ..science.classify import LinearConversion, fit_conversion
+from ..science.classify import LinearConversion, fit_conversion, mviupd
 from ..science.sensors import get_sensor
-from ._select import (
-    AreaSelection,
-    CubeLike,
-    area_of,
-    open_dataset,
-    resolve_cube,
-    str_values,
-    time_range,
-)
+from .areas import AreaSelection
+from .selection import Selection, str_values
 
 __all__ = ["Comparison", "compare_layers", "compare_scenes", "compare_sensors"]
 
@@ -249,10 +242,9 @@ def _layers(ds: xr.Dataset, what: str) -> dict[str, np.ndarray]:
     if missing:
         raise QueryError(f"compare: the {what} layers lack {', '.join(missing)}")
     if "mviupd" not in out:
-        uC4 = np.nan_to_num(out.get("uC4", 0.0))
-        s = out["uCw"] + out["uCv"] + out["uCs"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["mviupd"] = (out["uCv"] - out["uCw"] - 0.2 * out["uCs"] - uC4) / s
+        # a missing supplementary coefficient (no fourth pattern) counts as 0
+        uC4 = np.nan_to_num(out["uC4"]) if "uC4" in out else None
+        out["mviupd"] = mviupd(out["uCw"], out["uCv"], out["uCs"], uC4)
     if "quality" in ds:
         q = np.asarray(ds["quality"].values).astype(np.int64)
         out["clear"] = (q & QUALITY_NOT_CLEAR) == 0
@@ -472,30 +464,25 @@ def _slot(ds: xr.Dataset, i: int, sel: AreaSelection) -> xr.Dataset:
 
 
 def compare_scenes(
-    cube: CubeLike,
+    selection: Selection | CubeLike,
     reference: str,
     other: str,
     *,
     aggregate: int | None = None,
-    area: AreaSelection | None = None,
-    bbox: Any = None,
-    geojson: Any = None,
-    crs: Any = None,
-    snapshot: str | None = None,
-    tag: str | None = None,
+    **where: Any,
 ) -> Comparison:
     """Compare two scenes of a cube, given by scene id.
 
     Parameters
     ----------
-    cube : Cube, str or path-like
+    selection : Selection, Cube, str or path-like
+        The cube and the area compared (default the whole cube); the scenes set the time.
     reference, other : str
         Scene ids.
     aggregate : int, optional
         As for :func:`compare_layers`.
-    area, bbox, geojson, crs
-        The area compared (default the whole cube).
-    snapshot, tag : str, optional
+    **where
+        Fields of :class:`~updm_dask.query.Selection` but ``start``/``end``.
 
     Returns
     -------
@@ -506,11 +493,10 @@ def compare_scenes(
     QueryError
         Unknown scene id, bad area, unknown commit.
     """
-    c = resolve_cube(cube, snapshot=snapshot, tag=tag)
-    sel = area_of(c.grid, area, bbox=bbox, geojson=geojson, crs=crs)
-    ds = open_dataset(c)
-    ids = str_values(ds["scene_id"].values)
-    ia, ib = (_scene_index(ids, s, c.location) for s in (reference, other))
+    view = Selection.of(selection, **where).resolve("area", time=False, query="compare_scenes")
+    ds, sel = view.dataset, view.area
+    ids = view.scene_ids()
+    ia, ib = (_scene_index(ids, s, view.location) for s in (reference, other))
     times = ds["time"].values
     info = [_pair_info(ds, ia, ib, times)]
     a, b, k = _pixel_pairs(_slot(ds, ia, sel), _slot(ds, ib, sel), aggregate, sel.mask)
@@ -528,20 +514,13 @@ def _pair_info(ds: xr.Dataset, ia: int, ib: int, times: np.ndarray) -> dict[str,
 
 
 def compare_sensors(
-    cube: CubeLike,
+    selection: Selection | CubeLike,
     reference: str,
     other: str,
     *,
     max_days: float = 16.0,
-    start: Any = None,
-    end: Any = None,
     aggregate: int | None = None,
-    area: AreaSelection | None = None,
-    bbox: Any = None,
-    geojson: Any = None,
-    crs: Any = None,
-    snapshot: str | None = None,
-    tag: str | None = None,
+    **where: Any,
 ) -> Comparison:
     """Compare two sensors over every near-simultaneous pair of their scenes in a cube.
 
@@ -551,15 +530,17 @@ def compare_sensors(
 
     Parameters
     ----------
-    cube : Cube, str or path-like
+    selection : Selection, Cube, str or path-like
+        The cube, the area compared (default the whole cube) and the time range of the
+        scenes considered.
     reference, other : str
         Sensor names as stored in the cube (``MSS``, ``TM``, ``ETM+``, ``OLI``, ``OLI-2``).
     max_days : float
         Largest time between the two scenes of a pair.
-    start, end : int or str, optional
-        Time range of the scenes considered.
-    aggregate, area, bbox, geojson, crs, snapshot, tag
-        As for :func:`compare_scenes`.
+    aggregate : int, optional
+        As for :func:`compare_layers`.
+    **where
+        Fields of :class:`~updm_dask.query.Selection`.
 
     Returns
     -------
@@ -573,10 +554,8 @@ def compare_sensors(
     """
     if not (isinstance(max_days, int | float) and max_days >= 0):
         raise QueryError(f"max_days: expected a number of days >= 0, got {max_days!r}")
-    when = time_range(start, end)
-    c = resolve_cube(cube, snapshot=snapshot, tag=tag)
-    sel = area_of(c.grid, area, bbox=bbox, geojson=geojson, crs=crs)
-    ds = open_dataset(c)
+    view = Selection.of(selection, **where).resolve("area", query="compare_sensors")
+    ds, sel, when = view.dataset, view.area, view.when
     sensors = str_values(ds["sensor"].values)
     times = ds["time"].values
     inside = when.contains_times(times)
@@ -586,7 +565,7 @@ def compare_sensors(
         if idx[s].size == 0:
             have = ", ".join(sorted(set(sensors.tolist()))) or "none"
             raise QueryError(
-                f"cube {c.location!r} has no {s} scene from {when.describe()} "
+                f"cube {view.location!r} has no {s} scene from {when.describe()} "
                 f"(sensors in the cube: {have})"
             )
     gaps = [
@@ -605,7 +584,7 @@ def compare_sensors(
         nearest = min(g for g, _, _ in gaps) if gaps else math.nan
         raise QueryError(
             f"no {reference}/{other} scene pair within {max_days:g} days in cube "
-            f"{c.location!r} (the closest pair is {nearest:.1f} days apart)"
+            f"{view.location!r} (the closest pair is {nearest:.1f} days apart)"
         )
     chosen.sort(key=lambda p: times[p[0]])
     pooled, ks = [], set()

@@ -1,12 +1,15 @@
-"""Exports: maps as Cloud-Optimised GeoTIFF, tables as CSV/JSON, a plain Zarr v3 copy.
+"""Exports: maps as Cloud-Optimised GeoTIFF or PNG, tables as CSV/JSON, a plain Zarr v3 copy.
 
 Writing is where lazy maps are computed: :func:`write_cog` streams a dask-backed map
 through rioxarray into a tiled GeoTIFF, which GDAL's COG driver then turns into a
 Cloud-Optimised GeoTIFF (tiles, overviews, deflate), with a colour table for class maps.
+:func:`export_map` picks the map of a named layer (one year's class, median MVIUPD or
+clear-observation count; the trend; the first change) and writes it as a COG or a picture.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -21,11 +24,31 @@ import pandas as pd
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
+from ..cube import CubeLike
 from ..errors import QueryError
-from ._select import CubeLike, open_dataset, resolve_cube
 from ._style import CLASS_STYLE, rgba
+from .change import first_change
+from .selection import Selection
+from .stats import land_cover_map
+from .times import time_range
+from .trends import mviupd_trend
 
-__all__ = ["class_colormap", "export_zarr", "table_text", "write_cog", "write_table"]
+__all__ = [
+    "MAP_LAYERS",
+    "class_colormap",
+    "export_map",
+    "export_zarr",
+    "json_text",
+    "map_layer",
+    "table_json",
+    "table_text",
+    "write_cog",
+    "write_json",
+    "write_table",
+]
+
+#: Layers :func:`export_map` writes: one year's (the first three) or a range of years'.
+MAP_LAYERS = ("land_cover", "trend", "first_change", "mviupd_median", "clear_count")
 
 
 def class_colormap() -> dict[int, tuple[int, int, int, int]]:
@@ -143,6 +166,16 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def table_json(table: pd.DataFrame) -> str:
+    """A query table as JSON text: ``{"metadata": table.attrs, "rows": [...]}``, NaN as null."""
+    return json_text({"metadata": dict(table.attrs), "rows": _records(table)})
+
+
+def json_text(doc: Mapping[str, Any]) -> str:
+    """A query answer (dict of numbers, strings, lists, numpy scalars) as JSON text."""
+    return json.dumps(doc, indent=1, default=_json_default)
+
+
 def write_table(table: pd.DataFrame, path: str | os.PathLike, *, format: str | None = None) -> Path:
     """Write a query table as CSV or JSON (by ``format`` or the file suffix).
 
@@ -159,10 +192,22 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike, *, format: str | N
     if fmt == "csv":
         table.to_csv(p, index=False, date_format="%Y-%m-%dT%H:%M:%S")
     elif fmt == "json":
-        doc = {"metadata": dict(table.attrs), "rows": _records(table)}
-        p.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n", encoding="utf-8")
+        p.write_text(table_json(table) + "\n", encoding="utf-8")
     else:
         raise QueryError(f"write_table: unknown format {fmt!r} for {str(p)!r}; use csv or json")
+    return p
+
+
+def write_json(doc: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write a query answer (e.g. :func:`~updm_dask.query.trend_summary`) as JSON.
+
+    Raises
+    ------
+    QueryError
+        A missing folder.
+    """
+    p = _check_target(path, True, "write_json")
+    p.write_text(json_text(doc) + "\n", encoding="utf-8")
     return p
 
 
@@ -175,12 +220,11 @@ def table_text(table: pd.DataFrame, *, float_format: str = "{:.4g}") -> str:
 
 
 def export_zarr(
-    cube: CubeLike,
+    selection: Selection | CubeLike,
     path: str | os.PathLike,
     *,
-    snapshot: str | None = None,
-    tag: str | None = None,
     overwrite: bool = False,
+    **where: Any,
 ) -> Path:
     """Copy one snapshot of a cube into a plain Zarr v3 store (no Icechunk needed to read it).
 
@@ -190,13 +234,14 @@ def export_zarr(
 
     Parameters
     ----------
-    cube : Cube, str or path-like
+    selection : Selection, Cube, str or path-like
+        The cube and the commit copied (default the branch tip); the whole cube is copied.
     path : str or path-like
         New local directory.
-    snapshot, tag : str, optional
-        Copy this commit or tag (default the branch tip).
     overwrite : bool
         Replace an existing directory.
+    **where
+        ``snapshot``, ``tag`` or ``branch`` (fields of :class:`~updm_dask.query.Selection`).
 
     Returns
     -------
@@ -207,11 +252,11 @@ def export_zarr(
     QueryError
         The target exists (without ``overwrite``), unknown commit or tag.
     """
-    c = resolve_cube(cube, snapshot=snapshot, tag=tag)
+    view = Selection.of(selection, **where).resolve("cube", time=False, query="export_zarr")
     target = _check_target(path, overwrite, "export_zarr")
-    ds = open_dataset(c)
-    snap = ds.attrs.pop("updm_snapshot")
-    ds.attrs.update(updm_export_of=c.location, updm_snapshot=snap)
+    ds = view.dataset.copy()
+    ds.attrs.pop("updm_snapshot")
+    ds.attrs.update(updm_export_of=view.location, updm_snapshot=view.snapshot)
     tmp = target.with_name(target.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -220,3 +265,114 @@ def export_zarr(
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     tmp.rename(target)
     return target
+
+
+def map_layer(
+    selection: Selection | CubeLike,
+    layer: str,
+    *,
+    year: int | None = None,
+    persistence: int = 3,
+    **where: Any,
+) -> xr.DataArray | xr.Dataset:
+    """The lazy map of a named layer over an area (see :data:`MAP_LAYERS`).
+
+    Parameters
+    ----------
+    selection : Selection, Cube, str or path-like
+        The cube, the area (pixels of its window outside it get the layer's no-data
+        value) and, for ``trend`` and ``first_change``, the time range.
+    layer : str
+        ``land_cover`` (:func:`~updm_dask.query.land_cover_map`), ``mviupd_median``,
+        ``clear_count`` (the per-year layers of ``year``); ``trend``
+        (:func:`~updm_dask.query.mviupd_trend`, a Dataset) or ``first_change``
+        (:func:`~updm_dask.query.first_change`, a Dataset) over the time range.
+    year : int, optional
+        Year of a per-year layer (required for them, refused for the others); it sets
+        their time, so that ``start``/``end`` are not used for them.
+    persistence : int
+        Of ``first_change``.
+    **where
+        Fields of :class:`~updm_dask.query.Selection`.
+
+    Raises
+    ------
+    QueryError
+        An unknown layer, ``year`` missing or given where it has no meaning, and the
+        errors of the query behind the layer.
+    """
+    if layer not in MAP_LAYERS:
+        raise QueryError(f"layer: unknown map layer {layer!r}; expected one of {MAP_LAYERS}")
+    if layer in ("land_cover", "mviupd_median", "clear_count"):
+        if year is None:
+            raise QueryError(f"--layer {layer} needs --year")
+        # the year sets the time of these layers; a time range has no use here
+        sel = dataclasses.replace(Selection.of(selection, **where), start=None, end=None)
+        if layer == "land_cover":
+            return land_cover_map(sel, year)
+        view = sel.resolve("area", time=False, query="map_layer")
+        out = view.yearly(time_range(year, year))[f"yearly_{layer}"].isel(year=0)
+        fill = np.nan if out.dtype.kind == "f" else 0
+        out = view.area.clip(out, fill)
+        return out.rio.write_crs(view.cube.grid.crs_wkt).rio.write_nodata(fill, encoded=False)
+    if year is not None:
+        raise QueryError(f"--layer {layer} covers a range of years: use --start/--end")
+    if layer == "trend":
+        return mviupd_trend(selection, **where)
+    return first_change(selection, persistence=persistence, **where)
+
+
+def export_map(
+    selection: Selection | CubeLike,
+    layer: str,
+    path: str | os.PathLike,
+    *,
+    year: int | None = None,
+    persistence: int = 3,
+    **where: Any,
+) -> Path:
+    """Write the map of a named layer as a Cloud-Optimised GeoTIFF or a PNG picture.
+
+    A ``.tif``/``.tiff`` is a COG: ``land_cover`` with the class colour table, ``trend``
+    with two bands (slope per year, p_value), ``first_change`` with the first-change year
+    (0 = none), the other layers as they are. A ``.png`` is a picture of ``land_cover`` or
+    ``trend`` (:func:`~updm_dask.query.plot_land_cover_map`,
+    :func:`~updm_dask.query.plot_trend_map`).
+
+    Parameters
+    ----------
+    selection, layer, year, persistence, **where
+        As for :func:`map_layer`.
+    path : str or path-like
+        ``.tif``, ``.tiff`` or ``.png`` file.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    QueryError
+        Another suffix, a picture of a layer that has none, and the errors of
+        :func:`map_layer` and :func:`write_cog`.
+    """
+    out = Path(path)
+    suffix = out.suffix.lower()
+    if suffix not in (".tif", ".tiff", ".png"):
+        raise QueryError(f"{str(path)!r}: expected a .tif (COG) or .png file")
+    data = map_layer(selection, layer, year=year, persistence=persistence, **where)
+    if suffix == ".png":
+        from . import plots
+
+        if layer == "land_cover":
+            return plots.plot_land_cover_map(data, out)
+        if layer == "trend":
+            return plots.plot_trend_map(data, out)
+        raise QueryError(f"no picture for --layer {layer}; write a .tif instead")
+    if layer == "land_cover":
+        return write_cog(data, out, nodata=0, colormap=class_colormap())
+    if layer == "trend":
+        return write_cog(data[["slope", "p_value"]].to_dataarray("band"), out)
+    if layer == "first_change":
+        return write_cog(data["first_change_year"], out, nodata=0)
+    return write_cog(data, out)

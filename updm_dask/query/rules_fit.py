@@ -37,6 +37,7 @@ saturation or SLC gap; cloud and cloud-shadow flags exclude a sample unless its 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -58,22 +59,9 @@ from ..cube import (
 )
 from ..errors import GridError, QueryError, RuleError
 from ..geo import CubeGrid
-from ..geo.points import parse_crs
-from ..science.classify import Condition, Rule, RuleTable, load_rules
-from ._select import (
-    LONLAT,
-    _polygons,
-    geojson_crs,
-    geojson_features,
-    locate_point,
-    mask_polygons,
-    open_dataset,
-    project_polygons,
-    read_geojson,
-    resolve_cube,
-    str_values,
-    time_range,
-)
+from ..science.classify import Condition, Rule, RuleTable, load_rules, mviupd
+from .areas import feature_mask, geojson_crs, geojson_features, read_geojson
+from .selection import ResolvedSelection, Selection
 
 __all__ = ["RuleFit", "fit_rules", "sample_pixels"]
 
@@ -103,7 +91,7 @@ def _label_masks(
 ) -> list[tuple[str, int, np.ndarray]]:
     """(class name, feature index, boolean grid mask) per labelled feature."""
     obj = read_geojson(labels)
-    src = parse_crs(crs if crs is not None else (geojson_crs(obj) or LONLAT), "crs")
+    src = geojson_crs(obj, crs)
     out = []
     for i, (geom, props) in enumerate(geojson_features(obj)):
         name = props.get(class_property)
@@ -111,32 +99,7 @@ def _label_masks(
             raise QueryError(
                 f"labels: feature {i} has no {class_property!r} property naming its class"
             )
-        what = f"labels: feature {i} ({name})"
-        kind = geom.get("type")
-        mask = np.zeros(grid.shape, dtype=bool)
-        if kind in ("Point", "MultiPoint"):
-            pts = (
-                [geom.get("coordinates")]
-                if kind == "Point"
-                else list(geom.get("coordinates") or [])
-            )
-            for p in pts:
-                try:
-                    px, py = float(p[0]), float(p[1])
-                except (TypeError, ValueError, IndexError):
-                    raise QueryError(f"{what}: malformed point coordinates {p!r}") from None
-                if src.is_geographic:
-                    loc = locate_point(grid, lon=px, lat=py)
-                else:
-                    loc = locate_point(grid, x=px, y=py, crs=src)
-                mask[loc.row, loc.col] = True
-        elif kind in ("Polygon", "MultiPolygon"):
-            geoms = project_polygons(_polygons(geom, what), src, grid, what)
-            sel = mask_polygons(geoms, grid, what)
-            mask = sel.full_mask()
-        else:
-            raise QueryError(f"{what}: geometry type {kind!r}; expected points or polygons")
-        out.append((name, i, mask))
+        out.append((name, i, feature_mask(geom, src, grid, f"labels: feature {i} ({name})")))
     if not out:
         raise QueryError("labels: no labelled feature")
     return out
@@ -162,38 +125,78 @@ def _extract(
     return rows
 
 
+def _cube_samples(
+    view: ResolvedSelection,
+    labels: Any,
+    scenes: str | Iterable[str] | None,
+    class_property: str,
+    crs: Any,
+) -> list[dict[str, Any]]:
+    """Sample rows of the scenes of a resolved selection (``scenes``, else its time range)."""
+    masks = _label_masks(labels, view.cube.grid, crs, class_property)
+    ds = view.dataset
+    ids = view.scene_ids()
+    if scenes is not None:
+        wanted = [scenes] if isinstance(scenes, str) else list(scenes)
+        missing = [s for s in wanted if s not in set(ids.tolist())]
+        if missing:
+            raise QueryError(f"cube {view.location!r} has no scene {missing[0]!r}")
+        slots = [int(np.flatnonzero(ids == s)[0]) for s in wanted]
+    else:
+        when = view.when
+        slots = np.flatnonzero(when.contains_times(ds["time"].values)).tolist()
+        if not slots:
+            raise QueryError(
+                f"empty time range: cube {view.location!r} has no scene from {when.describe()}"
+            )
+    union = np.logical_or.reduce([m for _, _, m in masks])
+    rr, cc = np.nonzero(union)
+    r0, r1, c0, c1 = rr.min(), rr.max() + 1, cc.min(), cc.max() + 1
+    window = (
+        ds[[n for n in (*_VALUES, "quality") if n in ds]]
+        .isel(time=slots, y=slice(r0, r1), x=slice(c0, c1))
+        .compute()
+    )
+    sub = [(n, i, m[r0:r1, c0:c1]) for n, i, m in masks]
+    rows = []
+    for k, slot in enumerate(slots):
+        layers = {n: window[n].values[k] for n in window.data_vars}
+        got = _extract(layers, sub, {"scene_id": ids[slot]})
+        for row in got:
+            row["row"] += int(r0)
+            row["col"] += int(c0)
+        rows.extend(got)
+    return rows
+
+
 def sample_pixels(
     source: Any,
     labels: Any,
     *,
     scenes: str | Iterable[str] | None = None,
-    start: Any = None,
-    end: Any = None,
-    crs: Any = None,
     class_property: str = "class",
-    snapshot: str | None = None,
-    tag: str | None = None,
+    **where: Any,
 ) -> pd.DataFrame:
     """Coefficients of the pixels under labelled points and polygons.
 
     Parameters
     ----------
-    source : Cube, cube location, or xarray.Dataset
-        A cube, or one scene's layers (``uCw``, ``uCv``, ``uCs``, optional ``uC4``,
-        ``quality``; dims (y, x), georeferenced).
+    source : Selection, Cube, cube location, or xarray.Dataset
+        A cube (and the time range of the scenes sampled), or one scene's layers
+        (``uCw``, ``uCv``, ``uCs``, optional ``uC4``, ``quality``; dims (y, x),
+        georeferenced).
     labels : dict, str or path
         GeoJSON FeatureCollection (or Feature) of Points/MultiPoints (the pixel holding
         each point) and Polygons/MultiPolygons (the pixels whose centre is inside), each
         with a ``class_property`` naming its class.
     scenes : str or list of str, optional
-        Cube scene ids to sample (default every scene inside ``start``/``end``).
-    start, end : int or str, optional
-        Time range of the cube scenes sampled.
-    crs : str, optional
-        CRS of the label coordinates (default lon/lat, or the file's legacy ``crs``).
+        Cube scene ids to sample (default every scene of the time range).
     class_property : str
         Property holding the class name.
-    snapshot, tag : str, optional
+    **where
+        Fields of :class:`~updm_dask.query.Selection`: ``crs`` is the CRS of the label
+        coordinates (default lon/lat, or the file's legacy ``crs``), ``start``/``end``
+        the time range; the labels are the place. With layers only ``crs`` is used.
 
     Returns
     -------
@@ -210,45 +213,15 @@ def sample_pixels(
     """
     if isinstance(source, xr.Dataset):
         grid = _grid_of(source)
-        masks = _label_masks(labels, grid, crs, class_property)
+        masks = _label_masks(labels, grid, where.get("crs"), class_property)
         layers = {n: np.asarray(source[n].values) for n in (*_VALUES, "quality") if n in source}
         sid = source.attrs.get("scene_id", "")
         rows = _extract(layers, masks, {"scene_id": str(sid)})
-    elif isinstance(source, Cube | str | os.PathLike):
-        c = resolve_cube(source, snapshot=snapshot, tag=tag)
-        masks = _label_masks(labels, c.grid, crs, class_property)
-        ds = open_dataset(c)
-        ids = str_values(ds["scene_id"].values)
-        if scenes is not None:
-            wanted = [scenes] if isinstance(scenes, str) else list(scenes)
-            missing = [s for s in wanted if s not in set(ids.tolist())]
-            if missing:
-                raise QueryError(f"cube {c.location!r} has no scene {missing[0]!r}")
-            slots = [int(np.flatnonzero(ids == s)[0]) for s in wanted]
-        else:
-            when = time_range(start, end)
-            slots = np.flatnonzero(when.contains_times(ds["time"].values)).tolist()
-            if not slots:
-                raise QueryError(
-                    f"empty time range: cube {c.location!r} has no scene from {when.describe()}"
-                )
-        union = np.logical_or.reduce([m for _, _, m in masks])
-        rr, cc = np.nonzero(union)
-        r0, r1, c0, c1 = rr.min(), rr.max() + 1, cc.min(), cc.max() + 1
-        window = (
-            ds[[n for n in (*_VALUES, "quality") if n in ds]]
-            .isel(time=slots, y=slice(r0, r1), x=slice(c0, c1))
-            .compute()
-        )
-        sub = [(n, i, m[r0:r1, c0:c1]) for n, i, m in masks]
-        rows = []
-        for k, slot in enumerate(slots):
-            layers = {n: window[n].values[k] for n in window.data_vars}
-            got = _extract(layers, sub, {"scene_id": ids[slot]})
-            for row in got:
-                row["row"] += int(r0)
-                row["col"] += int(c0)
-            rows.extend(got)
+    elif isinstance(source, Selection | Cube | str | os.PathLike):
+        sel = Selection.of(source, **where)
+        # the labels are the place: the selection carries only their CRS
+        view = dataclasses.replace(sel, crs=None).resolve("cube", query="sample_pixels")
+        rows = _cube_samples(view, labels, scenes, class_property, sel.crs)
     else:
         raise QueryError(
             f"sample_pixels: source must be a Cube, a cube location or an xarray Dataset, "
@@ -257,10 +230,9 @@ def sample_pixels(
     if not rows:
         raise QueryError("sample_pixels: no usable sample pixel (all fill, cloudy or NaN)")
     df = pd.DataFrame(rows)
-    uC4 = df["uC4"].fillna(0.0)
     df["S"] = df["uCw"] + df["uCv"] + df["uCs"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        df["mviupd"] = (df["uCv"] - df["uCw"] - 0.2 * df["uCs"] - uC4) / df["S"]
+    # a missing supplementary coefficient (no fourth pattern) counts as 0
+    df["mviupd"] = mviupd(df["uCw"], df["uCv"], df["uCs"], df["uC4"].fillna(0.0))
     return df
 
 

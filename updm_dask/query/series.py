@@ -4,13 +4,16 @@ A point's series is small, so it is read eagerly, straight through Zarr (no xarr
 decoding of the whole cube, no task graph), all variables at once: the per-year layers hold
 a pixel's whole history in one chunk per variable (up to 64 years), while the scene-level
 arrays are chunked ``(1, C, C)`` so that every scene owns its chunks, which makes a point's
-scene series read one chunk per scene and variable.
+scene series read one chunk per scene and variable. The reads of all variables are issued
+together through Zarr's asynchronous API so that they overlap.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import os
+import threading
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,102 +21,188 @@ import numpy as np
 import pandas as pd
 import zarr
 from xarray.coding.times import decode_cf_datetime
-from zarr.core.sync import sync
 
-from ..cube import LAND_COVER_CLASSES, QUALITY_NOT_CLEAR
-from ..errors import QueryError
-from ._select import (
-    SCENE_VARIABLE_NAMES,
-    YEARLY_VARIABLE_NAMES,
+from ..cube import (
+    LAND_COVER_CLASSES,
+    QUALITY_NOT_CLEAR,
+    SCENE_VARIABLES,
+    YEARLY_VARIABLES,
     CubeLike,
-    PixelLocation,
-    check_variables,
-    locate_point,
-    require_yearly,
-    resolve_cube,
-    select_years,
-    str_values,
-    time_range,
 )
+from ..errors import QueryError
+from ..geo.points import PixelLocation
+from .selection import ResolvedSelection, Selection, require_yearly, str_values
+from .times import TimeRange, select_years
 
-__all__ = ["PointSeries", "point_series", "scene_series", "yearly_series"]
+__all__ = ["PointReader", "PointSeries", "point_series", "scene_series", "yearly_series"]
 
 # Per-scene coordinates copied into the scene table.
 _SCENE_COORDS = ("scene_id", "sensor", "platform", "sun_elevation")
+# Classes of a clear observation (water, vegetation, urban).
+_CLEAR_CLASSES = (2, 3, 4)
 
 
-class _PointReader:
-    """Reads a pixel's values from one snapshot of a cube through Zarr."""
+# One event loop, on a daemon thread of its own, runs the point reads of this process: a
+# fresh loop per read (asyncio.run) would start and join the loop's thread pool (which
+# Zarr's codecs use) every time, a third of a per-year read. Its own thread also lets a
+# caller that runs a loop itself (e.g. Jupyter) wait for it.
+_LOOP: tuple[int, asyncio.AbstractEventLoop] | None = None
+_LOOP_LOCK = threading.Lock()
 
-    def __init__(self, cube) -> None:
-        session = cube.session()
-        self.snapshot = session.snapshot_id
-        self.group = zarr.open_group(session.store, mode="r")
 
-    def __contains__(self, name: str) -> bool:
-        return name in self.group
+def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine on the point-read loop and wait for its result."""
+    global _LOOP
+    with _LOOP_LOCK:
+        # a forked child inherits the loop but not its thread: it starts its own
+        if _LOOP is None or _LOOP[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="updm-point-reads", daemon=True).start()
+            _LOOP = (os.getpid(), loop)
+        loop = _LOOP[1]
+    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
-    def times(self) -> np.ndarray:
-        arr = self.group["time"]
-        attrs = arr.attrs
-        return np.asarray(
-            decode_cf_datetime(arr[:], attrs["units"], attrs.get("calendar", "standard"))
-        ).astype("datetime64[ns]")
 
-    def coord(self, name: str) -> np.ndarray:
-        return self.group[name][:]
+def check_variables(
+    variables: Iterable[str] | str | None, allowed: Sequence[str], what: str
+) -> list[str]:
+    """Validate a list of variable names (default: all of ``allowed``).
 
-    def pixel(self, names: Sequence[str], rows: slice, row: int, col: int) -> dict[str, np.ndarray]:
-        """``names[k][rows, row, col]`` for all names, fetched concurrently."""
-        arrays = [self.group[n] for n in names]
-
-        # zarr's own event-loop thread runs the fetches (also when the caller is inside a
-        # running loop, e.g. Jupyter); gathering lets the chunk reads of all variables overlap
-        async def fetch():
-            return await asyncio.gather(*(a.async_array.getitem((rows, row, col)) for a in arrays))
-
-        return {n: np.asarray(v) for n, v in zip(names, sync(fetch()), strict=True)}
+    ``variables`` may be one comma- or space-separated string.
+    """
+    if variables is None:
+        return list(allowed)
+    if isinstance(variables, str):
+        variables = [v for v in variables.replace(",", " ").split() if v]
+    out = []
+    for v in variables:
+        if v not in allowed:
+            raise QueryError(
+                f"unknown {what} variable {v!r}; expected some of {', '.join(allowed)}"
+            )
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise QueryError(f"variables: expected at least one {what} variable")
+    return out
 
 
 def _class_names(codes: np.ndarray) -> list[str]:
     return [LAND_COVER_CLASSES.get(int(c), f"class_{int(c)}") for c in codes]
 
 
-def _point_kwargs(lon, lat, x, y, crs) -> dict[str, Any]:
-    return {"lon": lon, "lat": lat, "x": x, "y": y, "crs": crs}
+class PointReader:
+    """Reads the tables of one pixel from the commit of a resolved point selection.
+
+    Both tables come from the selection's one session, so they describe the same commit.
+    """
+
+    def __init__(self, view: ResolvedSelection) -> None:
+        if view.point is None:
+            raise QueryError("a point series needs a point (lon/lat or x/y)")
+        self.view = view
+        self.group = zarr.open_group(view.session.store, mode="r")
+
+    def _times(self) -> np.ndarray:
+        arr = self.group["time"]
+        attrs = arr.attrs
+        return np.asarray(
+            decode_cf_datetime(arr[:], attrs["units"], attrs.get("calendar", "standard"))
+        ).astype("datetime64[ns]")
+
+    def _pixel(self, names: Sequence[str], slots: slice) -> dict[str, np.ndarray]:
+        """``names[k][slots, row, col]`` for all names, fetched concurrently."""
+        at = (slots, self.view.point.row, self.view.point.col)
+        arrays = [self.group[n].async_array for n in names]
+
+        async def fetch() -> list[Any]:
+            # gathering lets the chunk reads of all variables overlap
+            return await asyncio.gather(*(a.getitem(at) for a in arrays))
+
+        return {n: np.asarray(v) for n, v in zip(names, _run(fetch()), strict=True)}
+
+    def _frame(self, data: dict[str, Any]) -> pd.DataFrame:
+        df = pd.DataFrame(data)
+        df.attrs = {
+            "point": self.view.point.to_dict(),
+            "cube": self.view.location,
+            "snapshot": self.view.snapshot,
+        }
+        return df
+
+    def scenes(self, names: Sequence[str]) -> pd.DataFrame:
+        """The :func:`scene_series` table of the variables ``names``."""
+        when, location = self.view.when, self.view.location
+        times = self._times()
+        keep = np.flatnonzero(when.contains_times(times)) if times.size else np.array([], int)
+        if times.size and keep.size == 0:
+            raise QueryError(
+                f"empty time range: cube {location!r} has no scene from {when.describe()} "
+                f"(its scenes span {str(times.min())[:10]} to {str(times.max())[:10]})"
+            )
+        order = keep[np.argsort(times[keep], kind="stable")]
+        data: dict[str, Any] = {"time": times[order]}
+        for name in _SCENE_COORDS:
+            if name in self.group:
+                values = self.group[name][:][order]
+                data[name] = (
+                    values.astype(np.float32) if name == "sun_elevation" else str_values(values)
+                )
+        if order.size:
+            # only the slots between the first and last kept scene are read
+            lo, hi = int(keep.min()), int(keep.max()) + 1
+            got = self._pixel(names, slice(lo, hi))
+            point = {n: v[order - lo] for n, v in got.items()}
+        else:
+            point = {n: np.array([], dtype=self.group[n].dtype) for n in names}
+        data.update(point)
+        if "land_cover" in names:
+            data["class"] = _class_names(point["land_cover"])
+        if "land_cover" in names and "quality" in names:
+            lc = point["land_cover"]
+            q = point["quality"].astype(np.int64)
+            data["clear"] = np.isin(lc, _CLEAR_CLASSES) & ((q & QUALITY_NOT_CLEAR) == 0)
+        return self._frame(data)
+
+    def has_yearly(self) -> bool:
+        """Whether the cube has per-year layers."""
+        return "year" in self.group
+
+    def yearly(self, names: Sequence[str], when: TimeRange | None = None) -> pd.DataFrame:
+        """The :func:`yearly_series` table of the variables ``names``."""
+        require_yearly(self.group, self.view.location)
+        years = self.group["year"][:].astype(np.int64)
+        idx = select_years(years, when or self.view.when, self.view.location)
+        lo, hi = int(idx[0]), int(idx[-1]) + 1  # years are sorted: one contiguous slice
+        data: dict[str, Any] = {"year": years[lo:hi]}
+        data.update(self._pixel(names, slice(lo, hi)))
+        if "yearly_land_cover" in names:
+            data["class"] = _class_names(data["yearly_land_cover"])
+        return self._frame(data)
+
+
+def _reader(selection: Selection | CubeLike, where: dict[str, Any], query: str) -> PointReader:
+    return PointReader(Selection.of(selection, **where).resolve("point", query=query))
 
 
 def scene_series(
-    cube: CubeLike,
+    selection: Selection | CubeLike,
     *,
-    lon: float | None = None,
-    lat: float | None = None,
-    x: float | None = None,
-    y: float | None = None,
-    crs: Any = None,
-    start: Any = None,
-    end: Any = None,
     variables: Iterable[str] | str | None = None,
-    snapshot: str | None = None,
-    tag: str | None = None,
+    **where: Any,
 ) -> pd.DataFrame:
     """Every scene's values at one pixel, in time order.
 
     Parameters
     ----------
-    cube : Cube, str or path-like
-    lon, lat : float, optional
-        The point in WGS84 degrees; or
-    x, y : float, optional
-        the point in ``crs`` (default the cube's CRS).
-    crs : str, optional
-    start, end : int or str, optional
-        Inclusive time range: years (``1990``: the whole year) or ISO dates.
-    variables : list of str, optional
+    selection : Selection, Cube, str or path-like
+        The cube, the point (required) and the time range.
+    variables : list of str or str, optional
         Scene-level variables (default all: uCw, uCv, uCs, uC4, residual, mviupd,
-        land_cover, quality).
-    snapshot, tag : str, optional
-        Read the cube at this commit or tag.
+        land_cover, quality), or one comma-separated string.
+    **where
+        Fields of :class:`~updm_dask.query.Selection` (``lon``/``lat`` or ``x``/``y``,
+        ``crs``, ``start``, ``end``, ``snapshot``, ``tag``, ``branch``).
 
     Returns
     -------
@@ -130,61 +219,15 @@ def scene_series(
         Bad point (outside the grid, bad lon/lat), unknown variable, empty time range,
         unknown snapshot/tag.
     """
-    names = check_variables(variables, SCENE_VARIABLE_NAMES, "scene-level")
-    when = time_range(start, end)
-    c = resolve_cube(cube, snapshot=snapshot, tag=tag)
-    loc = locate_point(c.grid, **_point_kwargs(lon, lat, x, y, crs))
-    return _scene_table(_PointReader(c), loc, names, when, c)
-
-
-def _scene_table(rd: _PointReader, loc: PixelLocation, names, when, c) -> pd.DataFrame:
-    times = rd.times()
-    keep = np.flatnonzero(when.contains_times(times)) if times.size else np.array([], int)
-    if times.size and keep.size == 0:
-        raise QueryError(
-            f"empty time range: cube {c.location!r} has no scene from {when.describe()} "
-            f"(its scenes span {str(times.min())[:10]} to {str(times.max())[:10]})"
-        )
-    order = keep[np.argsort(times[keep], kind="stable")]
-    data: dict[str, Any] = {"time": times[order]}
-    for name in _SCENE_COORDS:
-        if name in rd:
-            values = rd.coord(name)[order]
-            data[name] = (
-                values.astype(np.float32) if name == "sun_elevation" else str_values(values)
-            )
-    if order.size:
-        # only the slots between the first and last kept scene are read
-        lo, hi = int(keep.min()), int(keep.max()) + 1
-        got = rd.pixel(names, slice(lo, hi), loc.row, loc.col)
-        point = {n: v[order - lo] for n, v in got.items()}
-    else:
-        point = {n: np.array([], dtype=rd.group[n].dtype) for n in names}
-    data.update(point)
-    if "land_cover" in names:
-        data["class"] = _class_names(point["land_cover"])
-    if "land_cover" in names and "quality" in names:
-        lc = point["land_cover"]
-        q = point["quality"].astype(np.int64)
-        data["clear"] = np.isin(lc, (2, 3, 4)) & ((q & QUALITY_NOT_CLEAR) == 0)
-    df = pd.DataFrame(data)
-    df.attrs = {"point": loc.to_dict(), "cube": c.location, "snapshot": rd.snapshot}
-    return df
+    names = check_variables(variables, tuple(SCENE_VARIABLES), "scene-level")
+    return _reader(selection, where, "scene_series").scenes(names)
 
 
 def yearly_series(
-    cube: CubeLike,
+    selection: Selection | CubeLike,
     *,
-    lon: float | None = None,
-    lat: float | None = None,
-    x: float | None = None,
-    y: float | None = None,
-    crs: Any = None,
-    start: Any = None,
-    end: Any = None,
     variables: Iterable[str] | str | None = None,
-    snapshot: str | None = None,
-    tag: str | None = None,
+    **where: Any,
 ) -> pd.DataFrame:
     """The per-year series of one pixel (from the cube's per-year layers).
 
@@ -203,25 +246,8 @@ def yearly_series(
     QueryError
         As :func:`scene_series`; also when the cube has no per-year layers.
     """
-    names = check_variables(variables, YEARLY_VARIABLE_NAMES, "per-year")
-    when = time_range(start, end)
-    c = resolve_cube(cube, snapshot=snapshot, tag=tag)
-    loc = locate_point(c.grid, **_point_kwargs(lon, lat, x, y, crs))
-    return _yearly_table(_PointReader(c), loc, names, when, c)
-
-
-def _yearly_table(rd: _PointReader, loc: PixelLocation, names, when, c) -> pd.DataFrame:
-    require_yearly(rd, c.location)
-    years = rd.coord("year").astype(np.int64)
-    idx = select_years(years, when, c.location)
-    lo, hi = int(idx[0]), int(idx[-1]) + 1  # years are sorted: one contiguous slice
-    data: dict[str, Any] = {"year": years[lo:hi]}
-    data.update(rd.pixel(names, slice(lo, hi), loc.row, loc.col))
-    if "yearly_land_cover" in names:
-        data["class"] = _class_names(data["yearly_land_cover"])
-    df = pd.DataFrame(data)
-    df.attrs = {"point": loc.to_dict(), "cube": c.location, "snapshot": rd.snapshot}
-    return df
+    names = check_variables(variables, tuple(YEARLY_VARIABLES), "per-year")
+    return _reader(selection, where, "yearly_series").yearly(names)
 
 
 @dataclass(frozen=True)
@@ -242,20 +268,8 @@ class PointSeries:
     yearly: pd.DataFrame | None
 
 
-def point_series(
-    cube: CubeLike,
-    *,
-    lon: float | None = None,
-    lat: float | None = None,
-    x: float | None = None,
-    y: float | None = None,
-    crs: Any = None,
-    start: Any = None,
-    end: Any = None,
-    snapshot: str | None = None,
-    tag: str | None = None,
-) -> PointSeries:
-    """Scene-level and per-year series of one pixel, from one snapshot.
+def point_series(selection: Selection | CubeLike, **where: Any) -> PointSeries:
+    """Scene-level and per-year series of one pixel, from one commit.
 
     Parameters are those of :func:`scene_series` (all variables are read).
 
@@ -268,11 +282,7 @@ def point_series(
     QueryError
         As :func:`scene_series`.
     """
-    when = time_range(start, end)
-    c = resolve_cube(cube, snapshot=snapshot, tag=tag)
-    loc = locate_point(c.grid, **_point_kwargs(lon, lat, x, y, crs))
-    # one session for both tables: they come from the same snapshot even while a job commits
-    rd = _PointReader(c)
-    scenes = _scene_table(rd, loc, list(SCENE_VARIABLE_NAMES), when, c)
-    yearly = _yearly_table(rd, loc, list(YEARLY_VARIABLE_NAMES), when, c) if "year" in rd else None
-    return PointSeries(loc, scenes, yearly)
+    rd = _reader(selection, where, "point_series")
+    scenes = rd.scenes(tuple(SCENE_VARIABLES))
+    yearly = rd.yearly(tuple(YEARLY_VARIABLES)) if rd.has_yearly() else None
+    return PointSeries(rd.view.point, scenes, yearly)

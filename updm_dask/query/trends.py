@@ -33,15 +33,18 @@ import numpy as np
 import xarray as xr
 from scipy.special import erfc
 
+from ..cube import CubeLike
 from ..errors import QueryError
-from ._select import AreaSelection, CubeLike
-from .area import area_statistics, open_yearly
+from .selection import ResolvedSelection, Selection
+from .stats import area_table
 
 __all__ = [
     "TREND_FIELDS",
+    "format_trend_summary",
     "mviupd_trend",
     "theil_sen_mann_kendall",
     "trend_array",
+    "trend_map",
     "trend_summary",
 ]
 
@@ -178,67 +181,18 @@ def trend_array(
     )
 
 
-def mviupd_trend(
-    cube: CubeLike,
-    *,
-    start: Any = None,
-    end: Any = None,
-    area: AreaSelection | None = None,
-    bbox: Any = None,
-    geojson: Any = None,
-    crs: Any = None,
-    min_years: int = 4,
-    alpha: float = 0.05,
-    continuity: bool = True,
-    snapshot: str | None = None,
-    tag: str | None = None,
-) -> xr.Dataset:
-    """Per-pixel trend map of the per-year median MVIUPD (lazy, chunked like the cube).
-
-    Parameters
-    ----------
-    cube : Cube, str or path-like
-    start, end : int, optional
-        Inclusive years of the trend.
-    area, bbox, geojson, crs
-        The area (default the whole cube); pixels of its window outside it are NaN.
-    min_years : int
-        Fewest years with a clear observation for a pixel to get a trend.
-    alpha : float
-        Significance level of ``significant``.
-    continuity : bool
-        Continuity correction of the Mann-Kendall Z.
-    snapshot, tag : str, optional
-
-    Returns
-    -------
-    xarray.Dataset
-        dask-backed, dims (y, x), georeferenced: ``slope`` (MVIUPD per year),
-        ``intercept`` (trend value in the first year), ``tau``, ``p_value``, ``n_years``
-        (float32) and ``significant`` (bool, ``p_value < alpha``). Nothing is computed
-        until the map is written or ``.compute()`` is called.
-
-    Raises
-    ------
-    QueryError
-        Fewer than 2 years in the range, bad ``min_years``/``alpha``, and the errors of
-        area and time selection.
-    """
+def _check_trend_options(min_years: Any, alpha: Any) -> None:
     if isinstance(min_years, bool) or not isinstance(min_years, int) or min_years < 2:
         raise QueryError(f"min_years: expected an integer >= 2, got {min_years!r}")
     if not (isinstance(alpha, float | int) and 0 < float(alpha) < 1):
         raise QueryError(f"alpha: expected a significance level in (0, 1), got {alpha!r}")
-    win, sel = open_yearly(
-        cube,
-        start=start,
-        end=end,
-        area=area,
-        bbox=bbox,
-        geojson=geojson,
-        crs=crs,
-        snapshot=snapshot,
-        tag=tag,
-    )
+
+
+def trend_map(
+    view: ResolvedSelection, *, min_years: int = 4, alpha: float = 0.05, continuity: bool = True
+) -> xr.Dataset:
+    """The :func:`mviupd_trend` map of a resolved area selection."""
+    win, sel = view.yearly(), view.area
     years = win["year"].values.astype(np.int64)
     if years.size < 2:
         raise QueryError(
@@ -247,9 +201,7 @@ def mviupd_trend(
         )
     values = win["yearly_mviupd_median"].data
     stack = trend_array(values, years - years[0], min_count=min_years, continuity=continuity)
-    if not sel.mask.all():
-        keep = da.from_array(sel.mask, chunks=stack.chunks[1:], name=False)
-        stack = da.where(keep[None], stack, np.float32(np.nan))
+    stack = sel.clip(stack, np.nan)
     coords = {"y": win["y"], "x": win["x"]}
     units = {
         "slope": ("Theil-Sen slope of the yearly median MVIUPD", "1/year"),
@@ -276,26 +228,61 @@ def mviupd_trend(
         "alpha": float(alpha),
         "continuity_correction": str(bool(continuity)).lower(),
         "area": sel.description,
-        "cube": win.attrs["cube"],
-        "updm_snapshot": win.attrs["updm_snapshot"],
+        "cube": view.location,
+        "updm_snapshot": view.snapshot,
     }
-    out = out.rio.write_crs(sel.grid.crs_wkt)
-    return out
+    return out.rio.write_crs(sel.grid.crs_wkt)
+
+
+def mviupd_trend(
+    selection: Selection | CubeLike,
+    *,
+    min_years: int = 4,
+    alpha: float = 0.05,
+    continuity: bool = True,
+    **where: Any,
+) -> xr.Dataset:
+    """Per-pixel trend map of the per-year median MVIUPD (lazy, chunked like the cube).
+
+    Parameters
+    ----------
+    selection : Selection, Cube, str or path-like
+        The cube, the area (default the whole cube; pixels of its window outside it are
+        NaN) and the years of the trend.
+    min_years : int
+        Fewest years with a clear observation for a pixel to get a trend.
+    alpha : float
+        Significance level of ``significant``.
+    continuity : bool
+        Continuity correction of the Mann-Kendall Z.
+    **where
+        Fields of :class:`~updm_dask.query.Selection`.
+
+    Returns
+    -------
+    xarray.Dataset
+        dask-backed, dims (y, x), georeferenced: ``slope`` (MVIUPD per year),
+        ``intercept`` (trend value in the first year), ``tau``, ``p_value``, ``n_years``
+        (float32) and ``significant`` (bool, ``p_value < alpha``). Nothing is computed
+        until the map is written or ``.compute()`` is called.
+
+    Raises
+    ------
+    QueryError
+        Fewer than 2 years in the range, bad ``min_years``/``alpha``, and the errors of
+        area and time selection.
+    """
+    _check_trend_options(min_years, alpha)
+    view = Selection.of(selection, **where).resolve("area", query="mviupd_trend")
+    return trend_map(view, min_years=min_years, alpha=alpha, continuity=continuity)
 
 
 def trend_summary(
-    cube: CubeLike,
+    selection: Selection | CubeLike,
     *,
-    start: Any = None,
-    end: Any = None,
-    area: AreaSelection | None = None,
-    bbox: Any = None,
-    geojson: Any = None,
-    crs: Any = None,
     min_years: int = 4,
     alpha: float = 0.05,
-    snapshot: str | None = None,
-    tag: str | None = None,
+    **where: Any,
 ) -> dict[str, Any]:
     """Trends summarised over an area: pixel shares and the trend of the area's median.
 
@@ -311,19 +298,11 @@ def trend_summary(
         intercept, tau, p_value, n_years of the area's per-year median MVIUPD series
         (from :func:`~updm_dask.query.area_statistics`), plus ``area`` and ``snapshot``.
     """
-    kwargs = {
-        "start": start,
-        "end": end,
-        "area": area,
-        "bbox": bbox,
-        "geojson": geojson,
-        "crs": crs,
-        "snapshot": snapshot,
-        "tag": tag,
-    }
-    trend = mviupd_trend(cube, min_years=min_years, alpha=alpha, **kwargs)
-    kwargs["snapshot"], kwargs["tag"] = trend.attrs["updm_snapshot"], None
-    stats = area_statistics(cube, **kwargs)
+    _check_trend_options(min_years, alpha)
+    view = Selection.of(selection, **where).resolve("area", query="trend_summary")
+    # the map and the area's series come from the view's one commit
+    trend = trend_map(view, min_years=min_years, alpha=alpha)
+    stats = area_table(view)
     slope, p = dask.compute(trend["slope"].data, trend["p_value"].data)
     has = np.isfinite(slope)
     n_with = int(has.sum())
@@ -346,3 +325,20 @@ def trend_summary(
         "area_series": {f: float(series[i]) for i, f in enumerate(TREND_FIELDS)},
         "snapshot": trend.attrs["updm_snapshot"],
     }
+
+
+def format_trend_summary(summary: dict[str, Any], min_years: int) -> str:
+    """A :func:`trend_summary` as lines of text (``min_years`` as it was asked for)."""
+    s, ser = summary, summary["area_series"]
+    return "\n".join(
+        [
+            f"MVIUPD trends {s['first_year']}-{s['last_year']} over {s['area']['description']} "
+            f"({s['n_pixels']} pixels), snapshot {s['snapshot']}",
+            f"pixels with a trend (>= {min_years} observed years): {s['n_with_trend']}",
+            f"significant increase (p < {s['alpha']:g}): {100 * s['share_increasing']:.1f} %",
+            f"significant decrease (p < {s['alpha']:g}): {100 * s['share_decreasing']:.1f} %",
+            f"median pixel slope: {s['median_slope']:+.5f} per year",
+            f"area median series: slope {ser['slope']:+.5f} per year, tau {ser['tau']:+.3f}, "
+            f"p {ser['p_value']:.4f}, {int(ser['n_years'])} years",
+        ]
+    )

@@ -28,23 +28,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..cube import LAND_COVER_CLASSES
+from ..cube import LAND_COVER_CLASSES, CubeLike
 from ..errors import QueryError
-from ._select import (
-    YEARLY_VARIABLE_NAMES,
-    AreaSelection,
-    CubeLike,
-    area_of,
-    open_dataset,
-    require_yearly,
-    resolve_cube,
-    select_years,
-    time_range,
-)
+from .areas import AreaSelection
+from .selection import ResolvedSelection, Selection
+from .times import time_range
 
 __all__ = [
     "YEARLY_CLASSES",
     "area_statistics",
+    "area_table",
     "class_counts",
     "land_cover_map",
     "masked_median",
@@ -174,19 +167,15 @@ def area_median(values: da.Array, mask: np.ndarray, years_per_task: int | None =
 # --------------------------------------------------------------------------------------
 
 
-def open_yearly(
-    cube: CubeLike,
-    *,
-    start: Any = None,
-    end: Any = None,
-    area: AreaSelection | None = None,
-    bbox: Any = None,
-    geojson: Any = None,
-    crs: Any = None,
-    snapshot: str | None = None,
-    tag: str | None = None,
-) -> tuple[xr.Dataset, AreaSelection]:
+def open_yearly(selection: Selection | CubeLike, **where: Any) -> tuple[xr.Dataset, AreaSelection]:
     """The per-year layers over an area's window and a time range, lazily.
+
+    Parameters
+    ----------
+    selection : Selection, Cube, str or path-like
+        The cube, the area (default the whole cube) and the time range.
+    **where
+        Fields of :class:`~updm_dask.query.Selection`.
 
     Returns
     -------
@@ -200,33 +189,22 @@ def open_yearly(
     QueryError
         Empty time range, no per-year layers, bad area, unknown commit or tag.
     """
-    when = time_range(start, end)
-    c = resolve_cube(cube, snapshot=snapshot, tag=tag)
-    sel = area_of(c.grid, area, bbox=bbox, geojson=geojson, crs=crs)
-    ds = open_dataset(c)
-    require_yearly(ds, c.location)
-    idx = select_years(ds["year"].values, when, c.location)
-    win = ds[list(YEARLY_VARIABLE_NAMES)].isel(
-        year=slice(int(idx[0]), int(idx[-1]) + 1), y=sel.rows, x=sel.cols
-    )
-    win.attrs.update(cube=c.location, updm_snapshot=ds.attrs["updm_snapshot"])
-    return win, sel
+    view = Selection.of(selection, **where).resolve("area", query="open_yearly")
+    return view.yearly(), view.area
 
 
-def land_cover_map(
-    cube: CubeLike,
-    year: int,
-    *,
-    area: AreaSelection | None = None,
-    bbox: Any = None,
-    geojson: Any = None,
-    crs: Any = None,
-    snapshot: str | None = None,
-    tag: str | None = None,
-) -> xr.DataArray:
+def land_cover_map(selection: Selection | CubeLike, year: int, **where: Any) -> xr.DataArray:
     """The yearly land-cover class of one year (lazy, georeferenced, uint8 CF flags).
 
-    Pixels of the window outside the area are set to 0 (no_data).
+    Pixels of the area's window outside the area are set to 0 (no_data).
+
+    Parameters
+    ----------
+    selection : Selection, Cube, str or path-like
+        The cube and the area (default the whole cube); ``year`` sets the time.
+    year : int
+    **where
+        Fields of :class:`~updm_dask.query.Selection` but ``start``/``end``.
 
     Raises
     ------
@@ -235,79 +213,18 @@ def land_cover_map(
     """
     if isinstance(year, bool) or not isinstance(year, int | np.integer):
         raise QueryError(f"year: expected an integer year, got {year!r}")
-    win, sel = open_yearly(
-        cube,
-        start=int(year),
-        end=int(year),
-        area=area,
-        bbox=bbox,
-        geojson=geojson,
-        crs=crs,
-        snapshot=snapshot,
-        tag=tag,
-    )
-    arr = win["yearly_land_cover"]
-    out = arr.isel(year=0)
-    if not sel.mask.all():
-        keep = xr.DataArray(sel.mask, dims=("y", "x"))
-        out = out.where(keep, np.uint8(0)).astype(np.uint8)
-    out.attrs = {**arr.attrs, "year": int(year), "area": sel.description}
-    out = out.rio.write_crs(sel.grid.crs_wkt).rio.write_nodata(0, encoded=False)
+    when = time_range(int(year), int(year))
+    view = Selection.of(selection, **where).resolve("area", time=False, query="land_cover_map")
+    arr = view.yearly(when)["yearly_land_cover"]
+    out = view.area.clip(arr.isel(year=0), 0)
+    out.attrs = {**arr.attrs, "year": int(year), "area": view.area.description}
+    out = out.rio.write_crs(view.cube.grid.crs_wkt).rio.write_nodata(0, encoded=False)
     return out.rename("land_cover")
 
 
-def area_statistics(
-    cube: CubeLike,
-    *,
-    area: AreaSelection | None = None,
-    bbox: Any = None,
-    geojson: Any = None,
-    crs: Any = None,
-    start: Any = None,
-    end: Any = None,
-    snapshot: str | None = None,
-    tag: str | None = None,
-) -> pd.DataFrame:
-    """Per-year class fractions and hectares, coverage and median MVIUPD of an area.
-
-    Parameters
-    ----------
-    cube : Cube, str or path-like
-    area : AreaSelection, optional
-        A selection from :func:`~updm_dask.query.select_area`; or
-    bbox, geojson, crs
-        as for :func:`~updm_dask.query.select_area` (default: the whole cube).
-    start, end : int or str, optional
-        Inclusive years (or dates: their years count).
-    snapshot, tag : str, optional
-        Read the cube at this commit or tag.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per year: ``year``, ``area_ha``, ``observed_ha``, ``observed_fraction``,
-        ``clear_obs_per_pixel``, ``water_ha``, ``vegetation_ha``, ``urban_ha``,
-        ``water_fraction``, ``vegetation_fraction``, ``urban_fraction``,
-        ``mviupd_median`` (definitions in the module docstring). ``attrs``: ``area``
-        (its description, pixel count, hectares), ``cube``, ``snapshot``.
-
-    Raises
-    ------
-    QueryError
-        Bad area (wrong CRS, outside the grid), empty time range, no per-year layers,
-        unknown commit or tag.
-    """
-    win, sel = open_yearly(
-        cube,
-        start=start,
-        end=end,
-        area=area,
-        bbox=bbox,
-        geojson=geojson,
-        crs=crs,
-        snapshot=snapshot,
-        tag=tag,
-    )
+def area_table(view: ResolvedSelection) -> pd.DataFrame:
+    """The :func:`area_statistics` table of a resolved area selection."""
+    win, sel = view.yearly(), view.area
     counts, clear_sum, median = dask.compute(
         area_class_counts(win["yearly_land_cover"].data, sel.mask),
         area_sum(win["yearly_clear_count"].data, sel.mask),
@@ -331,9 +248,33 @@ def area_statistics(
             data[f"{name}_fraction"] = np.where(observed > 0, counts[:, code] / observed, np.nan)
     data["mviupd_median"] = median
     df = pd.DataFrame(data)
-    df.attrs = {
-        "area": sel.to_dict(),
-        "cube": win.attrs["cube"],
-        "snapshot": win.attrs["updm_snapshot"],
-    }
+    df.attrs = {"area": sel.to_dict(), "cube": view.location, "snapshot": view.snapshot}
     return df
+
+
+def area_statistics(selection: Selection | CubeLike, **where: Any) -> pd.DataFrame:
+    """Per-year class fractions and hectares, coverage and median MVIUPD of an area.
+
+    Parameters
+    ----------
+    selection : Selection, Cube, str or path-like
+        The cube, the area (default the whole cube) and the time range (its years count).
+    **where
+        Fields of :class:`~updm_dask.query.Selection`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per year: ``year``, ``area_ha``, ``observed_ha``, ``observed_fraction``,
+        ``clear_obs_per_pixel``, ``water_ha``, ``vegetation_ha``, ``urban_ha``,
+        ``water_fraction``, ``vegetation_fraction``, ``urban_fraction``,
+        ``mviupd_median`` (definitions in the module docstring). ``attrs``: ``area``
+        (its description, pixel count, hectares), ``cube``, ``snapshot``.
+
+    Raises
+    ------
+    QueryError
+        Bad area (wrong CRS, outside the grid), empty time range, no per-year layers,
+        unknown commit or tag.
+    """
+    return area_table(Selection.of(selection, **where).resolve("area", query="area_statistics"))

@@ -1,13 +1,13 @@
-"""What a query reads: which cube commit, which pixel, which area, which years, which variables.
+"""Areas of queries: a bounding box, GeoJSON polygons, a disc around a point, or a mask.
 
-Everything here is cheap (metadata and coordinates only); no pixel of the cube is read.
+Everything here is cheap (the grid and the geometry only); no pixel of the cube is read.
 
 Coordinates
 -----------
-Points and areas are given either in longitude/latitude (WGS84, the GeoJSON convention and
-the default) or in any CRS pyproj knows, typically the cube's own projected CRS. They are
-transformed with pyproj (``always_xy``: x/easting/longitude first). A pixel is selected
-when the point lies inside it; an area selects the pixels whose CENTRE lies inside it
+Areas are given either in longitude/latitude (WGS84, the GeoJSON convention and the
+default) or in any CRS pyproj knows, typically the cube's own projected CRS. They are
+transformed with pyproj (``always_xy``: x/easting/longitude first); points go through
+:mod:`updm_dask.geo.points`. An area selects the pixels whose CENTRE lies inside it
 (rasterio's rule without ``all_touched``), so adjacent areas never share a pixel.
 
 Areas are reported in hectares as pixel count x pixel size squared in the cube's projected
@@ -20,224 +20,43 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import pyproj
 import xarray as xr
 from affine import Affine
 
-from ..cube import SCENE_VARIABLES, YEARLY_VARIABLES, Cube, CubeLike, resolve_cube
 from ..errors import QueryError
 from ..geo import CubeGrid
-from ..geo.points import LONLAT, PixelLocation, check_lonlat, locate_point, parse_crs
+from ..geo.points import (
+    LONLAT,
+    PixelLocation,
+    check_lonlat,
+    disc_window,
+    locate_point,
+    parse_crs,
+)
 
 __all__ = [
     "AreaSelection",
-    "CubeLike",
-    "PixelLocation",
-    "TimeRange",
-    "locate_point",
+    "feature_mask",
+    "geojson_crs",
+    "geojson_features",
+    "point_area",
     "read_geojson",
-    "resolve_cube",
     "select_area",
-    "time_range",
+    "whole_grid",
 ]
-
 
 # Points inserted along each polygon edge before reprojecting it, so that a long straight
 # edge in lon/lat becomes the curve it is on the map.
 _DENSIFY = 16
 M2_PER_HA = 10_000.0
-
-
-# --------------------------------------------------------------------------------------
-# Which cube, which commit
-# --------------------------------------------------------------------------------------
-
-
-def open_dataset(cube: Cube) -> xr.Dataset:
-    """The cube as a lazy dask-backed Dataset, with the snapshot read in ``attrs``.
-
-    ``attrs["updm_snapshot"]`` is the snapshot actually read (a branch view reads its tip
-    once, here), recorded with every answer for provenance.
-    """
-    session = cube.session()
-    ds = xr.open_zarr(session.store, consolidated=False, zarr_format=3, chunks={})
-    if "spatial_ref" in ds.data_vars:
-        ds = ds.set_coords("spatial_ref")
-    ds.attrs["updm_snapshot"] = session.snapshot_id
-    return ds
-
-
-# --------------------------------------------------------------------------------------
-# Variables
-# --------------------------------------------------------------------------------------
-
-
-def check_variables(
-    variables: Iterable[str] | str | None, allowed: Sequence[str], what: str
-) -> list[str]:
-    """Validate a list of variable names (default: all of ``allowed``)."""
-    if variables is None:
-        return list(allowed)
-    if isinstance(variables, str):
-        variables = [v for v in variables.replace(",", " ").split() if v]
-    out = []
-    for v in variables:
-        if v not in allowed:
-            raise QueryError(
-                f"unknown {what} variable {v!r}; expected some of {', '.join(allowed)}"
-            )
-        if v not in out:
-            out.append(v)
-    if not out:
-        raise QueryError(f"variables: expected at least one {what} variable")
-    return out
-
-
-SCENE_VARIABLE_NAMES: tuple[str, ...] = tuple(SCENE_VARIABLES)
-YEARLY_VARIABLE_NAMES: tuple[str, ...] = tuple(YEARLY_VARIABLES)
-
-
-def str_values(values: Any) -> np.ndarray:
-    """A string coordinate's values as a fixed-width numpy str array.
-
-    The cube stores strings with numpy's variable-width StringDType, which numpy cannot cast
-    to ``str`` directly.
-    """
-    return np.asarray([str(v) for v in np.asarray(values).tolist()], dtype=str)
-
-
-def require_yearly(group_or_ds: Any, location: str) -> None:
-    """QueryError unless the cube has per-year layers."""
-    if "year" not in group_or_ds:
-        raise QueryError(
-            f"cube {location!r} has no per-year layers yet; build them with "
-            "Cube.rebuild_yearly() (`updm run` does so after every job)"
-        )
-
-
-# --------------------------------------------------------------------------------------
-# Time ranges
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    """An inclusive time range; ``None`` ends are open.
-
-    ``start``/``end`` are datetime64[us]; a year given as an integer means the whole year.
-    """
-
-    start: np.datetime64 | None
-    end: np.datetime64 | None
-
-    @property
-    def first_year(self) -> int | None:
-        """Calendar year of ``start``."""
-        return None if self.start is None else _year_of(self.start)
-
-    @property
-    def last_year(self) -> int | None:
-        """Calendar year of ``end``."""
-        return None if self.end is None else _year_of(self.end)
-
-    def contains_years(self, years: np.ndarray) -> np.ndarray:
-        """Boolean mask of the integer ``years`` inside the range (by calendar year)."""
-        years = np.asarray(years, dtype=np.int64)
-        keep = np.ones(years.shape, dtype=bool)
-        if self.first_year is not None:
-            keep &= years >= self.first_year
-        if self.last_year is not None:
-            keep &= years <= self.last_year
-        return keep
-
-    def contains_times(self, times: np.ndarray) -> np.ndarray:
-        """Boolean mask of the datetime64 ``times`` inside the range."""
-        t = np.asarray(times).astype("datetime64[us]")
-        keep = np.ones(t.shape, dtype=bool)
-        if self.start is not None:
-            keep &= t >= self.start
-        if self.end is not None:
-            keep &= t <= self.end
-        return keep
-
-    def describe(self) -> str:
-        """``"1975-01-01 to 1980-12-31"``-style text."""
-        a = "the beginning" if self.start is None else str(self.start.astype("datetime64[D]"))
-        b = "the end" if self.end is None else str(self.end.astype("datetime64[D]"))
-        return f"{a} to {b}"
-
-
-def _year_of(t: np.datetime64) -> int:
-    return int(t.astype("datetime64[Y]").astype(np.int64)) + 1970
-
-
-def _as_time(value: Any, name: str, *, end: bool) -> np.datetime64 | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise QueryError(f"{name}: expected a year or an ISO date, got {value!r}")
-    if isinstance(value, int | np.integer) or (isinstance(value, str) and value.isdigit()):
-        year = int(value)
-        if not 1 <= year <= 9999:
-            raise QueryError(f"{name}: year {year} is out of range")
-        if end:
-            return np.datetime64(f"{year + 1:04d}-01-01", "us") - np.timedelta64(1, "us")
-        return np.datetime64(f"{year:04d}-01-01", "us")
-    try:
-        t = np.datetime64(value)
-    except (ValueError, TypeError):
-        raise QueryError(
-            f"{name}: {value!r} is neither a year nor an ISO date (e.g. 1990 or 1990-06-01)"
-        ) from None
-    if end and t.dtype in (np.dtype("datetime64[D]"), np.dtype("datetime64[M]")):
-        # a date as end means the whole of that day (or month)
-        unit = np.datetime_data(t.dtype)[0]
-        return (t + np.timedelta64(1, unit)).astype("datetime64[us]") - np.timedelta64(1, "us")
-    return t.astype("datetime64[us]")
-
-
-def time_range(start: Any = None, end: Any = None) -> TimeRange:
-    """An inclusive :class:`TimeRange` from years (``1990``) or ISO dates (``"1990-06-01"``).
-
-    Raises
-    ------
-    QueryError
-        Unparsable values, or ``start`` after ``end``.
-    """
-    a = _as_time(start, "start", end=False)
-    b = _as_time(end, "end", end=True)
-    if a is not None and b is not None and a > b:
-        raise QueryError(f"empty time range: start {start!r} is after end {end!r}")
-    return TimeRange(a, b)
-
-
-def select_years(available: np.ndarray, when: TimeRange, location: str) -> np.ndarray:
-    """Indices of the per-year layers inside ``when`` (QueryError when there is none)."""
-    years = np.asarray(available, dtype=np.int64)
-    idx = np.flatnonzero(when.contains_years(years))
-    if idx.size == 0:
-        have = f"{years.min()}-{years.max()}" if years.size else "none"
-        raise QueryError(
-            f"empty time range: cube {location!r} has no per-year layer from "
-            f"{when.describe()} (it has years {have})"
-        )
-    return idx
-
-
-# --------------------------------------------------------------------------------------
-# Points
-# --------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------
-# Areas
-# --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
@@ -286,6 +105,20 @@ class AreaSelection:
         out = np.zeros(self.grid.shape, dtype=bool)
         out[self.rows, self.cols] = self.mask
         return out
+
+    def clip(self, data: Any, fill: Any) -> Any:
+        """``data`` over the window with the pixels outside the area set to ``fill``.
+
+        ``data`` is an xarray DataArray with dims ``(..., y, x)`` or a dask array whose last
+        two axes are the window; the result stays lazy and keeps ``data``'s dtype.
+        """
+        if self.mask.all():
+            return data
+        if isinstance(data, xr.DataArray):
+            keep = xr.DataArray(self.mask, dims=("y", "x"))
+            return data.where(keep, fill).astype(data.dtype)
+        keep = da.from_array(self.mask, chunks=data.chunks[-2:], name=False)
+        return da.where(keep, data, np.asarray(fill, dtype=data.dtype))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description."""
@@ -341,14 +174,18 @@ def read_geojson(geojson: Any) -> dict[str, Any]:
     )
 
 
-def geojson_crs(obj: Mapping[str, Any]) -> str | None:
-    """The legacy (2008 GeoJSON) ``crs`` member's name, if any."""
-    crs = obj.get("crs")
-    if isinstance(crs, Mapping):
-        props = crs.get("properties")
-        if isinstance(props, Mapping) and isinstance(props.get("name"), str):
-            return props["name"]
-    return None
+def geojson_crs(obj: Mapping[str, Any], crs: Any = None) -> pyproj.CRS:
+    """The CRS of a GeoJSON object's coordinates.
+
+    ``crs`` when given, else the object's legacy (2008 GeoJSON) ``crs`` member, else lon/lat
+    (RFC 7946).
+    """
+    if crs is None:
+        member = obj.get("crs")
+        props = member.get("properties") if isinstance(member, Mapping) else None
+        name = props.get("name") if isinstance(props, Mapping) else None
+        crs = name if isinstance(name, str) else LONLAT
+    return parse_crs(crs, "crs")
 
 
 def geojson_features(obj: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -389,7 +226,7 @@ def _densify(ring: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([pts.reshape(-1, 2), ring[-1:]], axis=0)
 
 
-def _polygons(geom: Mapping[str, Any], what: str) -> list[list[np.ndarray]]:
+def geojson_polygons(geom: Mapping[str, Any], what: str) -> list[list[np.ndarray]]:
     kind = geom.get("type")
     coords = geom.get("coordinates")
     if kind not in ("Polygon", "MultiPolygon"):
@@ -538,11 +375,10 @@ def select_area(
         geoms = project_polygons([[ring]], src, grid, what)
         return mask_polygons(geoms, grid, what)
     obj = read_geojson(geojson)
-    src_name = crs if crs is not None else (geojson_crs(obj) or LONLAT)
-    src = parse_crs(src_name, "crs")
+    src = geojson_crs(obj, crs)
     polygons = []
     for geom, _props in geojson_features(obj):
-        polygons.extend(_polygons(geom, "geojson"))
+        polygons.extend(geojson_polygons(geom, "geojson"))
     if not polygons:
         raise QueryError("geojson: no polygon in it")
     label = (
@@ -556,14 +392,53 @@ def select_area(
     return mask_polygons(geoms, grid, what)
 
 
-def area_of(grid: CubeGrid, area: AreaSelection | None, **kwargs: Any) -> AreaSelection:
-    """``area`` if given (checked against ``grid``), else :func:`select_area` of kwargs."""
-    if area is not None:
-        if any(v is not None for v in kwargs.values()):
-            raise QueryError("area: give an AreaSelection or bbox/geojson, not both")
-        if not isinstance(area, AreaSelection):
-            raise QueryError(f"area: expected an AreaSelection, got {type(area).__name__}")
-        if area.grid != grid:
-            raise QueryError("area: the selection was made on another grid than this cube's")
-        return area
-    return select_area(grid, **kwargs)
+def point_area(grid: CubeGrid, location: PixelLocation, radius: float | None) -> AreaSelection:
+    """The pixel holding a point, or with ``radius`` (metres) the disc of pixels around it.
+
+    The disc holds the pixels whose centre lies within ``radius`` of the point, and always
+    the pixel holding it (see :func:`updm_dask.geo.points.disc_window`).
+    """
+    if radius is None:
+        rows = slice(location.row, location.row + 1)
+        cols = slice(location.col, location.col + 1)
+        mask = np.ones((1, 1), dtype=bool)
+        what = f"the pixel at row {location.row}, col {location.col}"
+    else:
+        rows, cols, mask = disc_window(grid, location, radius)
+        what = (
+            f"the pixels within {float(radius):g} m of ({location.query_x:.1f}, "
+            f"{location.query_y:.1f}) in {grid.crs}"
+        )
+    return AreaSelection(rows, cols, mask, grid, what)
+
+
+def feature_mask(geom: Mapping[str, Any], src: pyproj.CRS, grid: CubeGrid, what: str) -> np.ndarray:
+    """Boolean grid mask of one GeoJSON geometry: the pixels holding its points, or the
+    pixels whose centre lies inside its polygons.
+
+    Raises
+    ------
+    QueryError
+        A geometry that is neither points nor polygons, malformed coordinates, or points
+        and polygons off the grid.
+    """
+    kind = geom.get("type")
+    if kind in ("Point", "MultiPoint"):
+        mask = np.zeros(grid.shape, dtype=bool)
+        coords = geom.get("coordinates")
+        points = [coords] if kind == "Point" else list(coords or [])
+        for p in points:
+            try:
+                px, py = float(p[0]), float(p[1])
+            except (TypeError, ValueError, IndexError):
+                raise QueryError(f"{what}: malformed point coordinates {p!r}") from None
+            if src.is_geographic:
+                loc = locate_point(grid, lon=px, lat=py)
+            else:
+                loc = locate_point(grid, x=px, y=py, crs=src)
+            mask[loc.row, loc.col] = True
+        return mask
+    if kind in ("Polygon", "MultiPolygon"):
+        geoms = project_polygons(geojson_polygons(geom, what), src, grid, what)
+        return mask_polygons(geoms, grid, what).full_mask()
+    raise QueryError(f"{what}: geometry type {kind!r}; expected points or polygons")

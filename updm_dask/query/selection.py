@@ -1,0 +1,289 @@
+"""The one selection every query takes: which cube commit, which place, which time.
+
+A :class:`Selection` says what to read. :meth:`Selection.resolve` checks it against the cube
+once (open the commit, find the pixel or the area, parse the time range) and returns a
+:class:`ResolvedSelection`, from which the queries read. Resolving reads metadata and
+coordinates only, never a pixel of the cube.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from ..cube import YEARLY_VARIABLES, Cube, CubeLike, resolve_cube
+from ..errors import QueryError
+from ..geo import CubeGrid
+from ..geo.points import PixelLocation, locate_point
+from .areas import AreaSelection, point_area, select_area
+from .times import TimeRange, select_years, time_range
+
+__all__ = ["ResolvedSelection", "Selection", "str_values"]
+
+#: What a query reads: one pixel, an area (the whole cube by default), or the whole cube.
+Place = Literal["point", "area", "cube"]
+
+_POINT_FIELDS = ("lon", "lat", "x", "y")
+_AREA_FIELDS = ("radius", "bbox", "geojson", "area")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a query reads: a cube commit, a place and a time range.
+
+    Every query of :mod:`updm_dask.query` takes a Selection first, or a cube and these
+    fields as keywords: ``area_statistics(cube, bbox=box, start=1990)`` is
+    ``area_statistics(Selection(cube, bbox=box, start=1990))``, and keywords given with a
+    Selection replace its fields. A query uses the fields it needs and rejects the others
+    with a :class:`~updm_dask.errors.QueryError` naming them: point series read one pixel,
+    area queries an area (the whole cube by default), a transition matrix takes its years
+    from its epochs.
+
+    Attributes
+    ----------
+    cube : Cube, str or path-like
+        An open cube or its location (local path or ``s3://bucket/prefix``).
+    lon, lat : float, optional
+        A point in WGS84 degrees; or
+    x, y : float, optional
+        a point in ``crs`` (default: the cube's CRS). It selects the pixel it lies in.
+    radius : float, optional
+        With a point, for area queries: the pixels whose centre lies within this many
+        metres of the point on the cube's grid (always with the pixel holding it).
+    bbox : (minx, miny, maxx, maxy), optional
+        An area: a box in ``crs`` (default lon/lat WGS84).
+    geojson : dict, str or path, optional
+        An area: a Polygon/MultiPolygon geometry, Feature or FeatureCollection (their
+        union), as a dict, JSON text or file; lon/lat (RFC 7946) unless ``crs`` or the
+        legacy ``crs`` member says otherwise.
+    area : AreaSelection, optional
+        An area already on the cube's grid (e.g. from an earlier :meth:`resolve`, or made
+        from a mask).
+    crs : str, optional
+        CRS of the ``x``/``y``, ``bbox`` or ``geojson`` coordinates (e.g. the cube's
+        ``"EPSG:32637"``).
+    start, end : int or str, optional
+        Inclusive time range: years (``1990``: the whole year) or ISO dates (an end date
+        counts whole). Queries of the per-year layers read the years the range touches.
+    snapshot, tag : str, optional
+        Read the cube as it was at this commit (snapshot id) or tag, at most one of them,
+        so that an old analysis can be reproduced exactly.
+    branch : str
+        Branch whose tip is read when no snapshot or tag is given.
+
+    Notes
+    -----
+    An area selects the pixels whose centre lies inside it (rasterio's rule without
+    ``all_touched``), so adjacent areas never share a pixel; see
+    :mod:`updm_dask.query.areas`. Nothing is checked before :meth:`resolve`.
+    """
+
+    cube: CubeLike
+    lon: float | None = None
+    lat: float | None = None
+    x: float | None = None
+    y: float | None = None
+    radius: float | None = None
+    bbox: Sequence[float] | None = None
+    geojson: Any = None
+    area: AreaSelection | None = None
+    crs: Any = None
+    start: Any = None
+    end: Any = None
+    snapshot: str | None = None
+    tag: str | None = None
+    branch: str = "main"
+
+    @classmethod
+    def of(cls, selection: Selection | CubeLike, **fields: Any) -> Selection:
+        """A Selection from a Selection or a cube, with ``fields`` (the attributes) set.
+
+        Raises
+        ------
+        TypeError
+            A keyword that is not a field of Selection.
+        """
+        if isinstance(selection, Selection):
+            return dataclasses.replace(selection, **fields) if fields else selection
+        return cls(selection, **fields)
+
+    def resolve(
+        self, place: Place = "area", *, time: bool = True, query: str = "query"
+    ) -> ResolvedSelection:
+        """Check the selection against its cube: the commit, the pixels and the years read.
+
+        Parameters
+        ----------
+        place : {"point", "area", "cube"}
+            What the query reads: the pixel of a point (which is then required), an area
+            (the whole cube when none is given), or the whole cube (no place accepted).
+        time : bool
+            Whether the query takes a time range (``start``/``end``).
+        query : str
+            Name of the query, for messages.
+
+        Returns
+        -------
+        ResolvedSelection
+
+        Raises
+        ------
+        QueryError
+            Fields the query does not take, an unparsable or empty time range, a bad point
+            or area (see :func:`~updm_dask.geo.points.locate_point` and
+            :func:`~updm_dask.query.areas.select_area`).
+        VersionError
+            Both ``snapshot`` and ``tag``, or one that the cube does not have.
+        CubeError
+            The location holds no cube.
+        """
+        self._check_fields(place, time, query)
+        when = time_range(self.start, self.end)
+        cube = resolve_cube(self.cube, snapshot=self.snapshot, tag=self.tag, branch=self.branch)
+        point = area = None
+        if place == "point":
+            point = self._locate(cube.grid)
+        elif place == "area":
+            area = self._area(cube.grid)
+        return ResolvedSelection(cube, cube.session(), when, point, area)
+
+    def _given(self, names: Sequence[str]) -> list[str]:
+        return [n for n in names if getattr(self, n) is not None]
+
+    def _check_fields(self, place: Place, time: bool, query: str) -> None:
+        if place == "point" and self._given(_AREA_FIELDS):
+            raise QueryError(
+                f"{query} reads one pixel: give a point (lon/lat or x/y), not "
+                f"{', '.join(self._given(_AREA_FIELDS))}"
+            )
+        if place == "cube" and self._given((*_POINT_FIELDS, *_AREA_FIELDS, "crs")):
+            raise QueryError(
+                f"{query} reads the whole cube: drop "
+                f"{', '.join(self._given((*_POINT_FIELDS, *_AREA_FIELDS, 'crs')))}"
+            )
+        if not time and self._given(("start", "end")):
+            raise QueryError(f"{query} takes no start/end (its arguments set the years)")
+
+    def _locate(self, grid: CubeGrid) -> PixelLocation:
+        return locate_point(grid, lon=self.lon, lat=self.lat, x=self.x, y=self.y, crs=self.crs)
+
+    def _area(self, grid: CubeGrid) -> AreaSelection:
+        if self.area is not None:
+            if self._given(("bbox", "geojson", "crs", "radius", *_POINT_FIELDS)):
+                raise QueryError("area: give an AreaSelection or bbox/geojson, not both")
+            if not isinstance(self.area, AreaSelection):
+                raise QueryError(f"area: expected an AreaSelection, got {type(self.area).__name__}")
+            if self.area.grid != grid:
+                raise QueryError("area: the selection was made on another grid than this cube's")
+            return self.area
+        if self._given(_POINT_FIELDS):
+            if self._given(("bbox", "geojson")):
+                raise QueryError("area: give a point, a bbox or a GeoJSON polygon, one of them")
+            return point_area(grid, self._locate(grid), self.radius)
+        if self.radius is not None:
+            raise QueryError("radius: give it with a point (lon/lat or x/y)")
+        return select_area(grid, bbox=self.bbox, geojson=self.geojson, crs=self.crs)
+
+
+@dataclass(frozen=True, eq=False)
+class ResolvedSelection:
+    """A :class:`Selection` checked against its cube: what a query reads.
+
+    Attributes
+    ----------
+    cube : Cube
+        The cube view (branch tip, or pinned to the commit or tag asked for).
+    session : icechunk.Session
+        A read-only session of the one commit every read of the query comes from, even
+        while a job commits to the branch.
+    when : TimeRange
+    point : PixelLocation or None
+        The pixel, for point queries.
+    area : AreaSelection or None
+        The area, for area queries (the whole cube when none was given).
+    """
+
+    cube: Cube
+    session: Any
+    when: TimeRange
+    point: PixelLocation | None = None
+    area: AreaSelection | None = None
+
+    @property
+    def location(self) -> str:
+        """The cube's location."""
+        return self.cube.location
+
+    @property
+    def snapshot(self) -> str:
+        """Id of the commit read (recorded with every answer for provenance)."""
+        return self.session.snapshot_id
+
+    @cached_property
+    def dataset(self) -> xr.Dataset:
+        """The whole cube at the commit read, as a lazy dask-backed Dataset.
+
+        ``attrs["updm_snapshot"]`` is the commit's id.
+        """
+        ds = xr.open_zarr(self.session.store, consolidated=False, zarr_format=3, chunks={})
+        if "spatial_ref" in ds.data_vars:
+            ds = ds.set_coords("spatial_ref")
+        ds.attrs["updm_snapshot"] = self.snapshot
+        return ds
+
+    def yearly(self, when: TimeRange | None = None) -> xr.Dataset:
+        """The per-year layers over the area's window and the years of ``when`` (lazy).
+
+        Parameters
+        ----------
+        when : TimeRange, optional
+            Default: the selection's time range.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``yearly_land_cover``, ``yearly_mviupd_median``, ``yearly_clear_count``, dims
+            (year, y, x), with ``attrs`` ``cube`` and ``updm_snapshot``.
+
+        Raises
+        ------
+        QueryError
+            The cube has no per-year layers, or none in the range.
+        """
+        ds = self.dataset
+        require_yearly(ds, self.location)
+        idx = select_years(ds["year"].values, when or self.when, self.location)
+        area = self.area if self.area is not None else select_area(self.cube.grid)
+        win = ds[list(YEARLY_VARIABLES)].isel(
+            year=slice(int(idx[0]), int(idx[-1]) + 1), y=area.rows, x=area.cols
+        )
+        win.attrs.update(cube=self.location, updm_snapshot=self.snapshot)
+        return win
+
+    def scene_ids(self) -> np.ndarray:
+        """Ids of the scenes stored, one per time slot (str array)."""
+        return str_values(self.dataset["scene_id"].values)
+
+
+def require_yearly(group_or_ds: Any, location: str) -> None:
+    """QueryError unless the cube (a Dataset or a Zarr group) has per-year layers."""
+    if "year" not in group_or_ds:
+        raise QueryError(
+            f"cube {location!r} has no per-year layers yet; build them with "
+            "Cube.rebuild_yearly() (`updm run` does so after every job)"
+        )
+
+
+def str_values(values: Any) -> np.ndarray:
+    """A string coordinate's values as a fixed-width numpy str array.
+
+    The cube stores strings with numpy's variable-width StringDType, which numpy cannot cast
+    to ``str`` directly.
+    """
+    return np.asarray([str(v) for v in np.asarray(values).tolist()], dtype=str)
