@@ -380,9 +380,7 @@ class DerivedSession:
         data = var.data
         if isinstance(data, da.Array):
             chunks = tuple(c[0] if c else 1 for c in data.chunks)
-            self._group.create_array(
-                name, shape=data.shape, chunks=chunks, dtype=dtype, **common
-            )
+            self._group.create_array(name, shape=data.shape, chunks=chunks, dtype=dtype, **common)
             return data.rechunk(chunks)
         edge = chunk_edge(None, "updm.chunks.yearly", 128)
         chunks = tuple(
