@@ -16,24 +16,26 @@ from updm_dask.cli import main
 from updm_dask.cube import QUALITY_CLOUD_SHADOW, create_cube, open_cube
 from updm_dask.embed import (
     Period,
-    cube_vectors,
     embedding_layer,
-    embedding_sums,
-    features_from_sums,
     fit_encoder,
     point_embedding,
     similar_places,
-    standardise,
     store_embedding,
     stored_embedding,
-    vector_distance,
 )
-from updm_dask.embed._geo import grid_lonlat
-from updm_dask.embed._kernel import n_sums
-from updm_dask.embed.embedding import time_axes
+from updm_dask.embed._kernel import (
+    embedding_sums,
+    features_from_sums,
+    n_sums,
+    standardise,
+    time_axes,
+)
+from updm_dask.embed.layer import cube_vectors
+from updm_dask.embed.similar import vector_distance
 from updm_dask.embed.synthetic import make_synthetic_cube
 from updm_dask.errors import CubeError, QueryError
 from updm_dask.geo import CubeGrid
+from updm_dask.geo.points import grid_lonlat
 
 PERIOD = "1972-2024"
 

@@ -9,20 +9,15 @@ import numpy as np
 import pytest
 
 from updm_dask.cli import main
-from updm_dask.embed import (
-    cube_vectors,
-    evaluate_embedding,
-    fit_encoder,
-    fit_location_encoder,
-    impute_missing,
-    load_encoder,
-    real_sph_harm,
-)
-from updm_dask.embed._geo import grid_lonlat
+from updm_dask.embed import evaluate_embedding, fit_encoder, load_encoder
+from updm_dask.embed._kernel import impute_missing
 from updm_dask.embed._ridge import ridge_cv, ridge_fit
+from updm_dask.embed.encoder import fit_location_encoder, real_sph_harm
 from updm_dask.embed.evaluate import spatial_split
+from updm_dask.embed.layer import cube_vectors
 from updm_dask.embed.synthetic import make_synthetic_cube
 from updm_dask.errors import QueryError
+from updm_dask.geo.points import grid_lonlat
 
 PERIOD = "1972-2024"
 

@@ -59,12 +59,14 @@ from scipy.spatial import cKDTree
 
 from ..cube import CubeLike, resolve_cube
 from ..errors import QueryError
-from ..geo.points import grid_lonlat
+from ..geo.points import check_lonlat, grid_lonlat
+from ._format import csv_number, csv_text
 from ._geo import EARTH_RADIUS_M, chord_to_m, lonlat_to_unit
 from ._kernel import impute_missing
 from ._period import DEFAULT_PERIOD, EMBEDDING_VERSION, Period
 from ._ridge import block_groups, ridge_cv
-from .embedding import EmbeddingStats, cube_vectors
+from ._stats import EmbeddingStats
+from .layer import cube_vectors
 
 __all__ = [
     "ENCODER_FORMAT",
@@ -201,12 +203,59 @@ def _frame_coords(
 
 @dataclass(frozen=True, eq=False)
 class EncodedLocations:
-    """Encoder output: ``vectors`` (n, dims), ``distance_m`` and ``far`` per point."""
+    """Encoder output: ``vectors`` (n, dims), ``distance_m`` and ``far`` per point.
+
+    ``lon``/``lat`` are the points encoded (degrees), ``far_threshold_m`` the encoder's
+    distance beyond which a point is far from its training data.
+    """
 
     vectors: np.ndarray
     distance_m: np.ndarray
     far: np.ndarray
     names: tuple[str, ...]
+    lon: np.ndarray
+    lat: np.ndarray
+    far_threshold_m: float
+
+    def to_csv(self, ids: Sequence[str] | None = None) -> str:
+        """CSV text, one row per point: ``id, lon, lat, distance_m, far`` and the vector.
+
+        ``ids`` default to the point numbers from 1.
+        """
+        ids = [str(i + 1) for i in range(len(self.lon))] if ids is None else list(ids)
+        header = ["id", "lon", "lat", "distance_m", "far", *self.names]
+        rows = [
+            [i, float(a), float(b), f"{d:.1f}", bool(f), *[csv_number(float(v)) for v in vec]]
+            for i, a, b, d, f, vec in zip(
+                ids, self.lon, self.lat, self.distance_m, self.far, self.vectors, strict=True
+            )
+        ]
+        return csv_text(header, rows)
+
+    def to_dict(self, i: int = 0) -> dict[str, Any]:
+        """JSON-able record of point ``i``."""
+        return {
+            "lon": float(self.lon[i]),
+            "lat": float(self.lat[i]),
+            "distance_to_training_m": float(self.distance_m[i]),
+            "far_from_training_data": bool(self.far[i]),
+            "far_threshold_m": self.far_threshold_m,
+            "names": list(self.names),
+            "vector": [float(v) for v in self.vectors[i]],
+        }
+
+    def format(self, i: int = 0) -> str:
+        """Plain-text report of point ``i``: the far flag, distances, the vector."""
+        flag = "FAR from training data" if self.far[i] else "near training data"
+        lines = [
+            f"encoded ({float(self.lon[i])}, {float(self.lat[i])}): {flag} (nearest training "
+            f"point {float(self.distance_m[i]):.0f} m, threshold {self.far_threshold_m:.0f} m)"
+        ]
+        w = max(len(n) for n in self.names)
+        lines += [
+            f"  {n:<{w}}  {v:>8.3f}" for n, v in zip(self.names, self.vectors[i], strict=True)
+        ]
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,8 +311,6 @@ class LocationEncoder:
         correction : bool
             Add the local residual correction (when the encoder has residuals).
         """
-        from ..geo.points import check_lonlat
-
         lo, la = check_lonlat(np.atleast_1d(lon), np.atleast_1d(lat))
         xyz = lonlat_to_unit(lo.ravel(), la.ravel()).reshape(-1, 3)
         b = real_sph_harm(*self._sphere(xyz), self.degree)
@@ -279,11 +326,25 @@ class LocationEncoder:
         if correction and self.residuals is not None:
             vec = vec + _residual_correction(dist, idx, self.residuals, self.far_threshold_m)
         return EncodedLocations(
-            vec.astype(np.float32), dist[:, 0], dist[:, 0] > self.far_threshold_m, self.names
+            vec.astype(np.float32),
+            dist[:, 0],
+            dist[:, 0] > self.far_threshold_m,
+            self.names,
+            lo.ravel(),
+            la.ravel(),
+            self.far_threshold_m,
         )
 
     def __call__(self, lon: Any, lat: Any) -> EncodedLocations:
         return self.encode(lon, lat)
+
+    def format(self) -> str:
+        """One line: what the encoder is and what it was fitted to."""
+        return (
+            f"location encoder (degree {self.degree}, {self.frame} frame, "
+            f"{self.weights.shape[0]} basis functions, {self.train_xyz.shape[0]} training "
+            f"points, ridge alpha {self.alpha:.3g}, far beyond {self.far_threshold_m:.0f} m)"
+        )
 
     # -- files -------------------------------------------------------------------------
 
@@ -436,8 +497,6 @@ def fit_location_encoder(
         raise QueryError(f"degree: expected an integer >= 0, got {degree!r}")
     if not (np.isfinite(far_factor) and far_factor > 0):
         raise QueryError(f"far_factor: expected a positive number, got {far_factor!r}")
-    from ..geo.points import check_lonlat
-
     lo, la = check_lonlat(np.ravel(lon), np.ravel(lat))
     y = np.asarray(vectors, dtype=np.float64)
     if y.ndim != 2 or y.shape[0] != lo.size:
@@ -487,25 +546,14 @@ def fit_location_encoder(
     )
 
 
-def cube_training_points(
-    cubes: CubeLike | Sequence[CubeLike],
-    period: Any = DEFAULT_PERIOD,
-    *,
-    epoch_years: int | None = 10,
-    radius: float = 0.0,
-    step: int = 1,
-    stats: EmbeddingStats | None = None,
+def _training_points(
+    cubes: Sequence[CubeLike], per: Period, radius: float, step: int, stats: EmbeddingStats | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, EmbeddingStats]:
     """Lon, lat and standardised vectors of every ``step``-th pixel with clear data.
 
     All cubes are standardised with one set of statistics: ``stats``, else the first
     cube's own.
     """
-    if isinstance(cubes, str | os.PathLike) or not isinstance(cubes, Sequence):
-        cubes = [cubes]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-        raise QueryError(f"step: expected a positive integer, got {step!r}")
-    per = Period.parse(period, epoch_years)
     lons, lats, vecs = [], [], []
     for cube in cubes:
         c = resolve_cube(cube)
@@ -542,9 +590,12 @@ def fit_encoder(
     Every ``step``-th pixel (in both directions) with at least one clear observation in
     the period is a training point; see :func:`fit_location_encoder` for the rest.
     """
-    lon, lat, vec, st = cube_training_points(
-        cubes, period, epoch_years=epoch_years, radius=radius, step=step, stats=stats
-    )
+    if isinstance(cubes, str | os.PathLike) or not isinstance(cubes, Sequence):
+        cubes = [cubes]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise QueryError(f"step: expected a positive integer, got {step!r}")
+    per = Period.parse(period, epoch_years)
+    lon, lat, vec, st = _training_points(cubes, per, radius, step, stats)
     return fit_location_encoder(
         lon,
         lat,

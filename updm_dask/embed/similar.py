@@ -20,17 +20,13 @@ import xarray as xr
 
 from ..cube import CubeLike, resolve_cube
 from ..errors import QueryError
-from ..geo.points import LONLAT, grid_lonlat, to_grid_xy
-from ._geo import great_circle_m
+from ..geo.points import LONLAT, grid_lonlat
+from ._geo import cube_holding, great_circle_m
 from ._kernel import impute_missing
 from ._period import DEFAULT_PERIOD, Period
-from .embedding import (
-    EmbeddingStats,
-    PointEmbedding,
-    cube_statistics,
-    cube_vectors,
-    point_embedding,
-)
+from ._stats import EmbeddingStats
+from .layer import cube_statistics, cube_vectors
+from .points import PointEmbedding, point_embedding
 
 __all__ = ["METRICS", "SimilarPlaces", "similar_places", "vector_distance"]
 
@@ -91,6 +87,10 @@ class SimilarPlaces:
         )
         cols = ["rank", "lon", "lat", "distance", "clear_count", "row", "col", "cube"]
         return head + "\n" + self.table[cols].to_string(index=False, float_format="%.6f")
+
+    def to_csv(self) -> str:
+        """The table as CSV text."""
+        return self.table.to_csv(index=False)
 
     def plot(self, path: str | os.PathLike, *, dpi: int = 120) -> Path:
         """Map(s) of the distances with the query (star) and the places (numbered), as PNG."""
@@ -196,7 +196,7 @@ def similar_places(
         Metres: the query and every candidate pixel are the neighbourhoods of this radius
         (observations pooled); 0 compares single pixels.
     period, epoch_years
-        The embedding's period (see :func:`~.embedding.embedding_layer`).
+        The embedding's period (see :func:`~.layer.embedding_layer`).
     stats : EmbeddingStats, optional
         Standardisation for every cube (default: the query cube's own statistics).
     exclude_m : float, optional
@@ -231,13 +231,7 @@ def similar_places(
         raise QueryError(f"radius: expected a non-negative number of metres, got {radius!r}")
     per = Period.parse(period, epoch_years)
     opened = [resolve_cube(c) for c in cubes]
-    qcube = None
-    for c in opened:
-        x, y = to_grid_xy(c.grid, lon, lat, crs)
-        xmin, ymin, xmax, ymax = c.grid.bounds
-        if xmin <= float(x) < xmax and ymin < float(y) <= ymax:
-            qcube = c
-            break
+    qcube = cube_holding(opened, lon, lat, crs)
     if qcube is None:
         raise QueryError(
             f"similar_places: the query point ({lon}, {lat}) lies in none of the "
