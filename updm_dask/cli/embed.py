@@ -123,8 +123,18 @@ def _emit(text: str, output: str | None) -> None:
         print(text, end="")
 
 
-def _is_csv(output: str | None) -> bool:
-    return bool(output) and output.lower().endswith(".csv")
+def _write_result(result: Any, output: str | None) -> bool:
+    """A point's result to ``--output``: CSV for a ``.csv`` name, else JSON. True for CSV."""
+    if output and output.lower().endswith(".csv"):
+        _emit(result.to_csv(), output)
+        return True
+    if output:
+        _emit(json.dumps(result.to_dict(), indent=1), output)
+    return False
+
+
+def _print_result(result: Any, as_json: bool) -> None:
+    print(json.dumps(result.to_dict(), indent=1) if as_json else result.format())
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
@@ -176,11 +186,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from ..embed import point_embedding
 
     pe = point_embedding(args.cubes[0], args.lon, args.lat, radius=args.radius, period=per)
-    if _is_csv(args.output):
-        _emit(pe.to_csv(), args.output)
-    elif args.output:
-        _emit(json.dumps(pe.to_dict(), indent=1), args.output)
-    print(json.dumps(pe.to_dict(), indent=1) if args.json else pe.format())
+    _write_result(pe, args.output)
+    _print_result(pe, args.json)
     return 0
 
 
@@ -224,12 +231,8 @@ def _encode(args: argparse.Namespace, has_point: bool) -> int:
     if not has_point:
         raise QueryError("with --encoder give --lon/--lat or --points")
     out = enc.encode(args.lon, args.lat)
-    if _is_csv(args.output):
-        _emit(out.to_csv(), args.output)
-        return 0
-    if args.output:
-        _emit(json.dumps(out.to_dict(), indent=1), args.output)
-    print(json.dumps(out.to_dict(), indent=1) if args.json else out.format())
+    if not _write_result(out, args.output):  # a CSV file says it all
+        _print_result(out, args.json)
     return 0
 
 

@@ -324,23 +324,23 @@ class DerivedSession:
     def _check(self, name: str, ds: xr.Dataset) -> list[str]:
         """Names of the variables ``ds`` stores, after checking them against the cube."""
         grid = self._cube.grid
-        for dim, size in ds.sizes.items():
+        for dim in ds.dims:
             if dim in _RESERVED_DIMS:
                 raise CubeError(
                     f"derived layer {name!r}: dim {dim!r} belongs to the cube's scenes or "
                     "per-year layers; name the layer's own axis otherwise"
                 )
-            expected = {"y": grid.ny, "x": grid.nx}.get(str(dim))
-            if expected is not None and size != expected:
-                raise GridError(
-                    f"derived layer {name!r}: {dim} has {size} pixels, the cube grid {expected}"
+        for dim, centres in (("y", grid.y), ("x", grid.x)):
+            if dim in ds.dims and not (
+                ds.sizes[dim] == centres.size
+                and (
+                    dim not in ds.coords
+                    or np.allclose(ds[dim].values, centres, rtol=0.0, atol=grid.resolution * 1e-6)
                 )
-        for dim, values in (("y", grid.y), ("x", grid.x)):
-            if dim in ds.coords and not np.allclose(
-                ds[dim].values, values, rtol=0.0, atol=grid.resolution * 1e-6
             ):
                 raise GridError(
-                    f"derived layer {name!r}: the {dim} coordinates are not the cube grid's"
+                    f"derived layer {name!r}: its {dim} axis ({ds.sizes[dim]} pixels) is not "
+                    f"the cube grid's ({centres.size} pixels from {centres[0]:.1f})"
                 )
         coords = [str(k) for k in ds.coords if k not in ("y", "x", "spatial_ref")]
         variables = [str(k) for k in ds.data_vars] + coords

@@ -174,7 +174,7 @@ def store_embedding(
     Returns
     -------
     str
-        The new snapshot id.
+        Id of the snapshot that holds the layer.
 
     Raises
     ------

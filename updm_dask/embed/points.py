@@ -37,9 +37,6 @@ __all__ = [
     "read_places",
 ]
 
-_LON_NAMES = ("lon", "longitude", "lng", "x")
-_LAT_NAMES = ("lat", "latitude", "y")
-
 
 @dataclass(frozen=True, eq=False)
 class PointEmbedding:
@@ -67,17 +64,9 @@ class PointEmbedding:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (NaN as None)."""
+        plain = "cube lon lat x y row col radius_m n_pixels clear_count".split()
         return {
-            "cube": self.cube,
-            "lon": self.lon,
-            "lat": self.lat,
-            "x": self.x,
-            "y": self.y,
-            "row": self.row,
-            "col": self.col,
-            "radius_m": self.radius_m,
-            "n_pixels": self.n_pixels,
-            "clear_count": self.clear_count,
+            **{k: getattr(self, k) for k in plain},
             "period": str(self.period),
             "epoch_years": self.period.epoch_years,
             "embedding_version": EMBEDDING_VERSION,
@@ -229,6 +218,11 @@ class Place:
     lon: float
     lat: float
     radius: float | None = None
+
+
+#: Column names taken for longitude and latitude, in order of preference (any case).
+_LON_NAMES = ("lon", "longitude", "lng", "x")
+_LAT_NAMES = ("lat", "latitude", "y")
 
 
 def read_places(path: str | Path) -> list[Place]:
