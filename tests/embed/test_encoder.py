@@ -10,9 +10,10 @@ import pytest
 
 from updm_dask.cli import main
 from updm_dask.embed import evaluate_embedding, fit_encoder, load_encoder
+from updm_dask.embed._harmonics import real_sph_harm
 from updm_dask.embed._kernel import impute_missing
 from updm_dask.embed._ridge import ridge_cv, ridge_fit
-from updm_dask.embed.encoder import fit_location_encoder, real_sph_harm
+from updm_dask.embed.encoder import fit_location_encoder
 from updm_dask.embed.evaluate import spatial_split
 from updm_dask.embed.layer import cube_vectors
 from updm_dask.embed.synthetic import make_synthetic_cube
@@ -226,6 +227,7 @@ def test_encoder_bad_arguments(pixels):
         fit_location_encoder(np.full(4, x[0]), np.full(4, y[0]), v)
 
 
+@pytest.mark.slow
 def test_global_frame_and_fit_from_cube_and_cli(syn, tmp_path, capsys):
     enc = fit_encoder(syn.cube, PERIOD, step=4, degree=4, frame="global")
     assert enc.frame == "global" and enc.weights.shape == (25, 62)
@@ -259,6 +261,7 @@ def test_global_frame_and_fit_from_cube_and_cli(syn, tmp_path, capsys):
     assert rows[0].startswith("| embedding 1972-2009 | 42 |")
 
 
+@pytest.mark.slow
 def test_cli_evaluates_the_synthetic_cube(tmp_path, capsys):
     """``--synthetic DIR`` builds the synthetic test cube and evaluates it."""
     where = tmp_path / "s"

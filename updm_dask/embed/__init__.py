@@ -19,8 +19,9 @@ Layout, one concern a module: ``_period`` (periods, epochs, dimension names), ``
 (numpy kernels), ``_features`` (their dask wrappers), ``_scenes`` (the cube's scene arrays
 an embedding reads), ``_stats`` (standardisation), ``layer`` (every pixel: compute, store in
 the cube as a derived layer, read back), ``points`` (a place; points files), ``similar``,
-``encoder`` (with ``_ridge``), ``evaluate``, ``synthetic`` (a cube of known content), and
-``_geo`` / ``_format`` (disks and distances; CSV and JSON output).
+``encoder`` (with its numpy kernels ``_harmonics`` and ``_ridge``), ``evaluate``,
+``synthetic`` (a cube of known content), and ``_geo`` / ``_format`` (disks and distances;
+CSV and JSON output).
 """
 
 from __future__ import annotations

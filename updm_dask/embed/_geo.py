@@ -8,25 +8,21 @@ cube's projected grid.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..cube import Cube
-from ..errors import PointError, QueryError
+from ..errors import QueryError
 from ..geo import CubeGrid
-from ..geo.points import LONLAT, PixelLocation, check_lonlat, locate_point, parse_crs
+from ..geo.points import PixelLocation
 
 __all__ = [
     "EARTH_RADIUS_M",
     "Window",
     "chord_to_m",
-    "cube_holding",
     "disk_footprint",
     "great_circle_m",
-    "locate",
     "lonlat_to_unit",
     "point_window",
 ]
@@ -55,41 +51,6 @@ class Window:
     rows: slice
     cols: slice
     mask: np.ndarray
-
-
-def locate(grid: CubeGrid, lon: float, lat: float, crs: Any = LONLAT) -> PixelLocation:
-    """The pixel of ``grid`` holding the point ``(lon, lat)`` given in ``crs``.
-
-    The embedding's functions take a point as ``lon, lat[, crs]``: longitude/latitude by
-    default, else x/y in ``crs``.
-
-    Raises
-    ------
-    PointError
-        Bad coordinates or CRS, or the point lies outside the grid.
-    """
-    if isinstance(crs, str) and crs == LONLAT:
-        return locate_point(grid, lon=lon, lat=lat)
-    return locate_point(grid, x=lon, y=lat, crs=crs)
-
-
-def cube_holding(cubes: Sequence[Cube], lon: float, lat: float, crs: Any = LONLAT) -> Cube | None:
-    """The first of ``cubes`` whose grid holds the point, or None.
-
-    Raises
-    ------
-    PointError
-        Bad coordinates or CRS (whatever the cubes).
-    """
-    if parse_crs(crs).is_geographic:
-        check_lonlat(lon, lat)
-    for c in cubes:
-        try:
-            locate(c.grid, lon, lat, crs)
-        except PointError:
-            continue  # outside this cube's grid
-        return c
-    return None
 
 
 def point_window(grid: CubeGrid, point: PixelLocation, radius_m: float = 0.0) -> Window:

@@ -18,10 +18,11 @@ import numpy as np
 
 from ..cube import CubeLike, resolve_cube
 from ..errors import PointError, QueryError
-from ..geo.points import LONLAT
+from ..geo import CubeGrid
+from ..geo.points import LONLAT, PixelLocation, locate_point
 from ._features import clear_count
 from ._format import csv_number, csv_text, json_floats
-from ._geo import locate, point_window
+from ._geo import point_window
 from ._kernel import embedding_sums, features_from_sums, standardise
 from ._period import DEFAULT_PERIOD, EMBEDDING_VERSION, Period
 from ._scenes import SceneInputs
@@ -31,6 +32,7 @@ from .layer import cube_statistics
 __all__ = [
     "Place",
     "PointEmbedding",
+    "locate",
     "place_table",
     "point_embedding",
     "points_embedding",
@@ -96,6 +98,22 @@ class PointEmbedding:
         for n, r, z in zip(self.names, self.raw, self.vector, strict=True):
             lines.append(f"  {n:<{w}}  {r:>10.4f}  {z:>12.3f}")
         return "\n".join(lines)
+
+
+def locate(grid: CubeGrid, lon: float, lat: float, crs: Any = LONLAT) -> PixelLocation:
+    """The pixel of ``grid`` holding the point ``(lon, lat)`` given in ``crs``.
+
+    The embedding's functions take a point as ``lon, lat[, crs]``: longitude/latitude by
+    default, else x/y in ``crs``.
+
+    Raises
+    ------
+    PointError
+        Bad coordinates or CRS, or the point lies outside the grid.
+    """
+    if isinstance(crs, str) and crs == LONLAT:
+        return locate_point(grid, lon=lon, lat=lat)
+    return locate_point(grid, x=lon, y=lat, crs=crs)
 
 
 def point_embedding(

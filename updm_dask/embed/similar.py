@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..cube import CubeLike, resolve_cube
-from ..errors import QueryError
-from ..geo.points import LONLAT, grid_lonlat
-from ._geo import cube_holding, great_circle_m
+from ..cube import Cube, CubeLike, resolve_cube
+from ..errors import PointError, QueryError
+from ..geo.points import LONLAT, check_lonlat, grid_lonlat, parse_crs
+from ._geo import great_circle_m
 from ._kernel import impute_missing
 from ._period import DEFAULT_PERIOD, Period
 from ._stats import EmbeddingStats
 from .layer import cube_statistics, cube_vectors
-from .points import PointEmbedding, point_embedding
+from .points import PointEmbedding, locate, point_embedding
 
 __all__ = ["METRICS", "SimilarPlaces", "similar_places", "vector_distance"]
 
@@ -161,6 +161,25 @@ class SimilarPlaces:
         return out
 
 
+def _cube_holding(cubes: Sequence[Cube], lon: float, lat: float, crs: Any = LONLAT) -> Cube | None:
+    """The first of ``cubes`` whose grid holds the point, or None.
+
+    Raises
+    ------
+    PointError
+        Bad coordinates or CRS (whatever the cubes).
+    """
+    if parse_crs(crs).is_geographic:
+        check_lonlat(lon, lat)
+    for c in cubes:
+        try:
+            locate(c.grid, lon, lat, crs)
+        except PointError:
+            continue  # outside this cube's grid
+        return c
+    return None
+
+
 def _distance_block(block: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:
     return vector_distance(block, query, metric)
 
@@ -231,7 +250,7 @@ def similar_places(
         raise QueryError(f"radius: expected a non-negative number of metres, got {radius!r}")
     per = Period.parse(period, epoch_years)
     opened = [resolve_cube(c) for c in cubes]
-    qcube = cube_holding(opened, lon, lat, crs)
+    qcube = _cube_holding(opened, lon, lat, crs)
     if qcube is None:
         raise QueryError(
             f"similar_places: the query point ({lon}, {lat}) lies in none of the "
