@@ -113,8 +113,8 @@ def write_derived(
     message : str, optional
         Commit message (default ``"write derived layer NAME"``).
     metadata : mapping, optional
-        JSON-able commit metadata; ``action``, ``derived_layers_written`` and
-        ``updm_dask_version`` are added when absent.
+        JSON-able commit metadata; ``action``, ``derived_layers_written``,
+        ``derived_layers_deleted`` and ``updm_dask_version`` are added when absent.
 
     Returns
     -------
