@@ -23,15 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from updm_dask.embed import (
-    cube_vectors,
-    embedding_layer,
-    fit_encoder,
-    point_embedding,
-    store_embedding,
-)
-from updm_dask.embed._geo import grid_lonlat
+from updm_dask.embed import embedding_layer, fit_encoder, point_embedding, store_embedding
+from updm_dask.embed.layer import cube_vectors
 from updm_dask.embed.synthetic import make_synthetic_cube
+from updm_dask.geo.points import grid_lonlat
 
 
 def _time(f, repeats: int = 3) -> float:

@@ -7,7 +7,9 @@ Usage::
     updm embed CUBE --store [--period 1972-2024]
     updm embed CUBE [CUBE ...] --fit-encoder encoder.npz [--degree 20] [--frame cap] [--step 2]
     updm embed --encoder encoder.npz (--lon X --lat Y | --points points.csv) [--output F]
-    updm embed CUBE --evaluate [--feature-period 1972-2009] [--target-period 2010-2024]
+    updm embed CUBE [CUBE ...] --evaluate [--feature-period 1972-2009]
+               [--target-period 2010-2024] [--block PX] [--seed N] [--output table.md]
+    updm embed --evaluate --synthetic DIR [--block 8]
     updm similar CUBE [CUBE ...] --lon X --lat Y [-k 10] [--metric cosine] [--radius M]
                  [--exclude M] [--separation M] [--output table.csv] [--png map.png]
 """
@@ -15,19 +17,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
-import sys
-from pathlib import Path
 from typing import Any
 
 from ..errors import QueryError
 
 __all__ = ["register"]
-
-_LON_NAMES = ("lon", "longitude", "lng", "x")
-_LAT_NAMES = ("lat", "latitude", "y")
 
 
 def _epoch_years(value: int) -> int | None:
@@ -79,6 +74,13 @@ def register(subparsers: Any) -> None:
     e.add_argument("--step", type=int, default=1, help="encoder: every STEP-th pixel trains")
     e.add_argument("--feature-period", default="1972-2009", help="evaluation features")
     e.add_argument("--target-period", default="2010-2024", help="evaluation target")
+    e.add_argument("--block", type=int, default=None, help="evaluation: split block edge (pixels)")
+    e.add_argument("--seed", type=int, default=0, help="evaluation: seed of the test blocks")
+    e.add_argument(
+        "--synthetic",
+        metavar="DIR",
+        help="evaluation: build the synthetic test cube in this (new) folder and evaluate it",
+    )
     e.set_defaults(func=_cmd_embed)
 
     s = subparsers.add_parser(
@@ -112,70 +114,39 @@ def _need_point(args: argparse.Namespace) -> bool:
     return args.lon is not None
 
 
-def read_points(path: str | Path) -> list[dict[str, Any]]:
-    """Points of a CSV: ``lon``/``lat`` columns (or longitude/latitude), optional ``id``
-    (or name) and ``radius`` (metres)."""
-    p = Path(path)
-    if not p.is_file():
-        raise QueryError(f"points file {str(p)!r} does not exist")
-    with p.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        fields = {h.strip().lower(): h for h in (reader.fieldnames or [])}
-        lon_key = next((fields[n] for n in _LON_NAMES if n in fields), None)
-        lat_key = next((fields[n] for n in _LAT_NAMES if n in fields), None)
-        if lon_key is None or lat_key is None:
-            raise QueryError(
-                f"{str(p)!r}: expected columns lon and lat (or longitude/latitude), got "
-                f"{reader.fieldnames}"
-            )
-        id_key = fields.get("id") or fields.get("name")
-        r_key = fields.get("radius") or fields.get("radius_m")
-        out = []
-        for i, row in enumerate(reader, start=2):
-            try:
-                lon, lat = float(row[lon_key]), float(row[lat_key])
-                radius = float(row[r_key]) if r_key and row[r_key].strip() else None
-            except (TypeError, ValueError):
-                raise QueryError(
-                    f"{str(p)!r} line {i}: lon/lat/radius must be numbers, got {row}"
-                ) from None
-            out.append(
-                {
-                    "id": row[id_key] if id_key else str(i - 1),
-                    "lon": lon,
-                    "lat": lat,
-                    "radius": radius,
-                }
-            )
-    if not out:
-        raise QueryError(f"{str(p)!r} holds no points")
-    return out
+def _emit(text: str, output: str | None) -> None:
+    """``text`` to the ``--output`` file, else to standard output."""
+    if output:
+        with open(output, "w", newline="", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        print(text, end="")
 
 
-def _num(v: float) -> str:
-    return "" if not math.isfinite(v) else f"{v:.6g}"
+def _write_result(result: Any, output: str | None) -> bool:
+    """A point's result to ``--output``: CSV for a ``.csv`` name, else JSON. True for CSV."""
+    if output and output.lower().endswith(".csv"):
+        _emit(result.to_csv(), output)
+        return True
+    if output:
+        _emit(json.dumps(result.to_dict(), indent=1), output)
+    return False
 
 
-def _write_rows(header: list[str], rows: list[list[Any]], output: str | None) -> None:
-    f = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
-    try:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    finally:
-        if output:
-            f.close()
+def _print_result(result: Any, as_json: bool) -> None:
+    print(json.dumps(result.to_dict(), indent=1) if as_json else result.format())
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from ..embed._period import Period
-    from ..embed.embedding import cube_statistics, point_embedding, store_embedding
+    from ..embed import Period
 
     per = Period.parse(args.period, _epoch_years(args.epoch_years))
     has_point = _need_point(args)
+    if args.synthetic and not args.evaluate:
+        raise QueryError("--synthetic goes with --evaluate")
     if args.encoder:
         return _encode(args, has_point)
-    if not args.cubes:
+    if not args.cubes and not args.synthetic:
         raise QueryError("give a CUBE (or --encoder FILE)")
     if len(args.cubes) > 1 and not (args.fit_encoder or args.evaluate):
         raise QueryError(
@@ -183,11 +154,13 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             "--evaluate, or `updm similar`)"
         )
     if args.store:
+        from ..embed import store_embedding
+
         snap = store_embedding(args.cubes[0], per)
         print(f"stored embedding {per} in {args.cubes[0]}: snapshot {snap}")
         return 0
     if args.fit_encoder:
-        from ..embed.encoder import fit_encoder
+        from ..embed import fit_encoder
 
         enc = fit_encoder(
             args.cubes,
@@ -197,125 +170,74 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             degree=20 if args.degree is None else args.degree,
             frame=args.frame,
         )
-        path = enc.save(args.fit_encoder)
-        print(
-            f"location encoder (degree {enc.degree}, {enc.frame} frame, {enc.weights.shape[0]}"
-            f" basis functions, {enc.train_xyz.shape[0]} training points, ridge alpha "
-            f"{enc.alpha:.3g}, far beyond {enc.far_threshold_m:.0f} m) written to {path}"
-        )
+        print(f"{enc.format()} written to {enc.save(args.fit_encoder)}")
         return 0
     if args.evaluate:
-        from ..embed.evaluate import evaluate_embedding
-
-        for cube in args.cubes:
-            table = evaluate_embedding(
-                cube,
-                feature_period=args.feature_period,
-                target_period=args.target_period,
-                epoch_years=_epoch_years(args.epoch_years),
-                radius=args.radius,
-                degree=16 if args.degree is None else args.degree,
-                step=args.step,
-            )
-            text = f"### {table.cube}\n\n{table.to_markdown()}\n"
-            print(text)
-            if args.output:
-                Path(args.output).write_text(text, encoding="utf-8")
-        return 0
+        return _evaluate(args)
     if args.points:
-        points = read_points(args.points)
-        stats = cube_statistics(args.cubes[0], per)
-        header = ["id", "lon", "lat", "radius_m", "n_pixels", "clear_count", *per.dimension_names]
-        rows = []
-        for pt in points:
-            r = pt["radius"] if pt["radius"] is not None else args.radius
-            pe = point_embedding(
-                args.cubes[0], pt["lon"], pt["lat"], radius=r, period=per, stats=stats
-            )
-            values = pe.raw if args.raw else pe.vector
-            rows.append(
-                [
-                    pt["id"],
-                    pt["lon"],
-                    pt["lat"],
-                    r,
-                    pe.n_pixels,
-                    pe.clear_count,
-                    *[_num(float(v)) for v in values],
-                ]
-            )
-        _write_rows(header, rows, args.output)
+        from ..embed.points import place_table, read_places
+
+        places = read_places(args.points)
+        table = place_table(args.cubes[0], places, radius=args.radius, period=per, raw=args.raw)
+        _emit(table, args.output)
         return 0
     if not has_point:
         raise QueryError("give --lon/--lat, --points, --store, --fit-encoder or --evaluate")
+    from ..embed import point_embedding
+
     pe = point_embedding(args.cubes[0], args.lon, args.lat, radius=args.radius, period=per)
-    if args.output and args.output.lower().endswith(".csv"):
-        _write_rows(
-            ["dimension", "raw", "standardised"],
-            [
-                [n, _num(float(a)), _num(float(b))]
-                for n, a, b in zip(pe.names, pe.raw, pe.vector, strict=True)
-            ],
-            args.output,
+    _write_result(pe, args.output)
+    _print_result(pe, args.json)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ..embed import evaluate_embedding
+
+    cubes: list[Any] = list(args.cubes)
+    if args.synthetic:
+        from ..embed.synthetic import make_synthetic_cube
+
+        cubes.insert(0, make_synthetic_cube(args.synthetic).cube)
+    for cube in cubes:
+        table = evaluate_embedding(
+            cube,
+            feature_period=args.feature_period,
+            target_period=args.target_period,
+            epoch_years=_epoch_years(args.epoch_years),
+            radius=args.radius,
+            block_px=args.block,
+            degree=16 if args.degree is None else args.degree,
+            step=args.step,
+            seed=args.seed,
         )
-    elif args.output:
-        Path(args.output).write_text(json.dumps(pe.to_dict(), indent=1), encoding="utf-8")
-    print(json.dumps(pe.to_dict(), indent=1) if args.json else pe.format())
+        print(table.format())
+        if args.output:
+            _emit(table.format(), args.output)
     return 0
 
 
 def _encode(args: argparse.Namespace, has_point: bool) -> int:
-    from ..embed.encoder import load_encoder
+    from ..embed import load_encoder
 
     enc = load_encoder(args.encoder)
     if args.points:
-        pts = read_points(args.points)
-        ids = [p["id"] for p in pts]
-        lon = [p["lon"] for p in pts]
-        lat = [p["lat"] for p in pts]
-    elif has_point:
-        ids, lon, lat = ["1"], [args.lon], [args.lat]
-    else:
-        raise QueryError("with --encoder give --lon/--lat or --points")
-    out = enc.encode(lon, lat)
-    if args.points or (args.output and args.output.lower().endswith(".csv")):
-        header = ["id", "lon", "lat", "distance_m", "far", *enc.names]
-        rows = [
-            [i, a, b, f"{d:.1f}", bool(f), *[_num(float(v)) for v in vec]]
-            for i, a, b, d, f, vec in zip(
-                ids, lon, lat, out.distance_m, out.far, out.vectors, strict=True
-            )
-        ]
-        _write_rows(header, rows, args.output)
+        from ..embed.points import read_places
+
+        places = read_places(args.points)
+        out = enc.encode([p.lon for p in places], [p.lat for p in places])
+        _emit(out.to_csv([p.id for p in places]), args.output)
         return 0
-    record = {
-        "lon": args.lon,
-        "lat": args.lat,
-        "distance_to_training_m": float(out.distance_m[0]),
-        "far_from_training_data": bool(out.far[0]),
-        "far_threshold_m": enc.far_threshold_m,
-        "names": list(enc.names),
-        "vector": [float(v) for v in out.vectors[0]],
-    }
-    if args.output:
-        Path(args.output).write_text(json.dumps(record, indent=1), encoding="utf-8")
-    if args.json:
-        print(json.dumps(record, indent=1))
-    else:
-        far = record["far_from_training_data"]
-        flag = "FAR from training data" if far else "near training data"
-        print(
-            f"encoded ({args.lon}, {args.lat}): {flag} (nearest training point "
-            f"{record['distance_to_training_m']:.0f} m, threshold {enc.far_threshold_m:.0f} m)"
-        )
-        w = max(len(n) for n in enc.names)
-        for n, v in zip(enc.names, out.vectors[0], strict=True):
-            print(f"  {n:<{w}}  {v:>8.3f}")
+    if not has_point:
+        raise QueryError("with --encoder give --lon/--lat or --points")
+    out = enc.encode(args.lon, args.lat)
+    if not _write_result(out, args.output):  # a CSV file says it all
+        _print_result(out, args.json)
     return 0
 
 
 def _cmd_similar(args: argparse.Namespace) -> int:
-    from ..embed.similar import similar_places
+    from ..embed import similar_places
 
     res = similar_places(
         args.lon,
@@ -331,7 +253,7 @@ def _cmd_similar(args: argparse.Namespace) -> int:
     )
     print(res.format())
     if args.output:
-        res.table.to_csv(args.output, index=False)
+        _emit(res.to_csv(), args.output)
     if args.png:
         print(f"map written to {res.plot(args.png)}")
     return 0

@@ -24,6 +24,8 @@ Layout (one Icechunk repository, root group)
 - Per-year layers, dims ``(year, y, x)``, chunked long in time and small in space
   (``updm.chunks.yearly``) for trend reads: ``yearly_land_cover``,
   ``yearly_mviupd_median``, ``yearly_clear_count``, with an int16 ``year`` coordinate.
+- Derived layers written by other packages (e.g. the location embedding), recorded in the
+  root attribute ``derived_layers``; see :mod:`updm_dask.cube._derived`.
 
 Transactions
 ------------
@@ -57,6 +59,13 @@ from ._cube import (
     create_cube,
     open_cube,
     resolve_cube,
+)
+from ._derived import (
+    DerivedSession,
+    delete_derived,
+    list_derived,
+    read_derived,
+    write_derived,
 )
 from ._info import cube_info, format_cube_info
 from ._io import CubeConflictError, EmptyScenesError, cube_exists
@@ -92,12 +101,17 @@ __all__ = [
     "Cube",
     "CubeConflictError",
     "CubeLike",
+    "DerivedSession",
     "EmptyScenesError",
     "create_cube",
     "cube_exists",
     "cube_info",
+    "delete_derived",
     "format_cube_info",
+    "list_derived",
     "open_cube",
+    "read_derived",
     "resolve_cube",
+    "write_derived",
     "yearly_summary",
 ]

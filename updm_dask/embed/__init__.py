@@ -14,86 +14,35 @@ this package for the exact definitions, NaN rules and the evaluation.
 - :func:`fit_encoder` / :class:`LocationEncoder` / :func:`load_encoder` - a
   spherical-harmonics location encoder that answers anywhere, with a far-from-data flag.
 - :func:`evaluate_embedding` - downstream scores vs position-only features.
+
+Layout, one concern a module: ``_period`` (periods, epochs, dimension names), ``_kernel``
+(numpy kernels), ``_features`` (their dask wrappers), ``_scenes`` (the cube's scene arrays
+an embedding reads), ``_stats`` (standardisation), ``layer`` (every pixel: compute, store in
+the cube as a derived layer, read back), ``points`` (a place; points files), ``similar``,
+``encoder`` (with its numpy kernels ``_harmonics`` and ``_ridge``), ``evaluate``,
+``synthetic`` (a cube of known content), and ``_geo`` / ``_format`` (disks and distances;
+CSV and JSON output).
 """
 
 from __future__ import annotations
 
-from ._kernel import embedding_sums, features_from_sums, impute_missing, standardise
-from ._period import (
-    DEFAULT_PERIOD,
-    EMBEDDING_VERSION,
-    EPOCH_FEATURES,
-    PERIOD_FEATURES,
-    Period,
-)
-from .embedding import (
-    EmbeddingStats,
-    PointEmbedding,
-    StoredEmbedding,
-    cube_statistics,
-    cube_vectors,
-    embedding_layer,
-    embedding_statistics,
-    point_embedding,
-    points_embedding,
-    standardise_layer,
-    store_embedding,
-    stored_embedding,
-)
-from .encoder import (
-    EncodedLocations,
-    LocationEncoder,
-    fit_encoder,
-    fit_location_encoder,
-    load_encoder,
-    real_sph_harm,
-)
-from .similar import SimilarPlaces, similar_places, vector_distance
-
-# evaluate is imported on first use (``python -m updm_dask.embed.evaluate`` runs it as a
-# script, which must not find it already imported)
-_LAZY = {"EvaluationTable", "evaluate_embedding"}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        from . import evaluate
-
-        return getattr(evaluate, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from ._period import Period
+from .encoder import LocationEncoder, fit_encoder, load_encoder
+from .evaluate import evaluate_embedding
+from .layer import embedding_layer, store_embedding, stored_embedding
+from .points import point_embedding, points_embedding
+from .similar import similar_places
 
 __all__ = [
-    "DEFAULT_PERIOD",
-    "EMBEDDING_VERSION",
-    "EPOCH_FEATURES",
-    "PERIOD_FEATURES",
-    "EmbeddingStats",
-    "EncodedLocations",
-    "EvaluationTable",
     "LocationEncoder",
     "Period",
-    "PointEmbedding",
-    "SimilarPlaces",
-    "StoredEmbedding",
-    "cube_statistics",
-    "cube_vectors",
     "embedding_layer",
-    "embedding_statistics",
-    "embedding_sums",
     "evaluate_embedding",
-    "features_from_sums",
     "fit_encoder",
-    "fit_location_encoder",
-    "impute_missing",
     "load_encoder",
     "point_embedding",
     "points_embedding",
-    "real_sph_harm",
     "similar_places",
-    "standardise",
-    "standardise_layer",
     "store_embedding",
     "stored_embedding",
-    "vector_distance",
 ]

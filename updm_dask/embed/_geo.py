@@ -1,9 +1,9 @@
-"""Small geometry helpers: lon/lat <-> cube grid, disks of pixels, great-circle distances.
+"""Geometry the embedding needs beyond :mod:`updm_dask.geo.points`: disks of pixels,
+the window a point and radius select, great-circle distances.
 
-Points are longitude/latitude on WGS84 (EPSG:4326) unless a CRS is given; pyproj transforms
-them with ``always_xy`` (x/easting/longitude first). A point selects the pixel it lies in;
-a radius selects the pixels whose CENTRE lies within that many metres of the point,
-measured on the cube's projected grid.
+A point selects the pixel it lies in (:func:`updm_dask.geo.points.locate_point`); a radius
+selects the pixels whose CENTRE lies within that many metres of the point, measured on the
+cube's projected grid.
 """
 
 from __future__ import annotations
@@ -13,23 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from ..cube import CubeLike, resolve_cube
 from ..errors import QueryError
 from ..geo import CubeGrid
-from ..geo.points import LONLAT, grid_lonlat, to_grid_xy
+from ..geo.points import PixelLocation
 
 __all__ = [
     "EARTH_RADIUS_M",
-    "LONLAT",
-    "CubeLike",
     "Window",
+    "chord_to_m",
     "disk_footprint",
     "great_circle_m",
-    "grid_lonlat",
     "lonlat_to_unit",
     "point_window",
-    "resolve_cube",
-    "to_grid_xy",
 ]
 
 #: Mean Earth radius (IUGG), metres; used for great-circle distances.
@@ -50,41 +45,27 @@ def disk_footprint(radius_m: float, resolution: float) -> np.ndarray:
 class Window:
     """The pixels a point (and radius) selects in a grid.
 
-    ``rows``/``cols`` slice the window; ``mask`` (window shape) marks the selected pixels;
-    ``x``/``y`` is the point in the grid's CRS; ``row``/``col`` the pixel it lies in.
+    ``rows``/``cols`` slice the window; ``mask`` (window shape) marks the selected pixels.
     """
 
     rows: slice
     cols: slice
     mask: np.ndarray
-    x: float
-    y: float
-    row: int
-    col: int
 
 
-def point_window(
-    grid: CubeGrid, x: float, y: float, radius_m: float = 0.0, *, what: str = "point"
-) -> Window:
-    """Pixels of ``grid`` selected by the point ``(x, y)`` (grid CRS) and ``radius_m``.
+def point_window(grid: CubeGrid, point: PixelLocation, radius_m: float = 0.0) -> Window:
+    """Pixels of ``grid`` selected by a located point and ``radius_m``.
 
     Raises
     ------
     QueryError
-        The point lies outside the grid, or the radius is negative / not finite.
+        The radius is negative or not finite.
     """
     if not np.isfinite(radius_m) or radius_m < 0:
         raise QueryError(f"radius: expected a non-negative number of metres, got {radius_m!r}")
     t = grid.transform
     res = grid.resolution
-    col = int(np.floor((x - t.c) / res))
-    row = int(np.floor((t.f - y) / res))
-    if not (0 <= row < grid.ny and 0 <= col < grid.nx):
-        xmin, ymin, xmax, ymax = grid.bounds
-        raise QueryError(
-            f"{what} at ({x:.1f}, {y:.1f}) in {grid.crs} lies outside the cube grid "
-            f"(bounds {xmin:.1f}, {ymin:.1f}, {xmax:.1f}, {ymax:.1f})"
-        )
+    x, y, row, col = point.query_x, point.query_y, point.row, point.col
     r = int(np.ceil(radius_m / res)) + 1
     r0, r1 = max(row - r, 0), min(row + r + 1, grid.ny)
     c0, c1 = max(col - r, 0), min(col + r + 1, grid.nx)
@@ -93,7 +74,7 @@ def point_window(
     d2 = (cy[:, None] - y) ** 2 + (cx[None, :] - x) ** 2
     mask = d2 <= radius_m**2 + 1e-6
     mask[row - r0, col - c0] = True  # the pixel the point lies in always counts
-    return Window(slice(r0, r1), slice(c0, c1), mask, float(x), float(y), row, col)
+    return Window(slice(r0, r1), slice(c0, c1), mask)
 
 
 def lonlat_to_unit(lon: Any, lat: Any) -> np.ndarray:

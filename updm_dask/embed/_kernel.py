@@ -15,14 +15,17 @@ in two steps:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..cube import LAND_COVER_CLASSES, QUALITY_NOT_CLEAR
 from ..errors import QueryError
-from ._period import EPOCH_FEATURES, PERIOD_FEATURES
+from ._period import EPOCH_FEATURES, PERIOD_FEATURES, Period
 
 __all__ = [
     "CLEAR_CODES",
+    "INPUTS",
     "MAX_TREND_CONDITION",
     "MIN_TREND_OBS",
     "MIN_TREND_TIME_STD_YEARS",
@@ -34,7 +37,21 @@ __all__ = [
     "impute_missing",
     "n_sums",
     "standardise",
+    "time_axes",
 ]
+
+#: Scene variables of the cube an embedding reads, in the argument order of
+#: :func:`embedding_sums`.
+INPUTS: tuple[str, ...] = (
+    "land_cover",
+    "quality",
+    "uCw",
+    "uCv",
+    "uCs",
+    "uC4",
+    "residual",
+    "mviupd",
+)
 
 _CODE = {name: code for code, name in LAND_COVER_CLASSES.items()}
 WATER, VEGETATION, URBAN = _CODE["water"], _CODE["vegetation"], _CODE["urban"]
@@ -72,6 +89,37 @@ MIN_TREND_TIME_STD_YEARS = 1.0
 #: ... and a design matrix [1, t, cos, sin] whose normal matrix has at most this condition
 #: number (a season seen only once or never makes cos/sin collinear with the intercept).
 MAX_TREND_CONDITION = 1e4
+
+
+def time_axes(times: Any, period: Period) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Epoch index, trend time and seasonal phase of acquisition times.
+
+    Axis contract: ``(time,)`` datetime64 -> three ``(time,)`` arrays, the ``epoch``,
+    ``t`` and ``phase`` arguments of :func:`embedding_sums`.
+
+    Parameters
+    ----------
+    times : array of datetime64
+    period : Period
+
+    Returns
+    -------
+    epoch : numpy.ndarray of int64
+        Epoch of each time (-1 outside the period).
+    t : numpy.ndarray of float64
+        Decimal year minus the middle of the period, in decades.
+    phase : numpy.ndarray of float64
+        Fraction of the calendar year elapsed, times 2 pi.
+    """
+    tm = np.asarray(times).astype("datetime64[us]")
+    year0 = tm.astype("datetime64[Y]")
+    years = year0.astype(np.int64) + 1970
+    start = year0.astype("datetime64[us]")
+    length = (year0 + np.timedelta64(1, "Y")).astype("datetime64[us]") - start
+    frac = (tm - start) / length
+    epoch = period.epoch_of(years)
+    t = (years + frac - period.middle) / 10.0
+    return epoch, t.astype(np.float64), (2.0 * np.pi * frac).astype(np.float64)
 
 
 def n_sums(n_epochs: int) -> int:

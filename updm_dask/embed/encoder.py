@@ -59,12 +59,15 @@ from scipy.spatial import cKDTree
 
 from ..cube import CubeLike, resolve_cube
 from ..errors import QueryError
-from ..geo.points import grid_lonlat
+from ..geo.points import check_lonlat, grid_lonlat
+from ._format import csv_number, csv_text
 from ._geo import EARTH_RADIUS_M, chord_to_m, lonlat_to_unit
+from ._harmonics import FRAMES, angles, frame_coords, real_sph_harm, residual_correction, taper
 from ._kernel import impute_missing
 from ._period import DEFAULT_PERIOD, EMBEDDING_VERSION, Period
 from ._ridge import block_groups, ridge_cv
-from .embedding import EmbeddingStats, cube_vectors
+from ._stats import EmbeddingStats
+from .layer import cube_vectors
 
 __all__ = [
     "ENCODER_FORMAT",
@@ -73,140 +76,70 @@ __all__ = [
     "fit_encoder",
     "fit_location_encoder",
     "load_encoder",
-    "real_sph_harm",
 ]
 
 #: Marker and version of encoder files.
 ENCODER_FORMAT = "updm-location-encoder/1"
 _CAP_MARGIN = 1.05
-# Training points the local correction interpolates from, and the distance (m) that keeps
-# an exact hit finite while letting it dominate.
+# Training points the local correction interpolates from.
 _NEIGHBOURS = 8
-_EPS_M = 1e-3
-
-
-def _taper(u: np.ndarray) -> np.ndarray:
-    return np.where(u < 1.0, (1.0 - np.minimum(u, 1.0) ** 2) ** 2, 0.0)
-
-
-def _residual_correction(
-    dist: np.ndarray, idx: np.ndarray, residuals: np.ndarray, radius: float
-) -> np.ndarray:
-    """Tapered inverse-distance interpolation of training residuals (module docstring).
-
-    Axis contract: ``dist``, ``idx`` (n, k) nearest training points (metres, indices),
-    ``residuals`` (n_train, dims) -> (n, dims).
-    """
-    if radius <= 0:
-        return np.zeros((dist.shape[0], residuals.shape[1]))
-    taper = _taper(dist / radius)
-    w = taper / (dist**2 + _EPS_M**2)
-    total = w.sum(axis=1)
-    safe = np.clip(idx, 0, residuals.shape[0] - 1)
-    r = np.einsum("nk,nkd->nd", w, residuals[safe].astype(np.float64))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(total[:, None] > 0, r / np.where(total > 0, total, 1.0)[:, None], 0.0)
-    return mean * taper[:, :1]
-
-
-_FRAMES = ("cap", "global")
-
-
-def real_sph_harm(theta: Any, phi: Any, degree: int) -> np.ndarray:
-    """Real, orthonormal spherical harmonics up to ``degree`` at points on the sphere.
-
-    Axis contract: ``theta``, ``phi`` (n,) radians (colatitude in [0, pi], azimuth) ->
-    ``(n, (degree + 1)**2)`` float64, columns ordered by degree ``l`` then order
-    ``m = -l .. l``: ``N_lm P_l^|m|(cos theta)`` times 1 (``m = 0``),
-    ``sqrt(2) cos(m phi)`` (``m > 0``) or ``sqrt(2) sin(|m| phi)`` (``m < 0``), with
-    ``N_lm = sqrt((2l + 1) / (4 pi) (l - m)! / (l + m)!)`` and ``P`` without the
-    Condon-Shortley phase. In terms of scipy's complex ``Y_l^m``
-    (:func:`scipy.special.sph_harm_y`, which includes that phase): ``Y_l0``,
-    ``sqrt(2) (-1)^m Re Y_l^m`` and ``sqrt(2) (-1)^m Im Y_l^|m|``. Their integral products
-    over the unit sphere are the identity.
-
-    The normalised Legendre functions come from the standard stable recurrences
-    ``Q_mm = sqrt((2m + 1) / 2m) sin(theta) Q_(m-1)(m-1)``,
-    ``Q_(m+1)m = sqrt(2m + 3) cos(theta) Q_mm`` and
-    ``Q_lm = a_lm (cos(theta) Q_(l-1)m - b_lm Q_(l-2)m)`` with
-    ``a_lm = sqrt((4l**2 - 1) / (l**2 - m**2))``,
-    ``b_lm = sqrt(((l - 1)**2 - m**2) / (4 (l - 1)**2 - 1))``: one vector operation per
-    (l, m), much faster than evaluating each complex harmonic separately.
-    """
-    if isinstance(degree, bool) or not isinstance(degree, int | np.integer) or degree < 0:
-        raise QueryError(f"degree: expected an integer >= 0, got {degree!r}")
-    big_l = int(degree)
-    th = np.clip(np.asarray(theta, dtype=np.float64).ravel(), 0.0, np.pi)
-    ph = np.asarray(phi, dtype=np.float64).ravel()
-    if th.shape != ph.shape:
-        raise QueryError(f"real_sph_harm: theta {th.shape} and phi {ph.shape} differ")
-    x, s = np.cos(th), np.sin(th)
-    out = np.empty((th.size, (big_l + 1) ** 2), dtype=np.float64)
-    qmm = np.full(th.size, np.sqrt(1.0 / (4.0 * np.pi)))
-    root2 = np.sqrt(2.0)
-    for m in range(big_l + 1):
-        if m > 0:
-            qmm = np.sqrt((2.0 * m + 1.0) / (2.0 * m)) * s * qmm
-        cos_m, sin_m = root2 * np.cos(m * ph), root2 * np.sin(m * ph)
-
-        def put(
-            deg: int, q: np.ndarray, m: int = m, c: np.ndarray = cos_m, sn: np.ndarray = sin_m
-        ) -> None:
-            base = deg * deg + deg  # column of (deg, 0)
-            if m == 0:
-                out[:, base] = q
-            else:
-                out[:, base + m] = q * c
-                out[:, base - m] = q * sn
-
-        put(m, qmm)
-        if m == big_l:
-            break
-        q2, q1 = qmm, np.sqrt(2.0 * m + 3.0) * x * qmm
-        put(m + 1, q1)
-        for deg in range(m + 2, big_l + 1):
-            a = np.sqrt((4.0 * deg * deg - 1.0) / (deg * deg - m * m))
-            b = np.sqrt(((deg - 1.0) ** 2 - m * m) / (4.0 * (deg - 1.0) ** 2 - 1.0))
-            q2, q1 = q1, a * (x * q1 - b * q2)
-            put(deg, q1)
-    return out
-
-
-def _angles(xyz: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Angular distance from ``centre`` and bearing (clockwise from north) of unit vectors."""
-    dot = xyz @ centre
-    cross = np.cross(centre, xyz)
-    gamma = np.arctan2(np.linalg.norm(cross, axis=-1), dot)  # accurate for tiny angles
-    # local east and north at the centre
-    east = np.cross([0.0, 0.0, 1.0], centre)
-    if np.linalg.norm(east) < 1e-12:  # centre at a pole: any east will do
-        east = np.array([0.0, 1.0, 0.0])
-    east = east / np.linalg.norm(east)
-    north = np.cross(centre, east)
-    bearing = np.arctan2(xyz @ east, xyz @ north)
-    return gamma, bearing
-
-
-def _frame_coords(
-    xyz: np.ndarray, frame: str, centre: np.ndarray, cap_radius: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Colatitude and azimuth (radians) at which the basis is evaluated (module docstring)."""
-    if frame == "global":
-        theta = np.arccos(np.clip(xyz[:, 2], -1.0, 1.0))
-        phi = np.arctan2(xyz[:, 1], xyz[:, 0])
-        return theta, phi
-    gamma, bearing = _angles(xyz, centre)
-    return np.minimum(gamma * (np.pi / 2.0) / cap_radius, np.pi), bearing
 
 
 @dataclass(frozen=True, eq=False)
 class EncodedLocations:
-    """Encoder output: ``vectors`` (n, dims), ``distance_m`` and ``far`` per point."""
+    """Encoder output: ``vectors`` (n, dims), ``distance_m`` and ``far`` per point.
+
+    ``lon``/``lat`` are the points encoded (degrees), ``far_threshold_m`` the encoder's
+    distance beyond which a point is far from its training data.
+    """
 
     vectors: np.ndarray
     distance_m: np.ndarray
     far: np.ndarray
     names: tuple[str, ...]
+    lon: np.ndarray
+    lat: np.ndarray
+    far_threshold_m: float
+
+    def to_csv(self, ids: Sequence[str] | None = None) -> str:
+        """CSV text, one row per point: ``id, lon, lat, distance_m, far`` and the vector.
+
+        ``ids`` default to the point numbers from 1.
+        """
+        ids = [str(i + 1) for i in range(len(self.lon))] if ids is None else list(ids)
+        header = ["id", "lon", "lat", "distance_m", "far", *self.names]
+        rows = [
+            [i, float(a), float(b), f"{d:.1f}", bool(f), *[csv_number(float(v)) for v in vec]]
+            for i, a, b, d, f, vec in zip(
+                ids, self.lon, self.lat, self.distance_m, self.far, self.vectors, strict=True
+            )
+        ]
+        return csv_text(header, rows)
+
+    def to_dict(self, i: int = 0) -> dict[str, Any]:
+        """JSON-able record of point ``i``."""
+        return {
+            "lon": float(self.lon[i]),
+            "lat": float(self.lat[i]),
+            "distance_to_training_m": float(self.distance_m[i]),
+            "far_from_training_data": bool(self.far[i]),
+            "far_threshold_m": self.far_threshold_m,
+            "names": list(self.names),
+            "vector": [float(v) for v in self.vectors[i]],
+        }
+
+    def format(self, i: int = 0) -> str:
+        """Plain-text report of point ``i``: the far flag, distances, the vector."""
+        flag = "FAR from training data" if self.far[i] else "near training data"
+        lines = [
+            f"encoded ({float(self.lon[i])}, {float(self.lat[i])}): {flag} (nearest training "
+            f"point {float(self.distance_m[i]):.0f} m, threshold {self.far_threshold_m:.0f} m)"
+        ]
+        w = max(len(n) for n in self.names)
+        lines += [
+            f"  {n:<{w}}  {v:>8.3f}" for n, v in zip(self.names, self.vectors[i], strict=True)
+        ]
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,7 +176,7 @@ class LocationEncoder:
         return max(self.cap_radius * EARTH_RADIUS_M, 1e-3)
 
     def _sphere(self, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _frame_coords(xyz, self.frame, self.centre, self.cap_radius)
+        return frame_coords(xyz, self.frame, self.centre, self.cap_radius)
 
     def basis(self, lon: Any, lat: Any) -> np.ndarray:
         """The spherical-harmonics features ``(n, (degree + 1)**2)`` of points."""
@@ -262,8 +195,6 @@ class LocationEncoder:
         correction : bool
             Add the local residual correction (when the encoder has residuals).
         """
-        from ..geo.points import check_lonlat
-
         lo, la = check_lonlat(np.atleast_1d(lon), np.atleast_1d(lat))
         xyz = lonlat_to_unit(lo.ravel(), la.ravel()).reshape(-1, 3)
         b = real_sph_harm(*self._sphere(xyz), self.degree)
@@ -274,16 +205,30 @@ class LocationEncoder:
         dist = chord_to_m(chord)
         # beyond the "near" range the field reverts to the training mean over a distance
         # equal to the training area's radius
-        fade = _taper(np.maximum(dist[:, 0] - self.far_threshold_m, 0.0) / self.fade_m)
+        fade = taper(np.maximum(dist[:, 0] - self.far_threshold_m, 0.0) / self.fade_m)
         vec = self.intercept + fade[:, None] * (vec - self.intercept)
         if correction and self.residuals is not None:
-            vec = vec + _residual_correction(dist, idx, self.residuals, self.far_threshold_m)
+            vec = vec + residual_correction(dist, idx, self.residuals, self.far_threshold_m)
         return EncodedLocations(
-            vec.astype(np.float32), dist[:, 0], dist[:, 0] > self.far_threshold_m, self.names
+            vec.astype(np.float32),
+            dist[:, 0],
+            dist[:, 0] > self.far_threshold_m,
+            self.names,
+            lo.ravel(),
+            la.ravel(),
+            self.far_threshold_m,
         )
 
     def __call__(self, lon: Any, lat: Any) -> EncodedLocations:
         return self.encode(lon, lat)
+
+    def format(self) -> str:
+        """One line: what the encoder is and what it was fitted to."""
+        return (
+            f"location encoder (degree {self.degree}, {self.frame} frame, "
+            f"{self.weights.shape[0]} basis functions, {self.train_xyz.shape[0]} training "
+            f"points, ridge alpha {self.alpha:.3g}, far beyond {self.far_threshold_m:.0f} m)"
+        )
 
     # -- files -------------------------------------------------------------------------
 
@@ -430,14 +375,12 @@ def fit_location_encoder(
     -------
     LocationEncoder
     """
-    if frame not in _FRAMES:
-        raise QueryError(f"frame: expected one of {_FRAMES}, got {frame!r}")
+    if frame not in FRAMES:
+        raise QueryError(f"frame: expected one of {FRAMES}, got {frame!r}")
     if isinstance(degree, bool) or not isinstance(degree, int | np.integer) or degree < 0:
         raise QueryError(f"degree: expected an integer >= 0, got {degree!r}")
     if not (np.isfinite(far_factor) and far_factor > 0):
         raise QueryError(f"far_factor: expected a positive number, got {far_factor!r}")
-    from ..geo.points import check_lonlat
-
     lo, la = check_lonlat(np.ravel(lon), np.ravel(lat))
     y = np.asarray(vectors, dtype=np.float64)
     if y.ndim != 2 or y.shape[0] != lo.size:
@@ -451,7 +394,7 @@ def fit_location_encoder(
     xyz = lonlat_to_unit(lo, la)
     c = xyz.mean(axis=0)
     centre = c / np.linalg.norm(c) if np.linalg.norm(c) > 1e-9 else np.array([0.0, 0.0, 1.0])
-    gamma, bearing = _angles(xyz, centre)
+    gamma, bearing = angles(xyz, centre)
     cap = max(float(gamma.max()) * _CAP_MARGIN, 1e-9)
     chord, _ = cKDTree(xyz).query(xyz, k=2)
     nn = chord_to_m(chord[:, 1])
@@ -463,7 +406,7 @@ def fit_location_encoder(
     block_m = 2.0 * far_m if cv_block_m is None else float(cv_block_m)
     if not (np.isfinite(block_m) and block_m > 0):
         raise QueryError(f"cv_block_m: expected a positive number of metres, got {cv_block_m!r}")
-    b = real_sph_harm(*_frame_coords(xyz, frame, centre, cap), int(degree))
+    b = real_sph_harm(*frame_coords(xyz, frame, centre, cap), int(degree))
     # blocks in the azimuthal-equidistant plane of the training points
     u, v = gamma * np.sin(bearing) * EARTH_RADIUS_M, gamma * np.cos(bearing) * EARTH_RADIUS_M
     groups = block_groups(u, v, block_m)
@@ -487,25 +430,14 @@ def fit_location_encoder(
     )
 
 
-def cube_training_points(
-    cubes: CubeLike | Sequence[CubeLike],
-    period: Any = DEFAULT_PERIOD,
-    *,
-    epoch_years: int | None = 10,
-    radius: float = 0.0,
-    step: int = 1,
-    stats: EmbeddingStats | None = None,
+def _training_points(
+    cubes: Sequence[CubeLike], per: Period, radius: float, step: int, stats: EmbeddingStats | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, EmbeddingStats]:
     """Lon, lat and standardised vectors of every ``step``-th pixel with clear data.
 
     All cubes are standardised with one set of statistics: ``stats``, else the first
     cube's own.
     """
-    if isinstance(cubes, str | os.PathLike) or not isinstance(cubes, Sequence):
-        cubes = [cubes]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-        raise QueryError(f"step: expected a positive integer, got {step!r}")
-    per = Period.parse(period, epoch_years)
     lons, lats, vecs = [], [], []
     for cube in cubes:
         c = resolve_cube(cube)
@@ -542,9 +474,12 @@ def fit_encoder(
     Every ``step``-th pixel (in both directions) with at least one clear observation in
     the period is a training point; see :func:`fit_location_encoder` for the rest.
     """
-    lon, lat, vec, st = cube_training_points(
-        cubes, period, epoch_years=epoch_years, radius=radius, step=step, stats=stats
-    )
+    if isinstance(cubes, str | os.PathLike) or not isinstance(cubes, Sequence):
+        cubes = [cubes]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise QueryError(f"step: expected a positive integer, got {step!r}")
+    per = Period.parse(period, epoch_years)
+    lon, lat, vec, st = _training_points(cubes, per, radius, step, stats)
     return fit_location_encoder(
         lon,
         lat,

@@ -22,13 +22,12 @@ Scores on the test pixels: R^2 per target (1 - SSE / SST about the test mean) an
 accuracy of the dominant class (argmax of the predicted fractions vs the observed one).
 The standardisation statistics of the embedding are computed from the training pixels only.
 
-Run ``python -m updm_dask.embed.evaluate --synthetic DIR`` or ``--cube CUBE`` for a table.
+``updm embed CUBE --evaluate`` (or ``--synthetic DIR`` for the synthetic test cube) prints
+the table.
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +40,9 @@ from ..geo.points import grid_lonlat
 from ._kernel import impute_missing, standardise
 from ._period import Period
 from ._ridge import ridge_cv
-from .embedding import LAYER, LAYER_COUNT, embedding_layer, embedding_statistics
+from ._stats import embedding_statistics
 from .encoder import fit_location_encoder
+from .layer import LAYER, LAYER_COUNT, embedding_layer
 
 __all__ = ["TARGETS", "EvaluationRow", "EvaluationTable", "evaluate_embedding"]
 
@@ -106,6 +106,10 @@ class EvaluationTable:
             cells.append(f"{r.accuracy:.3f}")
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
+
+    def format(self) -> str:
+        """The table under a Markdown heading naming the cube."""
+        return f"### {self.cube}\n\n{self.to_markdown()}\n"
 
 
 def _r2(y: np.ndarray, pred: np.ndarray) -> float:
@@ -274,40 +278,3 @@ def evaluate_embedding(
         int(degree),
         {"seed": seed, "test_fraction": test_fraction, "radius_m": radius, "step": step},
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m updm_dask.embed.evaluate``: print the evaluation table(s) as Markdown."""
-    p = argparse.ArgumentParser(prog="python -m updm_dask.embed.evaluate", description=__doc__)
-    p.add_argument("--cube", action="append", default=[], help="cube to evaluate (repeatable)")
-    p.add_argument("--synthetic", help="build the synthetic test cube in this (new) folder")
-    p.add_argument("--feature-period", default="1972-2009")
-    p.add_argument("--target-period", default="2010-2024")
-    p.add_argument("--degree", type=int, default=16)
-    p.add_argument("--block", type=int, default=None, help="split block edge (pixels)")
-    p.add_argument("--step", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    cubes: list[Any] = list(args.cube)
-    if args.synthetic:
-        from .synthetic import make_synthetic_cube
-
-        cubes.insert(0, make_synthetic_cube(args.synthetic).cube)
-    if not cubes:
-        p.error("give --cube and/or --synthetic")
-    for cube in cubes:
-        table = evaluate_embedding(
-            cube,
-            feature_period=args.feature_period,
-            target_period=args.target_period,
-            degree=args.degree,
-            block_px=args.block,
-            step=args.step,
-            seed=args.seed,
-        )
-        print(f"### {table.cube}\n\n{table.to_markdown()}\n")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -18,19 +18,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..cube import CubeLike, resolve_cube
-from ..errors import QueryError
-from ..geo.points import LONLAT, grid_lonlat, to_grid_xy
+from ..cube import Cube, CubeLike, resolve_cube
+from ..errors import PointError, QueryError
+from ..geo.points import LONLAT, check_lonlat, grid_lonlat, parse_crs
 from ._geo import great_circle_m
 from ._kernel import impute_missing
 from ._period import DEFAULT_PERIOD, Period
-from .embedding import (
-    EmbeddingStats,
-    PointEmbedding,
-    cube_statistics,
-    cube_vectors,
-    point_embedding,
-)
+from ._stats import EmbeddingStats
+from .layer import cube_statistics, cube_vectors
+from .points import PointEmbedding, locate, point_embedding
 
 __all__ = ["METRICS", "SimilarPlaces", "similar_places", "vector_distance"]
 
@@ -91,6 +87,10 @@ class SimilarPlaces:
         )
         cols = ["rank", "lon", "lat", "distance", "clear_count", "row", "col", "cube"]
         return head + "\n" + self.table[cols].to_string(index=False, float_format="%.6f")
+
+    def to_csv(self) -> str:
+        """The table as CSV text."""
+        return self.table.to_csv(index=False)
 
     def plot(self, path: str | os.PathLike, *, dpi: int = 120) -> Path:
         """Map(s) of the distances with the query (star) and the places (numbered), as PNG."""
@@ -161,6 +161,25 @@ class SimilarPlaces:
         return out
 
 
+def _cube_holding(cubes: Sequence[Cube], lon: float, lat: float, crs: Any = LONLAT) -> Cube | None:
+    """The first of ``cubes`` whose grid holds the point, or None.
+
+    Raises
+    ------
+    PointError
+        Bad coordinates or CRS (whatever the cubes).
+    """
+    if parse_crs(crs).is_geographic:
+        check_lonlat(lon, lat)
+    for c in cubes:
+        try:
+            locate(c.grid, lon, lat, crs)
+        except PointError:
+            continue  # outside this cube's grid
+        return c
+    return None
+
+
 def _distance_block(block: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:
     return vector_distance(block, query, metric)
 
@@ -196,7 +215,7 @@ def similar_places(
         Metres: the query and every candidate pixel are the neighbourhoods of this radius
         (observations pooled); 0 compares single pixels.
     period, epoch_years
-        The embedding's period (see :func:`~.embedding.embedding_layer`).
+        The embedding's period (see :func:`~.layer.embedding_layer`).
     stats : EmbeddingStats, optional
         Standardisation for every cube (default: the query cube's own statistics).
     exclude_m : float, optional
@@ -231,13 +250,7 @@ def similar_places(
         raise QueryError(f"radius: expected a non-negative number of metres, got {radius!r}")
     per = Period.parse(period, epoch_years)
     opened = [resolve_cube(c) for c in cubes]
-    qcube = None
-    for c in opened:
-        x, y = to_grid_xy(c.grid, lon, lat, crs)
-        xmin, ymin, xmax, ymax = c.grid.bounds
-        if xmin <= float(x) < xmax and ymin < float(y) <= ymax:
-            qcube = c
-            break
+    qcube = _cube_holding(opened, lon, lat, crs)
     if qcube is None:
         raise QueryError(
             f"similar_places: the query point ({lon}, {lat}) lies in none of the "

@@ -3,8 +3,9 @@
 Land-cover HISTORIES (a class per year) are planted in square blocks of pixels, assigned to
 the blocks in a shuffled order so that a block's history is unrelated to where it lies.
 Every scene carries the planted class, coefficients of that class with per-pixel noise and a
-seasonal cycle of the vegetation coefficient, the MVIUPD computed from them (the method's
-formula), a small fit residual, and scattered clouds (class cloud, quality bit CLOUD).
+seasonal cycle of the vegetation coefficient, the MVIUPD computed from them
+(:func:`updm_dask.science.classify.mviupd`), a small fit residual, and scattered clouds
+(class cloud, quality bit CLOUD).
 Scenes before 1983 are MSS (no supplementary coefficient, uC4 NaN), then TM, then OLI.
 """
 
@@ -23,6 +24,7 @@ from affine import Affine
 from ..cube import LAND_COVER_CLASSES, QUALITY_CLOUD, Cube, create_cube
 from ..errors import QueryError
 from ..geo import CubeGrid
+from ..science.classify import mviupd
 
 __all__ = [
     "COVER_COEFFICIENTS",
@@ -175,7 +177,7 @@ def make_synthetic_cube(
                 if sensor == "MSS"
                 else rng.normal(0.0, 0.002, (ny, nx)).astype(np.float32)
             )
-            mv = ((v - w - 0.2 * s - np.nan_to_num(c4)) / (w + v + s)).astype(np.float32)
+            mv = mviupd(w, v, s, None if sensor == "MSS" else c4).astype(np.float32)
             res = np.abs(rng.normal(0.004 if sensor == "MSS" else 0.002, 0.0005, (ny, nx)))
             q = np.where(cloud, QUALITY_CLOUD, 0).astype(np.uint8)
             data = {

@@ -9,20 +9,16 @@ import numpy as np
 import pytest
 
 from updm_dask.cli import main
-from updm_dask.embed import (
-    cube_vectors,
-    evaluate_embedding,
-    fit_encoder,
-    fit_location_encoder,
-    impute_missing,
-    load_encoder,
-    real_sph_harm,
-)
-from updm_dask.embed._geo import grid_lonlat
+from updm_dask.embed import evaluate_embedding, fit_encoder, load_encoder
+from updm_dask.embed._harmonics import real_sph_harm
+from updm_dask.embed._kernel import impute_missing
 from updm_dask.embed._ridge import ridge_cv, ridge_fit
+from updm_dask.embed.encoder import fit_location_encoder
 from updm_dask.embed.evaluate import spatial_split
+from updm_dask.embed.layer import cube_vectors
 from updm_dask.embed.synthetic import make_synthetic_cube
 from updm_dask.errors import QueryError
+from updm_dask.geo.points import grid_lonlat
 
 PERIOD = "1972-2024"
 
@@ -231,6 +227,7 @@ def test_encoder_bad_arguments(pixels):
         fit_location_encoder(np.full(4, x[0]), np.full(4, y[0]), v)
 
 
+@pytest.mark.slow
 def test_global_frame_and_fit_from_cube_and_cli(syn, tmp_path, capsys):
     enc = fit_encoder(syn.cube, PERIOD, step=4, degree=4, frame="global")
     assert enc.frame == "global" and enc.weights.shape == (25, 62)
@@ -249,10 +246,32 @@ def test_global_frame_and_fit_from_cube_and_cli(syn, tmp_path, capsys):
     assert rec["far_from_training_data"] is False and len(rec["vector"]) == 62
     assert main(["embed", "--encoder", str(path)]) == 2
     capsys.readouterr()
+    # a points file: one CSV row per point, the vector of the single-point answer
+    pts = tmp_path / "p.csv"
+    pts.write_text(f"name,longitude,latitude\nhere,{lon},{lat}\nfar,0,0\n")
+    assert main(["embed", "--encoder", str(path), "--points", str(pts)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split(",")[:5] == ["id", "lon", "lat", "distance_m", "far"]
+    here, far = lines[1].split(","), lines[2].split(",")
+    assert here[0] == "here" and here[4] == "False" and far[4] == "True"
+    np.testing.assert_allclose([float(v) for v in here[5:]], rec["vector"], rtol=1e-5, atol=1e-5)
     md = tmp_path / "eval.md"
     assert main(["embed", loc, "--evaluate", "--degree", "4", "--output", str(md)]) == 0
     rows = [line for line in md.read_text().splitlines() if line.startswith("| embedding")]
     assert rows[0].startswith("| embedding 1972-2009 | 42 |")
+
+
+@pytest.mark.slow
+def test_cli_evaluates_the_synthetic_cube(tmp_path, capsys):
+    """``--synthetic DIR`` builds the synthetic test cube and evaluates it."""
+    where = tmp_path / "s"
+    args = ["embed", "--evaluate", "--synthetic", str(where), "--block", "8", "--degree", "2"]
+    assert main([*args, "--step", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"### {where}") and "8-px blocks" in out
+    assert "| embedding 1972-2009 | 42 |" in out
+    assert main(["embed", str(where), "--synthetic", str(tmp_path / "t")]) == 2
+    assert "--synthetic goes with --evaluate" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------
