@@ -30,7 +30,10 @@ from rasterio.transform import from_origin
 
 from updm_dask.errors import SceneError, SensorError
 from updm_dask.metadata import BandMetadata, SceneMetadata, read_mtl
-from updm_dask.scenes import (
+from updm_dask.pipeline import process_scene
+from updm_dask.scenes import SceneSource, discover_scenes, open_scene, scene_mask_params
+from updm_dask.scenes._locations import url_to_gdal
+from updm_dask.science.masks import (
     CLEAR_MASK_BITS,
     CLOUD,
     CLOUD_SHADOW,
@@ -38,14 +41,9 @@ from updm_dask.scenes import (
     NO_QA_CLOUD_TEST,
     SATURATED,
     SLC_GAP,
-    SceneSource,
-    discover_scenes,
     mask_params,
-    open_scene,
     qa_flags,
-    scene_qa_flags,
 )
-from updm_dask.scenes._locations import url_to_gdal
 
 TM_LABELS = ("1", "2", "3", "4", "5", "7")
 NOT_NO_QA = np.uint8(0xFF ^ NO_QA_CLOUD_TEST)
@@ -339,7 +337,7 @@ def test_nothing_is_computed_before_compute(landsat):
         flags = []
         for scene in found.scenes:
             ds = open_scene(scene, chunks=32)
-            flags.append(scene_qa_flags(ds))
+            flags.append(process_scene(ds)["quality"])
         assert all(isinstance(f.data, da.Array) for f in flags)
     # ... and the same graphs do compute afterwards.
     assert flags[0].compute().dtype == np.uint8
@@ -356,9 +354,9 @@ def test_opening_reads_no_pixels(landsat, monkeypatch):
     monkeypatch.setattr(rasterio.io.DatasetReader, "read", counting)
     archive = landsat / "xlandsat" / "LC08_L1TP_017051_20151205_20200908_02_T1-cropped.tar.gz"
     ds = open_scene(archive, chunks=200)
-    flags = scene_qa_flags(
+    flags = process_scene(
         open_scene(landsat / "ethiopia-167055" / "LE07_L1TP_167055_20170316_20170411_01_T1")
-    )
+    )["quality"]
     assert reads == []
     ds["dn"][:, :10, :10].compute()
     # One read per band for the single chunk asked for, nothing else.
@@ -380,9 +378,16 @@ def test_dask_graph_pickles_and_computes(landsat):
 # Quality flags on the real data
 
 
+def _flags(scene) -> np.ndarray:
+    """Quality bit flags of a whole opened scene, by the numpy kernel and the scene's rules."""
+    qa = scene["qa"].values if "qa" in scene else None
+    radsat = scene["radsat"].values if "radsat" in scene else None
+    return qa_flags(scene["dn"].values, qa, radsat, params=scene_mask_params(scene))
+
+
 def test_slc_off_etm_has_gaps_and_slc_on_does_not(landsat):
     eth = open_scene(landsat / "ethiopia-167055" / "LE07_L1TP_167055_20170316_20170411_01_T1")
-    flags = scene_qa_flags(eth).values
+    flags = _flags(eth)
     dn = eth["dn"].values
     gaps = (flags & SLC_GAP) != 0
     assert gaps.sum() > 500
@@ -400,23 +405,20 @@ def test_slc_off_etm_has_gaps_and_slc_on_does_not(landsat):
     # BQA 672 (low confidence cloud/shadow/snow) is clear.
     assert np.all(flags[bqa == 672] == 0)
     marburg = open_scene(landsat / "marburg-195025" / "LE07_L1TP_195025_20010730_20170204_01_T1")
-    assert not np.any(scene_qa_flags(marburg).values & (SLC_GAP | FILL))
+    assert not np.any(_flags(marburg) & (SLC_GAP | FILL))
 
 
-def test_flags_wrapper_matches_kernel_whatever_the_chunks(landsat):
+def test_pipeline_flags_match_kernel_whatever_the_chunks(landsat):
     path = landsat / "ethiopia-167055" / "LE07_L1TP_167055_20170316_20170411_01_T1"
     whole = open_scene(path)
     params = mask_params(whole.attrs["updm_metadata"], nodata=255)
+    assert scene_mask_params(whole) == params
     expected = qa_flags(whole["dn"].values, whole["qa"].values, None, params=params)
     for chunks in (17, {"y": 40, "x": 13}, 101):
-        lazy = scene_qa_flags(open_scene(path, chunks=chunks))
+        lazy = process_scene(open_scene(path, chunks=chunks))["quality"]
         assert lazy.data.chunks == open_scene(path, chunks=chunks)["qa"].data.chunks
         assert_eq(lazy.data, expected)
-    out = scene_qa_flags(whole)
-    assert out.attrs["flag_meanings"].split() == [
-        "fill", "saturated", "cloud", "cloud_shadow", "slc_gap", "no_qa_cloud_test",
-    ]  # fmt: skip
-    assert list(out.attrs["flag_masks"]) == [1, 2, 4, 8, 16, 32]
+    out = process_scene(whole)["quality"]
     assert out.rio.crs == whole.rio.crs
     assert np.array_equal(out.x, whole.x)
 
@@ -424,7 +426,7 @@ def test_flags_wrapper_matches_kernel_whatever_the_chunks(landsat):
 def test_level2_fill_and_scenes_without_qa(landsat):
     archive = landsat / "xlandsat" / "LC08_L2SP_218074_20190114_20200829_02_T1-cropped.tar.gz"
     ds = open_scene(archive)
-    flags = scene_qa_flags(ds).values
+    flags = _flags(ds)
     stems = [f"LC08_L2SP_218074_20190114_20200829_02_T1_SR_B{b}.TIF" for b in OLI_LABELS]
     zero = np.zeros(flags.shape, dtype=bool)
     with warnings.catch_warnings():
@@ -437,12 +439,12 @@ def test_level2_fill_and_scenes_without_qa(landsat):
     # No QA band in the crop: cloud could not be assessed from QA anywhere.
     assert np.all(flags & NO_QA_CLOUD_TEST)
     assert not np.any(flags & (SATURATED | CLOUD | CLOUD_SHADOW | SLC_GAP))
-    pre = scene_qa_flags(open_scene(landsat / "ethiopia-167055" / "LT51670552010352MLK00"))
-    assert np.all(pre.values == NO_QA_CLOUD_TEST)
-    c1 = scene_qa_flags(
+    pre = _flags(open_scene(landsat / "ethiopia-167055" / "LT51670552010352MLK00"))
+    assert np.all(pre == NO_QA_CLOUD_TEST)
+    c1 = _flags(
         open_scene(landsat / "ethiopia-167055" / "LT05_L1TP_167055_20000309_20161214_01_T1")
     )
-    assert not np.any(c1.values & NO_QA_CLOUD_TEST)
+    assert not np.any(c1 & NO_QA_CLOUD_TEST)
 
 
 # --------------------------------------------------------------------------------------
@@ -695,7 +697,7 @@ def test_synthetic_scene_opens_and_reads(tmp_path):
     assert ds["dn"].shape == (6, 12, 20) and ds["dn"].dtype == np.uint16
     assert int(ds["dn"].sel(band="4")[3, 7]) == 3000 + 3 * 20 + 7
     assert ds.rio.crs.to_epsg() == 32633 and float(ds.x[0]) == 500015.0
-    assert np.all(scene_qa_flags(ds).values == 0)
+    assert np.all(_flags(ds) == 0)
 
 
 def test_missing_band_file_is_a_problem_not_an_error(tmp_path):
