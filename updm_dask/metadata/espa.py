@@ -12,23 +12,12 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from ..errors import MetadataError
-from .mtl import _OLD_LABELS
+from . import values
+from .mtl import OLD_BAND_LABELS
 from .records import BandMetadata, SceneMetadata
-from .values import (
-    _integer,
-    _natural,
-    _number,
-    _parse_date,
-    _parse_time,
-    _satellite,
-    _scalar,
-    _sensor,
-    _sun_elevation,
-    _utm_epsg,
-)
 
 
-def _local(tag: str) -> str:
+def local_name(tag: str) -> str:
     """An XML tag without its namespace."""
     return tag.rsplit("}", 1)[-1]
 
@@ -40,10 +29,10 @@ _ESPA_KEY_ATTRS = ("name", "location", "num")
 def _espa_value(elem: ET.Element) -> Any:
     content = (elem.text or "").strip()
     if not len(elem) and not elem.attrib:
-        return _scalar(content) if content else None
-    out: dict[str, Any] = {_local(k): _scalar(v.strip()) for k, v in elem.attrib.items()}
+        return values.scalar(content) if content else None
+    out: dict[str, Any] = {local_name(k): values.scalar(v.strip()) for k, v in elem.attrib.items()}
     for child in elem:
-        tag = _local(child.tag)
+        tag = local_name(child.tag)
         value = _espa_value(child)
         keyed = next((a for a in _ESPA_KEY_ATTRS if a in child.attrib), None)
         if keyed is not None:
@@ -56,18 +45,37 @@ def _espa_value(elem: ET.Element) -> Any:
         else:
             out[tag] = value
     if content:
-        out["value"] = _scalar(content)
+        out["value"] = values.scalar(content)
     return out
 
 
-def _scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
+def scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
+    """The record of a parsed ESPA document (root element ``espa_metadata``).
+
+    Parameters
+    ----------
+    root
+        The document's root element.
+    source
+        Name of the file, for :attr:`SceneMetadata.path` and error messages.
+
+    Returns
+    -------
+    SceneMetadata
+
+    Raises
+    ------
+    MetadataError
+        A required element is missing or a value is malformed.
+    """
+
     def child(parent: ET.Element | None, tag: str) -> ET.Element | None:
         if parent is None:
             return None
-        return next((c for c in parent if _local(c.tag) == tag), None)
+        return next((c for c in parent if local_name(c.tag) == tag), None)
 
     def children(parent: ET.Element | None, tag: str) -> list[ET.Element]:
-        return [] if parent is None else [c for c in parent if _local(c.tag) == tag]
+        return [] if parent is None else [c for c in parent if local_name(c.tag) == tag]
 
     def text(parent: ET.Element | None, tag: str) -> str | None:
         elem = child(parent, tag)
@@ -84,11 +92,11 @@ def _scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
     if glob is None:
         raise MetadataError(f"{source}: ESPA file without <global_metadata>")
 
-    satellite = _satellite(required_text(glob, "satellite"), "satellite", source)
-    sensor = _sensor(required_text(glob, "instrument"), "instrument", satellite, source)
-    date = _parse_date(required_text(glob, "acquisition_date"), "acquisition_date", source)
+    satellite = values.as_satellite(required_text(glob, "satellite"), "satellite", source)
+    sensor = values.as_sensor(required_text(glob, "instrument"), "instrument", satellite, source)
+    date = values.as_date(required_text(glob, "acquisition_date"), "acquisition_date", source)
     centre = text(glob, "scene_center_time")
-    time = dt.time(0) if centre is None else _parse_time(centre, "scene_center_time", source)
+    time = dt.time(0) if centre is None else values.as_time(centre, "scene_center_time", source)
 
     angles = child(glob, "solar_angles")
     if angles is None or angles.get("zenith") is None:
@@ -96,9 +104,9 @@ def _scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
     units = angles.get("units", "degrees").strip().lower()
     if units != "degrees":
         raise MetadataError(f"{source}: solar_angles units = {units!r}; expected degrees")
-    zenith = _number(angles.get("zenith"), "solar_angles zenith", source)
-    sun_elevation = _sun_elevation(90.0 - zenith, "90 - solar_angles zenith", source)
-    sun_azimuth = _number(angles.get("azimuth"), "solar_angles azimuth", source)
+    zenith = values.as_number(angles.get("zenith"), "solar_angles zenith", source)
+    sun_elevation = values.as_sun_elevation(90.0 - zenith, "90 - solar_angles zenith", source)
+    sun_azimuth = values.as_number(angles.get("azimuth"), "solar_angles azimuth", source)
 
     distance = text(glob, "earth_sun_distance")
     wrs = child(glob, "wrs")
@@ -127,27 +135,29 @@ def _scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
     crs_epsg = (
         None
         if proj is None
-        else _utm_epsg(proj.get("projection"), proj.get("datum"), zone_text, "zone_code", source)
+        else values.utm_epsg(
+            proj.get("projection"), proj.get("datum"), zone_text, "zone_code", source
+        )
     )
     corners: dict[str, tuple[float, float]] | None = None
     # Only a CENTER grid origin matches the pixel-centre convention of MTL corners.
     if proj is not None and (text(proj, "grid_origin") or "").upper() == "CENTER":
         corners = {
             c.get("location", "?"): (
-                _number(c.get("x"), "corner_point x", source),
-                _number(c.get("y"), "corner_point y", source),
+                values.as_number(c.get("x"), "corner_point x", source),
+                values.as_number(c.get("y"), "corner_point y", source),
             )
             for c in children(proj, "corner_point")
         } or None
     corners_latlon = {
         c.get("location", "?"): (
-            _number(c.get("latitude"), "corner latitude", source),
-            _number(c.get("longitude"), "corner longitude", source),
+            values.as_number(c.get("latitude"), "corner latitude", source),
+            values.as_number(c.get("longitude"), "corner longitude", source),
         )
         for c in children(glob, "corner")
     } or None
 
-    values: dict[str, dict[str, Any]] = {}
+    by_band: dict[str, dict[str, Any]] = {}
     qa_files: dict[str, str] = {}
     shape = grid_cell_size = None
     for band in children(child(root, "bands"), "band"):
@@ -164,27 +174,27 @@ def _scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
             continue  # TOA, brightness temperature, angle and index bands
         if sr is not None:
             label = sr.group(1)
-            scale = _number(band.get("scale_factor"), f"{name} scale_factor", source)
-            offset = _number(band.get("add_offset"), f"{name} add_offset", source)
+            scale = values.as_number(band.get("scale_factor"), f"{name} scale_factor", source)
+            offset = values.as_number(band.get("add_offset"), f"{name} add_offset", source)
             entry = {"sr_file_name": file_name, "sr_mult": scale}
             # The ESPA schema defaults add_offset to 0 when a scale is given.
             entry["sr_add"] = offset if offset is not None else (0.0 if scale is not None else None)
         else:
-            label = _OLD_LABELS.get(l1.group(1), l1.group(1))
+            label = OLD_BAND_LABELS.get(l1.group(1), l1.group(1))
             entry = {"file_name": file_name}
-        values.setdefault(label, {}).update(entry)
+        by_band.setdefault(label, {}).update(entry)
         if shape is None and band.get("nlines") and band.get("nsamps"):
             shape = (
-                _integer(band.get("nlines"), f"{name} nlines", source),
-                _integer(band.get("nsamps"), f"{name} nsamps", source),
+                values.as_integer(band.get("nlines"), f"{name} nlines", source),
+                values.as_integer(band.get("nsamps"), f"{name} nsamps", source),
             )
         pixel = child(band, "pixel_size")
         if grid_cell_size is None and pixel is not None:
-            grid_cell_size = _number(pixel.get("x"), f"{name} pixel_size x", source)
+            grid_cell_size = values.as_number(pixel.get("x"), f"{name} pixel_size x", source)
 
     bands = {
-        label: BandMetadata(label=label, **{"file_name": None, **values[label]})
-        for label in sorted(values, key=_natural)
+        label: BandMetadata(label=label, **{"file_name": None, **by_band[label]})
+        for label in sorted(by_band, key=values.band_order)
     }
     return SceneMetadata(
         path=source,
@@ -197,13 +207,13 @@ def _scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
         satellite=satellite,
         platform=f"LANDSAT_{satellite}",
         acquired=dt.datetime.combine(date, time, tzinfo=dt.UTC),
-        wrs_path=_integer(wrs_get.get("path"), "wrs path", source),
-        wrs_row=_integer(wrs_get.get("row"), "wrs row", source),
-        wrs_type=_integer(wrs_get.get("system"), "wrs system", source)
+        wrs_path=values.as_integer(wrs_get.get("path"), "wrs path", source),
+        wrs_row=values.as_integer(wrs_get.get("row"), "wrs row", source),
+        wrs_type=values.as_integer(wrs_get.get("system"), "wrs system", source)
         or (1 if satellite <= 3 else 2),
         sun_elevation=sun_elevation,
         sun_azimuth=sun_azimuth,
-        earth_sun_distance=_number(distance, "earth_sun_distance", source),
+        earth_sun_distance=values.as_number(distance, "earth_sun_distance", source),
         bands=bands,
         qa_files=qa_files,
         crs_epsg=crs_epsg,
@@ -212,6 +222,6 @@ def _scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
         grid_cell_size=grid_cell_size,
         shape=shape,
         cloud_cover=None,
-        groups={_local(root.tag): _espa_value(root)},
+        groups={local_name(root.tag): _espa_value(root)},
         level1_product_id=product_id,
     )

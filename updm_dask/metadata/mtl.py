@@ -15,22 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import MetadataError
+from . import values
 from .records import BandMetadata, SceneMetadata
-from .values import (
-    _cloud_cover,
-    _integer,
-    _natural,
-    _number,
-    _parse_date,
-    _parse_time,
-    _satellite,
-    _sensor,
-    _sun_elevation,
-    _text,
-    _utm_epsg,
-)
 
-_ROOTS = ("LANDSAT_METADATA_FILE", "L1_METADATA_FILE")
+MTL_ROOTS = ("LANDSAT_METADATA_FILE", "L1_METADATA_FILE")
 
 # Where scene-level keys are looked for first. Level-2 groups are never used for them:
 # they repeat Level-1 key names with other meanings.
@@ -73,7 +61,7 @@ _OLD_BAND_KEY_RES = (
     (re.compile(r"BAND(\d+)_GAIN\Z"), "gain"),
     (re.compile(r"BAND6_GAIN([12])\Z"), "gain"),
 )
-_OLD_LABELS = {"61": "6_VCID_1", "62": "6_VCID_2"}
+OLD_BAND_LABELS = {"61": "6_VCID_1", "62": "6_VCID_2"}
 _CALIBRATION_FIELDS = frozenset(
     {
         "radiance_mult",
@@ -142,11 +130,11 @@ class _MtlFields:
 
     def number(self, *keys: str) -> float | None:
         found = self.find(*keys)
-        return None if found is None else _number(found[1], found[0], self.source)
+        return None if found is None else values.as_number(found[1], found[0], self.source)
 
     def integer(self, *keys: str) -> int | None:
         found = self.find(*keys)
-        return None if found is None else _integer(found[1], found[0], self.source)
+        return None if found is None else values.as_integer(found[1], found[0], self.source)
 
     def in_group(self, group: str, key: str) -> Any:
         for g, k, v in self.entries:
@@ -155,8 +143,29 @@ class _MtlFields:
         return None
 
 
-def _scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetadata:
-    roots = [name for name in _ROOTS if isinstance(groups.get(name), Mapping)]
+def scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetadata:
+    """The record of an MTL file given as nested groups (from ODL, XML or JSON).
+
+    Parameters
+    ----------
+    groups
+        The whole file: exactly one of the roots :data:`MTL_ROOTS` -> groups -> values.
+    fmt
+        ``"odl"``, ``"xml"`` or ``"json"``, recorded in :attr:`SceneMetadata.format`.
+    source
+        Name of the file, for :attr:`SceneMetadata.path` and error messages.
+
+    Returns
+    -------
+    SceneMetadata
+
+    Raises
+    ------
+    MetadataError
+        No or two roots, a required field missing or NULL, a malformed value, or band
+        values that contradict each other between groups.
+    """
+    roots = [name for name in MTL_ROOTS if isinstance(groups.get(name), Mapping)]
     if not roots:
         found = ", ".join(str(k) for k in list(groups)[:5]) or "nothing"
         raise MetadataError(
@@ -171,36 +180,38 @@ def _scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetad
     f = _MtlFields(root_name, groups[root_name], source)
 
     key, value = f.required("SPACECRAFT_ID")
-    satellite = _satellite(value, key, source)
+    satellite = values.as_satellite(value, key, source)
     key, value = f.required("SENSOR_ID")
-    sensor = _sensor(value, key, satellite, source)
+    sensor = values.as_sensor(value, key, satellite, source)
 
     key, value = f.required("DATE_ACQUIRED", "ACQUISITION_DATE")
-    date = _parse_date(value, key, source)
+    date = values.as_date(value, key, source)
     found = f.find("SCENE_CENTER_TIME", "SCENE_CENTER_SCAN_TIME")
     time = (
-        dt.time(0) if found is None or found[1] is None else _parse_time(found[1], found[0], source)
+        dt.time(0)
+        if found is None or found[1] is None
+        else values.as_time(found[1], found[0], source)
     )
     acquired = dt.datetime.combine(date, time, tzinfo=dt.UTC)
 
     key, _ = f.required("SUN_ELEVATION")
-    sun_elevation = _sun_elevation(f.number(key), key, source)
+    sun_elevation = values.as_sun_elevation(f.number(key), key, source)
 
     collection_number = f.integer("COLLECTION_NUMBER")
     if collection_number is not None:
         collection = f"C{collection_number}"
     else:
         collection = "C2" if root_name == "LANDSAT_METADATA_FILE" else "pre-collection"
-    processing_level = _text(f.value("PROCESSING_LEVEL", "DATA_TYPE", "PRODUCT_TYPE"))
+    processing_level = values.as_text(f.value("PROCESSING_LEVEL", "DATA_TYPE", "PRODUCT_TYPE"))
     level2 = (processing_level or "").upper().startswith("L2") or any(
         g.startswith("LEVEL2_") for g, _, _ in f.entries
     )
 
-    product_id = _text(f.value("LANDSAT_PRODUCT_ID"))
-    level1_product_id = _text(f.in_group("LEVEL1_PROCESSING_RECORD", "LANDSAT_PRODUCT_ID"))
+    product_id = values.as_text(f.value("LANDSAT_PRODUCT_ID"))
+    level1_product_id = values.as_text(f.in_group("LEVEL1_PROCESSING_RECORD", "LANDSAT_PRODUCT_ID"))
     if level1_product_id is None and not level2:
         level1_product_id = product_id
-    scene_id = _text(f.value("LANDSAT_SCENE_ID"))
+    scene_id = values.as_text(f.value("LANDSAT_SCENE_ID"))
     if scene_id is None:
         # Pre-2012 files carry no scene id; their own MTL file name identifies the scene.
         own_name = f.value("METADATA_FILE_NAME", "METADATA_L1_FILE_NAME", "FILE_NAME_METADATA_ODL")
@@ -218,7 +229,7 @@ def _scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetad
         wrs_type = 1 if satellite <= 3 else 2
 
     projection_key = f.find("UTM_ZONE", "ZONE_NUMBER")
-    crs_epsg = _utm_epsg(
+    crs_epsg = values.utm_epsg(
         f.value("MAP_PROJECTION"),
         f.value("DATUM", "REFERENCE_DATUM"),
         None if projection_key is None else projection_key[1],
@@ -277,7 +288,7 @@ def _scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetad
         corners_latlon=corners_latlon or None,
         grid_cell_size=f.number("GRID_CELL_SIZE_REFLECTIVE", "GRID_CELL_SIZE_REF"),
         shape=None if lines is None or samples is None else (lines, samples),
-        cloud_cover=_cloud_cover(f.number("CLOUD_COVER")),
+        cloud_cover=values.cloud_cover(f.number("CLOUD_COVER")),
         groups=groups,
         level1_product_id=level1_product_id,
     )
@@ -294,12 +305,12 @@ def _band_key(key: str) -> tuple[str, str] | None:
             number = match.group(1)
             if key.startswith("BAND6_GAIN"):
                 number = f"6{number}"
-            return _OLD_LABELS.get(number, number), name
+            return OLD_BAND_LABELS.get(number, number), name
     return None
 
 
 def _mtl_bands(f: _MtlFields, level2: bool, source: str) -> dict[str, BandMetadata]:
-    values: dict[str, dict[str, Any]] = {}
+    by_band: dict[str, dict[str, Any]] = {}
     origin: dict[tuple[str, str], str] = {}
     calibration_seen: set[str] = set()
     calibration_given: set[str] = set()
@@ -330,15 +341,15 @@ def _mtl_bands(f: _MtlFields, level2: bool, source: str) -> dict[str, BandMetada
                 )
             value: Any = flag == "Y"
         elif name in _TEXT_FIELDS:
-            value = _text(raw)
+            value = values.as_text(raw)
         else:
-            value = _number(raw, key, source)
+            value = values.as_number(raw, key, source)
         if name in _CALIBRATION_FIELDS:
             calibration_seen.add(label)
             if value is not None:
                 calibration_given.add(label)
 
-        band = values.setdefault(label, {})
+        band = by_band.setdefault(label, {})
         if name in band and band[name] != value:
             raise MetadataError(
                 f"{source}: band {label} has conflicting {key}: {band[name]!r} in "
@@ -348,8 +359,8 @@ def _mtl_bands(f: _MtlFields, level2: bool, source: str) -> dict[str, BandMetada
         origin[(label, name)] = group
 
     bands: dict[str, BandMetadata] = {}
-    for label in sorted(values, key=_natural):
-        fields = values[label]
+    for label in sorted(by_band, key=values.band_order):
+        fields = by_band[label]
         if "present" not in fields:
             fields["present"] = not (label in calibration_seen and label not in calibration_given)
         fields.setdefault("file_name", None)

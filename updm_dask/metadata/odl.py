@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from ..errors import MetadataError
-from .values import _scalar
+from . import values
 
 __all__ = ["parse_odl"]
 
@@ -93,7 +93,7 @@ def parse_odl(text: str, source: str = "<string>") -> dict[str, Any]:
                     raise fail(lineno, f": malformed quoted value for {key}: {_clip(value)!r}")
                 current[key] = value[1:-1]
             else:
-                current[key] = _scalar(value)
+                current[key] = values.scalar(value)
     if len(stack) > 1:
         name, _, opened = stack[-1]
         raise MetadataError(

@@ -16,11 +16,11 @@ import xml.etree.ElementTree as ET
 from typing import IO, Any
 
 from ..errors import MetadataError
-from .espa import _local, _scene_from_espa
-from .mtl import _ROOTS, _scene_from_mtl_groups
+from . import values
+from .espa import local_name, scene_from_espa
+from .mtl import MTL_ROOTS, scene_from_mtl_groups
 from .odl import parse_odl
 from .records import SceneMetadata
-from .values import _scalar
 
 __all__ = ["MAX_METADATA_BYTES", "read_mtl", "read_mtl_text"]
 
@@ -155,7 +155,7 @@ def _parse_text(text: str, source: str) -> SceneMetadata:
         return _from_xml(text, source)
     if head.startswith(("{", "[")):
         return _from_json(text, source)
-    return _scene_from_mtl_groups(parse_odl(text, source), "odl", source)
+    return scene_from_mtl_groups(parse_odl(text, source), "odl", source)
 
 
 _DTD_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -176,11 +176,11 @@ def _from_xml(text: str, source: str) -> SceneMetadata:
         raise MetadataError(
             f"{source}: invalid XML at line {line}, column {column}: {exc} (truncated or not XML?)"
         ) from None
-    tag = _local(root.tag)
-    if tag in _ROOTS:
-        return _scene_from_mtl_groups({tag: _mtl_xml_dict(root, source)}, "xml", source)
+    tag = local_name(root.tag)
+    if tag in MTL_ROOTS:
+        return scene_from_mtl_groups({tag: _mtl_xml_dict(root, source)}, "xml", source)
     if tag == "espa_metadata":
-        return _scene_from_espa(root, source)
+        return scene_from_espa(root, source)
     raise MetadataError(
         f"{source}: XML root element <{tag}> is neither LANDSAT_METADATA_FILE (Collection-2 "
         "MTL) nor espa_metadata (ESPA)"
@@ -190,14 +190,16 @@ def _from_xml(text: str, source: str) -> SceneMetadata:
 def _mtl_xml_dict(elem: ET.Element, source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for child in elem:
-        tag = _local(child.tag)
+        tag = local_name(child.tag)
         if tag in out:
-            raise MetadataError(f"{source}: element <{tag}> appears twice in <{_local(elem.tag)}>")
+            raise MetadataError(
+                f"{source}: element <{tag}> appears twice in <{local_name(elem.tag)}>"
+            )
         if len(child):
             out[tag] = _mtl_xml_dict(child, source)
         else:
             content = (child.text or "").strip()
-            out[tag] = _scalar(content) if content else None
+            out[tag] = values.scalar(content) if content else None
     return out
 
 
@@ -215,4 +217,4 @@ def _from_json(text: str, source: str) -> SceneMetadata:
             f"{source}: JSON metadata must be an object holding the L1_METADATA_FILE or "
             f"LANDSAT_METADATA_FILE group, not a {type(data).__name__}"
         )
-    return _scene_from_mtl_groups(data, "json", source)
+    return scene_from_mtl_groups(data, "json", source)

@@ -1,7 +1,7 @@
 """Typed values from metadata files, with errors that name the file, the field and the value.
 
 Shared by the readers of every format: untyped ODL text becomes int, float, ``None`` or str
-(:func:`_scalar`); fields become numbers, integers, dates, times, a Landsat number, a
+(:func:`scalar`); fields become numbers, integers, dates, times, a Landsat number, a
 canonical sensor name, a UTM EPSG code.
 """
 
@@ -19,7 +19,7 @@ _INT_RE = re.compile(r"[+-]?\d+\Z")
 _FLOAT_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 
 
-def _scalar(text: str) -> Any:
+def scalar(text: str) -> Any:
     """Type an unquoted value: NULL -> None, integers, floats; anything else stays a str."""
     if text == "NULL":
         return None
@@ -30,7 +30,12 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def _number(value: Any, key: str, source: str) -> float | None:
+def as_number(value: Any, key: str, source: str) -> float | None:
+    """``value`` as a finite float; ``None`` stays ``None``.
+
+    Like every function here that takes them, the error names ``source`` (the file) and
+    ``key`` (the field).
+    """
     if value is None:
         return None
     if isinstance(value, bool):
@@ -46,7 +51,8 @@ def _number(value: Any, key: str, source: str) -> float | None:
     return number
 
 
-def _integer(value: Any, key: str, source: str) -> int | None:
+def as_integer(value: Any, key: str, source: str) -> int | None:
+    """``value`` as an int (``"031"`` and ``31.0`` too; ``None`` stays ``None``)."""
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -58,7 +64,8 @@ def _integer(value: Any, key: str, source: str) -> int | None:
     raise MetadataError(f"{source}: {key} = {value!r} is not an integer")
 
 
-def _text(value: Any) -> str | None:
+def as_text(value: Any) -> str | None:
+    """``value`` as a str; ``None`` (``NULL``) stays ``None``."""
     return None if value is None else str(value)
 
 
@@ -66,7 +73,8 @@ _DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})\Z")
 _TIME_RE = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?Z?\Z")
 
 
-def _parse_date(value: Any, key: str, source: str) -> dt.date:
+def as_date(value: Any, key: str, source: str) -> dt.date:
+    """A ``YYYY-MM-DD`` date."""
     match = _DATE_RE.match(str(value).strip())
     try:
         if match is None:
@@ -78,7 +86,8 @@ def _parse_date(value: Any, key: str, source: str) -> dt.date:
         ) from None
 
 
-def _parse_time(value: Any, key: str, source: str) -> dt.time:
+def as_time(value: Any, key: str, source: str) -> dt.time:
+    """An ``HH:MM:SS[.fffffff][Z]`` time of day, to the microsecond."""
     match = _TIME_RE.match(str(value).strip())
     try:
         if match is None:
@@ -97,7 +106,8 @@ _SPACECRAFT_RE = re.compile(r"LANDSAT[_\s-]?(\d)\Z", re.IGNORECASE)
 _SATELLITES = (1, 2, 3, 4, 5, 7, 8, 9)  # Landsat 6 never reached orbit
 
 
-def _satellite(value: Any, key: str, source: str) -> int:
+def as_satellite(value: Any, key: str, source: str) -> int:
+    """The Landsat number of a spacecraft id (``LANDSAT_7``, ``Landsat7`` ...)."""
     match = _SPACECRAFT_RE.match(str(value).strip())
     if match is None or int(match.group(1)) not in _SATELLITES:
         raise MetadataError(
@@ -107,7 +117,8 @@ def _satellite(value: Any, key: str, source: str) -> int:
     return int(match.group(1))
 
 
-def _sensor(value: Any, key: str, satellite: int, source: str) -> str:
+def as_sensor(value: Any, key: str, satellite: int, source: str) -> str:
+    """The canonical sensor name (MSS, TM, ETM+, OLI, OLI-2) of a sensor id on ``satellite``."""
     try:
         canonical_sensor_name(str(value), satellite)
     except SensorError as exc:
@@ -120,31 +131,35 @@ def _sensor(value: Any, key: str, satellite: int, source: str) -> str:
         ) from None
 
 
-def _sun_elevation(value: float, key: str, source: str) -> float:
+def as_sun_elevation(value: float, key: str, source: str) -> float:
+    """``value`` checked to be an elevation angle, -90 to 90 degrees."""
     if not -90.0 <= value <= 90.0:
         raise MetadataError(f"{source}: {key} = {value!r} is outside -90..90 degrees")
     return value
 
 
-def _utm_epsg(projection: Any, datum: Any, zone: Any, key: str, source: str) -> int | None:
+def utm_epsg(projection: Any, datum: Any, zone: Any, key: str, source: str) -> int | None:
+    """The WGS84 / UTM EPSG code of a zone (negative: south), ``None`` for other projections."""
     if projection is None or str(projection).strip().upper() != "UTM" or zone is None:
         return None
     # Every Landsat product is on WGS84; an explicit other datum gets no EPSG code.
     if datum is not None and str(datum).strip().upper() not in ("WGS84", "WGS_84", "WGS 84"):
         return None
-    number = _integer(zone, key, source)
+    number = as_integer(zone, key, source)
     if number is None or not 1 <= abs(number) <= 60:
         raise MetadataError(f"{source}: {key} = {zone!r} is not a UTM zone (1..60)")
     # A negative zone (ESPA convention) is the southern zone.
     return (32600 if number > 0 else 32700) + abs(number)
 
 
-def _cloud_cover(value: float | None) -> float | None:
+def cloud_cover(value: float | None) -> float | None:
+    """Scene cloud cover in per cent, ``None`` when not computed (the files write -1)."""
     # USGS writes -1 when cover was not computed (e.g. early MSS night scenes); a number
     # there would pass any "cloud_cover < x" filter.
     return None if value is None or value < 0 else value
 
 
-def _natural(label: str) -> tuple:
+def band_order(label: str) -> tuple:
+    """Sort key of band labels in band order: ``"2" < "6_VCID_1" < "6_VCID_2" < "10"``."""
     head, _, tail = label.partition("_")
     return (int(head) if head.isdigit() else math.inf, head, tail)
