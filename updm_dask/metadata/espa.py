@@ -52,21 +52,8 @@ def _espa_value(elem: ET.Element) -> Any:
 def scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
     """The record of a parsed ESPA document (root element ``espa_metadata``).
 
-    Parameters
-    ----------
-    root
-        The document's root element.
-    source
-        Name of the file, for :attr:`SceneMetadata.path` and error messages.
-
-    Returns
-    -------
-    SceneMetadata
-
-    Raises
-    ------
-    MetadataError
-        A required element is missing or a value is malformed.
+    ``source`` names the file in :attr:`SceneMetadata.path` and in the
+    :class:`~updm_dask.errors.MetadataError` raised for a missing element or a bad value.
     """
 
     def child(parent: ET.Element | None, tag: str) -> ET.Element | None:

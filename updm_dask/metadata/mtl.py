@@ -146,24 +146,11 @@ class _MtlFields:
 def scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetadata:
     """The record of an MTL file given as nested groups (from ODL, XML or JSON).
 
-    Parameters
-    ----------
-    groups
-        The whole file: exactly one of the roots :data:`MTL_ROOTS` -> groups -> values.
-    fmt
-        ``"odl"``, ``"xml"`` or ``"json"``, recorded in :attr:`SceneMetadata.format`.
-    source
-        Name of the file, for :attr:`SceneMetadata.path` and error messages.
-
-    Returns
-    -------
-    SceneMetadata
-
-    Raises
-    ------
-    MetadataError
-        No or two roots, a required field missing or NULL, a malformed value, or band
-        values that contradict each other between groups.
+    ``groups`` holds exactly one root of :data:`MTL_ROOTS`; ``fmt`` (``"odl"``, ``"xml"``,
+    ``"json"``) is recorded in :attr:`SceneMetadata.format`, and ``source`` names the file in
+    :attr:`SceneMetadata.path` and in every :class:`~updm_dask.errors.MetadataError`: no or
+    two roots, a required field missing or NULL, a malformed value, band values that
+    contradict each other between groups.
     """
     roots = [name for name in MTL_ROOTS if isinstance(groups.get(name), Mapping)]
     if not roots:
