@@ -126,23 +126,22 @@ def scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
             proj.get("projection"), proj.get("datum"), zone_text, "zone_code", source
         )
     )
+
+    def points(elements: list[ET.Element], what: str, first: str, second: str):
+        # {location: (first, second)} of corner elements, None when there are none.
+        return {
+            c.get("location", "?"): (
+                values.as_number(c.get(first), f"{what} {first}", source),
+                values.as_number(c.get(second), f"{what} {second}", source),
+            )
+            for c in elements
+        } or None
+
     corners: dict[str, tuple[float, float]] | None = None
     # Only a CENTER grid origin matches the pixel-centre convention of MTL corners.
     if proj is not None and (text(proj, "grid_origin") or "").upper() == "CENTER":
-        corners = {
-            c.get("location", "?"): (
-                values.as_number(c.get("x"), "corner_point x", source),
-                values.as_number(c.get("y"), "corner_point y", source),
-            )
-            for c in children(proj, "corner_point")
-        } or None
-    corners_latlon = {
-        c.get("location", "?"): (
-            values.as_number(c.get("latitude"), "corner latitude", source),
-            values.as_number(c.get("longitude"), "corner longitude", source),
-        )
-        for c in children(glob, "corner")
-    } or None
+        corners = points(children(proj, "corner_point"), "corner_point", "x", "y")
+    corners_latlon = points(children(glob, "corner"), "corner", "latitude", "longitude")
 
     by_band: dict[str, dict[str, Any]] = {}
     qa_files: dict[str, str] = {}
