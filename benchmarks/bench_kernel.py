@@ -61,8 +61,7 @@ import numba
 import numpy as np
 from scipy.optimize import nnls
 
-from updm_dask.science import decompose
-from updm_dask.science.decompose import nnls_decompose
+from updm_dask.science.decompose import nnls_decompose, solver
 
 TARGET_VS_SCIPY = 300.0  # kernel at least this many times faster than the scipy loop
 TARGET_VS_FLOOR = 3.0  # kernel at most this many times slower than the floor
@@ -252,7 +251,7 @@ def environment() -> dict[str, Any]:
         "numba": numba.__version__,
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "kernel_threads": decompose._thread_count(),
+        "kernel_threads": solver._thread_count(),
         "blas_env": {
             key: value
             for key, value in os.environ.items()

@@ -15,7 +15,8 @@ from updm_dask.demo import make_demo_archive
 from updm_dask.geo import CubeGrid, to_grid
 from updm_dask.jobs.run import REGRID_METHODS, scene_on_grid
 from updm_dask.pipeline import LAYERS, process_scene
-from updm_dask.scenes import SLC_GAP, discover_scenes, open_scene, scene_qa_flags
+from updm_dask.scenes import discover_scenes, open_scene
+from updm_dask.science.masks import SLC_GAP
 
 ETHIOPIA = "landsat/ethiopia-167055"
 ETM_2017 = "LE07_L1TP_167055_20170316_20170411_01_T1"
@@ -57,11 +58,10 @@ def test_every_stage_is_lazy(shared_data):
     with dask.config.set(scheduler=_raise_on_compute):
         source = discover_scenes(str(folder)).scenes[0]
         scene = open_scene(source, chunks=32)
-        flags = scene_qa_flags(scene)
         layers = process_scene(scene)
         placed = to_grid(layers, grid, method=REGRID_METHODS)
         on_grid = scene_on_grid(source, grid, chunks=32)
-    for result in (scene["dn"], flags, *layers.data_vars.values(), *placed.data_vars.values()):
+    for result in (scene["dn"], *layers.data_vars.values(), *placed.data_vars.values()):
         assert isinstance(result.data, da.Array)
     assert set(on_grid.data_vars) == set(LAYERS)
     assert all(isinstance(v.data, da.Array) for v in on_grid.data_vars.values())

@@ -6,10 +6,15 @@ a small multiple of the chunk, whatever the scene size.
 
 Three tiers, as everywhere in the package:
 
-- :func:`process_block` is the numpy kernel: (band, y, x) DN block -> (layer, y, x).
+- :func:`process_block` is the numpy kernel: (band, y, x) DN block -> (layer, y, x). It
+  calls the science rooms' kernels in turn: calibration, NNLS, MVIUPD, classification,
+  quality flags.
 - :func:`process_scene_array` wraps it with ``dask.array.blockwise`` (one task per chunk).
 - :func:`process_scene` is the labelled API: a Dataset from
   :func:`updm_dask.scenes.open_scene` in, a Dataset of scene layers out, lazily.
+
+What is fixed per scene (calibration constants, band patterns, rule table, mask rules)
+travels to every task as one :class:`ScenePlan`.
 """
 
 from __future__ import annotations
@@ -20,20 +25,23 @@ from dataclasses import dataclass, field
 
 import dask.array as da
 import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from dask.base import tokenize
 
 from . import __version__
 from .errors import SceneError
+from .scenes.masks import scene_mask_params, slc_extent_args
 from .science.calibration import SceneCalibration, calibrate_block, scene_calibration
 from .science.classify import CLASS_CODES, RuleTable, classify_array, load_rules, mviupd
 from .science.decompose import nnls_decompose
-from .science.masks import CLOUD, MaskParams, mask_params, qa_flags, slc_extent_args
+from .science.masks import CLOUD, MaskParams, qa_flags
 from .science.patterns import PatternSet, band_patterns, default_pattern_set
 
 __all__ = [
     "FLOAT_LAYERS",
     "LAYERS",
+    "ScenePlan",
     "Science",
     "process_block",
     "process_scene",
@@ -130,16 +138,40 @@ class Science:
         return ("updm.Science", self.sha256())
 
 
+@dataclass(frozen=True, eq=False)
+class ScenePlan:
+    """What every chunk of one scene is processed with; built once per scene.
+
+    Parameters
+    ----------
+    scene_id
+        Named in the error a failing chunk raises.
+    calibration
+        The scene's :class:`~updm_dask.science.calibration.SceneCalibration`.
+    patterns
+        (band, k) float64 band patterns, rows in the order of the DN stack's bands.
+    rules
+        The sensor's rule table.
+    constrain_supplementary
+        Passed to the NNLS kernel.
+    mask
+        The scene's quality-flag rules (:func:`~updm_dask.scenes.scene_mask_params`).
+    """
+
+    scene_id: str
+    calibration: SceneCalibration
+    patterns: np.ndarray
+    rules: RuleTable
+    constrain_supplementary: bool
+    mask: MaskParams
+
+
 def process_block(
     dn: np.ndarray,
     qa: np.ndarray | None,
     radsat: np.ndarray | None,
+    plan: ScenePlan,
     *,
-    calibration: SceneCalibration,
-    patterns: np.ndarray,
-    rules: RuleTable,
-    constrain_supplementary: bool,
-    mask: MaskParams,
     row_extent: np.ndarray | None = None,
     col_offset: int = 0,
 ) -> np.ndarray:
@@ -149,22 +181,14 @@ def process_block(
     ----------
     dn
         (band, y, x) digital numbers (or scaled surface reflectance for Level-2), bands in
-        the order of ``calibration.bands`` and of ``patterns``' rows.
+        the order of ``plan.calibration.bands`` and of ``plan.patterns``' rows.
     qa, radsat
         (y, x) QA_PIXEL/BQA and radiometric-saturation QA, or None.
-    calibration
-        The scene's :class:`~updm_dask.science.calibration.SceneCalibration`.
-    patterns
-        (band, k) band patterns.
-    rules
-        The sensor's rule table.
-    constrain_supplementary
-        Passed to the NNLS kernel.
-    mask
-        The scene's :func:`~updm_dask.scenes.mask_params` (fill values, QA decoding).
+    plan
+        The scene's calibration, patterns, rules and mask rules.
     row_extent, col_offset
         For SLC-off scenes: first/last valid column of every row of the whole scene and
-        this block's first scene column (see :func:`~updm_dask.scenes.qa_flags`).
+        this block's first scene column (see :func:`~updm_dask.science.masks.qa_flags`).
 
     Returns
     -------
@@ -174,10 +198,10 @@ def process_block(
     """
     _, ny, nx = dn.shape
     out = np.empty((len(LAYERS), ny, nx), dtype=np.float32)
-    reflectance = calibrate_block(dn, calibration, band_axis=0)
+    reflectance = calibrate_block(dn, plan.calibration, band_axis=0)
     spectra = np.moveaxis(reflectance, 0, -1)
     coefficients, residual = nnls_decompose(
-        spectra, patterns, constrain_supplementary=constrain_supplementary
+        spectra, plan.patterns, constrain_supplementary=plan.constrain_supplementary
     )
     k = coefficients.shape[-1]
     for i in range(3):
@@ -190,10 +214,10 @@ def process_block(
         coefficients[..., 2],
         coefficients[..., 3] if k == 4 else None,
     )
-    classes = classify_array(coefficients, rules)
+    classes = classify_array(coefficients, plan.rules)
     out[6] = classes
     flags = qa_flags(
-        dn, qa, radsat, params=mask, row_extent=row_extent, col_offset=col_offset
+        dn, qa, radsat, params=plan.mask, row_extent=row_extent, col_offset=col_offset
     ).astype(np.uint8)
     if qa is None:
         # Without a QA band (MSS) UPDM's own cloud rule is the cloud mask.
@@ -202,16 +226,17 @@ def process_block(
     return out
 
 
-def _blockwise_kernel(dn, *rest, has_qa, has_radsat, **kwargs):
+def _blockwise_kernel(dn, *rest, has_qa, has_radsat, plan):
     rest = list(rest)
     qa = rest.pop(0) if has_qa else None
     radsat = rest.pop(0) if has_radsat else None
+    kwargs = {}
     if rest:  # SLC-off: the whole scene's row extent and this block's column numbers
         extent, cols = rest
         kwargs.update(row_extent=extent, col_offset=int(cols[0]))
-    scene_id = kwargs.pop("scene_id")
+    scene_id = plan.scene_id
     try:
-        return process_block(dn, qa, radsat, **kwargs)
+        return process_block(dn, qa, radsat, plan, **kwargs)
     except Exception as exc:  # say which scene broke: the job records it and goes on
         failure = f"scene {scene_id}: {type(exc).__name__}: {exc}"
     # Raised outside the handler: the cause may not pickle back from a worker process, not
@@ -223,13 +248,7 @@ def process_scene_array(
     dn: da.Array,
     qa: da.Array | None,
     radsat: da.Array | None,
-    *,
-    calibration: SceneCalibration,
-    patterns: np.ndarray,
-    rules: RuleTable,
-    constrain_supplementary: bool,
-    mask: MaskParams,
-    scene_id: str,
+    plan: ScenePlan,
 ) -> da.Array:
     """One blockwise task per spatial chunk: (band, y, x) DN -> (layer, y, x) float32.
 
@@ -237,6 +256,7 @@ def process_scene_array(
     scenes get one small extra reduction (first/last valid column of every row, over the
     whole scene) so that the gap rule sees whole rows.
     """
+    scene_id = plan.scene_id
     if len(dn.chunks[0]) != 1:
         raise SceneError(
             f"scene {scene_id}: the band axis is split into {len(dn.chunks[0])} chunks; "
@@ -249,10 +269,10 @@ def process_scene_array(
             if extra.chunks != dn.chunks[1:]:
                 extra = extra.rechunk(dn.chunks[1:])
             args += [extra, "yx"]
-    token = tokenize(dn, qa, radsat, calibration, patterns, rules, constrain_supplementary, mask)
+    token = tokenize(dn, qa, radsat, plan)
     tail = slc_extent_args(
         args,
-        mask,
+        plan.mask,
         has_qa=qa is not None,
         has_radsat=radsat is not None,
         x_chunks=dn.chunks[2],
@@ -270,12 +290,7 @@ def process_scene_array(
         name="updm-process-" + token,
         has_qa=qa is not None,
         has_radsat=radsat is not None,
-        calibration=calibration,
-        patterns=np.asarray(patterns, dtype=np.float64),
-        rules=rules,
-        constrain_supplementary=constrain_supplementary,
-        mask=mask,
-        scene_id=scene_id,
+        plan=plan,
     )
 
 
@@ -321,25 +336,17 @@ def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Datas
     data = dn.data if isinstance(dn.data, da.Array) else da.from_array(dn.values, chunks=-1)
     qa = scene["qa"].data if "qa" in scene else None
     radsat = scene["radsat"].data if "radsat" in scene else None
-    # Scene-wide mask rules: the rasters' declared nodata and the QA flavour travel with
-    # the scene, not with each chunk.
-    mask = mask_params(
-        metadata,
-        band_labels=labels,
-        nodata=dn.attrs.get("nodatavals"),
-        qa_kind=scene["qa"].attrs.get("qa_kind") if qa is not None else None,
-    )
-    stack = process_scene_array(
-        data,
-        qa,
-        radsat,
+    plan = ScenePlan(
+        scene_id=scene_id,
         calibration=calibration,
-        patterns=patterns.values,
+        patterns=np.asarray(patterns.values, dtype=np.float64),
         rules=science.rules_for(metadata.sensor),
         constrain_supplementary=science.constrain_supplementary,
-        mask=mask,
-        scene_id=scene_id,
+        # Scene-wide mask rules: the rasters' declared nodata and the QA flavour travel
+        # with the scene, not with each chunk.
+        mask=scene_mask_params(scene),
     )
+    stack = process_scene_array(data, qa, radsat, plan)
     coords = {"y": scene["y"], "x": scene["x"]}
     variables = {}
     for i, name in enumerate(LAYERS):

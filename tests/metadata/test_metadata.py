@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from updm_dask import metadata
 from updm_dask.errors import MetadataError
 from updm_dask.metadata import BandMetadata, SceneMetadata, read_mtl, read_mtl_text
+from updm_dask.metadata import read as metadata_read
 from updm_dask.science.sensors import get_sensor
 
 try:  # the data folder as conftest found it, to parametrize one test per file
@@ -770,7 +770,7 @@ def test_unreadable_paths(tmp_path, monkeypatch):
         read_mtl(str(missing).encode())
     with pytest.raises(MetadataError, match="is a directory"):
         read_mtl(tmp_path)
-    monkeypatch.setattr(metadata, "MAX_METADATA_BYTES", 100)
+    monkeypatch.setattr(metadata_read, "MAX_METADATA_BYTES", 100)
     big = _write(tmp_path, _SYNTHETIC, "big_MTL.txt")
     with pytest.raises(MetadataError, match=r"big_MTL\.txt: larger than 100 bytes"):
         read_mtl(big)

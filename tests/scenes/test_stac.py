@@ -28,13 +28,8 @@ from rasterio.transform import from_origin
 
 from updm_dask.errors import SceneError
 from updm_dask.metadata import read_mtl
-from updm_dask.scenes import (
-    NO_QA_CLOUD_TEST,
-    discover_scenes,
-    discover_stac,
-    open_scene,
-    scene_qa_flags,
-)
+from updm_dask.scenes import discover_scenes, discover_stac, open_scene, scene_mask_params
+from updm_dask.science.masks import NO_QA_CLOUD_TEST, qa_flags
 
 # Collection-2 STAC asset keys by band number.
 TM_KEYS = {"1": "blue", "2": "green", "3": "red", "4": "nir08", "5": "swir16", "7": "swir22"}
@@ -216,7 +211,7 @@ def test_mss_items_use_green_red_nir08_nir09(shared_data, tmp_path, mtl_name, la
     ds = open_scene(from_stac)
     assert tuple(ds["band"].values) == labels
     assert [int(v) for v in ds["dn"][:, 1, 1].values] == [10, 20, 30, 40]
-    flags = scene_qa_flags(ds).values
+    flags = qa_flags(ds["dn"].values, params=scene_mask_params(ds))
     assert np.all(flags & NO_QA_CLOUD_TEST)  # no QA band here: UPDM's cloud rule applies
     assert flags[0, 0] & 1 and not np.any(flags[1:, 1:] & 1)
 

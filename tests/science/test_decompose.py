@@ -1,4 +1,4 @@
-"""Tests of updm_dask.science.decompose: the exact NNLS kernel, its dask wrapper and labelled API.
+"""Tests of updm_dask.science.decompose: the exact NNLS kernel and the illumination correction.
 
 References are independent of the code under test: ``scipy.optimize.nnls`` (every column
 constrained), and for a sign-free supplementary coefficient both ``nnls`` on the split matrix
@@ -20,26 +20,18 @@ import json
 import math
 import threading
 
-import dask
-import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
 from conftest import REPO_ROOT
-from dask.array.utils import assert_eq
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import lsq_linear, nnls
 
-import updm_dask.science.decompose as decompose_module
+import updm_dask.science.decompose.solver as solver
 from updm_dask.errors import DecompositionError
-from updm_dask.science.decompose import (
-    decompose,
-    decompose_array,
-    nnls_decompose,
-    normalise_coefficients,
-)
+from updm_dask.science.decompose import nnls_decompose, normalise_coefficients
 
 RTOL = 1e-5
 ATOL_FACTOR = 1e-7
@@ -55,8 +47,9 @@ def assert_same(got: np.ndarray, expected: np.ndarray) -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
 
 
-def _raise_if_computed(*args, **kwargs):
-    raise AssertionError("dask computed something inside a function that must stay lazy")
+def _cube(shape=(6, 37, 29), seed=12):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-0.2, 1.0, shape).astype(np.float32)
 
 
 def reference(patterns: np.ndarray, spectrum: np.ndarray, constrain_all: bool) -> np.ndarray:
@@ -197,7 +190,7 @@ def realistic_spectra(m: int, seed: int) -> np.ndarray:
 def test_many_pixels_across_blocks_match_reference():
     # More pixels than one block, realistic mixtures: every code path in one call.
     patterns = REALISTIC_PATTERNS
-    m = decompose_module._BLOCK + 5000
+    m = solver._BLOCK + 5000
     rng = np.random.default_rng(7)
     spectra = realistic_spectra(m, seed=7)
     coef, resid = nnls_decompose(spectra, patterns)
@@ -211,13 +204,13 @@ def test_many_pixels_across_blocks_match_reference():
 def _count_fallbacks(monkeypatch) -> list[int]:
     """Record how many pixels each kernel run sent to the brute-force fallback."""
     counts: list[int] = []
-    run = decompose_module._run_kernel
+    run = solver._run_kernel
 
     def counting(*args):
         counts.append(run(*args))
         return counts[-1]
 
-    monkeypatch.setattr(decompose_module, "_run_kernel", counting)
+    monkeypatch.setattr(solver, "_run_kernel", counting)
     return counts
 
 
@@ -237,7 +230,7 @@ def test_search_certifies_realistic_pixels(monkeypatch, constrain):
 def test_brute_force_fallback_alone_is_exact(monkeypatch):
     # Without the search for a certified set, every pixel tier 1 does not certify goes to
     # the brute force.
-    monkeypatch.setattr(decompose_module, "_SEARCH_CERTIFIED", False)
+    monkeypatch.setattr(solver, "_SEARCH_CERTIFIED", False)
     counts = _count_fallbacks(monkeypatch)
     rng = np.random.default_rng(11)
     for constrain in (False, True):
@@ -262,9 +255,9 @@ def test_blocks_threads_and_layout_do_not_change_results(monkeypatch, constrain)
     np.testing.assert_array_equal(band_first[0].T, expected[0])
     np.testing.assert_array_equal(band_first[1], expected[1])
     # Blocks of 7 pixels (the last one partial) and 3 threads sharing tasks of 500 pixels.
-    monkeypatch.setattr(decompose_module, "_BLOCK", 7)
-    monkeypatch.setattr(decompose_module, "_THREAD_CHUNK", 500)
-    monkeypatch.setattr(decompose_module, "_thread_count", lambda: 3)
+    monkeypatch.setattr(solver, "_BLOCK", 7)
+    monkeypatch.setattr(solver, "_THREAD_CHUNK", 500)
+    monkeypatch.setattr(solver, "_thread_count", lambda: 3)
     for stop in (3000, 2999):
         got = nnls_decompose(spectra[:stop], patterns, constrain_supplementary=constrain)
         np.testing.assert_array_equal(got[0], expected[0][:stop])
@@ -273,9 +266,9 @@ def test_blocks_threads_and_layout_do_not_change_results(monkeypatch, constrain)
 
 def test_threads_only_from_the_main_thread():
     # Inside dask's worker threads the kernel must not start threads of its own.
-    assert decompose_module._thread_count() >= 1
+    assert solver._thread_count() >= 1
     seen: list[int] = []
-    worker = threading.Thread(target=lambda: seen.append(decompose_module._thread_count()))
+    worker = threading.Thread(target=lambda: seen.append(solver._thread_count()))
     worker.start()
     worker.join()
     assert seen == [1]
@@ -645,154 +638,6 @@ def test_normalise_rejects_wrong_shapes(bad):
 def test_normalise_rejects_non_numbers():
     with pytest.raises(DecompositionError, match="real numbers"):
         normalise_coefficients(np.ones((2, 3), dtype=complex))
-
-
-# --------------------------------------------------------------------------------------------
-# Dask wrapper
-# --------------------------------------------------------------------------------------------
-
-
-def _cube(shape=(6, 37, 29), seed=12):
-    rng = np.random.default_rng(seed)
-    return rng.uniform(-0.2, 1.0, shape).astype(np.float32)
-
-
-@pytest.mark.parametrize("band_axis", [0, 1, 2, -1])
-@pytest.mark.parametrize("constrain", [False, True])
-def test_dask_wrapper_equals_kernel_and_is_lazy(band_axis, constrain):
-    spectra = np.moveaxis(_cube(), 0, band_axis)
-    chunks = [10, 10, 10]
-    chunks[band_axis] = -1
-    lazy = da.from_array(spectra, chunks=tuple(chunks))
-    with dask.config.set(scheduler=_raise_if_computed):
-        coef, resid = decompose_array(
-            lazy, GOOD_PATTERNS, band_axis=band_axis, constrain_supplementary=constrain
-        )
-    assert coef.name.startswith("updm-decompose") and resid.name.startswith("updm-decompose")
-    expected_c, expected_r = nnls_decompose(
-        np.moveaxis(spectra, band_axis, -1), GOOD_PATTERNS, constrain_supplementary=constrain
-    )
-    assert_eq(coef, np.moveaxis(expected_c, -1, band_axis))
-    assert_eq(resid, expected_r)
-
-
-def test_dask_wrapper_single_spectrum_and_empty_arrays():
-    spectrum = _cube((6,))
-    coef, resid = decompose_array(da.from_array(spectrum, chunks=-1), GOOD_PATTERNS)
-    expected_c, expected_r = nnls_decompose(spectrum, GOOD_PATTERNS)
-    assert_eq(coef, expected_c)
-    assert_eq(resid, expected_r)
-    empty = da.zeros((6, 0, 5), chunks=(6, 1, 5), dtype=np.float32)
-    coef, resid = decompose_array(empty, GOOD_PATTERNS)
-    assert coef.compute().shape == (4, 0, 5) and resid.compute().shape == (0, 5)
-
-
-def test_dask_wrapper_rejects_split_band_axis():
-    lazy = da.from_array(_cube(), chunks=(3, 20, 20))
-    with pytest.raises(DecompositionError, match=r"\(3, 3\).*rechunk"):
-        decompose_array(lazy, GOOD_PATTERNS)
-
-
-def test_dask_wrapper_rejects_bad_arguments():
-    lazy = da.from_array(_cube(), chunks=(6, 20, 20))
-    with pytest.raises(DecompositionError, match=r"dask\.array\.Array"):
-        decompose_array(_cube(), GOOD_PATTERNS)
-    with pytest.raises(DecompositionError, match="out of range"):
-        decompose_array(lazy, GOOD_PATTERNS, band_axis=3)
-    with pytest.raises(DecompositionError, match="37 bands along axis 1"):
-        decompose_array(lazy, GOOD_PATTERNS, band_axis=1)
-    with pytest.raises(DecompositionError, match="floating-point"):
-        decompose_array(lazy.astype(np.int16), GOOD_PATTERNS)
-
-
-# --------------------------------------------------------------------------------------------
-# Labelled API
-# --------------------------------------------------------------------------------------------
-
-TM_BANDS = ["1", "2", "3", "4", "5", "7"]
-
-
-def _reflectance(lazy: bool, band_dim_position: int = 0) -> xr.DataArray:
-    data = _cube()
-    array = xr.DataArray(
-        da.from_array(data, chunks=(6, 16, 16)) if lazy else data,
-        dims=("band", "y", "x"),
-        coords={"band": TM_BANDS, "y": np.arange(37.0), "x": np.arange(29.0), "spatial_ref": 0},
-        attrs={"units": "1"},
-    )
-    order = ["y", "x"]
-    order.insert(band_dim_position, "band")
-    return array.transpose(*order)
-
-
-def _patterns(k: int = 4, reverse: bool = False) -> xr.DataArray:
-    bands = TM_BANDS[::-1] if reverse else TM_BANDS
-    matrix = GOOD_PATTERNS[::-1, :k] if reverse else GOOD_PATTERNS[:, :k]
-    return xr.DataArray(
-        matrix,
-        dims=("band", "pattern"),
-        coords={"band": bands, "pattern": ["water", "vegetation", "soil", "yellow"][:k]},
-        attrs={"pattern_set": "test-set", "pattern_set_sha256": "f" * 64},
-    )
-
-
-@pytest.mark.parametrize("band_dim_position", [0, 1, 2])
-def test_labelled_api_is_lazy_labelled_and_exact(band_dim_position):
-    refl = _reflectance(lazy=True, band_dim_position=band_dim_position)
-    with dask.config.set(scheduler=_raise_if_computed):
-        ds = decompose(refl, _patterns(reverse=True), normalise=True)
-    assert set(ds.data_vars) == {
-        "uCw", "uCv", "uCs", "uC4", "residual",
-        "uCw_norm", "uCv_norm", "uCs_norm", "uC4_norm",
-    }  # fmt: skip
-    assert ds.uCw.dims == ("y", "x") and "spatial_ref" in ds.coords
-    assert ds.attrs["pattern_set"] == "test-set" and ds.attrs["pattern_set_sha256"] == "f" * 64
-    assert ds.attrs["constrain_supplementary"] == 0
-    assert ds.uCv.attrs["pattern"] == "vegetation" and ds.residual.attrs["units"] == "1"
-    coef, resid = nnls_decompose(np.moveaxis(_cube(), 0, -1), GOOD_PATTERNS)
-    computed = ds.compute()
-    for j, name in enumerate(["uCw", "uCv", "uCs", "uC4"]):
-        assert_same(computed[name].values, coef[..., j])
-    assert_same(computed.residual.values, resid)
-    np.testing.assert_allclose(
-        computed.uCv_norm.values, normalise_coefficients(coef)[..., 1], rtol=1e-6
-    )
-    eager = decompose(_reflectance(lazy=False, band_dim_position=band_dim_position), _patterns())
-    xr.testing.assert_identical(eager, decompose(refl, _patterns()).compute())
-
-
-def test_labelled_api_three_patterns_and_constrained_flag():
-    ds = decompose(_reflectance(lazy=False), _patterns(k=3), constrain_supplementary=True)
-    assert "uC4" not in ds and {"uCw", "uCv", "uCs", "residual"} <= set(ds.data_vars)
-    assert ds.attrs["constrain_supplementary"] == 1
-    ds4 = decompose(_reflectance(lazy=False), _patterns(k=4), constrain_supplementary=True)
-    assert (ds4.uC4.values >= 0).all()
-
-
-def test_labelled_api_hashes_unrecorded_patterns():
-    patterns = _patterns()
-    patterns.attrs = {}
-    first = decompose(_reflectance(lazy=False), patterns)
-    second = decompose(_reflectance(lazy=False), patterns * 1.01)
-    assert len(first.attrs["pattern_set_sha256"]) == 64
-    assert first.attrs["pattern_set_sha256"] != second.attrs["pattern_set_sha256"]
-
-
-def test_labelled_api_rejects_mismatched_input():
-    refl = _reflectance(lazy=False)
-    wrong = _patterns().assign_coords(band=["1", "2", "3", "4", "5", "6"])
-    with pytest.raises(DecompositionError, match=r"missing from patterns: \['7'\]"):
-        decompose(refl, wrong)
-    with pytest.raises(DecompositionError, match="'band' dimension"):
-        decompose(refl.rename(band="wavelength"), _patterns())
-    with pytest.raises(DecompositionError, match="DataArray"):
-        decompose(refl.values, _patterns())
-    with pytest.raises(DecompositionError, match="DataArray"):
-        decompose(refl, GOOD_PATTERNS)
-    with pytest.raises(DecompositionError, match=r"dims \(band, pattern\)"):
-        decompose(refl, _patterns().rename(pattern="component"))
-    with pytest.raises(DecompositionError, match="one chunk"):
-        decompose(_reflectance(lazy=True).chunk({"band": 2}), _patterns())
 
 
 # --------------------------------------------------------------------------------------------

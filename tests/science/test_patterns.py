@@ -20,6 +20,7 @@ from scipy.optimize import nnls
 
 from updm_dask.errors import PatternError, SensorError
 from updm_dask.science import patterns as pt
+from updm_dask.science.patterns import bands
 from updm_dask.science.sensors import get_sensor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -467,10 +468,10 @@ def test_band_patterns_accept_a_sensor_object_and_user_set():
 
 def test_band_patterns_are_cached_but_returned_as_fresh_arrays():
     first = pt.band_patterns("OLI", satellite=8)
-    hits = pt._band_pattern_matrix.cache_info().hits
+    hits = bands._band_pattern_matrix.cache_info().hits
     first.values[:] = -1.0
     second = pt.band_patterns("OLI", satellite=8)
-    assert pt._band_pattern_matrix.cache_info().hits == hits + 1
+    assert bands._band_pattern_matrix.cache_info().hits == hits + 1
     assert np.all(second.values != -1.0)
 
 

@@ -1,4 +1,4 @@
-"""The science: UPDM as numpy kernels, with no I/O, no dask and no scheduling.
+"""The science: UPDM as numpy kernels, with no I/O of scenes and no scheduling.
 
 Rooms, in dependency order (each imports only those before it):
 
@@ -6,13 +6,17 @@ Rooms, in dependency order (each imports only those before it):
 - :mod:`~updm_dask.science.calibration`: eqs. (1)-(7), DN -> radiance -> reflectance,
   Earth-Sun distance, Rayleigh path reflectance.
 - :mod:`~updm_dask.science.masks`: fill, saturation, QA cloud and SLC-off gap bits.
-- :mod:`~updm_dask.science.patterns`: standard spectra, normalisation, band averaging,
-  pattern sets.
-- :mod:`~updm_dask.science.decompose`: the exact NNLS kernel (eqs. (8)-(11)).
-- :mod:`~updm_dask.science.classify`: MVIUPD, rule tables, cross-sensor conversion.
-- :mod:`~updm_dask.science.trends`: Theil-Sen slopes and Mann-Kendall tests.
+- :mod:`~updm_dask.science.patterns`: spectra math, pattern sets, band patterns.
+- :mod:`~updm_dask.science.decompose`: the exact NNLS kernel (eqs. (8)-(11)) and the
+  illumination correction.
+- :mod:`~updm_dask.science.classify`: MVIUPD, rule tables, the land-cover kernel,
+  cross-sensor conversion.
 
 Everything here takes and returns numpy arrays with the axis contract stated in each
-docstring; the dask and xarray layers (:mod:`updm_dask.pipeline`, :mod:`updm_dask.scenes`,
-:mod:`updm_dask.query`) call these kernels and add nothing to the numerics.
+docstring; scene metadata arrive as records, never read here. The pipeline
+(:mod:`updm_dask.pipeline`) runs the kernels fused in one task per chunk and adds nothing
+to the numerics. Two labelled conveniences stay for users, because they accept numpy, dask
+and xarray alike: :func:`~updm_dask.science.classify.mviupd` and
+:func:`~updm_dask.science.classify.classify`; :func:`~updm_dask.science.patterns.band_patterns`
+returns a labelled (band, pattern) matrix.
 """

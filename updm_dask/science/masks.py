@@ -43,9 +43,10 @@ Bit meanings of the QA bands follow the USGS Landsat Collection 1 Level-1 QA ban
 (BQA) and the Collection 2 Level-1/Level-2 data format control books (QA_PIXEL, QA_RADSAT:
 bit n-1 = band n for TM, ETM+ and OLI; bits 0-3 = the four MSS bands in spectral order).
 
-Three tiers: :func:`qa_flags` is the numpy kernel, :func:`qa_flags_array` the dask wrapper
-(one task per chunk, SLC-gap extents reduced over whole rows first), and
-:func:`scene_qa_flags` the labelled API on a Dataset from :func:`~updm_dask.scenes.open_scene`.
+Numpy only: :func:`qa_flags` is the kernel, :func:`mask_params` derives a scene's rules from
+its metadata once. The pipeline runs the kernel inside its fused task per chunk;
+:mod:`updm_dask.scenes.masks` reads a scene's rules from an opened scene and reduces the
+SLC-gap row extents over the whole scene first, so that chunks see whole rows.
 """
 
 from __future__ import annotations
@@ -54,16 +55,15 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import dask.array as da
 import numpy as np
-import rioxarray  # noqa: F401  (registers the .rio accessor)
-import xarray as xr
-from dask.base import tokenize
 
 from ..errors import SceneError
-from ..metadata import SceneMetadata
 from .sensors import get_sensor
+
+if TYPE_CHECKING:  # the science reads metadata records, it does not import their reader
+    from ..metadata import SceneMetadata
 
 __all__ = [
     "CLEAR_MASK_BITS",
@@ -77,11 +77,9 @@ __all__ = [
     "SLC_FAILURE_DATE",
     "SLC_GAP",
     "MaskParams",
+    "fill_mask",
     "mask_params",
     "qa_flags",
-    "qa_flags_array",
-    "scene_qa_flags",
-    "slc_extent_args",
 ]
 
 FILL = 1
@@ -220,7 +218,25 @@ def mask_params(
 # Kernel
 
 
-def _fill_mask(dn: np.ndarray, qa, radsat, params: MaskParams) -> np.ndarray:
+def fill_mask(
+    dn: np.ndarray, qa: np.ndarray | None, radsat: np.ndarray | None, params: MaskParams
+) -> np.ndarray:
+    """Where a block of pixels is fill (the FILL bit of :func:`qa_flags`, as bool).
+
+    Parameters
+    ----------
+    dn
+        (band, y, x) digital numbers, bands in the order of ``params.band_labels``.
+    qa, radsat
+        (y, x) pixel QA and QA_RADSAT, or ``None``.
+    params
+        The scene's :func:`mask_params`.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool (y, x).
+    """
     fill = np.zeros(dn.shape[1:], dtype=bool)
     for i in range(dn.shape[0]):
         band = dn[i]
@@ -308,7 +324,7 @@ def qa_flags(
             raise SceneError(
                 f"qa_flags: {name} has shape {np.shape(extra)}; expected {dn.shape[1:]}"
             )
-    fill = _fill_mask(dn, qa, radsat, params)
+    fill = fill_mask(dn, qa, radsat, params)
     saturated = np.zeros(fill.shape, dtype=bool)
     cloud = np.zeros(fill.shape, dtype=bool)
     shadow = np.zeros(fill.shape, dtype=bool)
@@ -349,174 +365,3 @@ def qa_flags(
         inside = (cols[None, :] > extent[:, 0:1]) & (cols[None, :] < extent[:, 1:2])
         flags[fill & inside] |= SLC_GAP
     return flags
-
-
-# --------------------------------------------------------------------------------------
-# Dask wrapper
-
-
-def _unpack(rest, has_qa: bool, has_radsat: bool):
-    rest = list(rest)
-    qa = rest.pop(0) if has_qa else None
-    radsat = rest.pop(0) if has_radsat else None
-    return qa, radsat, rest
-
-
-def _fill_block(dn, *rest, params, has_qa, has_radsat):
-    qa, radsat, _ = _unpack(rest, has_qa, has_radsat)
-    return _fill_mask(dn, qa, radsat, params)
-
-
-def _flags_block(dn, *rest, params, has_qa, has_radsat):
-    qa, radsat, tail = _unpack(rest, has_qa, has_radsat)
-    if params.slc_off:
-        extent, cols = tail
-        return qa_flags(dn, qa, radsat, params=params, row_extent=extent, col_offset=int(cols[0]))
-    return qa_flags(dn, qa, radsat, params=params)
-
-
-def slc_extent_args(
-    args: list,
-    params: MaskParams,
-    *,
-    has_qa: bool,
-    has_radsat: bool,
-    x_chunks: tuple[int, ...],
-    token: str,
-) -> list:
-    """Extra blockwise arguments for the SLC-gap rule: ``[extent, "ye", cols, "x"]``.
-
-    ``args`` are the blockwise arguments of the DN stack (``dn, "byx"`` then ``qa``/
-    ``radsat`` as ``"yx"``). The first and last valid column of every row are reduced over
-    all x-chunks, so the gap rule sees whole rows, not chunk-sized pieces of them; ``cols``
-    tells each block its first scene column. Empty for scenes without SLC gaps.
-    """
-    if not params.slc_off:
-        return []
-    fill = da.blockwise(
-        _fill_block,
-        "yx",
-        *args,
-        concatenate=True,
-        dtype=bool,
-        meta=np.empty((0, 0), dtype=bool),
-        name="updm-fill-" + token,
-        params=params,
-        has_qa=has_qa,
-        has_radsat=has_radsat,
-    )
-    cols = da.arange(sum(x_chunks), chunks=(x_chunks,))
-    first = da.where(fill, np.iinfo(np.int64).max, cols[None, :]).min(axis=1)
-    last = da.where(fill, -1, cols[None, :]).max(axis=1)
-    extent = da.stack([first, last], axis=1).rechunk({1: 2})
-    return [extent, "ye", cols, "x"]
-
-
-def qa_flags_array(
-    dn: da.Array,
-    qa: da.Array | None,
-    radsat: da.Array | None,
-    params: MaskParams,
-) -> da.Array:
-    """Lazy (y, x) uint8 quality flags of a chunked DN stack.
-
-    The band axis must be one chunk. For SLC-off scenes the first and last valid column of
-    every row are reduced over all x-chunks first, so the gap rule sees whole rows, not
-    chunk-sized pieces of them.
-    """
-    if len(dn.chunks[0]) != 1:
-        raise SceneError(
-            f"qa_flags_array: the band axis is split into {len(dn.chunks[0])} chunks; all "
-            "bands of a pixel must be in one chunk"
-        )
-    args: list = [dn, "byx"]
-    for extra in (qa, radsat):
-        if extra is not None:
-            extra = da.asarray(extra)
-            if extra.chunks != dn.chunks[1:]:
-                extra = extra.rechunk(dn.chunks[1:])
-            args += [extra, "yx"]
-    flags = {"params": params, "has_qa": qa is not None, "has_radsat": radsat is not None}
-    token = tokenize(dn, qa, radsat, params)
-    tail = slc_extent_args(
-        args,
-        params,
-        has_qa=qa is not None,
-        has_radsat=radsat is not None,
-        x_chunks=dn.chunks[2],
-        token=token,
-    )
-    return da.blockwise(
-        _flags_block,
-        "yx",
-        *args,
-        *tail,
-        concatenate=True,
-        dtype=np.uint8,
-        meta=np.empty((0, 0), dtype=np.uint8),
-        name="updm-qa-flags-" + token,
-        **flags,
-    )
-
-
-def scene_qa_flags(scene: xr.Dataset) -> xr.DataArray:
-    """Quality flags of an opened scene, lazily.
-
-    Parameters
-    ----------
-    scene
-        From :func:`~updm_dask.scenes.open_scene` (``dn``, optional ``qa``/``radsat``, the
-        metadata in ``attrs["updm_metadata"]``).
-
-    Returns
-    -------
-    xarray.DataArray
-        uint8 (y, x) named ``qa_flags`` with CF ``flag_masks``/``flag_meanings``, the
-        scene's coordinates and CRS.
-    """
-    metadata = scene.attrs.get("updm_metadata")
-    if metadata is None:
-        raise SceneError(
-            "scene_qa_flags: the dataset has no attrs['updm_metadata']; "
-            "open it with updm_dask.scenes.open_scene"
-        )
-    dn = scene["dn"]
-    qa_kind = scene["qa"].attrs.get("qa_kind") if "qa" in scene else None
-    params = mask_params(
-        metadata,
-        band_labels=[str(b) for b in dn["band"].values],
-        nodata=dn.attrs.get("nodatavals"),
-        qa_kind=qa_kind,
-    )
-
-    def lazy(var):
-        data = var.data
-        return data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
-
-    dn_data = lazy(dn)
-    if len(dn_data.chunks[0]) != 1:
-        dn_data = dn_data.rechunk({0: -1})
-    flags = qa_flags_array(
-        dn_data,
-        lazy(scene["qa"]) if "qa" in scene else None,
-        lazy(scene["radsat"]) if "radsat" in scene else None,
-        params,
-    )
-    coords = {
-        name: scene.coords[name] for name in ("y", "x", "spatial_ref") if name in scene.coords
-    }
-    out = xr.DataArray(
-        flags,
-        dims=("y", "x"),
-        coords=coords,
-        name="qa_flags",
-        attrs={
-            "long_name": "pixel quality flags",
-            "flag_masks": np.array(FLAG_MASKS, dtype=np.uint8),
-            "flag_meanings": FLAG_MEANINGS,
-            "clear_mask_bits": CLEAR_MASK_BITS,
-        },
-    )
-    if scene.rio.crs is not None:
-        out = out.rio.write_crs(scene.rio.crs).rio.write_transform(scene.rio.transform())
-    return out
