@@ -382,7 +382,7 @@ class DerivedSession:
             chunks = tuple(c[0] if c else 1 for c in data.chunks)
             self._group.create_array(name, shape=data.shape, chunks=chunks, dtype=dtype, **common)
             return data.rechunk(chunks)
-        edge = chunk_edge(None, "updm.chunks.yearly", 128)
+        edge = chunk_edge(None, "chunks.yearly")
         chunks = tuple(
             max(1, min(edge, n)) if d in ("y", "x") else max(1, n)
             for d, n in zip(dims, var.shape, strict=True)
