@@ -27,7 +27,7 @@ Plots (PNG): :func:`plot_class_fractions`, :func:`plot_point_series`,
 :func:`plot_land_cover_map`, :func:`plot_trend_map` (in :mod:`updm_dask.query.plots`,
 imported on first use so that matplotlib is only loaded for pictures).
 
-The numpy kernels (:func:`~updm_dask.query.trends.theil_sen_mann_kendall`,
+The numpy kernels (:func:`~updm_dask.science.trends.theil_sen_mann_kendall`,
 :func:`~updm_dask.query.change.first_persistent_change`, ...) and helpers stay in their
 modules: ``selection`` (the selection and its resolution), ``times`` (time ranges),
 ``areas`` (boxes, GeoJSON, discs), ``series``, ``stats``, ``trends``, ``change``,
