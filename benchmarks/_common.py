@@ -341,7 +341,11 @@ def _generator_fingerprint() -> str:
     import updm_dask
     import updm_dask.demo
 
-    digest = hashlib.sha256(Path(updm_dask.demo.__file__).read_bytes())
+    # The generator is a package (story, forward model, writers...): hash every module of it.
+    digest = hashlib.sha256()
+    for module in sorted(Path(updm_dask.demo.__file__).parent.glob("*.py")):
+        digest.update(module.name.encode())
+        digest.update(module.read_bytes())
     digest.update(updm_dask.__version__.encode())
     return digest.hexdigest()[:12]
 
