@@ -120,6 +120,7 @@ def _measure(source, chunks: int) -> tuple[int, int]:
     return max(kernel_peaks), scene.sizes["y"] * scene.sizes["x"]
 
 
+@pytest.mark.slow
 def test_peak_memory_is_bounded_by_the_chunk_not_the_scene(tm_archive, tmp_path):
     chunk = 64
     big = make_demo_archive(tmp_path / "big", n_scenes=3, size=1024)

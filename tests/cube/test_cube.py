@@ -402,6 +402,7 @@ def test_two_writers_conflict_without_loss_or_duplication(cube, tmp_path, monkey
         np.testing.assert_array_equal(ds.mviupd.isel(time=slot).values, layers(seed)["mviupd"])
 
 
+@pytest.mark.slow
 def test_append_with_a_distributed_cluster(cube):
     # an in-process cluster: the distributed scheduler, its serialisation and its workers
     distributed = pytest.importorskip("distributed")
@@ -609,6 +610,7 @@ def test_cube_info_and_its_text(cube, tmp_path):
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cube_on_an_s3_compatible_server(monkeypatch):
     moto_server = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")

@@ -71,6 +71,7 @@ def quiet(_text: str) -> None:
 # The real Ethiopian multi-sensor stack, end to end through the command line
 
 
+@pytest.mark.slow
 def test_example_job_runs_end_to_end_and_a_second_run_adds_nothing(shared_data, tmp_path, capsys):
     text = EXAMPLE.read_text()
     data = shared_data / "landsat" / "ethiopia-167055"
@@ -142,6 +143,7 @@ def test_committed_example_spec_points_at_the_shared_data_beside_the_repository(
 # Resume, idempotency, crash before commit
 
 
+@pytest.mark.slow
 def test_crash_mid_batch_leaves_the_cube_as_committed_and_a_rerun_completes_it(
     archive, tmp_path, client, monkeypatch
 ):
@@ -212,6 +214,7 @@ def test_crash_mid_batch_leaves_the_cube_as_committed_and_a_rerun_completes_it(
     assert cube.snapshot_id == tip
 
 
+@pytest.mark.slow
 def test_mss_and_tm_land_on_one_grid(archive, tmp_path, client):
     report = run_job_file(write_job(archive, tmp_path), client=client, progress=False, echo=quiet)
     assert report.exit_code == 0
@@ -281,6 +284,7 @@ def _rewrite_band(path: Path, transform_data) -> None:
     temporary.replace(path)
 
 
+@pytest.mark.slow
 def test_bad_scenes_are_recorded_skipped_and_the_job_goes_on(archive, tmp_path, client, capsys):
     root = tmp_path / "archive"
     shutil.copytree(archive.root, root)
@@ -352,6 +356,7 @@ def test_job_errors_name_the_key_and_write_nothing(archive, tmp_path, client, ca
     assert open_cube(tmp_path / "cube.icechunk").snapshot_id == tip
 
 
+@pytest.mark.slow
 def test_a_concurrent_writer_is_retried_without_loss_or_duplication(
     archive, tmp_path, client, monkeypatch
 ):

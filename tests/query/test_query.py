@@ -925,6 +925,7 @@ def test_export_map_writes_the_layer_asked_for(cube_path, tmp_path):
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_query_and_export(cube_path, tmp_path, capsys):
     x, y = centre(*A)
     cube = str(cube_path)

@@ -6,9 +6,11 @@ import importlib.util
 import json
 import math
 
+import pytest
 from conftest import REPO_ROOT
 
 
+@pytest.mark.slow
 def test_quick_query_benchmark_reports_finite_positive_rows():
     spec = importlib.util.spec_from_file_location(
         "bench_query", REPO_ROOT / "benchmarks" / "bench_query.py"
