@@ -15,6 +15,7 @@ Usage::
                             [area] [--aggregate K] [--format table|json] [-o FILE]
     updm query fit-rules CUBE --samples FILE.geojson [--template TM] [--scene ID ...]
                               [--start S] [--end E] [--crs CRS] -o RULES.toml
+    updm query accuracy CUBE --samples FILE.geojson [--year Y] [area]
     updm export map CUBE --layer {land_cover,trend,first_change,mviupd_median,clear_count}
                          [--year Y] [area] [--start S] [--end E] OUT.tif|OUT.png
     updm export zarr CUBE OUT [--snapshot ID | --tag NAME] [--overwrite]
@@ -172,6 +173,14 @@ def _cmd_fit_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_accuracy(args: argparse.Namespace) -> int:
+    from ..query.accuracy import accuracy_assessment, format_accuracy
+
+    results = accuracy_assessment(args.cube, args.samples, year=args.year, **_where(args))
+    print(format_accuracy(results))
+    return 0
+
+
 # --------------------------------------------------------------------------------------
 # updm export ...
 # --------------------------------------------------------------------------------------
@@ -284,6 +293,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_time(p)
     p.add_argument("-o", "--output", required=True, help="rule table TOML to write")
     p.set_defaults(func=_cmd_fit_rules)
+
+    p = qsub.add_parser(
+        "accuracy",
+        help="accuracy and area estimates of the yearly maps from dated labels (Olofsson 2014)",
+    )
+    _add_cube(p)
+    p.add_argument(
+        "--samples",
+        required=True,
+        help="GeoJSON labels: a 'class' and a 'year' or 'date' property per feature",
+    )
+    p.add_argument("--year", type=int, help="assess this year only (and date undated labels)")
+    _add_area(p)
+    p.set_defaults(func=_cmd_accuracy)
 
     export = subparsers.add_parser("export", help="maps as COG/PNG, a plain Zarr v3 copy")
     esub = export.add_subparsers(dest="export_command", required=True)
