@@ -124,7 +124,7 @@ def test_bad_labels_are_named(cube_path):
         accuracy_assessment(cube_path, collection([label(0, 0, "forest", year=2000)]))
     with pytest.raises(QueryError, match="feature 0: 'date' must be an ISO date"):
         accuracy_assessment(cube_path, collection([label(0, 0, "water", date="July 2000")]))
-    with pytest.raises(QueryError, match="no per-year layer|no year|1999"):
+    with pytest.raises(QueryError, match=r"no per-year layer|no year|1999"):
         accuracy_assessment(cube_path, collection([label(0, 0, "water", year=1999)]))
     with pytest.raises(QueryError, match="class 2 has mapped area but no sample"):
         accuracy_assessment(cube_path, collection([label(0, 0, "vegetation", year=2000)] * 3))
