@@ -6,6 +6,7 @@ import json
 
 import dask
 import numpy as np
+import pandas as pd
 import pyproj
 import pytest
 import xarray as xr
@@ -141,3 +142,61 @@ def test_cli_prints_the_report(cube_path, tmp_path, capsys):
     assert "2000: 9 sample units" in out
     assert "overall accuracy 1.000" in out
     assert "water" in out and "estimated ha" in out
+
+
+def test_dated_labels_sample_only_the_scenes_of_their_year(cube_path):
+    from updm_dask.query.rules_fit import sample_pixels
+
+    feats = [label(4, 0, "urban", year=2001), label(0, 0, "vegetation")]
+    rows = sample_pixels(cube_path, collection(feats))
+    dated = rows[rows["feature"] == 0]
+    undated = rows[rows["feature"] == 1]
+    assert dated["scene_id"].tolist() == ["S2001"]  # not the 2000 scene, when it was forest
+    assert sorted(undated["scene_id"].tolist()) == ["S2000", "S2001"]
+
+
+def _separable(n_per_class: int, urban_like_vegetation: bool) -> pd.DataFrame:
+    from updm_dask.science.classify import mviupd
+
+    coefficients = {
+        "water": (0.02, 0.005, 0.01),
+        "vegetation": (0.005, 0.2, 0.05),
+        # urban with uCw below the cloud rule, so the kept cloud rule never takes it
+        "urban": (0.005, 0.2, 0.05) if urban_like_vegetation else (0.005, 0.03, 0.2),
+    }
+    rows = []
+    for k, (name, (w, v, s)) in enumerate(coefficients.items()):
+        for j in range(n_per_class):
+            # identical coefficients within a class when urban mimics vegetation
+            wiggle = 1.0 if urban_like_vegetation else 1 + 0.01 * j
+            rows.append(
+                {"class": name, "feature": k * 100 + j, "uCw": w, "uCv": v * wiggle, "uCs": s}
+            )
+    df = pd.DataFrame(rows)
+    df["uC4"] = 0.0
+    df["S"] = df["uCw"] + df["uCv"] + df["uCs"]
+    df["mviupd"] = mviupd(df["uCw"], df["uCv"], df["uCs"], df["uC4"])
+    return df
+
+
+def test_fit_rules_checks_the_fit_on_held_out_features():
+    from updm_dask.query.rules_fit import fit_rules
+
+    fit = fit_rules(_separable(8, False), holdout=0.25, seed=1)
+    assert fit.n_heldout == 6  # floor(0.25 * 8) = 2 whole features of each of 3 classes
+    assert fit.report.groupby("class")["n_class"].first().to_dict()["water"] == 6
+    assert fit.heldout_accuracy == 1.0
+    assert fit.heldout.set_index("class")["n"].to_dict() == {
+        "urban": 2,
+        "vegetation": 2,
+        "water": 2,
+    }
+    assert "held-out check: 6 sample pixels" in fit.format()
+    # urban that looks exactly like vegetation: the held-out water is right, and of the
+    # four held-out vegetation/urban samples only the two of whichever class the rules
+    # give those coefficients
+    ambiguous = fit_rules(_separable(8, True), holdout=0.25, seed=1)
+    assert ambiguous.heldout_accuracy == pytest.approx(4 / 6)
+    assert fit_rules(_separable(8, False)).heldout is None  # nothing held out by default
+    with pytest.raises(QueryError, match=r"holdout: expected a share in \[0, 1\)"):
+        fit_rules(_separable(8, False), holdout=1.0)

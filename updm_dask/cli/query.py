@@ -166,7 +166,7 @@ def _cmd_fit_rules(args: argparse.Namespace) -> int:
     from ..query.rules_fit import fit_rules, sample_pixels
 
     samples = sample_pixels(args.cube, args.samples, scenes=args.scene, **_where(args))
-    fit = fit_rules(samples, args.template, name=args.name)
+    fit = fit_rules(samples, args.template, name=args.name, holdout=args.holdout)
     print(fit.format())
     path = fit.save(args.output)
     print(f"wrote {path} (use it as [science] rules = {str(path)!r} in a job spec)")
@@ -291,6 +291,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scene", action="append", help="scene id to sample (repeatable)")
     p.add_argument("--crs", help="CRS of the sample coordinates (default lon/lat)")
     _add_time(p)
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=0.25,
+        help="share of each class's labelled features kept out of the fit to check it "
+        "(default 0.25; 0 fits on all)",
+    )
     p.add_argument("-o", "--output", required=True, help="rule table TOML to write")
     p.set_defaults(func=_cmd_fit_rules)
 

@@ -17,8 +17,6 @@ their pixel (class no_data) are counted and left out.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,11 +32,10 @@ from ..science.classify import LAND_COVER_CLASSES
 from .areas import feature_mask, geojson_crs, geojson_features, read_geojson
 from .selection import Selection
 from .stats import area_class_counts
-from .times import time_range
+from .times import feature_year, time_range
 
 __all__ = ["YearAccuracy", "accuracy_assessment", "format_accuracy"]
 
-_DATE = re.compile(r"(\d{4})-\d{2}-\d{2}")
 _CODE_NAMES = {code: name for name, code in LAND_COVER_CLASSES.items()}
 
 
@@ -94,27 +91,6 @@ def _class_code(value: Any, where: str) -> int:
     raise QueryError(f"{where}: the class is not one of {names} (or their codes)")
 
 
-def _label_year(props: dict[str, Any], year: int | None, where: str) -> int:
-    if "year" in props:
-        y = props["year"]
-        if isinstance(y, bool) or not isinstance(y, int):
-            raise QueryError(f"{where}: 'year' must be an integer year")
-        return y
-    if "date" in props:
-        d = props["date"]
-        m = _DATE.match(d) if isinstance(d, str) else None
-        if m is None:
-            raise QueryError(f"{where}: 'date' must be an ISO date YYYY-MM-DD")
-        try:
-            dt.date.fromisoformat(d[:10])
-        except ValueError:
-            raise QueryError(f"{where}: 'date' is not a calendar date") from None
-        return int(m.group(1))
-    if year is None:
-        raise QueryError(f"{where}: no 'year' or 'date' property; give one, or pass a year")
-    return year
-
-
 def accuracy_assessment(
     selection: Selection | CubeLike,
     samples: Any,
@@ -164,7 +140,9 @@ def accuracy_assessment(
         if class_property not in props:
             raise QueryError(f"{what} has no {class_property!r} property naming its class")
         code = _class_code(props[class_property], what)
-        y = _label_year(props, year, what)
+        y = feature_year(props, what, default=year)
+        if y is None:
+            raise QueryError(f"{what}: no 'year' or 'date' property; give one, or pass a year")
         if year is not None and y != year:
             continue
         mask = feature_mask(geom, src, grid, what)

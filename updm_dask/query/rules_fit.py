@@ -59,9 +59,10 @@ from ..cube import (
 )
 from ..errors import GridError, QueryError, RuleError
 from ..geo import CubeGrid
-from ..science.classify import Condition, Rule, RuleTable, load_rules, mviupd
+from ..science.classify import Condition, Rule, RuleTable, classify_array, load_rules, mviupd
 from .areas import feature_mask, geojson_crs, geojson_features, read_geojson
 from .selection import ResolvedSelection, Selection
+from .times import feature_year
 
 __all__ = ["RuleFit", "fit_rules", "sample_pixels"]
 
@@ -88,8 +89,8 @@ def _grid_of(ds: xr.Dataset) -> CubeGrid:
 
 def _label_masks(
     labels: Any, grid: CubeGrid, crs: Any, class_property: str
-) -> list[tuple[str, int, np.ndarray]]:
-    """(class name, feature index, boolean grid mask) per labelled feature."""
+) -> list[tuple[str, int, np.ndarray, int | None]]:
+    """(class name, feature index, boolean grid mask, year or None) per labelled feature."""
     obj = read_geojson(labels)
     src = geojson_crs(obj, crs)
     out = []
@@ -99,18 +100,25 @@ def _label_masks(
             raise QueryError(
                 f"labels: feature {i} has no {class_property!r} property naming its class"
             )
-        out.append((name, i, feature_mask(geom, src, grid, f"labels: feature {i} ({name})")))
+        year = feature_year(props, f"labels: feature {i}")
+        mask = feature_mask(geom, src, grid, f"labels: feature {i} ({name})")
+        out.append((name, i, mask, year))
     if not out:
         raise QueryError("labels: no labelled feature")
     return out
 
 
 def _extract(
-    layers: dict[str, np.ndarray], masks: Sequence[tuple[str, int, np.ndarray]], extra: dict
+    layers: dict[str, np.ndarray],
+    masks: Sequence[tuple[str, int, np.ndarray, int | None]],
+    extra: dict,
+    year: int | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
     quality = layers.get("quality")
-    for name, i, mask in masks:
+    for name, i, mask, label_year in masks:
+        if year is not None and label_year is not None and label_year != year:
+            continue  # a dated label describes its own year only
         rr, cc = np.nonzero(mask)
         vals = {n: layers[n][rr, cc] if n in layers else np.full(rr.size, np.nan) for n in _VALUES}
         ok = np.isfinite(vals["uCw"]) & np.isfinite(vals["uCv"]) & np.isfinite(vals["uCs"])
@@ -149,7 +157,7 @@ def _cube_samples(
             raise QueryError(
                 f"empty time range: cube {view.location!r} has no scene from {when.describe()}"
             )
-    union = np.logical_or.reduce([m for _, _, m in masks])
+    union = np.logical_or.reduce([m for _, _, m, _ in masks])
     rr, cc = np.nonzero(union)
     r0, r1, c0, c1 = rr.min(), rr.max() + 1, cc.min(), cc.max() + 1
     window = (
@@ -157,11 +165,12 @@ def _cube_samples(
         .isel(time=slots, y=slice(r0, r1), x=slice(c0, c1))
         .compute()
     )
-    sub = [(n, i, m[r0:r1, c0:c1]) for n, i, m in masks]
+    sub = [(n, i, m[r0:r1, c0:c1], y) for n, i, m, y in masks]
+    years = window["time"].values.astype("datetime64[Y]").astype(int) + 1970
     rows = []
     for k, slot in enumerate(slots):
         layers = {n: window[n].values[k] for n in window.data_vars}
-        got = _extract(layers, sub, {"scene_id": ids[slot]})
+        got = _extract(layers, sub, {"scene_id": ids[slot]}, year=int(years[k]))
         for row in got:
             row["row"] += int(r0)
             row["col"] += int(c0)
@@ -338,6 +347,12 @@ class RuleFit:
 
     table: RuleTable
     report: pd.DataFrame
+    #: Per class, on the held-out samples: ``n``, ``users_accuracy``,
+    #: ``producers_accuracy`` (None when nothing was held out).
+    heldout: pd.DataFrame | None = None
+    #: Share of held-out samples the fitted table classes correctly (NaN if none).
+    heldout_accuracy: float = math.nan
+    n_heldout: int = 0
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the table as TOML (for ``[science] rules = "path"`` of a job spec)."""
@@ -356,6 +371,17 @@ class RuleFit:
                 f"(template {r.template:.6g}; {r.n_class} vs {r.n_others} samples, "
                 f"accuracy {acc}) {r.note}".rstrip()
             )
+        if self.heldout is None:
+            lines.append("held-out check: none (no labelled feature was held out)")
+        else:
+            lines.append(
+                f"held-out check: {self.n_heldout} sample pixels of labelled features not used "
+                f"for fitting, {100 * self.heldout_accuracy:.1f} % classed correctly"
+            )
+            for _, r in self.heldout.iterrows():
+                ua = "-" if not np.isfinite(r.users_accuracy) else f"{r.users_accuracy:.3f}"
+                pa = "-" if not np.isfinite(r.producers_accuracy) else f"{r.producers_accuracy:.3f}"
+                lines.append(f"  {r['class']:<11} n {r.n:<6d} user's {ua:<6} producer's {pa}")
         return "\n".join(lines)
 
 
@@ -366,6 +392,8 @@ def fit_rules(
     name: str | None = None,
     sensor: str | None = None,
     max_rounds: int = 10,
+    holdout: float = 0.0,
+    seed: int = 0,
 ) -> RuleFit:
     """Fit the thresholds of ``template`` to labelled samples (method in the module docstring).
 
@@ -381,6 +409,12 @@ def fit_rules(
         Of the fitted table (default ``"<template name>-fitted"`` and the template's).
     max_rounds : int
         Rounds of the joint refinement of multi-condition rules.
+    holdout : float
+        Share (0 <= holdout < 1) of each class's labelled FEATURES kept out of the fit and
+        used to check it (whole features, so the pixels of one polygon never sit on both
+        sides); at most all but one feature of a class. Needs a ``feature`` column.
+    seed : int
+        Seed of the random choice of held-out features.
 
     Returns
     -------
@@ -409,6 +443,15 @@ def fit_rules(
     missing = sorted({q for q in base.quantities if q not in samples})
     if missing:
         raise QueryError(f"samples: no column for quantity {missing[0]!r} the rules test")
+    test = None
+    if isinstance(holdout, bool) or not (0.0 <= float(holdout) < 1.0):
+        raise QueryError(f"holdout: expected a share in [0, 1), got {holdout!r}")
+    if holdout > 0:
+        if "feature" not in samples:
+            raise QueryError("holdout: the samples need a 'feature' column (sample_pixels)")
+        keep = _heldout_features(samples, float(holdout), seed)
+        test = samples[samples["feature"].isin(keep)]
+        samples = samples[~samples["feature"].isin(keep)]
     remaining = samples.reset_index(drop=True)
     tied: dict[tuple[str, float], float] = {}
     rules, report = [], []
@@ -493,4 +536,45 @@ def fit_rules(
         source=source,
         classes=base.classes,
     )
-    return RuleFit(table, pd.DataFrame(report))
+    if test is None or test.empty:
+        return RuleFit(table, pd.DataFrame(report))
+    heldout, overall = _check(table, test)
+    return RuleFit(table, pd.DataFrame(report), heldout, overall, len(test))
+
+
+def _heldout_features(samples: pd.DataFrame, share: float, seed: int) -> set[int]:
+    """Feature ids to hold out: ``floor(share * n)`` of each class's n features (< n)."""
+    rng = np.random.default_rng(seed)
+    out: set[int] = set()
+    for _, group in samples.groupby("class", sort=True):
+        features = np.unique(group["feature"].to_numpy())
+        k = min(math.floor(share * features.size), features.size - 1)
+        if k > 0:
+            out.update(int(f) for f in rng.choice(features, size=k, replace=False))
+    return out
+
+
+def _check(table: RuleTable, test: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """Per-class user's / producer's accuracy of ``table`` on held-out samples."""
+    coefficients = np.stack(
+        [test[n].fillna(0.0).to_numpy(dtype=np.float64) for n in ("uCw", "uCv", "uCs", "uC4")],
+        axis=-1,
+    )
+    names = {code: name for name, code in table.classes.items()}
+    predicted = np.array([names.get(int(c), "?") for c in classify_array(coefficients, table)])
+    truth = test["class"].astype(str).to_numpy()
+    rows = []
+    for name in sorted(set(truth)):
+        as_it = predicted == name
+        really = truth == name
+        users = (as_it & really).sum() / as_it.sum() if as_it.any() else math.nan
+        producers = (as_it & really).sum() / really.sum()
+        rows.append(
+            {
+                "class": name,
+                "n": int(really.sum()),
+                "users_accuracy": float(users),
+                "producers_accuracy": float(producers),
+            }
+        )
+    return pd.DataFrame(rows), float((predicted == truth).mean())

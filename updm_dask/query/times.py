@@ -6,6 +6,9 @@ the per-year layers count the calendar years a range touches.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,3 +121,36 @@ def select_years(available: np.ndarray, when: TimeRange, location: str) -> np.nd
             f"{when.describe()} (it has years {have})"
         )
     return idx
+
+
+_ISO_DATE = re.compile(r"(\d{4})-\d{2}-\d{2}")
+
+
+def feature_year(props: Mapping[str, Any], what: str, default: int | None = None) -> int | None:
+    """The year a labelled GeoJSON feature speaks of.
+
+    A ``year`` property (integer), else a ``date`` property (ISO ``YYYY-MM-DD``), else
+    ``default`` (which may be None: an undated label).
+
+    Raises
+    ------
+    QueryError
+        A ``year`` that is not an integer, a ``date`` that is not an ISO calendar date, or
+        no date at all when ``default`` is None and the caller requires one.
+    """
+    if "year" in props:
+        y = props["year"]
+        if isinstance(y, bool) or not isinstance(y, int):
+            raise QueryError(f"{what}: 'year' must be an integer year")
+        return y
+    if "date" in props:
+        d = props["date"]
+        m = _ISO_DATE.fullmatch(d) if isinstance(d, str) else None
+        if m is None:
+            raise QueryError(f"{what}: 'date' must be an ISO date YYYY-MM-DD")
+        try:
+            dt.date.fromisoformat(d)
+        except ValueError:
+            raise QueryError(f"{what}: 'date' is not a calendar date") from None
+        return int(m.group(1))
+    return default
