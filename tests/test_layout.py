@@ -1,0 +1,101 @@
+"""The architecture holds: dependencies point one way, only the CLI prints, no internals.
+
+Rooms in dependency order; a module may import only from its own room or those before it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import updm_dask
+
+PACKAGE = Path(updm_dask.__file__).parent
+ORDER = [
+    "errors",
+    "frozen",
+    "config",
+    "science",
+    "metadata",
+    "scenes",
+    "geo",
+    "pipeline",
+    "cube",
+    "jobs",
+    "query",
+    "embed",
+    "demo",
+    "cli",
+]
+# the stable public paths of the science rooms sit at the science's rank
+RANK = {name: i for i, name in enumerate(ORDER)} | {
+    shim: ORDER.index("science") for shim in ("calibration", "patterns", "decompose", "classify")
+}
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[0] != "__init__":
+            yield path, parts
+
+
+def _runtime_imports(path: Path, parts: tuple[str, ...]):
+    """(absolute module, line) of every import not under ``if TYPE_CHECKING:``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only.update(id(sub) for sub in ast.walk(node))
+    package = ["updm_dask", *parts[:-1]]
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                yield ".".join(base + ([node.module] if node.module else [])), node.lineno
+            elif node.module:
+                yield node.module, node.lineno
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+
+
+def test_dependencies_point_one_way():
+    upward = []
+    for path, parts in _modules():
+        here = RANK.get(parts[0])
+        assert here is not None, f"{path}: a room missing from the declared order"
+        for module, line in _runtime_imports(path, parts):
+            names = module.split(".")
+            if names[0] == "updm_dask" and len(names) > 1:
+                there = RANK.get(names[1])
+                if there is not None and there > here:
+                    upward.append(f"{path.relative_to(PACKAGE)}:{line} imports {module}")
+    assert upward == []
+
+
+def test_no_private_imports_across_rooms_and_no_zarr_internals():
+    found = []
+    for path, parts in _modules():
+        for module, line in _runtime_imports(path, parts):
+            names = module.split(".")
+            if module.startswith("zarr.core"):
+                found.append(f"{path.relative_to(PACKAGE)}:{line} uses {module}")
+            if names[0] == "updm_dask" and len(names) > 2 and names[1] != parts[0]:
+                if any(n.startswith("_") for n in names[2:]):
+                    found.append(f"{path.relative_to(PACKAGE)}:{line} imports {module}")
+    assert found == []
+
+
+def test_only_the_cli_prints():
+    printing = []
+    for path, parts in _modules():
+        if parts[0] == "cli":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                printing.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert printing == []
