@@ -234,12 +234,11 @@ def _factors_follow_collection(metadata, sensor: Sensor) -> bool:
         table = esun(sensor.name, sensor.satellite, "collection2")
     except SensorError:
         return True  # OLI: its reflectance factors are the definition
-    scale = math.pi * _distance(metadata) ** 2
     for label in sensor.band_labels:
         b = metadata.bands.get(label)
         if b is None or not b.radiance_mult or not b.reflectance_mult:
             continue
-        implied = scale * b.radiance_mult / b.reflectance_mult
+        implied = math.pi * _distance(metadata) ** 2 * b.radiance_mult / b.reflectance_mult
         if abs(implied / table[label] - 1.0) > _COLLECTION_IRRADIANCE_TOLERANCE:
             return False
     return True
