@@ -211,7 +211,9 @@ def test_pre_collection_radiance_esun_path(shared_data):
     )
     md = read_mtl(path)
     dn = np.array([[0, 1, 50, 120, 254, 255]], dtype=np.uint8)
-    got = toa_reflectance(dn, md, 3)
+    # Chander's ESUN by name (the default is now the Collection-2 irradiance, see
+    # tests/science/test_calibration_eras.py).
+    got = toa_reflectance(dn, md, 3, irradiance="chander2009")
     mult, add = _mtl_number(path, "RADIANCE_MULT_BAND_3"), _mtl_number(path, "RADIANCE_ADD_BAND_3")
     elevation = _mtl_number(path, "SUN_ELEVATION")
     d = earth_sun_distance(dt.date(2010, 12, 18))
@@ -238,7 +240,7 @@ def test_collection1_reflectance_and_radiance_paths_agree(shared_data):
         via_reflectance = band_reflectance_coefficients(md, band)
         assert via_reflectance.source == "mtl-reflectance"
         b = md.band(band)
-        sun = esun("TM", 5)[band]
+        sun = esun("TM", 5, "chander2009")[band]
         factor = (
             math.pi * md.earth_sun_distance**2 / (sun * math.sin(math.radians(md.sun_elevation)))
         )

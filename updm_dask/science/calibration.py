@@ -11,10 +11,20 @@ order they are tried:
 
 1. a named calibration the caller asks for (e.g. the note's 1985 Landsat-5 set);
 2. the MTL's REFLECTANCE_MULT/ADD (Collection 1/2, some pre-collection MSS):
-   ``rho = (M * Q + A) / sin(sun_elevation)`` (Earth-Sun distance already folded in);
+   ``rho = (M * Q + A) / sin(sun_elevation)`` (Earth-Sun distance already folded in),
+   for TM, ETM+ and MSS only when the irradiance those factors imply,
+   ``pi d**2 RADIANCE_MULT / REFLECTANCE_MULT``, is the Collection-2 one (within 0.1 %);
 3. the MTL's RADIANCE_MULT/ADD, or RADIANCE_MAXIMUM/MINIMUM with QUANTIZE_CAL_MAX/MIN,
-   then eq. (5) with ESUN (Chander et al. 2009) and the Earth-Sun distance;
-4. the published LMIN/LMAX + ESUN tables of Chander et al. (2009) by sensor and date.
+   then eq. (5) with ESUN and the Earth-Sun distance;
+4. the published LMIN/LMAX tables of Chander et al. (2009) by sensor and date, with ESUN.
+
+ESUN is the irradiance the Collection-1/2 products use (derived from their own metadata,
+see :func:`~updm_dask.science.sensors.esun`), so every path gives the reflectance the
+Collection-2 products define, whatever the product generation of the scene: the
+pre-collection radiance-only scenes, the products whose reflectance factors use another
+irradiance (an early Collection-1 TM run, pre-collection MSS), and the published tables.
+``irradiance="chander2009"`` or ``"note-1985-landsat5"`` asks for another set instead;
+any named set sends TM, ETM+ and MSS scenes through radiance (paths 3-4).
 
 Level-2 (surface reflectance) products use their SR scale factors instead and skip the
 Rayleigh subtraction, which their atmospheric correction already did.
@@ -30,7 +40,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CalibrationError, SensorError
-from .sensors import CalibrationTable, esun, get_sensor, named_calibration, published_calibration
+from .sensors import (
+    DEFAULT_IRRADIANCE,
+    IRRADIANCE_SETS,
+    CalibrationTable,
+    Sensor,
+    esun,
+    get_sensor,
+    named_calibration,
+    published_calibration,
+)
 
 __all__ = [
     "SceneCalibration",
@@ -175,6 +194,9 @@ class BandCoefficients:
     offset: float
     qcal_max: float | None
     source: str
+    #: The ESUN (W m-2 um-1) the reflectance step used; None when the MTL's reflectance
+    #: factors (or Level-2 scale factors) were used as printed.
+    esun: float | None = None
 
 
 def _sin_elevation(metadata) -> float:
@@ -193,10 +215,41 @@ def _distance(metadata) -> float:
     return earth_sun_distance(metadata.acquired)
 
 
+# The MTL's reflectance factors are used as printed when the irradiance they imply is the
+# Collection-2 one within this relative tolerance. The factors are printed with 5
+# significant digits, which scatters the implied irradiance by at most 0.01 % over every
+# Collection file of the shared data; the products that use another irradiance differ by
+# 0.3-5 % (docs/calibration.md). 0.1 % sits well between the two and far below the 1 %
+# agreement the record needs.
+_COLLECTION_IRRADIANCE_TOLERANCE = 1e-3
+
+
+def _factors_follow_collection(metadata, sensor: Sensor) -> bool:
+    """Whether the MTL's REFLECTANCE_MULT embody the Collection-2 irradiance in every band.
+
+    The implied irradiance is ``pi d**2 RADIANCE_MULT / REFLECTANCE_MULT``; bands lacking
+    either factor cannot tell and are skipped.
+    """
+    try:
+        table = esun(sensor.name, sensor.satellite, "collection2")
+    except SensorError:
+        return True  # OLI: its reflectance factors are the definition
+    for label in sensor.band_labels:
+        b = metadata.bands.get(label)
+        if b is None or not b.radiance_mult or not b.reflectance_mult:
+            continue
+        implied = math.pi * _distance(metadata) ** 2 * b.radiance_mult / b.reflectance_mult
+        if abs(implied / table[label] - 1.0) > _COLLECTION_IRRADIANCE_TOLERANCE:
+            return False
+    return True
+
+
 def band_reflectance_coefficients(
     metadata,
     band: str | int,
     calibration: str | CalibrationTable | None = None,
+    *,
+    irradiance: str | None = None,
 ) -> BandCoefficients:
     """Reduce a band's calibration to ``rho = gain * DN + offset``.
 
@@ -210,12 +263,23 @@ def band_reflectance_coefficients(
         ``None`` (the scene's own MTL, else the published tables), a calibration name
         (``"note-1985-landsat5"``, ``"chander2009"``) or a
         :class:`~updm_dask.science.sensors.CalibrationTable`.
+    irradiance
+        ``None``: the Collection-2 solar irradiance, with the MTL's reflectance factors used
+        as printed when they embody it. A set name from
+        :data:`~updm_dask.science.sensors.IRRADIANCE_SETS`: that irradiance, through the
+        MTL's radiance (or the published LMIN/LMAX) for TM, ETM+ and MSS. OLI and OLI-2
+        always use their MTL's reflectance factors. Ignored with ``calibration``, whose
+        table carries its own ESUN.
 
     Returns
     -------
     BandCoefficients
     """
     label = str(band)
+    if irradiance is not None and irradiance not in IRRADIANCE_SETS:
+        raise CalibrationError(
+            f"irradiance must be None or one of {', '.join(IRRADIANCE_SETS)}, got {irradiance!r}"
+        )
     sensor = get_sensor(metadata.sensor, metadata.satellite)
     try:
         sensor.band(label)
@@ -249,14 +313,26 @@ def band_reflectance_coefficients(
         if cal.esun is None:
             raise CalibrationError(f"calibration {table.name!r} has no ESUN for band {label}")
         factor = math.pi * _distance(metadata) ** 2 / (cal.esun * sin_el)
-        return BandCoefficients(cal.gain * factor, cal.offset * factor, cal.qcal_max, table.name)
+        return BandCoefficients(
+            cal.gain * factor, cal.offset * factor, cal.qcal_max, table.name, cal.esun
+        )
 
-    if band_md is not None and band_md.reflectance_mult is not None:
+    # OLI's reflectance factors are its calibration (it has no ESUN); for the older sensors
+    # they are used only when they embody the irradiance asked for, the Collection-2 one.
+    if (
+        band_md is not None
+        and band_md.reflectance_mult is not None
+        and (
+            sensor.name in ("OLI", "OLI-2")
+            or (irradiance is None and _factors_follow_collection(metadata, sensor))
+        )
+    ):
         add = band_md.reflectance_add or 0.0
         return BandCoefficients(
             band_md.reflectance_mult / sin_el, add / sin_el, qcal_max, "mtl-reflectance"
         )
 
+    irradiance = DEFAULT_IRRADIANCE if irradiance is None else irradiance
     gain = offset = None
     source = ""
     if band_md is not None and band_md.radiance_mult is not None:
@@ -274,22 +350,28 @@ def band_reflectance_coefficients(
         source = "mtl-lmin-lmax"
     if gain is not None:
         try:
-            sun = esun(metadata.sensor, metadata.satellite)[label]
+            sun = esun(metadata.sensor, metadata.satellite, irradiance)[label]
         except SensorError as exc:
             raise CalibrationError(f"{metadata.path}: band {label}: {exc}") from None
         factor = math.pi * _distance(metadata) ** 2 / (sun * sin_el)
-        return BandCoefficients(gain * factor, offset * factor, qcal_max, source + "+esun")
+        return BandCoefficients(
+            gain * factor, offset * factor, qcal_max, f"{source}+{irradiance}-esun", sun
+        )
 
     try:
         gains = {k: b.gain for k, b in metadata.bands.items() if b.gain}
-        table = published_calibration(metadata.sensor, metadata.satellite, metadata.acquired, gains)
+        table = published_calibration(
+            metadata.sensor, metadata.satellite, metadata.acquired, gains, irradiance
+        )
     except SensorError as exc:
         raise CalibrationError(
             f"{metadata.path}: no calibration for band {label} in the MTL and {exc}"
         ) from None
     cal = table.band(label)
     factor = math.pi * _distance(metadata) ** 2 / (cal.esun * sin_el)
-    return BandCoefficients(cal.gain * factor, cal.offset * factor, cal.qcal_max, table.name)
+    return BandCoefficients(
+        cal.gain * factor, cal.offset * factor, cal.qcal_max, table.name, cal.esun
+    )
 
 
 def toa_reflectance(
@@ -300,6 +382,7 @@ def toa_reflectance(
     calibration: str | CalibrationTable | None = None,
     nodata: float | None = None,
     mask_saturated: bool = True,
+    irradiance: str | None = None,
 ) -> np.ndarray:
     """Top-of-atmosphere reflectance of one band (eqs. 1-5), float32.
 
@@ -317,6 +400,9 @@ def toa_reflectance(
         An extra fill value declared by the raster (e.g. 255 or -9999).
     mask_saturated
         Also return NaN where DN reaches the band's QUANTIZE_CAL_MAX.
+    irradiance
+        The solar irradiance set (see :func:`band_reflectance_coefficients`); ``None``: the
+        Collection-2 one.
 
     Returns
     -------
@@ -324,7 +410,7 @@ def toa_reflectance(
         float32 reflectance; NaN where DN is fill (0 in Landsat products, ``nodata``),
         saturated, or not finite. For Level-2 products this is the surface reflectance.
     """
-    coeffs = band_reflectance_coefficients(metadata, band, calibration)
+    coeffs = band_reflectance_coefficients(metadata, band, calibration, irradiance=irradiance)
     values = np.asarray(dn)
     rho = values.astype(np.float32) * np.float32(coeffs.gain) + np.float32(coeffs.offset)
     invalid = _fill_mask(values, nodata)
@@ -409,6 +495,7 @@ def scene_calibration(
     rayleigh: bool = True,
     nodata: float | None = None,
     wavelengths_um: Mapping[str, float] | None = None,
+    irradiance: str | None = None,
 ) -> SceneCalibration:
     """Resolve a scene's calibration for its UPDM bands (see the module docstring).
 
@@ -427,10 +514,16 @@ def scene_calibration(
         Extra fill value declared by the rasters.
     wavelengths_um
         Override band-centre wavelengths (default: the sensor's band table).
+    irradiance
+        The solar irradiance set (see :func:`band_reflectance_coefficients`); ``None``: the
+        Collection-2 one.
     """
     sensor = get_sensor(metadata.sensor, metadata.satellite)
     labels = tuple(str(b) for b in (bands or sensor.band_labels))
-    coeffs = [band_reflectance_coefficients(metadata, b, calibration) for b in labels]
+    coeffs = [
+        band_reflectance_coefficients(metadata, b, calibration, irradiance=irradiance)
+        for b in labels
+    ]
     if rayleigh and not metadata.is_level2:
         zenith = 90.0 - float(metadata.sun_elevation)
         centres = [(wavelengths_um or {}).get(b, sensor.band(b).centre_um) for b in labels]

@@ -9,23 +9,36 @@ Sources
 -------
 - Wavelength ranges: the UPDM note's Table 1 for MSS and TM; USGS band designations for
   ETM+, OLI and OLI-2.
-- ESUN and LMIN/LMAX: Chander, Markham & Helder (2009), "Summary of current radiometric
-  calibration coefficients for Landsat MSS, TM, ETM+, and EO-1 ALI sensors", Remote Sensing
-  of Environment 113, 893-903 (Tables 1-3).
+- ESUN, by default (``"collection2"``): the solar irradiance the Collection-1/2 products
+  use, derived from their own MTL files as ``pi d**2 RADIANCE_MULT / REFLECTANCE_MULT``
+  (``updm_dask/data/esun_collection.csv``, built by ``tools/build_tables.py``; every number
+  and its files are listed in ``docs/calibration.md``). With it, a radiance-only scene
+  (pre-collection, or any calibration path through radiance) lands on the same reflectance
+  as the Collection products, so the 50-year record has no step where the archive changes
+  product generation. The two older sets stay available by name (:data:`IRRADIANCE_SETS`).
+- ESUN ``"chander2009"`` and LMIN/LMAX: Chander, Markham & Helder (2009), "Summary of
+  current radiometric calibration coefficients for Landsat MSS, TM, ETM+, and EO-1 ALI
+  sensors", Remote Sensing of Environment 113, 893-903 (Tables 1-3).
 - The note's own 1985 Landsat-5 calibration (its Tables 2 and 3 and eq. 2), converted to
-  spectral radiance as explained in :data:`NOTE_1985_LANDSAT5`.
+  spectral radiance as explained in :data:`NOTE_1985_LANDSAT5`; its E0 is the ESUN set
+  ``"note-1985-landsat5"``.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from types import MappingProxyType
 
 from ..errors import SensorError
 
 __all__ = [
+    "DEFAULT_IRRADIANCE",
+    "IRRADIANCE_SETS",
     "NOTE_1985_LANDSAT5",
     "SENSOR_NAMES",
     "BandCalibration",
@@ -231,7 +244,24 @@ def get_sensor(sensor: str, satellite: int | None = None) -> Sensor:
 
 
 # --------------------------------------------------------------------------------------
-# Solar irradiance (ESUN), W m-2 um-1, Chander et al. 2009 Table 2/3, in band order.
+# Solar irradiance (ESUN), W m-2 um-1.
+
+#: Named sets of exo-atmospheric solar irradiance, see :func:`esun`.
+IRRADIANCE_SETS = ("collection2", "chander2009", "note-1985-landsat5")
+#: The set every path through radiance uses unless told otherwise: the one the Collection
+#: products' own REFLECTANCE_MULT/ADD embody, so all product generations agree.
+DEFAULT_IRRADIANCE = "collection2"
+
+_IRRADIANCE_CITATIONS = {
+    "collection2": "solar irradiance of the Landsat Collection-1/2 products, derived from "
+    "their MTL factors (updm_dask/data/esun_collection.csv)",
+    "chander2009": "Chander, Markham & Helder (2009), Remote Sensing of Environment 113, 893-903",
+    "note-1985-landsat5": "the UPDM note's E0 for its 1985 Landsat-5 data (Table 3, eq. 2)",
+}
+_COLLECTION_ESUN_FILE = "esun_collection.csv"
+_COLLECTION_ESUN_COLUMNS = ("sensor", "satellite", "band", "esun", "use")
+
+# Chander et al. 2009 Tables 2/3, in band order.
 _ESUN_BY_KEY: dict[str, tuple[float, ...]] = {
     "MSS1": (1823.0, 1559.0, 1276.0, 880.1),
     "MSS2": (1829.0, 1539.0, 1268.0, 886.6),
@@ -244,19 +274,91 @@ _ESUN_BY_KEY: dict[str, tuple[float, ...]] = {
 }
 
 
-def esun(sensor: str, satellite: int | None = None) -> dict[str, float]:
-    """Exo-atmospheric solar irradiance per band (W m-2 um-1), Chander et al. (2009).
+@functools.cache
+def _collection_esun() -> Mapping[str, Mapping[str, float]]:
+    """Sensor key (``TM5``, ``MSS1`` ...) -> band -> ESUN of the shipped Collection table.
 
-    OLI and OLI-2 have no published ESUN: their MTL's REFLECTANCE_MULT/ADD are used instead,
-    so asking for them raises :class:`~updm_dask.errors.SensorError`.
+    Only rows marked ``default`` are served: the OLI rows are a reference (OLI scenes are
+    calibrated with their MTL's reflectance factors, which need no irradiance).
+    """
+    resource = resources.files("updm_dask").joinpath("data", _COLLECTION_ESUN_FILE)
+    where = f"updm_dask/data/{_COLLECTION_ESUN_FILE}"
+    with resource.open("r", encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in _COLLECTION_ESUN_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise SensorError(
+                f"{where}: missing column(s) {', '.join(missing)}; expected "
+                f"{', '.join(_COLLECTION_ESUN_COLUMNS)} (rebuild it with tools/build_tables.py)"
+            )
+        table: dict[str, dict[str, float]] = {}
+        for line, row in enumerate(reader, start=2):
+            if row["use"] != "default":
+                continue
+            try:
+                value = float(row["esun"])
+            except ValueError:
+                value = float("nan")
+            if not value > 0:
+                raise SensorError(f"{where}: line {line}: esun must be a positive number")
+            table.setdefault(f"{row['sensor']}{row['satellite']}", {})[row["band"]] = value
+    return MappingProxyType({key: MappingProxyType(bands) for key, bands in table.items()})
+
+
+def esun(
+    sensor: str, satellite: int | None = None, irradiance: str | None = None
+) -> dict[str, float]:
+    """Exo-atmospheric solar irradiance per band (W m-2 um-1).
+
+    Parameters
+    ----------
+    sensor, satellite
+        As for :func:`get_sensor`.
+    irradiance
+        Which set, one of :data:`IRRADIANCE_SETS`; ``None`` means
+        :data:`DEFAULT_IRRADIANCE`. ``"collection2"``: the irradiance the Collection-1/2
+        products use (derived from their MTL files; MSS per satellite, TM on Landsat 4 and 5,
+        ETM+). ``"chander2009"``: Chander et al. (2009) Tables 2-3. ``"note-1985-landsat5"``:
+        the UPDM note's E0, Landsat-5 MSS and TM only.
+
+    Returns
+    -------
+    dict
+        Band label (as the metadata names it) -> ESUN.
+
+    Raises
+    ------
+    SensorError
+        For an unknown set, a sensor the set does not cover, and for OLI and OLI-2, which
+        have no ESUN: their MTL's REFLECTANCE_MULT/ADD are used instead.
     """
     s = get_sensor(sensor, satellite)
-    if s.key not in _ESUN_BY_KEY:
+    name = DEFAULT_IRRADIANCE if irradiance is None else irradiance
+    if name not in IRRADIANCE_SETS:
+        raise SensorError(
+            f"unknown solar irradiance set {irradiance!r}; expected one of "
+            f"{', '.join(IRRADIANCE_SETS)}"
+        )
+    if s.name in ("OLI", "OLI-2"):
         raise SensorError(
             f"no published ESUN for {s.name} (Landsat-{s.satellite}); OLI scenes must be "
             "calibrated with the MTL's REFLECTANCE_MULT_BAND_n / REFLECTANCE_ADD_BAND_n"
         )
-    return dict(zip(s.band_labels, _ESUN_BY_KEY[s.key], strict=True))
+    if name == "collection2":
+        values = dict(_collection_esun().get(s.key, {}))
+    elif name == "chander2009":
+        values = dict(zip(s.band_labels, _ESUN_BY_KEY[s.key], strict=True))
+    elif s.satellite == 5 and s.name in ("MSS", "TM"):
+        e0 = note_mss_e0() if s.name == "MSS" else _NOTE_TM_E0
+        values = dict(zip(s.band_labels, e0, strict=True))
+    else:
+        values = {}
+    if set(values) != set(s.band_labels):
+        raise SensorError(
+            f"the solar irradiance set {name!r} has no ESUN for every band of {s.name} on "
+            f"Landsat-{s.satellite}; expected bands {', '.join(s.band_labels)}"
+        )
+    return {label: values[label] for label in s.band_labels}
 
 
 # --------------------------------------------------------------------------------------
@@ -387,8 +489,9 @@ def published_calibration(
     satellite: int | None = None,
     acquired: dt.date | dt.datetime | None = None,
     gains: Mapping[str, str] | None = None,
+    irradiance: str | None = None,
 ) -> CalibrationTable:
-    """LMIN/LMAX + ESUN calibration of Chander et al. (2009) for a sensor and date.
+    """LMIN/LMAX calibration of Chander et al. (2009) for a sensor and date, with an ESUN set.
 
     Used when a scene's MTL carries no RADIANCE_MULT/ADD nor RADIANCE_MAXIMUM/MINIMUM.
 
@@ -400,6 +503,10 @@ def published_calibration(
         Acquisition date; picks the LMIN/LMAX period. Defaults to the newest period.
     gains
         ETM+ only: band label -> ``"L"`` or ``"H"`` (the MTL's GAIN_BAND_n). Default low.
+    irradiance
+        The ESUN set (see :func:`esun`); ``None`` means :data:`DEFAULT_IRRADIANCE`. The
+        table is named ``"chander2009"`` only when both LMIN/LMAX and ESUN are Chander's,
+        ``"chander2009+<set>-esun"`` otherwise.
 
     Returns
     -------
@@ -422,18 +529,22 @@ def published_calibration(
             )
         chosen = [p for p in periods if p[0] <= when][-1]
     _, lmins, lmaxs, (qmin, qmax) = chosen
-    sun = esun(s.name, s.satellite)
+    irradiance = DEFAULT_IRRADIANCE if irradiance is None else irradiance
+    sun = esun(s.name, s.satellite, irradiance)
     bands = {}
     for i, label in enumerate(s.band_labels):
         lmin, lmax = lmins[i], lmaxs[i]
         if s.name == "ETM+" and gains and str(gains.get(label, "L")).upper().startswith("H"):
             lmin, lmax = _ETM_HIGH_GAIN[0][i], _ETM_HIGH_GAIN[1][i]
         bands[label] = BandCalibration(lmin, lmax, qmin, qmax, sun[label])
+    if irradiance == "chander2009":
+        return CalibrationTable("chander2009", s, bands, _IRRADIANCE_CITATIONS["chander2009"])
     return CalibrationTable(
-        "chander2009",
+        f"chander2009+{irradiance}-esun",
         s,
         bands,
-        "Chander, Markham & Helder (2009), Remote Sensing of Environment 113, 893-903",
+        f"LMIN/LMAX: {_IRRADIANCE_CITATIONS['chander2009']}; "
+        f"ESUN: {_IRRADIANCE_CITATIONS[irradiance]}",
     )
 
 
@@ -479,7 +590,7 @@ def named_calibration(name: str, sensor: str, satellite: int | None = None) -> C
         As for :func:`get_sensor`.
     """
     if name == "chander2009":
-        return published_calibration(sensor, satellite)
+        return published_calibration(sensor, satellite, irradiance="chander2009")
     if name != NOTE_1985_LANDSAT5:
         raise SensorError(
             f"unknown calibration {name!r}; expected 'note-1985-landsat5' or 'chander2009'"
