@@ -16,12 +16,13 @@ Three tiers, as everywhere in the package:
 What is fixed per scene (calibration constants, band patterns, rule table, mask rules)
 travels to every task as one :class:`ScenePlan`.
 
-Which pixels are left out: only fill (the FILL rule of :mod:`updm_dask.science.masks`: DN 0,
-a declared nodata that is not a legal DN, non-finite values) becomes NaN coefficients and the
-class ``no_data``. Saturated pixels are decomposed and classified with their saturated values,
-lower bounds of their reflectance, so bright cloud cores still come out as cloud; they carry
-the SATURATED quality bit. Pixels darker than MVIUPD's dark limit get a NaN MVIUPD and the
-DARK bit; their class comes from the rules (water, for the shipped tables).
+Which pixels are left out: only fill digital numbers (DN 0, a declared nodata that is not a
+legal DN, non-finite values: the rule of :mod:`updm_dask.science.masks`) become NaN
+coefficients and the class ``no_data``. Saturated pixels are decomposed and classified with
+their saturated values, lower bounds of their reflectance, so bright cloud cores mostly come
+out as cloud (docs/science.md gives where not); they carry the SATURATED quality bit.
+Pixels darker than MVIUPD's dark limit get a NaN MVIUPD and the DARK bit; their class comes
+from the rules (water, for the shipped tables).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ bit    name                set where
                            saturation (bits 2-3 non-zero); without a QA_RADSAT band, a
                            Level-1 DN at the band's QUANTIZE_CAL_MAX in any band. The
                            pixel is still decomposed and classified, with the saturated
-                           values as lower bounds of its reflectance (bright cloud cores
+                           values as lower bounds of its reflectance (most cloud cores
                            stay cloud); it is not clear (``CLEAR_MASK_BITS``)
 4      CLOUD               C1 BQA bit 4 (cloud) or high cirrus confidence (bits 11-12 =
                            3); C2 QA_PIXEL bits 1-3 (dilated cloud, cirrus, cloud)
@@ -47,8 +47,11 @@ QUANTIZE_CAL_MAX is saturation, not fill. A declared nodata outside that range (
 int16 copies, -9999 on SR stacks) is fill. For Level-2 products 0 and any declared nodata
 are fill, and saturation comes from QA_RADSAT only (SR values are not DNs).
 
-No-data is for fill only: the pipeline gives the land-cover class ``no_data`` to FILL
-pixels (and to pixels no rule matches), never to saturated ones.
+No-data is for fill only: the pipeline gives the land-cover class ``no_data`` to pixels
+whose digital numbers are fill by the rule above (DN 0, a declared nodata that is not a
+legal DN, non-finite values) and to pixels no rule matches, never to saturated ones. A QA
+fill bit alone leaves the values and the class as they are (the FILL bit says not to use
+them).
 
 Bit meanings of the QA bands follow the USGS Landsat Collection 1 Level-1 QA band pages
 (BQA) and the Collection 2 Level-1/Level-2 data format control books (QA_PIXEL, QA_RADSAT:
