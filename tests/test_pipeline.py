@@ -135,3 +135,94 @@ def test_peak_memory_is_bounded_by_the_chunk_not_the_scene(tm_archive, tmp_path)
     assert kernel_big < scene_output_bytes / 8
     # ... and does not grow with the scene (16x the pixels).
     assert kernel_big < 1.25 * kernel_small + 64 * 1024
+
+
+# --------------------------------------------------------------------------------------
+# Saturated pixels are classified, not discarded (real scenes saturated in a copy)
+
+# (scene folder, are bright blocks expected to come out as cloud?)
+SATURATION_SCENES = [
+    # Collection 1 TM with a BQA band
+    (f"{ETHIOPIA}/LT05_L1TP_167055_20000309_20161214_01_T1", True),
+    # pre-collection TM without any QA band: UPDM's cloud rule is the cloud mask
+    (f"{ETHIOPIA}/LT51670552010352MLK00", True),
+    # Collection 1 OLI, 16-bit DN with declared nodata 65535 (= QUANTIZE_CAL_MAX)
+    (f"{ETHIOPIA}/LC08_L1TP_167055_20170308_20170317_01_T1", True),
+    # ETM+ stored as int16 (nodata -32768); its high-gain bands saturate the visible far
+    # below the NIR, so a block saturated in every band is classified, but not as cloud
+    # (docs/science.md)
+    ("landsat/marburg-195025/LE07_L1TP_195025_20010730_20170204_01_T1", False),
+]
+_UPDM_BANDS = {"TM": ("1", "2", "3", "4", "5", "7"), "OLI": ("2", "3", "4", "5", "6", "7")}
+# A block saturated in every UPDM band (a cloud core) and one saturated in the visible
+# bands only (a cloud edge).
+_ALL_BANDS = (slice(4, 14), slice(4, 14))
+_VISIBLE = (slice(24, 34), slice(18, 28))
+
+
+def _saturated_copy(src, dst):
+    """Copy a scene folder and set both blocks to the MTL's QUANTIZE_CAL_MAX of each band."""
+    import os
+    import re
+    import shutil
+
+    import rasterio
+
+    dst.mkdir()
+    for f in src.iterdir():
+        shutil.copyfile(f, dst / f.name)  # copyfile: not the read-only mode of the source
+    mtl = next(dst.glob("*_MTL.txt")).read_bytes().split(b"\0")[0].decode()
+    sensor = "OLI" if "OLI" in re.search(r'SENSOR_ID = "([^"]+)"', mtl).group(1) else "TM"
+    bands, visible = _UPDM_BANDS[sensor], _UPDM_BANDS[sensor][:3]
+    written = []
+    for f in sorted(dst.iterdir()):
+        m = re.search(r"_B(\d+)\.tif$", f.name, re.IGNORECASE)
+        if not m or m.group(1) not in bands:
+            continue
+        qmax = int(re.search(rf"QUANTIZE_CAL_MAX_BAND_{m.group(1)} = (\d+)", mtl).group(1))
+        with rasterio.open(f) as band:
+            profile, values = band.profile, band.read(1)
+        values[_ALL_BANDS] = qmax
+        if m.group(1) in visible:
+            values[_VISIBLE] = qmax
+        # GDAL counts the scene's _MTL.txt among a Landsat band's files and deletes it with
+        # the band when the band is re-created in place: remove the band file alone first.
+        os.remove(f)
+        with rasterio.open(f, "w", **profile) as band:
+            band.write(values, 1)
+        written.append(values.shape)
+    assert len(written) == len(bands)
+    blocks = np.zeros(written[0], dtype=bool)
+    blocks[_ALL_BANDS] = blocks[_VISIBLE] = True
+    return blocks
+
+
+@pytest.mark.parametrize(
+    ("folder", "cloud"), SATURATION_SCENES, ids=["tm-c1", "tm-precollection", "oli-c1", "etm-int16"]
+)
+def test_saturated_pixels_are_classified_and_flagged_the_rest_unchanged(
+    shared_data, tmp_path, folder, cloud
+):
+    from updm_dask.science.masks import CLOUD, FILL, NO_QA_CLOUD_TEST, SATURATED
+
+    src = shared_data / folder
+    blocks = _saturated_copy(src, tmp_path / src.name)
+    before = process_scene(open_scene(src)).compute()
+    after = process_scene(open_scene(tmp_path / src.name)).compute()
+    q, lc = after["quality"].values, after["land_cover"].values
+    # The blocks were not saturated before: the test really saturates them.
+    assert not (before["quality"].values[blocks] & SATURATED).any()
+    for block in (_ALL_BANDS, _VISIBLE):
+        assert ((q[block] & SATURATED) != 0).all()
+        assert not (q[block] & FILL).any()
+        # classified: finite coefficients and a class, never no_data
+        assert np.isfinite(after["uCw"].values[block]).all()
+        assert (lc[block] != 0).all()
+        if cloud:
+            assert (lc[block] == 1).all()
+            if (q[block] & NO_QA_CLOUD_TEST).all():  # no QA band: the class is the mask
+                assert ((q[block] & CLOUD) != 0).all()
+    # every other pixel is unchanged, bit for bit, in every layer
+    for name in LAYERS:
+        a, b = before[name].values[~blocks], after[name].values[~blocks]
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name

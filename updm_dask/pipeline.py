@@ -15,11 +15,21 @@ Three tiers, as everywhere in the package:
 
 What is fixed per scene (calibration constants, band patterns, rule table, mask rules)
 travels to every task as one :class:`ScenePlan`.
+
+Which pixels are left out: only fill digital numbers (DN 0, a declared nodata that is not a
+legal DN, non-finite values: the rule of :mod:`updm_dask.science.masks`) become NaN
+coefficients and the class ``no_data``. Saturated pixels are decomposed and classified with
+their saturated values, lower bounds of their reflectance, so bright cloud cores mostly come
+out as cloud (docs/science.md gives where not); they carry the SATURATED quality bit.
+Pixels darker than MVIUPD's dark limit get a NaN MVIUPD and the DARK bit; their class comes
+from the rules (water, for the shipped tables).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -33,9 +43,16 @@ from . import __version__
 from .errors import SceneError
 from .scenes.masks import scene_mask_params, slc_extent_args
 from .science.calibration import SceneCalibration, calibrate_block, scene_calibration
-from .science.classify import CLASS_CODES, RuleTable, classify_array, load_rules, mviupd
+from .science.classify import (
+    CLASS_CODES,
+    RuleTable,
+    classify_array,
+    load_rules,
+    mviupd,
+    mviupd_undefined,
+)
 from .science.decompose import nnls_decompose
-from .science.masks import CLOUD, MaskParams, qa_flags
+from .science.masks import CLOUD, DARK, MaskParams, fill_mask, qa_flags
 from .science.patterns import PatternSet, band_patterns, default_pattern_set
 
 __all__ = [
@@ -194,11 +211,17 @@ def process_block(
     -------
     numpy.ndarray
         float32 (len(LAYERS), y, x): uCw, uCv, uCs, uC4 (NaN without a supplementary
-        pattern), rms residual, MVIUPD, land-cover class, quality flags.
+        pattern), rms residual, MVIUPD, land-cover class, quality flags. Fill pixels are
+        NaN / ``no_data``; saturated pixels are classified from their saturated values.
     """
     _, ny, nx = dn.shape
     out = np.empty((len(LAYERS), ny, nx), dtype=np.float32)
-    reflectance = calibrate_block(dn, plan.calibration, band_axis=0)
+    reflectance = calibrate_block(dn, _without_saturation(plan.calibration), band_axis=0)
+    # Fill is decided in one place, the FILL rule of the quality flags (a declared nodata
+    # that is a legal DN, 255 on 8-bit or 65535 on 16-bit bands, is saturation, not fill).
+    fill = fill_mask(dn, None, None, plan.mask)
+    if fill.any():
+        reflectance[:, fill] = np.nan
     spectra = np.moveaxis(reflectance, 0, -1)
     coefficients, residual = nnls_decompose(
         spectra, plan.patterns, constrain_supplementary=plan.constrain_supplementary
@@ -222,8 +245,21 @@ def process_block(
     if qa is None:
         # Without a QA band (MSS) UPDM's own cloud rule is the cloud mask.
         flags = flags | np.where(classes == CLASS_CODES["cloud"], CLOUD, 0).astype(np.uint8)
+    dark = mviupd_undefined(coefficients[..., 0], coefficients[..., 1], coefficients[..., 2])
+    flags = flags | np.where(dark, DARK, 0).astype(np.uint8)
     out[7] = flags
     return out
+
+
+def _without_saturation(calibration: SceneCalibration) -> SceneCalibration:
+    """The scene's calibration with neither saturation nor declared nodata masked.
+
+    A saturated DN is a lower bound of the pixel's radiance, worth decomposing (a bright
+    cloud core stays cloud); the quality flags mark it. Fill is masked by the caller.
+    """
+    return dataclasses.replace(
+        calibration, qcal_max=(math.inf,) * len(calibration.bands), nodata=None
+    )
 
 
 def _blockwise_kernel(dn, *rest, has_qa, has_radsat, plan):

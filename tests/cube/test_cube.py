@@ -101,7 +101,7 @@ def test_create_and_open_empty_cube(cube, tmp_path):
         assert ds[n].attrs["grid_mapping"] == "spatial_ref"
     assert ds.land_cover.dtype == np.uint8
     assert list(ds.land_cover.attrs["flag_values"]) == [0, 1, 2, 3, 4]
-    assert ds.land_cover.attrs["flag_meanings"] == "no_data cloud water vegetation urban"
+    assert ds.land_cover.attrs["flag_meanings"] == "no_data cloud water vegetation non_vegetated"
     assert ds.quality.dtype == np.uint8
     assert ds.y.attrs["standard_name"] == "projection_y_coordinate" and ds.y.attrs["units"] == "m"
     np.testing.assert_array_equal(ds.x.values, GRID.x)

@@ -17,8 +17,10 @@ def test_recovery_report_hand_worked():
     (row,) = recovery_report(found, truth)
     assert row.year == 2000
     # 3 classified pixels: water 1, vegetation 2; planted over all 4 pixels: 1, 2, 1.
-    assert row.found == pytest.approx({"water": 100 / 3, "vegetation": 200 / 3, "urban": 0.0})
-    assert row.planted == pytest.approx({"water": 25.0, "vegetation": 50.0, "urban": 25.0})
+    assert row.found == pytest.approx(
+        {"water": 100 / 3, "vegetation": 200 / 3, "non_vegetated": 0.0}
+    )
+    assert row.planted == pytest.approx({"water": 25.0, "vegetation": 50.0, "non_vegetated": 25.0})
     assert row.unclassified_pct == pytest.approx(25.0)
     assert row.agreement_pct == pytest.approx(200 / 3)  # the urban pixel was called vegetation
     text = format_recovery([row])

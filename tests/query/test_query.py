@@ -164,7 +164,7 @@ def test_point_series_by_xy_and_by_lonlat(cube_path):
     assert list(by_xy["platform"][:2]) == ["LANDSAT_5", "LANDSAT_7"]
     classes = dict(zip(by_xy["scene_id"], by_xy["class"], strict=True))
     assert classes["TM1990"] == classes["ETM+1990"] == "vegetation"
-    assert classes["TM1991"] == classes["ETM+1995"] == "urban"
+    assert classes["TM1991"] == classes["ETM+1995"] == "non_vegetated"
     assert classes["TM1989"] == "cloud" and classes["ETM+1989"] == "vegetation"
     assert classes["TM1992"] == classes["ETM+1992"] == "cloud"
     assert not by_xy.set_index("scene_id").loc["TM1992", "clear"]
@@ -181,7 +181,7 @@ def test_point_yearly_series_is_the_planted_history(cube_path):
     yearly = q.yearly_series(cube_path, x=x, y=y)
     assert list(yearly["year"]) == YEARS
     assert list(yearly["yearly_land_cover"]) == [3] * 7 + [4, 0, 4, 4, 4]
-    assert list(yearly["class"][7:9]) == ["urban", "no_data"]
+    assert list(yearly["class"][7:9]) == ["non_vegetated", "no_data"]
     assert list(yearly["yearly_clear_count"]) == [2, 2, 2, 2, 2, 1, 2, 2, 0, 2, 2, 2]
     expected = [0.5 + 0.01 * i for i in range(7)] + [0.1, math.nan, 0.1, 0.1, 0.1]
     np.testing.assert_allclose(yearly["yearly_mviupd_median"], expected, atol=1e-6)
@@ -335,22 +335,24 @@ def test_area_statistics_of_the_whole_cube(cube_path):
     assert st.attrs["area"]["n_pixels"] == NY * NX
     np.testing.assert_allclose(st["area_ha"], NY * NX * PIXEL_HA)
     # 1984-1987: 48 water, 96 vegetation, 48 urban pixels
-    assert st.loc[1985, ["water_fraction", "vegetation_fraction", "urban_fraction"]].tolist() == [
+    assert st.loc[
+        1985, ["water_fraction", "vegetation_fraction", "non_vegetated_fraction"]
+    ].tolist() == [
         0.25,
         0.5,
         0.25,
     ]
     assert st.loc[1985, "vegetation_ha"] == pytest.approx(96 * PIXEL_HA)
     # block B turned urban in 1988, pixel A in 1991
-    assert st.loc[1988, "urban_ha"] == pytest.approx(64 * PIXEL_HA)
+    assert st.loc[1988, "non_vegetated_ha"] == pytest.approx(64 * PIXEL_HA)
     assert st.loc[1991, "vegetation_fraction"] == pytest.approx(79 / 192)
-    assert st.loc[1991, "urban_fraction"] == pytest.approx(65 / 192)
+    assert st.loc[1991, "non_vegetated_fraction"] == pytest.approx(65 / 192)
     # 1992: rows 0-5 unseen; the rest is 32 vegetation and 64 urban pixels
     assert st.loc[1992, "observed_fraction"] == 0.5
     assert st.loc[1992, "observed_ha"] == pytest.approx(96 * PIXEL_HA)
     assert st.loc[1992, "water_ha"] == 0
     assert st.loc[1992, "vegetation_fraction"] == pytest.approx(32 / 96)
-    assert st.loc[1992, "urban_fraction"] == pytest.approx(64 / 96)
+    assert st.loc[1992, "non_vegetated_fraction"] == pytest.approx(64 / 96)
     # 1989: one clear scene per pixel, else two; 1992: 96 pixels x 2 / 192
     assert st.loc[1989, "clear_obs_per_pixel"] == 1.0
     assert st.loc[1992, "clear_obs_per_pixel"] == 1.0
@@ -367,7 +369,7 @@ def test_area_by_bbox_and_by_geojson_polygon(cube_path):
     assert st.attrs["area"]["n_pixels"] == 48
     assert st.attrs["area"]["area_ha"] == pytest.approx(48 * PIXEL_HA)
     assert st.set_index("year").loc[1990, "vegetation_fraction"] == 1.0
-    assert st.set_index("year").loc[1991, "urban_fraction"] == pytest.approx(1 / 48)
+    assert st.set_index("year").loc[1991, "non_vegetated_fraction"] == pytest.approx(1 / 48)
     corners = [TO_LONLAT.transform(x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
     # pull the ring 1 m inside so that no outside pixel centre is near an edge
     cx, cy = np.mean(corners, axis=0)
@@ -470,13 +472,16 @@ def test_trend_summary_over_an_area(cube_path):
 
 def test_transition_matrix_in_hectares(cube_path):
     t = q.transition_matrix(cube_path, (1984, 1986), (1993, 1995))
-    assert t.hectares_between("vegetation", "urban") == pytest.approx(17 * PIXEL_HA)
+    assert t.hectares_between("vegetation", "non_vegetated") == pytest.approx(17 * PIXEL_HA)
     assert t.hectares_between("vegetation", "vegetation") == pytest.approx(79 * PIXEL_HA)
     assert t.hectares_between("water", "water") == pytest.approx(48 * PIXEL_HA)
     assert t.pixels.to_numpy().sum() == NY * NX
-    assert int(t.pixels.loc["urban", "vegetation"]) == 0
+    assert int(t.pixels.loc["non_vegetated", "vegetation"]) == 0
     long = t.to_long()
-    assert long.set_index(["from_class", "to_class"]).loc[("vegetation", "urban"), "pixels"] == 17
+    assert (
+        long.set_index(["from_class", "to_class"]).loc[("vegetation", "non_vegetated"), "pixels"]
+        == 17
+    )
     assert "vegetation" in t.format()
     # an epoch of one year; 1992 leaves rows 0-5 unobserved
     t92 = q.transition_matrix(cube_path, 1984, 1992)
@@ -538,8 +543,8 @@ def test_first_change_map_is_lazy_and_finds_the_planted_changes(cube_path):
     assert fc.from_class.values[0, 0] == 0
     table = q.change_table(q.first_change(cube_path))
     assert table[["year", "from_class", "to_class", "pixels"]].values.tolist() == [
-        [1988, "vegetation", "urban", 16],
-        [1991, "vegetation", "urban", 1],
+        [1988, "vegetation", "non_vegetated", 16],
+        [1991, "vegetation", "non_vegetated", 1],
     ]
     assert table["hectares"].tolist() == pytest.approx([16 * PIXEL_HA, PIXEL_HA])
 
@@ -556,7 +561,7 @@ def test_compare_sensors_recovers_the_planted_conversion(cube_path):
     ag = cmp.agreement
     assert ag.loc["water", "n_reference"] == 3 * 48
     assert ag.loc["vegetation", "n_reference"] == 3 * 79
-    assert ag.loc[["water", "vegetation", "urban"], "agreement"].tolist() == [1.0, 1.0, 1.0]
+    assert ag.loc[["water", "vegetation", "non_vegetated"], "agreement"].tolist() == [1.0, 1.0, 1.0]
     assert math.isnan(ag.loc["cloud", "agreement"])
     assert cmp.overall_agreement == 1.0
     conv = cmp.conversion_table.set_index("quantity")
@@ -625,7 +630,7 @@ def test_compare_layers_with_the_2x2_rule():
     ag = cmp.agreement
     # aggregated TM: [V, U, U; W, V, CL] against MSS [V, U, W; W, U, CL]
     assert ag.loc["vegetation", ["n_reference", "n_both"]].tolist() == [2, 1]
-    assert ag.loc["urban", ["n_reference", "n_other", "n_both"]].tolist() == [2, 2, 1]
+    assert ag.loc["non_vegetated", ["n_reference", "n_other", "n_both"]].tolist() == [2, 2, 1]
     assert ag.loc["water", "agreement"] == 1.0 and ag.loc["cloud", "agreement"] == 1.0
     assert cmp.overall_agreement == pytest.approx(4 / 6)
     conv = cmp.conversion_table.set_index("quantity")
@@ -705,7 +710,7 @@ def test_fit_rules_places_thresholds_between_the_clusters(tmp_path):
     veg_low = (0.08 - 0.002 - 0.006) / 0.112
     urban_high = (0.03 - 0.004 - 0.016) / 0.114
     assert got[("vegetation", "mviupd")] == pytest.approx((urban_high + veg_low) / 2)
-    assert got[("urban", "mviupd")] == got[("vegetation", "mviupd")]  # tied
+    assert got[("non_vegetated", "mviupd")] == got[("vegetation", "mviupd")]  # tied
     assert (fit.report["accuracy"].iloc[:5] == 1.0).all()
     path = fit.save(tmp_path / "fitted.toml")
     table = load_rules(path)
@@ -931,7 +936,7 @@ def test_cli_query_and_export(cube_path, tmp_path, capsys):
     cube = str(cube_path)
     assert main(["query", "point", cube, "--xy", str(x), str(y), "--yearly"]) == 0
     out = capsys.readouterr().out
-    assert "row 2, col 3" in out and "urban" in out
+    assert "row 2, col 3" in out and "non_vegetated" in out
     assert main(["query", "point", cube, "--xy", str(x), str(y), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert len(doc["rows"]) == 24 and doc["metadata"]["point"]["col"] == 3
@@ -942,7 +947,7 @@ def test_cli_query_and_export(cube_path, tmp_path, capsys):
     assert main(["query", "change", cube, "--from", "1984", "1986", "--to", "1993", "1995"]) == 0
     assert "1.53" in capsys.readouterr().out  # 17 pixels vegetation -> urban
     assert main(["query", "first-change", cube, "--format", "csv"]) == 0
-    assert "1988,vegetation,urban,16" in capsys.readouterr().out
+    assert "1988,vegetation,non_vegetated,16" in capsys.readouterr().out
     assert main(["query", "trend", cube, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_pixels"] == NY * NX
     assert main(["query", "compare", cube, "--sensors", "TM", "ETM+", "--start", "1993"]) == 0

@@ -56,7 +56,7 @@ def test_yearly_classes_match_the_planted_story(demo):
     for i, year in enumerate(win["year"].values):
         truth = archive.truth_class(int(year))[seen[i]]
         assert stats.loc[year, "observed_fraction"] == pytest.approx(seen[i].mean())
-        for code, name in ((2, "water"), (3, "vegetation"), (4, "urban")):
+        for code, name in ((2, "water"), (3, "vegetation"), (4, "non_vegetated")):
             assert stats.loc[year, f"{name}_fraction"] == pytest.approx(
                 (truth == code).mean(), abs=0.03
             )

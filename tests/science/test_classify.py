@@ -345,7 +345,8 @@ def reference_class(pixel, table: RuleTable) -> int:
         "uCs": s,
         "uC4": c4,
         "S": total,
-        "mviupd": math.nan if total == 0 else (v - w - 0.2 * s - c4) / total,
+        # undefined below the dark limit S < 0.025 (method: MVIUPD's dark limit)
+        "mviupd": math.nan if total == 0 or total < 0.025 else (v - w - 0.2 * s - c4) / total,
     }
     for rule in table.rules:
         if all(_PY_OPS[c.operator](quantity[c.quantity], c.threshold) for c in rule.conditions):
@@ -415,7 +416,7 @@ def test_classify_dataset_values_and_flag_attrs():
     flags = out.attrs["flag_values"]
     assert flags.dtype == np.uint8
     np.testing.assert_array_equal(flags, [0, 1, 2, 3, 4])
-    assert out.attrs["flag_meanings"] == "no_data cloud water vegetation urban"
+    assert out.attrs["flag_meanings"] == "no_data cloud water vegetation non_vegetated"
     assert out.attrs["rules"] == "note-table5-TM"
     assert out.attrs["rules_sha256"] == TM.sha256
     assert len(out.attrs["rules_sha256"]) == 64
@@ -529,13 +530,13 @@ def test_shipped_tables_as_typed_from_the_spec():
         ("cloud", 1, [("uCw", ">=", 0.00663), ("S", ">=", 0.161)]),
         ("water", 2, [("uCv", "<=", 0.035), ("S", "<=", 0.059)]),
         ("vegetation", 3, [("mviupd", ">=", 0.458)]),
-        ("urban", 4, [("mviupd", "<", 0.458)]),
+        ("non_vegetated", 4, [("mviupd", "<", 0.458)]),
     ]
     assert as_tuples(MSS) == [
         ("cloud", 1, [("uCw", ">=", 0.00374), ("S", ">=", 0.130)]),
         ("water", 2, [("uCv", "<=", 0.025), ("S", "<=", 0.062)]),
         ("vegetation", 3, [("mviupd", ">=", 0.286)]),
-        ("urban", 4, [("mviupd", "<", 0.286)]),
+        ("non_vegetated", 4, [("mviupd", "<", 0.286)]),
     ]
     assert TM.sensor == "TM" and MSS.sensor == "MSS"
     assert "Table 5" in TM.source and "Table 8" in MSS.source
@@ -563,11 +564,11 @@ def test_class_mapping_and_flags():
         "cloud": 1,
         "water": 2,
         "vegetation": 3,
-        "urban": 4,
+        "non_vegetated": 4,
     }
     extra = _table(Rule("bare_soil", 5, (Condition("uCs", ">=", 0.3),)), Rule("urban", 4, ()))
     np.testing.assert_array_equal(extra.flag_values, [0, 1, 2, 3, 4, 5])
-    assert extra.flag_meanings == "no_data cloud water vegetation urban bare_soil"
+    assert extra.flag_meanings == "no_data cloud water vegetation non_vegetated bare_soil"
 
 
 def test_hash_and_token_are_deterministic_and_content_based():
@@ -756,7 +757,7 @@ def test_good_toml_fixture_itself_loads(tmp_path):
     path = tmp_path / "my_rules.toml"
     path.write_text(_HEAD + _GOOD_RULES, encoding="utf-8")
     table = load_rules(path)
-    assert [r.class_name for r in table.rules] == ["cloud", "water", "urban"]
+    assert [r.class_name for r in table.rules] == ["cloud", "water", "non_vegetated"]
     assert table.rules[-1].conditions == ()
 
 
@@ -782,7 +783,7 @@ TABLE8_PRINTED = {
     ("water", "uCv"): "0.025",
     ("water", "S"): "0.062",
     ("vegetation", "mviupd"): "0.286",
-    ("urban", "mviupd"): "0.286",
+    ("non_vegetated", "mviupd"): "0.286",
 }
 
 
@@ -882,19 +883,34 @@ def test_fit_conversion_recovers_known_lines_and_matches_references():
         a, b = fit.coefficients[q]
         assert a == pytest.approx(a_true, abs=0.03)
         assert b == pytest.approx(b_true, abs=0.005)
-    # S and mviupd were derived; reference them from the test's own arrays
+
+    # S and mviupd were derived; reference them from the test's own arrays (MVIUPD is
+    # undefined below the dark limit S < 0.025, and such pairs are dropped)
+    def dark(d):
+        return (d["uCw"] + d["uCv"] + d["uCs"]) < 0.025
+
     tm_derived = {
         "S": tm["uCw"] + tm["uCv"] + tm["uCs"],
-        "mviupd": (tm["uCv"] - tm["uCw"] - 0.2 * tm["uCs"]) / (tm["uCw"] + tm["uCv"] + tm["uCs"]),
+        "mviupd": np.where(
+            dark(tm),
+            np.nan,
+            (tm["uCv"] - tm["uCw"] - 0.2 * tm["uCs"]) / (tm["uCw"] + tm["uCv"] + tm["uCs"]),
+        ),
     }
     mss_derived = {
         "S": mss["uCw"] + mss["uCv"] + mss["uCs"],
-        "mviupd": (mss["uCv"] - mss["uCw"] - 0.2 * mss["uCs"])
-        / (mss["uCw"] + mss["uCv"] + mss["uCs"]),
+        "mviupd": np.where(
+            dark(mss),
+            np.nan,
+            (mss["uCv"] - mss["uCw"] - 0.2 * mss["uCs"]) / (mss["uCw"] + mss["uCv"] + mss["uCs"]),
+        ),
     }
     for q in ("uCw", "uCv", "uCs", "S", "mviupd"):
         x = tm[q] if q in tm else tm_derived[q]
         y = mss[q] if q in mss else mss_derived[q]
+        pairs = np.isfinite(x) & np.isfinite(y)
+        assert pairs.sum() >= (390 if q == "mviupd" else 400)
+        x, y = x[pairs], y[pairs]
         slope, intercept = np.polyfit(x, y, 1)
         ref = stats.linregress(x, y)
         a, b = fit.coefficients[q]
@@ -902,7 +918,7 @@ def test_fit_conversion_recovers_known_lines_and_matches_references():
         assert b == pytest.approx(intercept, rel=1e-9, abs=1e-12)
         assert a == pytest.approx(ref.slope, rel=1e-9)
         assert fit.r[q] == pytest.approx(ref.rvalue, rel=1e-9)
-        assert fit.n[q] == 400
+        assert fit.n[q] == pairs.sum()
 
 
 def test_fit_conversion_drops_nan_pairs_and_accepts_datasets():

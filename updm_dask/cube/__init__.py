@@ -12,7 +12,7 @@ Layout (one Icechunk repository, root group)
 - Scene-level arrays, dims ``(time, y, x)``, chunks ``(1, C, C)`` (``C`` from dask config
   ``updm.chunks.cube``, clipped to the grid) so that every scene owns its chunks: ``uCw``,
   ``uCv``, ``uCs``, ``uC4``, ``residual``, ``mviupd`` (float32, NaN fill), ``land_cover``
-  (uint8, CF flags 0 no_data, 1 cloud, 2 water, 3 vegetation, 4 urban; fill 0) and
+  (uint8, CF flags 0 no_data, 1 cloud, 2 water, 3 vegetation, 4 non_vegetated; fill 0) and
   ``quality`` (uint8 bit flags of :mod:`updm_dask.science.masks`; fill 1 = FILL). Zstandard
   compression (``updm.compression.zstd-level``); all-fill chunks are never written.
 - Per-scene coordinates along ``time``: ``time`` (acquisition, UTC; int64 microseconds
@@ -74,6 +74,7 @@ from ._schema import (
     LAND_COVER_CLASSES,
     QUALITY_CLOUD,
     QUALITY_CLOUD_SHADOW,
+    QUALITY_DARK,
     QUALITY_FILL,
     QUALITY_NOT_CLEAR,
     QUALITY_SATURATED,
@@ -90,6 +91,7 @@ __all__ = [
     "LAND_COVER_CLASSES",
     "QUALITY_CLOUD",
     "QUALITY_CLOUD_SHADOW",
+    "QUALITY_DARK",
     "QUALITY_FILL",
     "QUALITY_NOT_CLEAR",
     "QUALITY_SATURATED",

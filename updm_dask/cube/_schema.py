@@ -10,11 +10,14 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from ..geo import CubeGrid
+from ..science.classify import CLASS_LONG_NAMES as _CLASS_LONG_NAMES
 from ..science.classify import LAND_COVER_CLASSES as _CLASS_CODES
+from ..science.classify import MVIUPD_DARK_LIMIT
 from ..science.masks import (
     CLEAR_MASK_BITS,
     CLOUD,
     CLOUD_SHADOW,
+    DARK,
     FILL,
     FLAG_MASKS,
     FLAG_MEANINGS,
@@ -30,10 +33,12 @@ MARKER = "updm_cube_format"
 #: Land-cover class codes (CF flag_values) and their names, shared with classification.
 LAND_COVER_CLASSES: dict[int, str] = {code: name for name, code in _CLASS_CODES.items()}
 NO_DATA = _CLASS_CODES["no_data"]
-CLEAR_CLASSES: tuple[int, ...] = tuple(_CLASS_CODES[n] for n in ("water", "vegetation", "urban"))
-#: Tie-break order of the yearly class: vegetation > urban > water.
+CLEAR_CLASSES: tuple[int, ...] = tuple(
+    _CLASS_CODES[n] for n in ("water", "vegetation", "non_vegetated")
+)
+#: Tie-break order of the yearly class: vegetation > non_vegetated > water.
 YEARLY_CLASS_PRIORITY: tuple[int, ...] = tuple(
-    _CLASS_CODES[n] for n in ("vegetation", "urban", "water")
+    _CLASS_CODES[n] for n in ("vegetation", "non_vegetated", "water")
 )
 
 #: Quality bits (the scenes' flags, see :mod:`updm_dask.science.masks`).
@@ -42,6 +47,8 @@ QUALITY_SATURATED = SATURATED
 QUALITY_CLOUD = CLOUD
 QUALITY_CLOUD_SHADOW = CLOUD_SHADOW
 QUALITY_SLC_GAP = SLC_GAP
+#: MVIUPD undefined: the pixel is darker than the dark limit (still clear).
+QUALITY_DARK = DARK
 #: An observation with any of these bits set is not clear.
 QUALITY_NOT_CLEAR = CLEAR_MASK_BITS
 
@@ -71,6 +78,10 @@ def _land_cover_attrs(long_name: str) -> dict[str, Any]:
         "units": "1",
         "flag_values": list(LAND_COVER_CLASSES),
         "flag_meanings": " ".join(LAND_COVER_CLASSES.values()),
+        # CF has no per-flag long names; say in words what the codes hold.
+        "comment": "; ".join(
+            f"{code} {name}: {_CLASS_LONG_NAMES[name]}" for code, name in LAND_COVER_CLASSES.items()
+        ),
     }
 
 
@@ -81,7 +92,17 @@ SCENE_VARIABLES: dict[str, VarSpec] = {
     "uCs": _coef("UPDM coefficient of the soil pattern"),
     "uC4": _coef("UPDM coefficient of the supplementary (fourth) pattern"),
     "residual": _coef("root-mean-square residual of the UPDM fit"),
-    "mviupd": _coef("modified vegetation index based on UPDM (MVIUPD)"),
+    "mviupd": VarSpec(
+        "float32",
+        np.nan,
+        {
+            "long_name": "modified vegetation index based on UPDM (MVIUPD)",
+            "units": "1",
+            "dark_limit": MVIUPD_DARK_LIMIT,
+            "comment": f"NaN where S = uCw + uCv + uCs < {MVIUPD_DARK_LIMIT!r}: too dark "
+            "for the ratio to mean anything (quality bit dark_mviupd_undefined)",
+        },
+    ),
     "land_cover": VarSpec("uint8", NO_DATA, _land_cover_attrs("land-cover class")),
     "quality": VarSpec(
         "uint8",
@@ -118,7 +139,7 @@ YEARLY_VARIABLES: dict[str, VarSpec] = {
             **_land_cover_attrs(
                 "most frequent land-cover class among the clear observations of the year"
             ),
-            "tie_break": "vegetation > urban > water",
+            "tie_break": "vegetation > non_vegetated > water",
         },
     ),
     "yearly_mviupd_median": VarSpec(

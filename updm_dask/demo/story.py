@@ -6,7 +6,7 @@ Everything here is about the ground and the calendar, nothing about sensors or f
   size) that every scene lies on and the cube is built on;
 - the land-cover history (:func:`make_story`): a town that clears the forest around it and
   spreads outward decade by decade (cleared, bare ground for :data:`BUILD_DELAY_YEARS`, then
-  built up; both are ``urban``), a reservoir that floods a forested valley in
+  built up; both are class 4, ``non_vegetated``), a reservoir that floods a forested valley in
   :data:`RESERVOIR_FILL_YEAR`, a lake (stable water) and a corner of untouched forest
   (stable vegetation) as controls;
 - the planted coefficients of each cover (:data:`COVER_COEFFICIENTS`);
@@ -65,7 +65,13 @@ __all__ = [
 
 NO_DATA, CLOUD, WATER, VEGETATION, URBAN = 0, 1, 2, 3, 4
 CLASS_NAMES: Mapping[int, str] = MappingProxyType(
-    {NO_DATA: "no_data", CLOUD: "cloud", WATER: "water", VEGETATION: "vegetation", URBAN: "urban"}
+    {
+        NO_DATA: "no_data",
+        CLOUD: "cloud",
+        WATER: "water",
+        VEGETATION: "vegetation",
+        URBAN: "non_vegetated",  # the town and the cleared ground alike
+    }
 )
 #: The classes a clear pixel can take (what the recovery report judges).
 LAND_CLASSES = (WATER, VEGETATION, URBAN)

@@ -54,7 +54,7 @@ INPUTS: tuple[str, ...] = (
 )
 
 _CODE = {name: code for code, name in LAND_COVER_CLASSES.items()}
-WATER, VEGETATION, URBAN = _CODE["water"], _CODE["vegetation"], _CODE["urban"]
+WATER, VEGETATION, URBAN = _CODE["water"], _CODE["vegetation"], _CODE["non_vegetated"]
 #: Land-cover codes of a clear observation: water, vegetation, urban.
 CLEAR_CODES: tuple[int, ...] = (WATER, VEGETATION, URBAN)
 

@@ -208,10 +208,14 @@ def evaluate_embedding(
     tnames = list(targ["dimension"].values)
     label = tper.epoch_labels[0]
     y_all = np.stack([targ[LAYER].values[tnames.index(f"{label}.{t}")] for t in TARGETS])
+    # MVIUPD is undefined over pixels darker than its limit (dark water), so mviupd_mean
+    # can be NaN where the class fractions are not: a pixel counts where its fractions are
+    # defined, and every target is fitted and scored where it is defined.
+    fracs = [TARGETS.index(t) for t in _FRACS]
     ok = (
         (np.asarray(feat[LAYER_COUNT].values) > 0)
         & (np.asarray(targ[LAYER_COUNT].values) > 0)
-        & np.isfinite(y_all).all(axis=0)
+        & np.isfinite(y_all[fracs]).all(axis=0)
     )
     sub = np.zeros((ny, nx), dtype=bool)
     sub[::step, ::step] = True
@@ -259,11 +263,23 @@ def evaluate_embedding(
         ),
     }
     true_cls = np.argmax(y_te[:, :3], axis=1)
+    defined_tr, defined_te = np.isfinite(y_tr), np.isfinite(y_te)
+    everywhere = defined_tr.all(axis=0)
     rows = []
     for name, (x_tr, x_te) in feature_sets.items():
-        fit, _ = ridge_cv(x_tr, y_tr, groups)
-        pred = fit.predict(x_te)
-        r2 = {t: _r2(y_te[:, i], pred[:, i]) for i, t in enumerate(TARGETS)}
+        fit, _ = ridge_cv(x_tr, y_tr[:, everywhere], groups)
+        pred = np.full(y_te.shape, np.nan)
+        pred[:, everywhere] = fit.predict(x_te)
+        for i in np.flatnonzero(~everywhere):  # a target undefined at some training pixels
+            d = defined_tr[:, i]
+            part, _ = ridge_cv(x_tr[d], y_tr[d, i : i + 1], groups[d])
+            pred[:, i] = part.predict(x_te)[:, 0]
+        r2 = {
+            t: _r2(y_te[defined_te[:, i], i], pred[defined_te[:, i], i])
+            if defined_te[:, i].any()
+            else float("nan")
+            for i, t in enumerate(TARGETS)
+        }
         acc = float((np.argmax(pred[:, :3], axis=1) == true_cls).mean())
         rows.append(EvaluationRow(name, int(x_tr.shape[1]), r2, acc, fit.alpha))
     return EvaluationTable(

@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 _CODE = {name: code for code, name in LAND_COVER_CLASSES.items()}
-WATER, VEGETATION, URBAN, CLOUD = (_CODE[n] for n in ("water", "vegetation", "urban", "cloud"))
+WATER, VEGETATION, URBAN, CLOUD = (
+    _CODE[n] for n in ("water", "vegetation", "non_vegetated", "cloud")
+)
 
 #: (year from which, class) steps of each planted history.
 HISTORIES: Mapping[str, tuple[tuple[int, int], ...]] = MappingProxyType(

@@ -8,8 +8,11 @@ CLASS_STYLE: dict[int, tuple[str, str]] = {
     1: ("cloud", "#e6e6e6"),
     2: ("water", "#2f6fbf"),
     3: ("vegetation", "#2e9e44"),
-    4: ("urban", "#c0463a"),
+    4: ("non_vegetated", "#c0463a"),
 }
+
+#: Legend text of a class code, where the bare class name would say too little.
+CLASS_LEGEND: dict[int, str] = {4: "non-vegetated (built-up, bare or sparse)"}
 
 #: Sensor -> marker of point-series plots.
 SENSOR_MARKERS: dict[str, str] = {"MSS": "s", "TM": "o", "ETM+": "^", "OLI": "D", "OLI-2": "P"}

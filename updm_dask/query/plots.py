@@ -9,7 +9,8 @@
 - :func:`plot_trend_map`: the Theil-Sen slope map, pixels without a significant
   Mann-Kendall trend faded.
 
-Colours: water blue, vegetation green, urban red, cloud light grey (see ``_style``).
+Colours: water blue, vegetation green, non-vegetated (built-up, bare or sparse land) red,
+cloud light grey (see ``_style``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import QueryError
-from ._style import CLASS_STYLE, SENSOR_MARKERS
+from ._style import CLASS_LEGEND, CLASS_STYLE, SENSOR_MARKERS
 
 # Background of trend maps: pixels without a trend.
 _NO_TREND = "#c8c8c8"
@@ -57,6 +58,11 @@ def _colour(code: int) -> str:
     return CLASS_STYLE.get(int(code), ("", "#999999"))[1]
 
 
+def _legend(code: int) -> str:
+    # The class as a legend says it: class 4 is built-up, bare and sparse land alike.
+    return CLASS_LEGEND.get(int(code), CLASS_STYLE.get(int(code), (str(code), ""))[0])
+
+
 def plot_class_fractions(
     stats: pd.DataFrame, path: str | os.PathLike, *, title: str | None = None
 ) -> Path:
@@ -74,16 +80,23 @@ def plot_class_fractions(
     -------
     pathlib.Path
     """
-    need = {"year", "observed_fraction", "water_fraction", "vegetation_fraction", "urban_fraction"}
+    need = {
+        "year",
+        "observed_fraction",
+        "water_fraction",
+        "vegetation_fraction",
+        "non_vegetated_fraction",
+    }
     if not need <= set(stats.columns):
         raise QueryError(f"plot_class_fractions: expected area_statistics columns {sorted(need)}")
     years = stats["year"].to_numpy()
-    order = ("vegetation", "urban", "water")
+    order = ("vegetation", "non_vegetated", "water")
     shares = [np.nan_to_num(stats[f"{n}_fraction"].to_numpy(dtype=float)) for n in order]
     colours = [_colour(c) for n in order for c, (name, _) in CLASS_STYLE.items() if name == n]
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
-    ax.stackplot(years, *shares, labels=[f"{n}" for n in order], colors=colours)
+    labels = [_legend(c) for n in order for c, (name, _) in CLASS_STYLE.items() if name == n]
+    ax.stackplot(years, *shares, labels=labels, colors=colours)
     ax.plot(
         years,
         stats["observed_fraction"].to_numpy(dtype=float),
@@ -205,7 +218,7 @@ def plot_point_series(
             markerfacecolor=col,
             markeredgecolor="black",
             markeredgewidth=0.5,
-            label=name,
+            label=_legend(code),
         )
         for code, (name, col) in CLASS_STYLE.items()
         if code != 0 and (scenes["land_cover"] == code).any()
@@ -318,7 +331,7 @@ def plot_land_cover_map(
     total = values.size
     handles = []
     for c in codes:
-        name, col = CLASS_STYLE[c]
+        col = CLASS_STYLE[c][1]
         share = 100.0 * (values == c).sum() / total
         if c == 0:
             handles.append(
@@ -331,7 +344,7 @@ def plot_land_cover_map(
             )
         else:
             handles.append(
-                Patch(facecolor=col, edgecolor="#777777", label=f"{name} ({share:.0f} %)")
+                Patch(facecolor=col, edgecolor="#777777", label=f"{_legend(c)} ({share:.0f} %)")
             )
     ax.legend(
         handles=handles,

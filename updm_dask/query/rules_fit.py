@@ -433,6 +433,8 @@ def fit_rules(
         raise QueryError("samples: expected a DataFrame with a 'class' column")
     if samples.empty:
         raise QueryError("samples: no sample")
+    # Labels may use a former class name (urban for non_vegetated) the table no longer has.
+    samples = samples.assign(**{"class": samples["class"].astype(str).map(base.class_name_for)})
     known = {r.class_name for r in base.rules}
     unknown = sorted(set(samples["class"].astype(str)) - known)
     if unknown:

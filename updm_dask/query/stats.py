@@ -48,7 +48,7 @@ __all__ = [
 YEARLY_CLASSES: dict[int, str] = {
     code: name
     for code, name in LAND_COVER_CLASSES.items()
-    if name in ("water", "vegetation", "urban")
+    if name in ("water", "vegetation", "non_vegetated")
 }
 _N_CODES = 256  # uint8 class codes
 

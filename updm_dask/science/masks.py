@@ -1,4 +1,4 @@
-"""Pixel quality flags: fill, saturation, cloud, cloud shadow, SLC-off gaps.
+"""Pixel quality flags: fill, saturation, cloud, cloud shadow, SLC-off gaps, darkness.
 
 One uint8 bit field per pixel, from the scene's digital numbers, its QA bands when it has
 them, and its metadata:
@@ -15,7 +15,10 @@ bit    name                set where
                            values (the nodata of QA bands stored as int16)
 2      SATURATED           C2 QA_RADSAT bit of any UPDM band; C1 BQA radiometric
                            saturation (bits 2-3 non-zero); without a QA_RADSAT band, a
-                           Level-1 DN at the band's QUANTIZE_CAL_MAX in any band
+                           Level-1 DN at the band's QUANTIZE_CAL_MAX in any band. The
+                           pixel is still decomposed and classified, with the saturated
+                           values as lower bounds of its reflectance (most cloud cores
+                           stay cloud); it is not clear (``CLEAR_MASK_BITS``)
 4      CLOUD               C1 BQA bit 4 (cloud) or high cirrus confidence (bits 11-12 =
                            3); C2 QA_PIXEL bits 1-3 (dilated cloud, cirrus, cloud)
 8      CLOUD_SHADOW        C1 BQA high cloud-shadow confidence (bits 7-8 = 3); C2
@@ -28,6 +31,11 @@ bit    name                set where
 32     NO_QA_CLOUD_TEST    the scene has no pixel QA band (MSS and pre-collection
                            products): cloud could not be assessed here; UPDM's own cloud
                            rule applies downstream, in classification
+64     DARK                set by the pipeline, not by :func:`qa_flags`: the pixel is
+                           darker than MVIUPD's dark limit (``S = uCw + uCv + uCs <
+                           0.025``, :mod:`updm_dask.science.classify.index`), so its
+                           MVIUPD is undefined (NaN). Dark water is still clear water:
+                           this bit is not in ``CLEAR_MASK_BITS``
 =====  ==================  ==========================================================
 
 Declared nodata and saturation. Landsat Level-1 products mark fill with DN 0 (the lowest
@@ -38,6 +46,12 @@ cannot be told apart from a bright pixel and is treated by the product conventio
 QUANTIZE_CAL_MAX is saturation, not fill. A declared nodata outside that range (-32768 on
 int16 copies, -9999 on SR stacks) is fill. For Level-2 products 0 and any declared nodata
 are fill, and saturation comes from QA_RADSAT only (SR values are not DNs).
+
+No-data is for fill only: the pipeline gives the land-cover class ``no_data`` to pixels
+whose digital numbers are fill by the rule above (DN 0, a declared nodata that is not a
+legal DN, non-finite values) and to pixels no rule matches, never to saturated ones. A QA
+fill bit alone leaves the values and the class as they are (the FILL bit says not to use
+them).
 
 Bit meanings of the QA bands follow the USGS Landsat Collection 1 Level-1 QA band pages
 (BQA) and the Collection 2 Level-1/Level-2 data format control books (QA_PIXEL, QA_RADSAT:
@@ -69,6 +83,7 @@ __all__ = [
     "CLEAR_MASK_BITS",
     "CLOUD",
     "CLOUD_SHADOW",
+    "DARK",
     "FILL",
     "FLAG_MASKS",
     "FLAG_MEANINGS",
@@ -88,10 +103,11 @@ CLOUD = 4
 CLOUD_SHADOW = 8
 SLC_GAP = 16
 NO_QA_CLOUD_TEST = 32
+DARK = 64
 #: A pixel is clear (usable) when ``flags & CLEAR_MASK_BITS == 0``.
 CLEAR_MASK_BITS = FILL | SATURATED | CLOUD | CLOUD_SHADOW | SLC_GAP
-FLAG_MASKS = (FILL, SATURATED, CLOUD, CLOUD_SHADOW, SLC_GAP, NO_QA_CLOUD_TEST)
-FLAG_MEANINGS = "fill saturated cloud cloud_shadow slc_gap no_qa_cloud_test"
+FLAG_MASKS = (FILL, SATURATED, CLOUD, CLOUD_SHADOW, SLC_GAP, NO_QA_CLOUD_TEST, DARK)
+FLAG_MEANINGS = "fill saturated cloud cloud_shadow slc_gap no_qa_cloud_test dark_mviupd_undefined"
 #: The ETM+ Scan Line Corrector failed on this day; later acquisitions have gaps.
 SLC_FAILURE_DATE = dt.date(2003, 5, 31)
 

@@ -5,7 +5,8 @@ uCs and optionally uC4). Land cover then follows from a short, ordered list of t
 rules on those coefficients, their sum ``S = uCw + uCv + uCs`` and the vegetation index
 MVIUPD. One module per concern:
 
-- :mod:`~updm_dask.science.classify.index`: :func:`mviupd`, the one MVIUPD formula;
+- :mod:`~updm_dask.science.classify.index`: :func:`mviupd`, the one MVIUPD formula, and
+  its dark limit (:data:`MVIUPD_DARK_LIMIT`, :func:`mviupd_undefined`);
 - :mod:`~updm_dask.science.classify.rules`: :class:`RuleTable` and its parts, the TOML
   format, :func:`load_rules` and the shipped tables;
 - :mod:`~updm_dask.science.classify.landcover`: :func:`classify_array` (numpy kernel) and
@@ -17,10 +18,12 @@ MVIUPD. One module per concern:
 from __future__ import annotations
 
 from .conversion import NOTE_TABLE7_TM_TO_MSS, LinearConversion, convert_rules, fit_conversion
-from .index import MVIUPD_SOIL_WEIGHT, mviupd
+from .index import MVIUPD_DARK_LIMIT, MVIUPD_SOIL_WEIGHT, mviupd, mviupd_undefined
 from .landcover import classify, classify_array
 from .rules import (
+    CLASS_ALIASES,
     CLASS_CODES,
+    CLASS_LONG_NAMES,
     LAND_COVER_CLASSES,
     OPERATORS,
     QUANTITIES,
@@ -32,8 +35,11 @@ from .rules import (
 )
 
 __all__ = [
+    "CLASS_ALIASES",
     "CLASS_CODES",
+    "CLASS_LONG_NAMES",
     "LAND_COVER_CLASSES",
+    "MVIUPD_DARK_LIMIT",
     "MVIUPD_SOIL_WEIGHT",
     "NOTE_TABLE7_TM_TO_MSS",
     "OPERATORS",
@@ -49,4 +55,5 @@ __all__ = [
     "fit_conversion",
     "load_rules",
     "mviupd",
+    "mviupd_undefined",
 ]

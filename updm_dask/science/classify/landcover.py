@@ -47,6 +47,8 @@ def classify_array(coefficients: np.ndarray, rules: RuleTable) -> np.ndarray:
         Class codes: 0 (no_data) where uCw, uCv or uCs is NaN or infinite, uC4 is
         infinite, or no rule matches; else the code of the first matching rule. MVIUPD
         includes uC4 when k = 4; a NaN uC4 means "no supplementary pattern" and counts as 0.
+        Below the dark limit (``S < 0.025``) MVIUPD is undefined and no condition on it
+        holds (see :mod:`~updm_dask.science.classify.rules`).
 
     Raises
     ------

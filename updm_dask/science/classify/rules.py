@@ -19,9 +19,20 @@ Semantics of a rule table
 - Comparisons happen in the floating-point type of the coefficients: for float32 input each
   threshold is first rounded to float32, so a value stored as ``float32(t)`` counts as on
   the threshold ``t``.
+- MVIUPD is undefined (NaN) for pixels darker than the dark limit (``S < 0.025``, see
+  :mod:`~updm_dask.science.classify.index`), and a condition on ``mviupd`` is then NOT
+  satisfied, whatever its operator. Such a pixel takes the class of the first rule that does
+  not test ``mviupd`` and holds; with none, ``no_data``. The shipped tables never get there:
+  below the limit their water rule always holds. A user table whose water rule is stricter
+  classifies those pixels only if it ends with an unconditional rule.
 - Class codes are fixed across sensors because the cube stores them: 0 ``no_data``,
-  1 ``cloud``, 2 ``water``, 3 ``vegetation``, 4 ``urban``. A user table may add classes with
-  other codes (5-255).
+  1 ``cloud``, 2 ``water``, 3 ``vegetation``, 4 ``non_vegetated``. Code 4 is what the
+  note's rules leave over: not cloud, not water and an MVIUPD below the vegetation
+  threshold, that is built-up, bare or sparsely vegetated land alike (the note called it
+  "urban"; every clear pixel of a dry savanna is class 4). A table may still call it
+  ``urban`` with code 4 (:data:`CLASS_ALIASES`): it is read as ``non_vegetated``. A user
+  table may add classes with other codes (5-255), e.g. to split class 4 into built-up and
+  bare land with thresholds fitted from labelled samples.
 """
 
 from __future__ import annotations
@@ -45,9 +56,12 @@ import tomli_w
 
 from ...errors import RuleError
 from ...frozen import FrozenMap
+from .index import MVIUPD_DARK_LIMIT
 
 __all__ = [
+    "CLASS_ALIASES",
     "CLASS_CODES",
+    "CLASS_LONG_NAMES",
     "LAND_COVER_CLASSES",
     "OPERATORS",
     "QUANTITIES",
@@ -79,10 +93,36 @@ _NO_DATA = "no_data"
 
 #: The fixed class codes every rule table and every cube share.
 LAND_COVER_CLASSES: Mapping[str, int] = FrozenMap(
-    {_NO_DATA: 0, "cloud": 1, "water": 2, "vegetation": 3, "urban": 4}
+    {_NO_DATA: 0, "cloud": 1, "water": 2, "vegetation": 3, "non_vegetated": 4}
 )
 #: Alias of :data:`LAND_COVER_CLASSES` (class name -> code).
 CLASS_CODES = LAND_COVER_CLASSES
+#: What each standard class holds, in words (legends, exports, documentation).
+CLASS_LONG_NAMES: Mapping[str, str] = FrozenMap(
+    {
+        _NO_DATA: "no data (fill, or no rule matched)",
+        "cloud": "cloud",
+        "water": "water",
+        "vegetation": "vegetation",
+        "non_vegetated": "built-up, bare or sparsely vegetated land",
+    }
+)
+#: Former names of standard classes, still read from rule tables and labels: a class
+#: ``urban`` with code 4 is ``non_vegetated``. ``urban`` with another code is a user class
+#: of that name (for instance the built-up part of a split class 4).
+CLASS_ALIASES: Mapping[str, str] = FrozenMap({"urban": "non_vegetated"})
+
+
+def _canonical_class(name: Any, value: Any) -> Any:
+    """The standard name of a class given under a former name with its fixed code."""
+    target = CLASS_ALIASES.get(name) if isinstance(name, str) else None
+    if target is not None and _is_int(value) and int(value) == LAND_COVER_CLASSES[target]:
+        return target
+    return name
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
@@ -151,6 +191,7 @@ class Rule:
     conditions: tuple[Condition, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "class_name", _canonical_class(self.class_name, self.class_value))
         if not isinstance(self.class_name, str) or not _CLASS_NAME.match(self.class_name):
             raise RuleError(
                 f"key 'class': {self.class_name!r}; expected a name of letters, digits "
@@ -282,6 +323,7 @@ class RuleTable:
         by_value: dict[int, str] = {}
         for name, value in classes.items():
             key = f"{where}: key 'classes.{name}'"
+            name = _canonical_class(name, value)
             if not isinstance(name, str) or not _CLASS_NAME.match(name):
                 raise RuleError(f"{key}: expected a name of letters, digits and underscores")
             if not isinstance(value, numbers.Integral) or isinstance(value, bool):
@@ -318,6 +360,26 @@ class RuleTable:
     def quantities(self) -> frozenset[str]:
         """The quantities the conditions test."""
         return frozenset(c.quantity for rule in self.rules for c in rule.conditions)
+
+    def class_name_for(self, label: str) -> str:
+        """The table's name for a class label (e.g. of a labelled sample).
+
+        Parameters
+        ----------
+        label : str
+            A class name; a former name of a standard class (:data:`CLASS_ALIASES`, e.g.
+            ``"urban"``) is accepted when the table has no class of that name itself.
+
+        Returns
+        -------
+        str
+            ``label`` when the table has such a class, else the standard name it stands
+            for when the table has that one, else ``label`` unchanged.
+        """
+        if label in self.classes:
+            return label
+        target = CLASS_ALIASES.get(label)
+        return target if target is not None and target in self.classes else label
 
     @cached_property
     def sha256(self) -> str:
@@ -361,7 +423,8 @@ class RuleTable:
             f"# Land-cover rule table {self.name!r} for sensor {self.sensor}.",
             "# Rules apply top first: a pixel takes the class of the first rule whose",
             "# conditions all hold; conditions = [] means otherwise. S = uCw + uCv + uCs;",
-            "# mviupd = (uCv - uCw - 0.2 uCs - uC4) / S.",
+            "# mviupd = (uCv - uCw - 0.2 uCs - uC4) / S, undefined (no condition on it holds)",
+            f"# where S < {MVIUPD_DARK_LIMIT!r}.",
         ]
         document = {
             "name": self.name,
