@@ -102,7 +102,7 @@ def test_labels_are_compared_with_the_map_of_their_own_year(cube_path):
     results = accuracy_assessment(cube_path, collection(feats))
     assert [r.year for r in results] == [2000, 2001]
     r2000, r2001 = results
-    assert r2001.class_names == ("water", "vegetation", "urban")
+    assert r2001.class_names == ("water", "vegetation", "non_vegetated")
     # rows map class, columns reference class (water, vegetation, urban), counted by hand
     np.testing.assert_array_equal(r2001.assessment.counts, [[3, 1, 0], [0, 3, 2], [0, 0, 3]])
     np.testing.assert_array_equal(r2000.assessment.counts, [[2, 0, 0], [0, 1, 1], [0, 0, 2]])
@@ -187,7 +187,7 @@ def test_fit_rules_checks_the_fit_on_held_out_features():
     assert fit.report.groupby("class")["n_class"].first().to_dict()["water"] == 6
     assert fit.heldout_accuracy == 1.0
     assert fit.heldout.set_index("class")["n"].to_dict() == {
-        "urban": 2,
+        "non_vegetated": 2,
         "vegetation": 2,
         "water": 2,
     }

@@ -28,7 +28,7 @@ from ..cube import CubeLike
 from ..errors import QueryError
 from ..geo.points import LONLAT, parse_crs
 from ..science.accuracy import AccuracyAssessment, assess_accuracy, error_matrix
-from ..science.classify import LAND_COVER_CLASSES
+from ..science.classify import CLASS_ALIASES, LAND_COVER_CLASSES
 from .areas import feature_mask, geojson_crs, geojson_features, read_geojson
 from .selection import Selection
 from .stats import area_class_counts
@@ -85,8 +85,10 @@ def _class_code(value: Any, where: str) -> int:
         value = None
     if isinstance(value, int | np.integer) and int(value) in _CODE_NAMES:
         return int(value)
-    if isinstance(value, str) and value in LAND_COVER_CLASSES:
-        return int(LAND_COVER_CLASSES[value])
+    if isinstance(value, str):
+        name = CLASS_ALIASES.get(value, value)  # a former name (urban) of a shipped class
+        if name in LAND_COVER_CLASSES:
+            return int(LAND_COVER_CLASSES[name])
     names = ", ".join(n for n in LAND_COVER_CLASSES if n != "no_data")
     raise QueryError(f"{where}: the class is not one of {names} (or their codes)")
 
