@@ -398,4 +398,3 @@ def test_georeferenced_band_files_cut_short_are_refused(landsat, tmp_path):
         landsat, tmp_path / "clip", rows=slice(10, 110), cols=slice(20, 220)
     )
     assert open_scene(clip)["dn"].shape == (6, 100, 200)
-

@@ -479,9 +479,10 @@ def check_local_file(path: str, what: str, roots: Sequence[str] | None) -> None:
 # What messages may show
 
 # A URL and its query string: the query ends at whitespace, a quote or a closing bracket,
-# and punctuation just before those (", " or ": " after a URL in a sentence) is kept.
+# and punctuation just before those (", " or ": " after a URL in a sentence) is kept. A query
+# already redacted stays as it is.
 _QUERY_URL_RE = re.compile(
-    r"(?P<url>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s'\"<>)\]]*?"
+    r"(?P<url>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s?#'\"<>]*)\?(?!<redacted>)[^\s'\"<>)\]]*?"
     r"(?=[:;,.]?(?:[\s'\"<>)\]]|$))"
 )
 # C0 and C1 control characters, DEL, the Unicode line and paragraph separators, and the
