@@ -120,6 +120,20 @@ def test_fifos_and_sockets_in_a_scene_folder_are_refused_without_being_opened(
     assert "archive is a FIFO" in archive.problems[0][1]
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_is_refused_even_inside_an_allowed_root(landsat, tmp_path):
+    folder = copy_scene(landsat / LT05, tmp_path / "scene")
+    band = next(folder.glob("*_B5.TIF"))
+    band.unlink()
+    band.symlink_to("/dev/zero")  # endless zeros: read whole, it would never end
+    found = discover_scenes(folder, allow_roots=["/dev"])
+    assert found.scenes == []
+    assert (
+        f"{band}: the file {band.name} is a character device, not a regular file"
+        in (found.problems[0][1])
+    )
+
+
 def test_open_scene_refuses_a_band_file_that_became_a_fifo(landsat, tmp_path):
     folder = copy_scene(landsat / LT05, tmp_path / "scene")
     [source] = discover_scenes(folder).scenes

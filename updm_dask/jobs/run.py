@@ -520,7 +520,12 @@ def run_job(
         unwritable cube, repeated write conflicts); batches committed before are kept.
     """
     started = time.perf_counter()
-    say = echo or log.info
+    emit = echo or log.info
+
+    def say(text: str) -> None:
+        # Notes quote paths, URLs and names from the inputs: one line each, no URL query.
+        emit(shown(text))
+
     on_batch = _log_progress if progress is True else progress or None
     science = job_science(spec)
     cube = open_job_cube(spec)
