@@ -256,6 +256,19 @@ def test_a_remote_catalogue_keeps_its_hrefs_on_its_server(landsat, tmp_path):
     assert any(r.startswith("/etc/passwd") for r in requests)
 
 
+def test_hrefs_of_a_remote_catalogue_resolve_on_its_store():
+    from updm_dask.scenes.stac import _absolute
+
+    # Absolute paths and ../.. in a catalogue on a store name objects of that store.
+    assert _absolute("/etc/passwd", "s3://bucket/c2/items.json") == "s3://bucket/etc/passwd"
+    assert _absolute("../../../x_B4.TIF", "gs://b/c2/a/i.json") == "gs://b/x_B4.TIF"
+    assert _absolute("B4.TIF", "s3://bucket/c2/items.json") == "s3://bucket/c2/B4.TIF"
+    assert _absolute("/etc/passwd", "https://h/c2/i.json?sig=1") == "https://h/etc/passwd"
+    # A local catalogue (path or file:// URL) keeps local semantics: the roots confine it.
+    assert _absolute("/etc/passwd", "/data/c2/items.json") == "/etc/passwd"
+    assert _absolute("../x", "file:///data/c2/items.json") == "file:///data/x"
+
+
 # --------------------------------------------------------------------------------------
 # 3. Presigned URLs
 

@@ -439,7 +439,7 @@ def _input_scenes(location: str, out: _Collector) -> None:
     if loc.has_glob(location):
         matches = sorted(fs.glob(path))
         if not matches:
-            raise SceneError(f"{loc.redact(location)}: the pattern matches no file or folder")
+            raise SceneError(f"{loc.shown(location)}: the pattern matches no file or folder")
         for match in matches:
             _path_scenes(fs, match, location, out, explicit=False)
         return
@@ -448,7 +448,7 @@ def _input_scenes(location: str, out: _Collector) -> None:
     except OSError:
         exists = False
     if not exists:
-        raise SceneError(f"{loc.redact(location)}: no such file, folder or URL")
+        raise SceneError(f"{loc.shown(location)}: no such file, folder or URL")
     _path_scenes(fs, path, location, out, explicit=True, query=query)
 
 

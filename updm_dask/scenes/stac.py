@@ -13,8 +13,8 @@ assets used here:
 - ``qa_pixel`` (or ``qa``/``bqa``) and ``qa_radsat``.
 
 Hrefs become GDAL paths (``/vsis3/``, ``/vsicurl/``, plain local paths); relative hrefs are
-resolved against the Item's (or the JSON file's) location (URL rules for a catalogue read
-over http(s): ``../..`` and ``/abs`` stay on its server).
+resolved against the Item's (or the JSON file's) location; in a catalogue read from a web
+server or an object store, ``../..`` and ``/abs`` stay on that server or in that bucket.
 
 A catalogue is data, and its hrefs may point anywhere. Given ``roots`` (a job always gives
 them), every href to a LOCAL file (a path, ``file://``, a relative href of a local
@@ -72,17 +72,22 @@ _EO_NAME_RE = re.compile(r"(?:^|[_-])B0*(\d+)$", re.IGNORECASE)
 def _absolute(href: str, base: str | None) -> str:
     if loc.is_url(href) or base is None:
         return href
-    if loc.is_url(base):
-        if re.match(r"^https?://", base, re.IGNORECASE):
-            # URL rules: "/x" and "../../x" stay on the catalogue's server.
-            return urllib.parse.urljoin(base, href)
+    if not loc.is_url(base):
         if os.path.isabs(href):
             return href
-        scheme, rest = base.split("://", 1)
+        return os.path.normpath(os.path.join(os.path.dirname(base), href))
+    scheme, rest = base.split("://", 1)
+    if scheme.lower() in ("http", "https"):
+        # URL rules: "/x" and "../../x" stay on the catalogue's server.
+        return urllib.parse.urljoin(base, href)
+    if scheme.lower() == "file":
+        if os.path.isabs(href):
+            return href
         return f"{scheme}://{posixpath.normpath(posixpath.join(posixpath.dirname(rest), href))}"
-    if os.path.isabs(href):
-        return href
-    return os.path.normpath(os.path.join(os.path.dirname(base), href))
+    # An object store (s3://bucket/...): "/x" and "../../x" stay in the bucket.
+    netloc, _, path = rest.partition("/")
+    joined = href if href.startswith("/") else posixpath.join("/" + posixpath.dirname(path), href)
+    return f"{scheme}://{netloc}{posixpath.normpath(joined)}"
 
 
 def _local_path(href: str) -> str | None:
@@ -244,7 +249,7 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
             raise
         except Exception as exc:  # pystac-client raises many kinds; name the API
             raise SceneError(
-                loc.redact(f"STAC API {url}: search {dict(search)} failed: {exc}")
+                loc.shown(f"STAC API {url}: search {dict(search)} failed: {exc}")
             ) from None
     if isinstance(source, pystac.Item):
         return [source], f"STAC item {source.id}", None
@@ -256,10 +261,10 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
         try:
             return list(source.items()), str(url), None
         except Exception as exc:
-            raise SceneError(loc.redact(f"STAC search {url}: failed: {exc}")) from None
+            raise SceneError(loc.shown(f"STAC search {url}: failed: {exc}")) from None
     if isinstance(source, str | os.PathLike):
         location = os.fspath(source)
-        shown = loc.redact(location)
+        shown = loc.shown(location)
         fs, path = loc.open_location(location)
         try:
             exists = fs.exists(path)
@@ -273,7 +278,7 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
             with fs.open(path, "rb") as fh:
                 data = json.load(fh)
         except (OSError, ValueError) as exc:
-            raise SceneError(loc.redact(f"{location}: not a STAC JSON file: {exc}")) from None
+            raise SceneError(loc.shown(f"{location}: not a STAC JSON file: {exc}")) from None
         base = location if loc.is_url(location) else path
         return _items_from_dict(data, shown), location, base
     if isinstance(source, Iterable):
