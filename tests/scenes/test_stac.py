@@ -374,8 +374,11 @@ def test_a_job_reads_its_scenes_from_a_stac_item_collection(landsat, tmp_path):
     catalogue = tmp_path / "scenes.json"
     pystac.ItemCollection(items).save_object(dest_href=str(catalogue))
     job = tmp_path / "job.toml"
+    # The items point at the shared data, outside the catalogue's folder: the job must
+    # allow that root explicitly.
     job.write_text(
         f'[inputs]\nstac = ["{catalogue}"]\nsensors = ["TM", "OLI"]\n'
+        f'allow_roots = ["{landsat}"]\n'
         f'[cube]\npath = "{tmp_path / "cube.icechunk"}"\n'
         '[grid]\ncrs = "EPSG:32637"\n'
         "transform = [30.0, 0.0, 589035.0, 0.0, -30.0, 756165.0]\nshape = [101, 101]\n"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import JobSpecError
+from ..scenes._locations import printable
 from ..science.sensors import SENSOR_NAMES
 
 __all__ = [
@@ -96,6 +97,15 @@ JOB_SPEC_KEYS: tuple[SpecKey, ...] = (
         "inputs", "stac", (list,), _STRINGS, [],
         "STAC Item or ItemCollection JSON files (paths or URLs) describing scenes.",
         '["items.json"]',
+    ),
+    SpecKey(
+        "inputs", "allow_roots", (list,), _STRINGS, [],
+        "Local folders that files found through the inputs may also lie in. Local files "
+        "(metadata, bands, archives), symbolic links followed, and local STAC hrefs must lie "
+        "under a folder, archive or metadata file's folder of inputs.paths, a STAC file's "
+        "own folder, or one of these; others are refused unread. Remote hrefs are not "
+        "confined.",
+        '["/data/landsat"]',
     ),
     SpecKey(
         "inputs", "start", (str, dt.date), _DATE, None,
@@ -293,8 +303,12 @@ def _toml(value: Any) -> str:
 
 
 def spec_error(source: str, key: str, message: str) -> JobSpecError:
-    """The error of a bad job spec: ``<file>: [<section.key>] <message>``."""
-    return JobSpecError(f"{source}: [{key}] {message}")
+    """The error of a bad job spec: ``<file>: [<section.key>] <message>``.
+
+    Control characters are escaped: a key from the file may hold a newline, and the
+    message is printed as one line.
+    """
+    return JobSpecError(printable(f"{source}: [{key}] {message}"))
 
 
 def check_keys(data: Mapping[str, Any], source: str) -> None:

@@ -9,7 +9,10 @@ A job
 2. opens the job's cube, or creates it on the job's grid;
 3. discovers the scenes of its inputs (folders, globs, archives, URLs, STAC), keeps those
    of its sensors and time range, and skips every scene already in the cube's ledger, so
-   running a job again resumes it and never stores a scene twice;
+   running a job again resumes it and never stores a scene twice. Local files are read
+   only under the job's input roots and ``[inputs] allow_roots``; of several products of
+   one scene id, one is kept (:func:`~updm_dask.scenes.discover.product_preference`) and
+   the report says which and why;
 4. processes the rest in batches: each scene is opened lazily, run through the fused
    per-chunk pipeline and placed on the cube grid, and each batch is written and committed
    as ONE Icechunk commit. Nothing is committed before a batch is complete, so a crash
@@ -25,7 +28,9 @@ the ledger and retries it (dask config ``updm.job.conflict-retries`` times).
 
 Nothing here prints: one-line notes go to an ``echo`` callback (else the
 ``updm_dask.jobs.run`` logger) and progress to a ``progress`` callback that receives a
-:class:`JobProgress` after every batch; ``updm run`` prints both.
+:class:`JobProgress` after every batch; ``updm run`` prints both. Whatever comes from the
+inputs (job name, scene ids, paths, reasons) is shown with its control characters escaped,
+so that no name can forge a line of the report, and URLs without their query strings.
 """
 
 from __future__ import annotations
@@ -48,11 +53,13 @@ from ..errors import JobError, JobSpecError, SceneError, UpdmError
 from ..geo import CubeGrid, to_grid
 from ..pipeline import Science, process_scene
 from ..scenes import SceneSource, discover_scenes, discover_stac, open_scene
-from ..scenes.discover import select_scenes
+from ..scenes._locations import input_roots, printable, redact, shown
+from ..scenes.discover import preference_reason, select_scenes
 from .cluster import connect
 from .spec import JobSpec, load_job_spec
 
 __all__ = [
+    "DuplicateScene",
     "JobProgress",
     "JobReport",
     "SceneFailure",
@@ -104,6 +111,27 @@ class SceneFailure:
     reason: str
 
 
+@dataclass(frozen=True)
+class DuplicateScene:
+    """Two products of one scene id among a job's inputs, and which one the job used.
+
+    Parameters
+    ----------
+    scene_id
+        The scene id they share.
+    used, dropped
+        Each as ``"<product id> (<metadata path>)"``.
+    reason
+        Why ``used`` was preferred
+        (:func:`~updm_dask.scenes.discover.preference_reason`).
+    """
+
+    scene_id: str
+    used: str
+    dropped: str
+    reason: str
+
+
 @dataclass
 class JobReport:
     """What a job did. ``format()`` is the report ``updm run`` prints."""
@@ -115,6 +143,7 @@ class JobReport:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[SceneFailure] = field(default_factory=list)
+    duplicates: list[DuplicateScene] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)
     years_rebuilt: list[int] = field(default_factory=list)
     conflicts: int = 0
@@ -134,7 +163,11 @@ class JobReport:
         return self.pixels / self.processing_seconds if self.processing_seconds > 0 else 0.0
 
     def format(self) -> str:
-        """A human-readable summary."""
+        """A human-readable summary.
+
+        One line per item: control characters in names and reasons are escaped (a job
+        name holding a newline cannot start a line of its own) and URLs show no query.
+        """
         lines = [
             f"job {self.job_id} -> cube {self.cube}",
             f"  cluster: {self.cluster}",
@@ -155,10 +188,20 @@ class JobReport:
                 f"{self.cores} cores)"
             )
         lines.append(f"  wall time: {self.seconds:.1f} s")
+        if self.duplicates:
+            lines.append(
+                f"  duplicate scene ids: {len(self.duplicates)} (one product used per scene "
+                "id: Level-1, then the later processing, collection, tier)"
+            )
+            lines += [
+                f"    {d.scene_id}: used {d.used}, dropped {d.dropped}: {d.reason}"
+                for d in self.duplicates
+            ]
         if self.failed:
             lines.append("  failed scenes (not stored; fix or remove them and run again):")
             lines += [f"    {f.scene} [{f.stage}]: {f.reason}" for f in self.failed]
-        return "\n".join(lines)
+        # Every line is one line, whatever the names in it hold.
+        return "\n".join(shown(line) for line in lines)
 
 
 def _year_list(years: Sequence[int]) -> str:
@@ -219,7 +262,7 @@ def open_job_cube(spec: JobSpec) -> Cube:
             f"{spec.source}: grid: the cube {spec.cube} does not exist yet, so the job must "
             "declare its grid ([grid] with crs + transform + shape, or aoi + resolution)"
         )
-    return create_cube(spec.cube, grid, title=f"updm_dask cube of job {spec.name}")
+    return create_cube(spec.cube, grid, title=f"updm_dask cube of job {printable(spec.name)}")
 
 
 def scene_on_grid(
@@ -258,21 +301,44 @@ def scene_on_grid(
     return placed
 
 
-def _discover(spec: JobSpec) -> tuple[list[SceneSource], list[SceneFailure]]:
+def _product(source: SceneSource) -> str:
+    return f"{source.id} ({source.mtl_path})"
+
+
+def _discover(
+    spec: JobSpec,
+) -> tuple[list[SceneSource], list[SceneFailure], list[DuplicateScene]]:
     scenes: list[SceneSource] = []
     problems: list[tuple[str, str]] = []
     filters = {"sensors": spec.sensors, "start": spec.start, "end": spec.end}
+    # Local files are read only under what the spec names: its inputs and allow_roots.
+    roots = [root for item in spec.inputs for root in input_roots(item)]
+    roots += [os.path.realpath(root) for root in spec.allow_roots]
     if spec.inputs:
-        found = discover_scenes(list(spec.inputs), **filters)
-        scenes += found.scenes
+        found = discover_scenes(list(spec.inputs), allow_roots=spec.allow_roots, **filters)
+        scenes += found.scenes + found.duplicates
         problems += found.problems
     for stac in spec.stac:
-        found = discover_stac(stac, **filters)
-        scenes += found.scenes
+        found = discover_stac(stac, roots=roots, **filters)
+        scenes += found.scenes + found.duplicates
         problems += found.problems
     merged = select_scenes(scenes, problems)
-    failures = [SceneFailure(where, "discover", message) for where, message in merged.problems]
-    return merged.scenes, failures
+    failures = [
+        SceneFailure(where, "discover", redact(message)) for where, message in merged.problems
+    ]
+    used = {s.scene_id: s for s in merged.scenes}
+    duplicates = [
+        DuplicateScene(
+            d.scene_id,
+            redact(_product(used[d.scene_id])),
+            redact(_product(d)),
+            preference_reason(used[d.scene_id], d),
+        )
+        for d in merged.duplicates
+        # The same file reached through two inputs is no choice between products.
+        if d.mtl_path != used[d.scene_id].mtl_path
+    ]
+    return merged.scenes, failures, duplicates
 
 
 def _failed_scene(exc: BaseException, batch: Sequence[tuple[SceneSource, Any]]) -> str | None:
@@ -382,7 +448,7 @@ def _store_batch(
             report.conflicts += 1
             if conflicts > retries:
                 raise JobError(
-                    f"gave up after {retries} write conflicts on {cube.location}: {exc}"
+                    shown(f"gave up after {retries} write conflicts on {cube.location}: {exc}")
                 ) from exc
             ledger = cube.scene_ids()
             report.skipped += [s.scene_id for s, _ in batch if s.scene_id in ledger]
@@ -394,11 +460,13 @@ def _store_batch(
             failed = _failed_scene(exc, batch)
             if failed is None:
                 raise JobError(
-                    f"{message} failed and nothing of it was stored ({type(exc).__name__}: "
-                    f"{exc}); the cube {cube.location} is as at its last commit; run the job "
-                    "again to resume"
+                    shown(
+                        f"{message} failed and nothing of it was stored ({type(exc).__name__}: "
+                        f"{exc}); the cube {cube.location} is as at its last commit; run the "
+                        "job again to resume"
+                    )
                 ) from exc
-            report.failed.append(SceneFailure(failed, "process", str(exc)))
+            report.failed.append(SceneFailure(failed, "process", redact(str(exc))))
             batch = [b for b in batch if b[0].scene_id != failed]
             continue
         if snapshot is not None:
@@ -452,11 +520,17 @@ def run_job(
         unwritable cube, repeated write conflicts); batches committed before are kept.
     """
     started = time.perf_counter()
-    say = echo or log.info
+    emit = echo or log.info
+
+    def say(text: str) -> None:
+        # Notes quote paths, URLs and names from the inputs: one line each, no URL query.
+        emit(shown(text))
+
     on_batch = _log_progress if progress is True else progress or None
     science = job_science(spec)
     cube = open_job_cube(spec)
     report = JobReport(job_id=spec.job_id, cube=cube.location)
+    name = printable(spec.name)
     owned = None
     if client is None:
         owned = connect(scheduler, scheduler_file)
@@ -465,7 +539,7 @@ def run_job(
         report.cluster = f"the given client ({getattr(client.scheduler, 'address', client)})"
     try:
         report.cores = int(sum(client.nthreads().values()))
-        say(f"updm run {spec.name}: on {report.cluster}, {report.cores} cores")
+        say(f"updm run {name}: on {report.cluster}, {report.cores} cores")
         with dask.config.set(scheduler=client):
             _run(spec, science, cube, report, on_batch, say)
     finally:
@@ -483,23 +557,31 @@ def _run(
     progress: Callable[[JobProgress], None] | None,
     say: Callable[[str], None],
 ) -> None:
-    scenes, failures = _discover(spec)
+    # The job's name in notes, the progress bar and commit messages: one line, always.
+    name = printable(spec.name)
+    scenes, failures, duplicates = _discover(spec)
     report.failed += failures
+    report.duplicates += duplicates
     report.found = len(scenes) + len(failures)
     ledger = cube.scene_ids()
     report.skipped += [s.scene_id for s in scenes if s.scene_id in ledger]
     todo = [s for s in scenes if s.scene_id not in ledger]
     say(
-        f"updm run {spec.name}: {report.found} scenes found, {len(report.skipped)} already "
+        f"updm run {name}: {report.found} scenes found, {len(report.skipped)} already "
         f"in {cube.location}, {len(todo)} to process in batches of {spec.batch_size}"
     )
+    for duplicate in duplicates:
+        say(
+            shown(
+                f"updm run {name}: scene {duplicate.scene_id} found twice: using "
+                f"{duplicate.used}, not {duplicate.dropped} ({duplicate.reason})"
+            )
+        )
 
     def tell(handled: int) -> None:
         if progress is not None and todo:
             progress(
-                JobProgress(
-                    spec.name, len(todo), handled, len(report.failed), report.pixels_per_second
-                )
+                JobProgress(name, len(todo), handled, len(report.failed), report.pixels_per_second)
             )
 
     tell(0)
@@ -513,12 +595,12 @@ def _run(
             try:
                 prepared.append((source, scene_on_grid(source, cube.grid, science)))
             except _SCENE_ERRORS as exc:
-                report.failed.append(SceneFailure(source.scene_id, "open", str(exc)))
+                report.failed.append(SceneFailure(source.scene_id, "open", redact(str(exc))))
         metadata = _commit_metadata(
             spec, science, batch_no, {s.metadata.sensor for s, _ in prepared}
         )
         stored = _store_batch(
-            cube, prepared, report, metadata, f"job {spec.name}: batch {batch_no} of {n_batches}"
+            cube, prepared, report, metadata, f"job {name}: batch {batch_no} of {n_batches}"
         )
         for source, placed in stored:
             report.done.append(source.scene_id)
@@ -530,7 +612,7 @@ def _run(
     years |= set(cube.stale_years())
     if years:
         snapshot = cube.rebuild_yearly(
-            sorted(years), message=f"job {spec.name}: per-year layers of {_year_list(years)}"
+            sorted(years), message=f"job {name}: per-year layers of {_year_list(years)}"
         )
         if snapshot is not None:
             report.commits.append(snapshot)

@@ -8,6 +8,7 @@ Example::
     [inputs]
     paths = ["../data/landsat/ethiopia-167055"]   # directories, globs, .tar.gz, URLs
     stac = []                                     # STAC Item/ItemCollection JSON files
+    allow_roots = []                              # other folders local files may lie in
     start = "1972-01-01"                          # optional time range (inclusive)
     end = "2024-12-31"
     sensors = ["MSS", "TM", "ETM+", "OLI", "OLI-2"]
@@ -37,6 +38,11 @@ Every key, its type, default and meaning is one row of
 it as a JSON Schema and as the docs' table). Relative paths are taken relative to the job
 file. Unknown keys and bad values are rejected with a
 :class:`~updm_dask.errors.JobSpecError` naming the key; the file is parsed, never evaluated.
+
+Local files are read only from the job's input roots (the folders, archives and metadata
+files' folders of ``paths``, each STAC file's folder) and from ``allow_roots``: symbolic
+links and STAC hrefs leading elsewhere are refused unread (see
+:func:`~updm_dask.scenes.discover_scenes`).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +62,7 @@ from ..errors import JobSpecError, UpdmError
 from ..frozen import FrozenMap
 from ..geo import CubeGrid
 from ..pipeline import Science
+from ..scenes._locations import file_kind
 from ..science.patterns import default_pattern_set, load_pattern_set
 from ..science.sensors import SENSOR_NAMES, canonical_sensor_name
 from .keys import check_keys, spec_error, value_of
@@ -88,6 +96,9 @@ class JobSpec:
         ``[inputs] sensors``, canonical names.
     source
         Name of the file (for messages).
+    allow_roots
+        ``[inputs] allow_roots``, relative paths made absolute: local folders files found
+        through the inputs may lie in besides the inputs' own.
     """
 
     name: str
@@ -101,6 +112,7 @@ class JobSpec:
     end: dt.date | None = None
     sensors: tuple[str, ...] = SENSOR_NAMES
     source: str = "<memory>"
+    allow_roots: tuple[str, ...] = ()
 
     @property
     def rules(self) -> str | Mapping[str, Any]:
@@ -112,7 +124,8 @@ class JobSpec:
         """Stable id of what the job does: its name + a hash of its content.
 
         The science enters through its own hash (:meth:`~updm_dask.pipeline.Science.sha256`,
-        also in every commit's metadata); the batch size does not (it changes how, not what).
+        also in every commit's metadata); the batch size and ``allow_roots`` do not (they
+        change how, or what may be read, not what is computed).
         """
         grid = self.grid
         text = repr(
@@ -290,6 +303,16 @@ def parse_job_spec(
         raise spec_error(
             source, "inputs.paths", "is required (or inputs.stac): the job has no scenes to find"
         )
+    allow_roots = value_of(data, "inputs", "allow_roots")
+    if not all(isinstance(p, str) and p for p in allow_roots):
+        raise spec_error(source, "inputs.allow_roots", "expected a list of local folders")
+    for root in allow_roots:
+        if "://" in root and not root.lower().startswith("file://"):
+            raise spec_error(
+                source,
+                "inputs.allow_roots",
+                f"{root!r} is a URL; expected local folders (remote hrefs are not confined)",
+            )
     start = _date(source, "inputs.start", inputs["start"]) if "start" in inputs else None
     end = _date(source, "inputs.end", inputs["end"]) if "end" in inputs else None
     if start and end and end < start:
@@ -313,6 +336,10 @@ def parse_job_spec(
         end=end,
         sensors=sensors,
         source=source,
+        allow_roots=tuple(
+            _resolve(base, p[len("file://") :] if p.lower().startswith("file://") else p)
+            for p in allow_roots
+        ),
     )
 
 
@@ -334,6 +361,17 @@ def load_job_spec(path: str | os.PathLike) -> JobSpec:
         The file does not exist, cannot be read, is not TOML, or is not a valid job spec.
     """
     path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise JobSpecError(f"job file {path} does not exist") from None
+    except OSError as exc:
+        raise JobSpecError(f"job file {path} cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        # Never opened: reading a FIFO would wait for a writer for ever.
+        raise JobSpecError(
+            f"job file {path} is {file_kind(mode)}, not a regular file; refused without opening it"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

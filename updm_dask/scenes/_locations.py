@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 import tarfile
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import fsspec
@@ -70,8 +71,12 @@ def is_url(location: str) -> bool:
 
 
 def has_glob(location: str) -> bool:
-    """True when ``location`` contains glob characters (``*``, ``?``, ``[``)."""
-    return any(ch in _GLOB_CHARS for ch in location)
+    """True when ``location`` contains glob characters (``*``, ``?``, ``[``).
+
+    The query string of an http(s) URL is not part of its path: the ``?`` of a presigned
+    URL (``...?X-Amz-Signature=...``) starts its query, it is no glob.
+    """
+    return any(ch in _GLOB_CHARS for ch in split_query(location)[0])
 
 
 def open_location(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -146,7 +151,16 @@ def gdal_path(fs: fsspec.AbstractFileSystem, path: str) -> str:
 
 
 def vsitar(archive_gdal: str, member: str) -> str:
-    """GDAL path of a member of a tar archive (the archive itself given as a GDAL path)."""
+    """GDAL path of a member of a tar archive (the archive itself given as a GDAL path).
+
+    An archive URL with a query string (a presigned URL) is wrapped in braces, GDAL's
+    syntax for archive names it could not otherwise split from the member's name; a
+    compressed one also in ``/vsigzip/``, as GDAL no longer sees its ``.gz`` ending.
+    """
+    if "?" in archive_gdal:
+        if re.search(r"\.(gz|tgz)$", archive_gdal.split("?", 1)[0], re.IGNORECASE):
+            archive_gdal = "/vsigzip/" + archive_gdal
+        return f"/vsitar/{{{archive_gdal}}}/{member}"
     return f"/vsitar/{archive_gdal}/{member}"
 
 
@@ -327,3 +341,182 @@ def read_archive(fs: fsspec.AbstractFileSystem, path: str, *, text_limit: int) -
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise SceneError(f"{name}: not a readable tar archive: {exc}") from exc
     return listing
+
+
+# --------------------------------------------------------------------------------------
+# What a job may read: regular files under its input roots
+
+
+def split_query(location: str) -> tuple[str, str]:
+    """An http(s) URL without its query string, and that query string (``"?..."`` or ``""``).
+
+    Other locations are returned whole with an empty query: only web URLs carry queries
+    (presigned object-store URLs, shared-access tokens).
+    """
+    if not re.match(r"^https?://", location, re.IGNORECASE):
+        return location, ""
+    head, sep, query = location.partition("?")
+    return head, sep + query
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What ``os.stat(...).st_mode`` describes, for messages (``"a FIFO (named pipe)"``)."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+
+
+def check_regular(path: str, what: str) -> None:
+    """Refuse a local path that is not a regular file, without opening it.
+
+    Only ``os.stat`` looks at the path (following symbolic links): opening a FIFO blocks
+    until some other process writes to it, and a device or a socket holds no scene data.
+
+    Raises
+    ------
+    SceneError
+        Naming the path, what it was expected to be and what it is.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SceneError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise SceneError(f"{path}: cannot look at the {what}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise SceneError(
+            f"{path}: the {what} is {file_kind(mode)}, not a regular file; refused without "
+            "opening it"
+        )
+
+
+def input_roots(location: str) -> list[str]:
+    """The local folders (real paths) an input of a job names; none for a remote URL.
+
+    A folder is its own root; a metadata file roots the folder it is in (its band files sit
+    beside it), both where it is named and where it really is when it is a symbolic link;
+    an archive roots itself; a glob roots the folder its pattern starts in.
+    """
+    if is_url(location):
+        if not location.lower().startswith("file://"):
+            return []
+        location = url_to_gdal(location)
+    path = os.path.abspath(os.path.expanduser(location))
+    if has_glob(path):
+        static = []
+        for part in path.split(os.sep):
+            if has_glob(part):
+                break
+            static.append(part)
+        return [os.path.realpath(os.sep.join(static) or os.sep)]
+    if MTL_RE.search(path) and not os.path.isdir(path):
+        return sorted(
+            {os.path.realpath(os.path.dirname(path)), os.path.dirname(os.path.realpath(path))}
+        )
+    return [os.path.realpath(path)]
+
+
+def within_roots(real: str, roots: Iterable[str]) -> bool:
+    """True when the real path ``real`` is one of ``roots`` or lies under one of them."""
+    for root in roots:
+        prefix = root if root.endswith(os.sep) else root + os.sep
+        if real == root or real.startswith(prefix):
+            return True
+    return False
+
+
+def _roots_text(roots: Sequence[str]) -> str:
+    if not roots:
+        return "none"
+    shown = ", ".join(roots[:3])
+    return shown + (f" and {len(roots) - 3} more" if len(roots) > 3 else "")
+
+
+def check_local_file(path: str, what: str, roots: Sequence[str] | None) -> None:
+    """Refuse a local file outside ``roots`` (symbolic links followed) or not a regular file.
+
+    Neither check opens the file: a symbolic link or href pointing at ``/etc/shadow`` or at
+    a FIFO is refused on its name and its ``stat`` alone, so nothing of it is read, and no
+    message can quote it.
+
+    Parameters
+    ----------
+    path
+        The local path as found (a folder entry, a STAC href made absolute).
+    what
+        What the file is for, for messages (``"metadata file"``, ``"band 4 file"``).
+    roots
+        Real paths of the folders the file must lie in; ``None`` for no confinement.
+
+    Raises
+    ------
+    SceneError
+        Naming the path, where it really is and the roots, or what kind of file it is.
+    """
+    if roots is not None:
+        real = os.path.realpath(path)
+        if not within_roots(real, roots):
+            target = "" if real == os.path.abspath(path) else f" resolves to {real}, which"
+            raise SceneError(
+                f"{path}: the {what}{target} lies outside the input roots "
+                f"({_roots_text(list(roots))}); refused without reading it. Name its folder "
+                "in [inputs] allow_roots of the job spec (allow_roots= of discover_scenes / "
+                "roots= of discover_stac) to read it"
+            )
+    check_regular(path, what)
+
+
+# --------------------------------------------------------------------------------------
+# What messages may show
+
+# A URL and its query string: the query ends at whitespace, a quote or a closing bracket,
+# and punctuation just before those (", " or ": " after a URL in a sentence) is kept. A query
+# already redacted stays as it is.
+_QUERY_URL_RE = re.compile(
+    r"(?P<url>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s?#'\"<>]*)\?(?!<redacted>)[^\s'\"<>)\]]*?"
+    r"(?=[:;,.]?(?:[\s'\"<>)\]]|$))"
+)
+# C0 and C1 control characters, DEL, the Unicode line and paragraph separators, and the
+# bidirectional overrides that can make a line show other text than it holds.
+_UNPRINTABLE_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def redact(text: str) -> str:
+    """``text`` with the query string of every URL in it replaced by ``?<redacted>``.
+
+    Presigned URLs carry their credentials in the query (``X-Amz-Signature``,
+    ``X-Amz-Credential``, Azure ``sig``): messages and logs show where a file is, never them.
+    """
+    return _QUERY_URL_RE.sub(r"\g<url>?<redacted>", text)
+
+
+def printable(text: str) -> str:
+    r"""``text`` with control characters escaped (``\n``, ``\x1b``, ``\u2028`` ...).
+
+    Names from inputs (job names, scene ids, paths, STAC ids) end up in reports and logs
+    line by line: escaped, a newline inside a name cannot start a line of its own.
+    """
+    return _UNPRINTABLE_RE.sub(_escape, text)
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def shown(text: object) -> str:
+    """``text`` as a report line may show it: query strings redacted, controls escaped."""
+    return printable(redact(str(text)))

@@ -46,6 +46,12 @@ from .discover import SceneSource, discover_scenes
 __all__ = ["open_scene", "resolve_scene"]
 
 
+def _error(message: str, scene_id: str | None = None) -> SceneError:
+    # Paths here may be presigned URLs (and GDAL's messages quote them): never show their
+    # query strings, which carry the credentials.
+    return SceneError(loc.redact(message), scene_id=scene_id)
+
+
 # --------------------------------------------------------------------------------------
 # Reading pixels
 
@@ -138,14 +144,14 @@ def _read_window(
         # Raised outside the handler, so the error has no __context__: rasterio's errors do
         # not unpickle, and a distributed worker would send a bare Exception back instead
         # of this SceneError and its scene_id. The message carries GDAL's.
-        raise SceneError(
+        raise _error(
             f"scene {scene}: reading {path} (rows {window.row_off}:"
             f"{window.row_off + window.height}, columns {window.col_off}:"
             f"{window.col_off + window.width}) failed: {failure}",
             scene_id=scene_id,
         )
     if data.shape != (window.height, window.width):
-        raise SceneError(
+        raise _error(
             f"scene {scene}: {path} returned {data.shape} pixels for a "
             f"{window.height}x{window.width} window; has the file changed since it was opened?",
             scene_id=scene_id,
@@ -184,7 +190,7 @@ class RasterStack:
         key = key + (slice(None),) * (3 - len(key))
         bands, rows, cols = (range(*k.indices(n)) for k, n in zip(key, self.shape, strict=True))
         if rows.step != 1 or cols.step != 1:
-            raise SceneError(
+            raise _error(
                 f"scene {self.scene}: strided reads are not supported", scene_id=self.scene_id
             )
         out = np.empty((len(bands), len(rows), len(cols)), dtype=self.dtype)
@@ -243,6 +249,12 @@ class _Header:
 
 
 def _header(path: str, source: SceneSource, what: str) -> _Header:
+    if not path.startswith("/vsi"):
+        # A FIFO would block GDAL's open for ever; a device or socket holds no raster.
+        try:
+            loc.check_regular(path, f"{what} file")
+        except SceneError as exc:
+            raise _error(f"scene {source.id}: {exc}", scene_id=source.scene_id) from None
     try:
         # Headers are read on the driver, one at a time: quiet opens are harmless here.
         with rasterio.Env(**loc.gdal_env(path)), _open(path, quiet=True) as src:
@@ -256,9 +268,10 @@ def _header(path: str, source: SceneSource, what: str) -> _Header:
                 nodata=src.nodata,
             )
     except (rasterio.errors.RasterioError, OSError) as exc:
-        raise SceneError(
+        # No chained cause: GDAL's message, which it repeats, may quote a presigned URL.
+        raise _error(
             f"scene {source.id}: cannot open {what} file {path}: {exc}", scene_id=source.scene_id
-        ) from exc
+        ) from None
 
 
 def _check_same_grid(ref: _Header, other: _Header, source: SceneSource, what: str) -> None:
@@ -283,9 +296,7 @@ def _check_same_grid(ref: _Header, other: _Header, source: SceneSource, what: st
         problem = f"has CRS {other.crs} but {ref.path} has {ref.crs}"
     else:
         return
-    raise SceneError(
-        f"scene {source.id}: {what} file {other.path} {problem}", scene_id=source.scene_id
-    )
+    raise _error(f"scene {source.id}: {what} file {other.path} {problem}", scene_id=source.scene_id)
 
 
 def _metadata_grid(source: SceneSource, shape: tuple[int, int]) -> tuple[CRS, Affine]:
@@ -300,7 +311,7 @@ def _metadata_grid(source: SceneSource, shape: tuple[int, int]) -> tuple[CRS, Af
         if value is None
     ]
     if missing:
-        raise SceneError(
+        raise _error(
             f"scene {source.scene_id}: its band files carry no georeferencing and the "
             f"metadata {source.mtl_path} lacks {', '.join(missing)} to place them",
             scene_id=source.scene_id,
@@ -309,7 +320,7 @@ def _metadata_grid(source: SceneSource, shape: tuple[int, int]) -> tuple[CRS, Af
     ul_x, ul_y = md.corners["UL"]
     rows, cols = shape
     if md.shape is not None and tuple(md.shape) != tuple(shape):
-        raise SceneError(
+        raise _error(
             f"scene {source.scene_id}: the band files are {rows}x{cols} pixels but the "
             f"metadata {source.mtl_path} gives REFLECTIVE_LINES/SAMPLES {md.shape}",
             scene_id=source.scene_id,
@@ -319,7 +330,7 @@ def _metadata_grid(source: SceneSource, shape: tuple[int, int]) -> tuple[CRS, Af
         # Corner coordinates are pixel centres: (LR - UL) / cell + 1 pixels.
         expected = ((ul_y - lr_y) / cell + 1, (lr_x - ul_x) / cell + 1)
         if not np.allclose(expected, (rows, cols), atol=1e-6):
-            raise SceneError(
+            raise _error(
                 f"scene {source.scene_id}: the metadata corners {source.mtl_path} span "
                 f"{expected[0]:g}x{expected[1]:g} pixels of {cell:g} m but the band files "
                 f"are {rows}x{cols}",
@@ -327,6 +338,44 @@ def _metadata_grid(source: SceneSource, shape: tuple[int, int]) -> tuple[CRS, Af
             )
     transform = Affine(cell, 0.0, ul_x - cell / 2, 0.0, -cell, ul_y + cell / 2)
     return CRS.from_epsg(md.crs_epsg), transform
+
+
+def _check_product_size(source: SceneSource, ref: _Header) -> None:
+    """Refuse georeferenced band files that span the product's full width or height as
+    the metadata places it, but not its number of lines and samples.
+
+    Clips of a product (an area of interest cut from a scene, such as the test scenes of
+    the R package *satellite*) lie inside the product and keep the full-scene metadata:
+    their size differs from REFLECTIVE_LINES/SAMPLES by design. A file that has every
+    column of the product but not every line (or every line but not every column) is no
+    such clip: its lines or columns are missing or added (a file cut short, a file of
+    another product). Files and metadata in different CRSs are not compared.
+    """
+    md = source.metadata
+    corners = md.corners or {}
+    if md.shape is None or md.grid_cell_size is None or not {"UL", "LR"} <= set(corners):
+        return
+    if md.crs_epsg is None or ref.crs is None or ref.crs.to_epsg() != md.crs_epsg:
+        return
+    cell = float(md.grid_cell_size)
+    (ul_x, ul_y), (lr_x, lr_y) = corners["UL"], corners["LR"]
+    # Metadata corners are pixel centres; edges are half a cell further out.
+    product = (ul_x - cell / 2, lr_x + cell / 2, ul_y + cell / 2, lr_y - cell / 2)
+    t = ref.transform
+    rows, cols = ref.shape
+    files = (t.c, t.c + cols * t.a, t.f, t.f + rows * t.e)
+    same = [abs(a - b) <= cell / 4 for a, b in zip(files, product, strict=True)]
+    spans = [name for name, edges in (("width", same[:2]), ("height", same[2:])) if all(edges)]
+    lines, samples = md.shape
+    if spans and (rows, cols) != (lines, samples):
+        raise _error(
+            f"scene {source.scene_id}: the band files (e.g. {ref.path}) are {rows}x{cols} "
+            f"pixels (lines x samples) but the metadata {source.mtl_path} gives "
+            f"REFLECTIVE_LINES/SAMPLES {lines}x{samples}; the files span the product's full "
+            f"{' and '.join(spans)} as the metadata places it, so lines or samples are "
+            "missing or added: the files do not match their metadata",
+            scene_id=source.scene_id,
+        )
 
 
 def _check_dtype_fits(source: SceneSource, header: _Header, label: str) -> None:
@@ -337,7 +386,7 @@ def _check_dtype_fits(source: SceneSource, header: _Header, label: str) -> None:
     if source.level != "L1" or band is None or band.quantize_cal_max is None:
         return
     if dtype.kind in "ui" and band.quantize_cal_max > np.iinfo(dtype).max and dtype.itemsize == 1:
-        raise SceneError(
+        raise _error(
             f"scene {source.scene_id}: band {label} file {header.path} is {dtype} but the "
             f"metadata {source.mtl_path} calibrates the band up to DN "
             f"{band.quantize_cal_max:g} ({source.metadata.sensor}); metadata and files do "
@@ -368,10 +417,10 @@ def resolve_scene(path_or_source: str | os.PathLike | SceneSource) -> SceneSourc
     discovery = discover_scenes(location)
     if not discovery.scenes:
         detail = "; ".join(message for _, message in discovery.problems) or "no *_MTL file found"
-        raise SceneError(f"{location}: no usable Landsat scene: {detail}")
+        raise _error(f"{location}: no usable Landsat scene: {detail}")
     if len(discovery.scenes) > 1:
         ids = ", ".join(s.id for s in discovery.scenes)
-        raise SceneError(
+        raise _error(
             f"{location}: holds {len(discovery.scenes)} scenes ({ids}); open one at a time "
             "(pass its metadata file) or use discover_scenes"
         )
@@ -387,13 +436,13 @@ def _scene_in_archive_member(location: str) -> SceneSource:
             archive = body[: at + len(suffix) - 1]
             break
     else:
-        raise SceneError(f"{location}: not a /vsitar/ path to a member of a .tar/.tar.gz archive")
+        raise _error(f"{location}: not a /vsitar/ path to a member of a .tar/.tar.gz archive")
     discovery = discover_scenes(archive)
     for scene in discovery.scenes + discovery.duplicates:
         if scene.mtl_path == location:
             return scene
     detail = "; ".join(message for _, message in discovery.problems)
-    raise SceneError(f"{location}: no usable scene with this metadata member. {detail}".strip())
+    raise _error(f"{location}: no usable scene with this metadata member. {detail}".strip())
 
 
 def _spatial_chunks(chunks) -> tuple[int, int]:
@@ -403,7 +452,7 @@ def _spatial_chunks(chunks) -> tuple[int, int]:
     if isinstance(chunks, Mapping):
         unknown = set(chunks) - {"y", "x", "band"}
         if unknown:
-            raise SceneError(
+            raise _error(
                 f"open_scene: chunks has unknown dimensions {sorted(unknown)}; expected 'y' "
                 "and 'x' (all bands are always one chunk)"
             )
@@ -414,7 +463,7 @@ def _spatial_chunks(chunks) -> tuple[int, int]:
     out = []
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise SceneError(
+            raise _error(
                 f"open_scene: chunks={chunks!r}; expected a positive int or {{'y': int, 'x': int}}"
             )
         out.append(int(value))
@@ -471,7 +520,7 @@ def open_scene(
     sensor = get_sensor(md.sensor, md.satellite)
     labels = sensor.band_labels
     if tuple(source.band_paths) != labels:
-        raise SceneError(
+        raise _error(
             f"scene {scene}: band files are given for bands {tuple(source.band_paths)} but a "
             f"{sensor.name} scene has bands {labels}",
             scene_id=source.scene_id,
@@ -481,7 +530,7 @@ def open_scene(
     for label, header in zip(labels, headers, strict=True):
         _check_same_grid(ref, header, source, f"band {label}")
         if header.dtype != ref.dtype:
-            raise SceneError(
+            raise _error(
                 f"scene {scene}: band {label} file {header.path} is {header.dtype} but "
                 f"{ref.path} is {ref.dtype}",
                 scene_id=source.scene_id,
@@ -494,15 +543,16 @@ def open_scene(
         _check_same_grid(ref, header, source, f"{role} QA")
     if ref.georeferenced:
         if ref.crs is None:
-            raise SceneError(
+            raise _error(
                 f"scene {scene}: band file {ref.path} has a grid but no CRS",
                 scene_id=source.scene_id,
             )
         crs, transform = ref.crs, ref.transform
+        _check_product_size(source, ref)
     else:
         crs, transform = _metadata_grid(source, ref.shape)
     if transform.b != 0 or transform.d != 0:
-        raise SceneError(
+        raise _error(
             f"scene {scene}: rotated grids are not supported ({ref.path})",
             scene_id=source.scene_id,
         )

@@ -13,7 +13,16 @@ assets used here:
 - ``qa_pixel`` (or ``qa``/``bqa``) and ``qa_radsat``.
 
 Hrefs become GDAL paths (``/vsis3/``, ``/vsicurl/``, plain local paths); relative hrefs are
-resolved against the Item's (or the JSON file's) location.
+resolved against the Item's (or the JSON file's) location; in a catalogue read from a web
+server or an object store, ``../..`` and ``/abs`` stay on that server or in that bucket.
+
+A catalogue is data, and its hrefs may point anywhere. Given ``roots`` (a job always gives
+them), every href to a LOCAL file (a path, ``file://``, a relative href of a local
+catalogue) must, symbolic links followed, lie under one of them or under the catalogue
+file's own folder: ``file:///etc/passwd`` or ``../../etc/passwd`` is refused without being
+read. Remote hrefs (``https://``, ``s3://`` ...) are not confined: catalogues point at object
+stores by design, and reading them exposes nothing of the machine running the job. Local
+files must be regular files in any case (a FIFO would block the reader for ever).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import json
 import os
 import posixpath
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -60,12 +70,45 @@ _EO_NAME_RE = re.compile(r"(?:^|[_-])B0*(\d+)$", re.IGNORECASE)
 
 
 def _absolute(href: str, base: str | None) -> str:
-    if loc.is_url(href) or os.path.isabs(href) or base is None:
+    if loc.is_url(href) or base is None:
         return href
-    if loc.is_url(base):
-        scheme, rest = base.split("://", 1)
+    if not loc.is_url(base):
+        if os.path.isabs(href):
+            return href
+        return os.path.normpath(os.path.join(os.path.dirname(base), href))
+    scheme, rest = base.split("://", 1)
+    if scheme.lower() in ("http", "https"):
+        # URL rules: "/x" and "../../x" stay on the catalogue's server.
+        return urllib.parse.urljoin(base, href)
+    if scheme.lower() == "file":
+        if os.path.isabs(href):
+            return href
         return f"{scheme}://{posixpath.normpath(posixpath.join(posixpath.dirname(rest), href))}"
-    return os.path.normpath(os.path.join(os.path.dirname(base), href))
+    # An object store (s3://bucket/...): "/x" and "../../x" stay in the bucket.
+    netloc, _, path = rest.partition("/")
+    joined = href if href.startswith("/") else posixpath.join("/" + posixpath.dirname(path), href)
+    return f"{scheme}://{netloc}{posixpath.normpath(joined)}"
+
+
+def _local_path(href: str) -> str | None:
+    """The local path an (absolute) href names, or None for a remote one."""
+    if not loc.is_url(href):
+        return href
+    if href.lower().startswith("file://"):
+        return loc.url_to_gdal(href)
+    return None
+
+
+def _check_local(href: str, what: str, roots: Sequence[str] | None) -> None:
+    """Refuse a local href outside ``roots`` or to a special file; remote ones pass."""
+    path = _local_path(href)
+    if path is None:
+        return
+    if roots is not None and not loc.within_roots(os.path.realpath(path), roots):
+        loc.check_local_file(path, what, roots)  # raises, naming the roots
+    if os.path.lexists(path):
+        # Missing files are left to the callers' own "not found" messages.
+        loc.check_regular(path, what)
 
 
 def _assets(item: pystac.Item) -> dict[str, pystac.Asset]:
@@ -120,7 +163,9 @@ def _exists(gdal: str) -> bool | None:
     return os.path.isfile(gdal)
 
 
-def _item_source(item: pystac.Item, origin: str, base: str | None) -> SceneSource:
+def _item_source(
+    item: pystac.Item, origin: str, base: str | None, roots: Sequence[str] | None = None
+) -> SceneSource:
     where = f"STAC item {item.id}"
     base = item.get_self_href() or base
     mtl = _mtl_asset(item)
@@ -130,6 +175,7 @@ def _item_source(item: pystac.Item, origin: str, base: str | None) -> SceneSourc
             "calibrated without it"
         )
     mtl_href = _absolute(mtl.href, base)
+    _check_local(mtl_href, f"metadata asset of {where}", roots)
     metadata = _read_metadata(mtl_href)
     sensor = get_sensor(metadata.sensor, metadata.satellite)
     level2 = metadata.is_level2
@@ -150,7 +196,9 @@ def _item_source(item: pystac.Item, origin: str, base: str | None) -> SceneSourc
             continue  # scene_source names the missing band
         name = (band.sr_file_name or band.file_name) if level2 else band.file_name
         if name:
-            by_name[name.lower()] = loc.url_to_gdal(_absolute(asset.href, base))
+            href = _absolute(asset.href, base)
+            _check_local(href, f"band {spec.label} asset of {where}", roots)
+            by_name[name.lower()] = loc.url_to_gdal(href)
 
     def resolve(name: str) -> str | None:
         path = by_name.get(name.lower())
@@ -170,7 +218,9 @@ def _item_source(item: pystac.Item, origin: str, base: str | None) -> SceneSourc
     for role, keys in _QA_KEYS.items():
         for key in keys:
             if key in assets:
-                path = loc.url_to_gdal(_absolute(assets[key].href, base))
+                href = _absolute(assets[key].href, base)
+                _check_local(href, f"{key} asset of {where}", roots)
+                path = loc.url_to_gdal(href)
                 if _exists(path) is not False:
                     qa_paths[role] = path
                 break
@@ -198,7 +248,9 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
         except UpdmError:
             raise
         except Exception as exc:  # pystac-client raises many kinds; name the API
-            raise SceneError(f"STAC API {url}: search {dict(search)} failed: {exc}") from exc
+            raise SceneError(
+                loc.shown(f"STAC API {url}: search {dict(search)} failed: {exc}")
+            ) from None
     if isinstance(source, pystac.Item):
         return [source], f"STAC item {source.id}", None
     if isinstance(source, pystac.ItemCollection):
@@ -209,23 +261,26 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
         try:
             return list(source.items()), str(url), None
         except Exception as exc:
-            raise SceneError(f"STAC search {url}: failed: {exc}") from exc
+            raise SceneError(loc.shown(f"STAC search {url}: failed: {exc}")) from None
     if isinstance(source, str | os.PathLike):
         location = os.fspath(source)
+        shown = loc.shown(location)
         fs, path = loc.open_location(location)
         try:
             exists = fs.exists(path)
         except OSError:
             exists = False
         if not exists:
-            raise SceneError(f"{location}: no such STAC file")
+            raise SceneError(f"{shown}: no such STAC file")
+        if loc.is_local(fs):
+            loc.check_regular(path, "STAC file")
         try:
             with fs.open(path, "rb") as fh:
                 data = json.load(fh)
         except (OSError, ValueError) as exc:
-            raise SceneError(f"{location}: not a STAC JSON file: {exc}") from exc
+            raise SceneError(loc.shown(f"{location}: not a STAC JSON file: {exc}")) from None
         base = location if loc.is_url(location) else path
-        return _items_from_dict(data, location), location, base
+        return _items_from_dict(data, shown), location, base
     if isinstance(source, Iterable):
         items = list(source)
         if not all(isinstance(i, pystac.Item) for i in items):
@@ -260,6 +315,7 @@ def discover_stac(
     sensors: str | Sequence[str] | None = None,
     start: dt.date | dt.datetime | str | None = None,
     end: dt.date | dt.datetime | str | None = None,
+    roots: Sequence[str | os.PathLike] | None = None,
 ) -> Discovery:
     """Find Landsat scenes described by STAC Items.
 
@@ -274,12 +330,18 @@ def discover_stac(
         ``datetime``, ``query`` ...); makes ``source`` a STAC API URL.
     sensors, start, end
         Filters, as for :func:`~updm_dask.scenes.discover_scenes`.
+    roots
+        Local folders that hrefs to local files must lie in (symbolic links followed),
+        besides the folder of ``source`` when it is a local file; others are refused
+        without being read. ``None`` (the default): local hrefs are not confined, for
+        catalogues you wrote yourself; a job always passes its input roots.
 
     Returns
     -------
     Discovery
         Scenes sorted by acquisition time; ``problems`` as ``(item id, message)`` for Items
-        without a metadata asset, without a UPDM band, or whose files are missing.
+        without a metadata asset, without a UPDM band, whose files are missing, or whose
+        local hrefs are refused (URLs shown without their query strings).
 
     Raises
     ------
@@ -287,11 +349,18 @@ def discover_stac(
         When the source itself cannot be read (no such file, not STAC JSON, failed search).
     """
     items, origin, base = _load_items(source, search)
+    confined = None
+    if roots is not None:
+        confined = [os.path.realpath(os.fspath(root)) for root in roots]
+        # The catalogue's own folder, when it is a local file.
+        local_base = None if base is None else _local_path(base)
+        if local_base is not None:
+            confined.append(os.path.dirname(os.path.realpath(local_base)))
     scenes: list[SceneSource] = []
     problems: list[tuple[str, str]] = []
     for item in items:
         try:
-            scenes.append(_item_source(item, origin, base))
+            scenes.append(_item_source(item, origin, base, confined))
         except (UpdmError, OSError) as exc:
-            problems.append((f"STAC item {item.id}", str(exc)))
+            problems.append((f"STAC item {item.id}", loc.redact(str(exc))))
     return select_scenes(scenes, problems, sensors=sensors, start=start, end=end)
