@@ -13,6 +13,7 @@ import updm_dask
 PACKAGE = Path(updm_dask.__file__).parent
 ORDER = [
     "errors",
+    "messages",
     "frozen",
     "config",
     "science",

@@ -37,8 +37,9 @@ from _hostile_inputs import (
 from rasterio.transform import from_origin
 
 from updm_dask.errors import SceneError
+from updm_dask.messages import printable, redact
 from updm_dask.scenes import discover_scenes, discover_stac, open_scene
-from updm_dask.scenes._locations import has_glob, printable, redact
+from updm_dask.scenes._locations import has_glob
 from updm_dask.scenes.discover import preference_reason
 
 ETH = "ethiopia-167055"

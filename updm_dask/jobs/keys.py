@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import JobSpecError
-from ..scenes._locations import printable
+from ..messages import printable
 from ..science.sensors import SENSOR_NAMES
 
 __all__ = [

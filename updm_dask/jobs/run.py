@@ -51,9 +51,9 @@ from .. import __version__, config
 from ..cube import Cube, CubeConflictError, EmptyScenesError, create_cube, cube_exists, open_cube
 from ..errors import JobError, JobSpecError, SceneError, UpdmError
 from ..geo import CubeGrid, to_grid
+from ..messages import printable, redact, shown
 from ..pipeline import Science, process_scene
-from ..scenes import SceneSource, discover_scenes, discover_stac, open_scene
-from ..scenes._locations import input_roots, printable, redact, shown
+from ..scenes import SceneSource, discover_scenes, discover_stac, input_roots, open_scene
 from ..scenes.discover import preference_reason, select_scenes
 from .cluster import connect
 from .spec import JobSpec, load_job_spec

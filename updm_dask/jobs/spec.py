@@ -62,7 +62,7 @@ from ..errors import JobSpecError, UpdmError
 from ..frozen import FrozenMap
 from ..geo import CubeGrid
 from ..pipeline import Science
-from ..scenes._locations import file_kind
+from ..scenes import file_kind
 from ..science.patterns import default_pattern_set, load_pattern_set
 from ..science.sensors import SENSOR_NAMES, canonical_sensor_name
 from .keys import check_keys, spec_error, value_of

@@ -6,6 +6,8 @@
   acquisition time, and the problems met on the way.
 - :func:`open_scene` turns one scene into a dask-backed :class:`xarray.Dataset` without
   reading a pixel.
+- :func:`input_roots` and :func:`file_kind` say which local files a job may read: under
+  its input roots (symlinks followed) and regular files only (a FIFO is never opened).
 - :func:`scene_mask_params` gives the quality-flag rules of an opened scene for the numpy
   kernel :func:`updm_dask.science.masks.qa_flags` (the bits are defined there).
 
@@ -17,6 +19,7 @@ read-only or shared) folder holding the scene archives.
 
 from __future__ import annotations
 
+from ._locations import file_kind, input_roots
 from .discover import Discovery, SceneSource, discover_scenes, scene_source
 from .masks import scene_mask_params
 from .open import RasterStack, open_scene, resolve_scene
@@ -29,6 +32,8 @@ __all__ = [
     "SceneSource",
     "discover_scenes",
     "discover_stac",
+    "file_kind",
+    "input_roots",
     "open_scene",
     "resolve_scene",
     "scene_mask_params",

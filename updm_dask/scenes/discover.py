@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from ..errors import SceneError, UpdmError
 from ..frozen import FrozenMap
+from ..messages import redact, shown
 from ..metadata import MAX_METADATA_BYTES, SceneMetadata, read_mtl, read_mtl_text
 from ..science.sensors import canonical_sensor_name, get_sensor
 from . import _locations as loc
@@ -281,7 +282,7 @@ class _Collector:
 
     def problem(self, where: str, message: str) -> None:
         # Problems end up in reports and logs: never with a URL's query (credentials).
-        self.problems.append((loc.redact(where), loc.redact(message)))
+        self.problems.append((redact(where), redact(message)))
 
 
 def _message(exc: BaseException) -> str:
@@ -439,7 +440,7 @@ def _input_scenes(location: str, out: _Collector) -> None:
     if loc.has_glob(location):
         matches = sorted(fs.glob(path))
         if not matches:
-            raise SceneError(f"{loc.shown(location)}: the pattern matches no file or folder")
+            raise SceneError(f"{shown(location)}: the pattern matches no file or folder")
         for match in matches:
             _path_scenes(fs, match, location, out, explicit=False)
         return
@@ -448,7 +449,7 @@ def _input_scenes(location: str, out: _Collector) -> None:
     except OSError:
         exists = False
     if not exists:
-        raise SceneError(f"{loc.shown(location)}: no such file, folder or URL")
+        raise SceneError(f"{shown(location)}: no such file, folder or URL")
     _path_scenes(fs, path, location, out, explicit=True, query=query)
 
 

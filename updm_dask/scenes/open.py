@@ -39,6 +39,7 @@ from rasterio.windows import Window
 
 from .. import config
 from ..errors import SceneError
+from ..messages import redact
 from ..science.sensors import get_sensor
 from . import _locations as loc
 from .discover import SceneSource, discover_scenes
@@ -49,7 +50,7 @@ __all__ = ["open_scene", "resolve_scene"]
 def _error(message: str, scene_id: str | None = None) -> SceneError:
     # Paths here may be presigned URLs (and GDAL's messages quote them): never show their
     # query strings, which carry the credentials.
-    return SceneError(loc.redact(message), scene_id=scene_id)
+    return SceneError(redact(message), scene_id=scene_id)
 
 
 # --------------------------------------------------------------------------------------

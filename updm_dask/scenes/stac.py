@@ -39,6 +39,7 @@ from typing import Any
 import pystac
 
 from ..errors import SceneError, UpdmError
+from ..messages import redact, shown
 from ..metadata import MAX_METADATA_BYTES, SceneMetadata, read_mtl, read_mtl_text
 from ..science.sensors import get_sensor
 from . import _locations as loc
@@ -249,7 +250,7 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
             raise
         except Exception as exc:  # pystac-client raises many kinds; name the API
             raise SceneError(
-                loc.shown(f"STAC API {url}: search {dict(search)} failed: {exc}")
+                shown(f"STAC API {url}: search {dict(search)} failed: {exc}")
             ) from None
     if isinstance(source, pystac.Item):
         return [source], f"STAC item {source.id}", None
@@ -261,26 +262,26 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
         try:
             return list(source.items()), str(url), None
         except Exception as exc:
-            raise SceneError(loc.shown(f"STAC search {url}: failed: {exc}")) from None
+            raise SceneError(shown(f"STAC search {url}: failed: {exc}")) from None
     if isinstance(source, str | os.PathLike):
         location = os.fspath(source)
-        shown = loc.shown(location)
+        said = shown(location)
         fs, path = loc.open_location(location)
         try:
             exists = fs.exists(path)
         except OSError:
             exists = False
         if not exists:
-            raise SceneError(f"{shown}: no such STAC file")
+            raise SceneError(f"{said}: no such STAC file")
         if loc.is_local(fs):
             loc.check_regular(path, "STAC file")
         try:
             with fs.open(path, "rb") as fh:
                 data = json.load(fh)
         except (OSError, ValueError) as exc:
-            raise SceneError(loc.shown(f"{location}: not a STAC JSON file: {exc}")) from None
+            raise SceneError(shown(f"{location}: not a STAC JSON file: {exc}")) from None
         base = location if loc.is_url(location) else path
-        return _items_from_dict(data, shown), location, base
+        return _items_from_dict(data, said), location, base
     if isinstance(source, Iterable):
         items = list(source)
         if not all(isinstance(i, pystac.Item) for i in items):
@@ -362,5 +363,5 @@ def discover_stac(
         try:
             scenes.append(_item_source(item, origin, base, confined))
         except (UpdmError, OSError) as exc:
-            problems.append((f"STAC item {item.id}", loc.redact(str(exc))))
+            problems.append((f"STAC item {item.id}", redact(str(exc))))
     return select_scenes(scenes, problems, sensors=sensors, start=start, end=end)
