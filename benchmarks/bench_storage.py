@@ -1,7 +1,8 @@
 """Storage: bytes per pixel per scene on disk, per cube variable, and what other encodings
 would store, measured in one run.
 
-The cube as the package writes it (``scene_on_grid`` + ``Cube.append_scenes``):
+The cube as the package writes it (``scene_on_grid`` + ``Cube.append_scenes``), with the
+supplementary pattern on (``Science(supplementary=True)``) so that every float layer is filled:
 
 * the TM scene of a generated demo archive on its 2048 x 2048 grid (cube chunks
   ``(1, 512, 512)``), and
@@ -54,7 +55,7 @@ from zarr.storage import MemoryStore
 from updm_dask.cube import SCENE_VARIABLES, create_cube
 from updm_dask.geo import CubeGrid
 from updm_dask.jobs.run import scene_on_grid
-from updm_dask.pipeline import FLOAT_LAYERS
+from updm_dask.pipeline import FLOAT_LAYERS, Science
 
 SIZE, QUICK_SIZE = 2048, 128
 WINDOW = (512, 1024)  # rows, columns of the demo scene the alternatives are measured on
@@ -62,6 +63,9 @@ ETHIOPIA = Path("landsat") / "ethiopia-167055"
 ETHIOPIA_GRID = ("EPSG:32637", (30.0, 0.0, 589035.0, 0.0, -30.0, 756165.0), (101, 101))
 INT16_SCALE = 1e-4
 INT16_FILL = -32768
+# The supplementary pattern on, so that every float layer holds values: the largest cube the
+# package writes. With the default (three patterns) uC4 is all fill and stores no chunk.
+SCIENCE = Science(supplementary=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -73,7 +77,7 @@ def write_cube(path: Path, grid: CubeGrid, scenes: list) -> Any:
     cube = create_cube(path, grid)
     with dask.config.set(scheduler="threads"):
         cube.append_scenes(
-            [scene_on_grid(s, grid) for s in scenes],
+            [scene_on_grid(s, grid, SCIENCE) for s in scenes],
             metadata={"job_id": "bench-storage"},
             message="bench storage",
         )

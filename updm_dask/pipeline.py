@@ -40,7 +40,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from . import __version__
-from .errors import SceneError
+from .errors import PatternError, SceneError
 from .scenes.masks import scene_mask_params, slc_extent_args
 from .science.calibration import SceneCalibration, calibrate_block, scene_calibration
 from .science.classify import (
@@ -84,9 +84,16 @@ class Science:
     rules
         ``"auto"`` (the note's Table 5 for TM/ETM+/OLI/OLI-2, Table 8 for MSS), a rule-table
         name or path for every sensor, or a mapping sensor -> rule table / name / path.
+    supplementary
+        Decompose with the supplementary pattern as a fourth pattern (sensors with six or
+        more bands; MSS always uses the three standard patterns). Default: only when
+        ``constrain_supplementary`` asks for it, so the three standard patterns. Measured
+        on the real scenes, a fourth pattern soaks up what the standard patterns miss
+        (residual atmosphere, calibration offsets) and makes MVIUPD disagree between
+        sensors and product levels; see docs/supplementary.md.
     constrain_supplementary
-        Constrain uC4 >= 0 too (default False: the supplementary pattern is a residual
-        shape that may take either sign).
+        Use the supplementary pattern with uC4 >= 0 (default False: with
+        ``supplementary=True`` uC4 is a residual shape that may take either sign).
     calibration
         ``None`` (the scene's MTL, else published tables) or a named calibration.
     rayleigh
@@ -96,9 +103,21 @@ class Science:
     pattern_set: PatternSet = field(default_factory=default_pattern_set)
     method: str = "boxcar"
     rules: str | Mapping[str, object] = "auto"
+    supplementary: bool | None = None
     constrain_supplementary: bool = False
     calibration: str | None = None
     rayleigh: bool = True
+
+    def __post_init__(self) -> None:
+        # Asking for uC4 >= 0 asks for uC4: Science(constrain_supplementary=True) keeps
+        # meaning four patterns, as it did when four were the default.
+        if self.supplementary is None:
+            object.__setattr__(self, "supplementary", bool(self.constrain_supplementary))
+        elif self.constrain_supplementary and not self.supplementary:
+            raise PatternError(
+                "Science: constrain_supplementary=True constrains uC4, which exists only "
+                "with the supplementary pattern; got supplementary=False"
+            )
 
     def rules_for(self, sensor: str) -> RuleTable:
         """The rule table that classifies ``sensor``'s pixels."""
@@ -115,7 +134,14 @@ class Science:
 
     def patterns_for(self, sensor: str, satellite: int) -> xr.DataArray:
         """Band patterns (band x pattern) of ``sensor`` on Landsat ``satellite``."""
-        return band_patterns(sensor, self.pattern_set, method=self.method, satellite=satellite)
+        # None lets band_patterns decide by band count: MSS (4 bands) cannot take a fourth.
+        return band_patterns(
+            sensor,
+            self.pattern_set,
+            method=self.method,
+            supplementary=None if self.supplementary else False,
+            satellite=satellite,
+        )
 
     def provenance(self, sensor: str, satellite: int) -> dict[str, str]:
         """Attributes that say which science produced a result."""
@@ -126,6 +152,7 @@ class Science:
             "pattern_method": self.method,
             "rules": rules.name,
             "rules_sha256": rules.sha256,
+            "supplementary": str(bool(self.supplementary)).lower(),
             "constrain_supplementary": str(bool(self.constrain_supplementary)).lower(),
             "calibration": self.calibration or "mtl",
             "rayleigh": str(bool(self.rayleigh)).lower(),
@@ -144,6 +171,7 @@ class Science:
                 self.pattern_set.sha256,
                 self.method,
                 rules,
+                self.supplementary,
                 self.constrain_supplementary,
                 self.calibration,
                 self.rayleigh,

@@ -187,8 +187,15 @@ JOB_SPEC_KEYS: tuple[SpecKey, ...] = (
         '{ MSS = "MSS", TM = "my_rules.toml" }',
     ),
     SpecKey(
+        "science", "supplementary", (bool,), {"type": "boolean"}, None,
+        "Decompose with the supplementary pattern as a fourth pattern (not MSS). Default: "
+        "only with constrain_supplementary = true; three patterns keep MVIUPD consistent "
+        "across sensors and product levels (docs/supplementary.md).",
+        "true",
+    ),
+    SpecKey(
         "science", "constrain_supplementary", (bool,), {"type": "boolean"}, False,
-        "Constrain the supplementary coefficient uC4 >= 0 too.",
+        "Use the supplementary pattern with its coefficient uC4 >= 0.",
         "true",
     ),
     SpecKey(

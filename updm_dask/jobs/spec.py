@@ -26,6 +26,7 @@ Example::
     patterns = "default"          # or a CSV of four spectra
     method = "boxcar"             # or "rsr"
     rules = "auto"                # or "TM", "MSS", a TOML path, or {MSS = "...", TM = "..."}
+    supplementary = false         # true: also the supplementary pattern (not MSS)
     constrain_supplementary = false
     calibration = "mtl"           # or "note-1985-landsat5", "chander2009"
     rayleigh = true
@@ -244,10 +245,20 @@ def _parse_science(data: Mapping[str, Any], source: str, base: Path | None) -> S
     elif rules not in ("auto", "TM", "MSS"):
         rules = _resolve(base, rules)
     calibration = value_of(data, "science", "calibration")
+    if value_of(data, "science", "supplementary") is False and value_of(
+        data, "science", "constrain_supplementary"
+    ):
+        raise spec_error(
+            source,
+            "science.constrain_supplementary",
+            "true constrains uC4, which exists only with supplementary = true "
+            "(found supplementary = false)",
+        )
     return Science(
         pattern_set=pattern_set,
         method=value_of(data, "science", "method"),
         rules=rules,
+        supplementary=value_of(data, "science", "supplementary"),
         constrain_supplementary=value_of(data, "science", "constrain_supplementary"),
         calibration=None if calibration == "mtl" else calibration,
         rayleigh=value_of(data, "science", "rayleigh"),
