@@ -128,13 +128,18 @@ def _decode(data: bytes, source: str) -> str:
             f"{source}: contains no text (only NUL padding or whitespace); "
             "expected Landsat metadata"
         )
+    bad_at = None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        bad_at = exc.start
+    if bad_at is not None:
+        # Raised outside the handler: a UnicodeDecodeError holds the whole file (.object),
+        # which must not travel along as the MetadataError's context.
         raise MetadataError(
-            f"{source}: not a text file (byte 0x{data[exc.start]:02x} at offset {exc.start} "
+            f"{source}: not a text file (byte 0x{data[bad_at]:02x} at offset {bad_at} "
             "is not UTF-8); expected Landsat metadata"
-        ) from None
+        )
     _check_text(text, source)
     return text
 
@@ -245,16 +250,21 @@ def _xml_tree(text: str, source: str) -> tuple[ET.Element, dict[int, int]]:
     parser.CharacterDataHandler = data
     parser.StartDoctypeDeclHandler = refuse_dtd
     parser.EntityDeclHandler = refuse_dtd
+    # Errors are raised after the handlers, so no parser exception travels along as the
+    # MetadataError's context.
+    problem = None
     try:
         parser.Parse(text, True)
     except expat.ExpatError as exc:
         # expat's messages are fixed phrases ("mismatched tag"), never the document's text.
-        raise MetadataError(
-            f"{source}: invalid XML at line {exc.lineno}, column {exc.offset}: "
+        problem = (
+            f"invalid XML at line {exc.lineno}, column {exc.offset}: "
             f"{expat.ErrorString(exc.code)} (truncated or not XML?)"
-        ) from None
+        )
     except _Refused as exc:
-        raise MetadataError(f"{source}: line {exc.line}: {exc.reason}") from None
+        problem = f"line {exc.line}: {exc.reason}"
+    if problem is not None:
+        raise MetadataError(f"{source}: {problem}")
     return roots[0], lines
 
 
@@ -297,16 +307,19 @@ def _reject_constant(name: str) -> Any:
 
 
 def _from_json(text: str, source: str) -> SceneMetadata:
+    # Errors are raised after the handlers: a JSONDecodeError holds the whole document
+    # (its .doc), which must not travel along as the MetadataError's context.
+    problem = None
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError) as exc:
         # Both messages are fixed phrases with a position ("Expecting value: line 1
         # column 2"), or a constant's name (NaN): never the document's text.
-        raise MetadataError(f"{source}: invalid JSON: {exc} (truncated or not JSON?)") from None
+        problem = f"invalid JSON: {exc} (truncated or not JSON?)"
     except RecursionError:
-        raise MetadataError(
-            f"{source}: JSON nested too deeply to read (Landsat metadata nests 3 deep at most)"
-        ) from None
+        problem = "JSON nested too deeply to read (Landsat metadata nests 3 deep at most)"
+    if problem is not None:
+        raise MetadataError(f"{source}: {problem}")
     if not isinstance(data, dict):
         raise MetadataError(
             f"{source}: JSON metadata must be an object holding the L1_METADATA_FILE or "

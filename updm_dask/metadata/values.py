@@ -30,11 +30,16 @@ LANDSAT_ERA_START = dt.date(1972, 7, 23)
 FUTURE_SLACK = dt.timedelta(days=1)
 
 
+# No Landsat integer needs more digits; longer runs of digits stay text (Python refuses to
+# convert integers of more than 4300 digits, and converting long ones is quadratic).
+_MAX_INT_DIGITS = 64
+
+
 def scalar(text: str) -> Any:
     """Type an unquoted value: NULL -> None, integers, floats; anything else stays a str."""
     if text == "NULL":
         return None
-    if _INT_RE.match(text):
+    if _INT_RE.match(text) and len(text) <= _MAX_INT_DIGITS:
         return int(text)
     if _FLOAT_RE.match(text):
         return float(text)
@@ -113,7 +118,11 @@ def as_integer(value: Any, key: str, source: str, line: str | int | None = None)
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and _INT_RE.match(value.strip()):
+    if (
+        isinstance(value, str)
+        and _INT_RE.match(value.strip())
+        and len(value.strip()) <= _MAX_INT_DIGITS
+    ):
         return int(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -135,15 +144,18 @@ _TIME_RE = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?Z?\Z")
 def as_date(value: Any, key: str, source: str, line: str | int | None = None) -> dt.date:
     """A ``YYYY-MM-DD`` date."""
     match = _DATE_RE.match(str(value).strip())
-    try:
-        if match is None:
-            raise ValueError
-        return dt.date(*(int(g) for g in match.groups()))
-    except ValueError:
+    date = None
+    if match is not None:
+        try:
+            date = dt.date(*(int(g) for g in match.groups()))
+        except ValueError:
+            pass  # raised below, outside the handler: no exception context to carry along
+    if date is None:
         raise MetadataError(
             f"{at(source, line)}: {key} is not a date (expected YYYY-MM-DD, a real day of "
             "the calendar)"
-        ) from None
+        )
+    return date
 
 
 def landsat_era(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
@@ -185,17 +197,20 @@ def as_acquisition_date(
 def as_time(value: Any, key: str, source: str, line: str | int | None = None) -> dt.time:
     """An ``HH:MM:SS[.fffffff][Z]`` time of day, to the microsecond."""
     match = _TIME_RE.match(str(value).strip())
-    try:
-        if match is None:
-            raise ValueError
+    time = None
+    if match is not None:
         hour, minute, second, fraction = match.groups()
         # Files give up to 7 decimals; datetime keeps microseconds.
         micro = int(((fraction or "") + "000000")[:6])
-        return dt.time(int(hour), int(minute), int(second), micro)
-    except ValueError:
+        try:
+            time = dt.time(int(hour), int(minute), int(second), micro)
+        except ValueError:
+            pass  # raised below, outside the handler: no exception context to carry along
+    if time is None:
         raise MetadataError(
             f"{at(source, line)}: {key} is not a time of day (expected HH:MM:SS.fffZ, hours 0-23)"
-        ) from None
+        )
+    return time
 
 
 _SPACECRAFT_RE = re.compile(r"LANDSAT[_\s-]?(\d)\Z", re.IGNORECASE)
@@ -217,21 +232,25 @@ def as_sensor(
     value: Any, key: str, satellite: int, source: str, line: str | int | None = None
 ) -> str:
     """The canonical sensor name (MSS, TM, ETM+, OLI, OLI-2) of a sensor id on ``satellite``."""
+    # The errors are raised outside the handlers: the SensorError quotes the value, and
+    # must not travel along as the MetadataError's __context__.
     try:
-        name = canonical_sensor_name(str(value), satellite)
+        name: str | None = canonical_sensor_name(str(value), satellite)
     except SensorError:
+        name = None
+    if name is None:
         raise MetadataError(
             f"{at(source, line)}: {key} is not a known Landsat sensor (expected one of "
             f"{', '.join(SENSOR_NAMES)}, or an MTL SENSOR_ID such as OLI_TIRS)"
-        ) from None
+        )
     try:
         return get_sensor(name, satellite).name
     except SensorError as exc:
-        # The message of get_sensor names the canonical sensor (from the table above),
-        # never the text of the file.
-        raise MetadataError(
-            f"{at(source, line)}: {key} ({name}) does not fit LANDSAT_{satellite}: {exc}"
-        ) from None
+        # Its message names the canonical sensor (from the alias table), not the file's text.
+        reason = str(exc)
+    raise MetadataError(
+        f"{at(source, line)}: {key} ({name}) does not fit LANDSAT_{satellite}: {reason}"
+    )
 
 
 def as_sun_elevation(value: float, key: str, source: str, line: str | int | None = None) -> float:
