@@ -36,7 +36,9 @@ def _espa_value(elem: ET.Element) -> Any:
         tag = local_name(child.tag)
         value = _espa_value(child)
         keyed = next((a for a in _ESPA_KEY_ATTRS if a in child.attrib), None)
-        if keyed is not None:
+        # Only into a mapping: a file that repeats a tag with and without the attribute
+        # gets a list (below) instead of a crash.
+        if keyed is not None and isinstance(out.get(tag, {}), dict):
             # Repeated elements told apart by an attribute (bands by name, corners by
             # location) become a mapping, so get(..., group="sr_band4") can reach them.
             out.setdefault(tag, {})[child.attrib[keyed]] = value

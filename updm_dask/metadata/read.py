@@ -379,7 +379,7 @@ def _json_key_places(text: str) -> dict[tuple[str, ...], str]:
         while True:
             start = i
             key, i = json.decoder.scanstring(text, i + 1)
-            places.setdefault((*path, key), place(start))
+            places[(*path, key)] = place(start)  # the last of repeated keys wins, as in json
             i = skip(i)  # now at ":"
             i = skip(walk(i + 1, (*path, key)))
             if text[i] == "}":

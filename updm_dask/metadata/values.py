@@ -22,7 +22,9 @@ from ..errors import MetadataError, SensorError
 from ..science.sensors import SENSOR_NAMES, canonical_sensor_name, get_sensor
 
 _INT_RE = re.compile(r"[+-]?\d+\Z")
-_FLOAT_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+# Written so that no two parts can match the same digits: "\d+\.?\d*" backtracked
+# quadratically over a long run of digits followed by another character.
+_FLOAT_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
 
 # Landsat 1 was launched on 1972-07-23: no Landsat scene is older. A scene cannot be newer
 # than today either; one day of slack covers a clock or time zone ahead of this machine's.
@@ -295,4 +297,6 @@ def cloud_cover(value: float | None) -> float | None:
 def band_order(label: str) -> tuple:
     """Sort key of band labels in band order: ``"2" < "6_VCID_1" < "6_VCID_2" < "10"``."""
     head, _, tail = label.partition("_")
-    return (int(head) if head.isdigit() else math.inf, head, tail)
+    # A label of thousands of digits (a hostile file) sorts last instead of overflowing int().
+    number = int(head) if head.isdigit() and len(head) <= _MAX_INT_DIGITS else math.inf
+    return (number, head, tail)
