@@ -205,6 +205,7 @@ def _xml_tree(text: str, source: str) -> tuple[ET.Element, dict[int, int]]:
     parser = expat.ParserCreate(namespace_separator="}")
     parser.buffer_text = True
     stack: list[ET.Element] = []
+    pieces: list[list[str]] = []
     roots: list[ET.Element] = []
     lines: dict[int, int] = {}
 
@@ -226,18 +227,18 @@ def _xml_tree(text: str, source: str) -> tuple[ET.Element, dict[int, int]]:
         else:
             roots.append(elem)
         stack.append(elem)
+        pieces.append([])
 
     def end(name: str) -> None:
-        stack.pop()
+        elem, text = stack.pop(), pieces.pop()
+        if text:
+            elem.text = "".join(text)
 
     def data(content: str) -> None:
-        if not stack:
-            return
-        top = stack[-1]
-        if len(top):
-            top[-1].tail = (top[-1].tail or "") + content
-        else:
-            top.text = (top.text or "") + content
+        # Only the text before an element's first child is kept (the readers use no tails);
+        # pieces are joined once at its end, as a long text arrives in many pieces.
+        if stack and not len(stack[-1]):
+            pieces[-1].append(content)
 
     def refuse_dtd(*_args: Any) -> None:
         raise _Refused(
