@@ -16,7 +16,10 @@ Files are parsed, never evaluated. Known quirks of real files are handled: NUL p
 the text (some LPGS files are padded to 65 535 bytes), CRLF line endings, quoted and unquoted
 values, ``NULL``, zero-padded integers (``WRS_ROW = 031``) and stray whitespace after values.
 Everything else that is wrong raises :class:`~updm_dask.errors.MetadataError` naming the
-file and what is wrong with it.
+file, the line (with the column in JSON written on one line), the field and what was
+expected, never the text found there: a path may lead to a file that is not metadata at all
+(a symlink to a secret), and messages end up in reports and logs. An acquisition date
+outside the Landsat era (before 1972-07-23, or after tomorrow UTC) is such an error.
 
 The reader is group-aware. A Collection-2 Level-2 file repeats ``REFLECTANCE_MULT_BAND_n``:
 once in ``LEVEL1_RADIOMETRIC_RESCALING`` (DN -> top-of-atmosphere reflectance) and once in

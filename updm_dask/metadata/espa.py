@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import MetadataError
@@ -35,7 +36,9 @@ def _espa_value(elem: ET.Element) -> Any:
         tag = local_name(child.tag)
         value = _espa_value(child)
         keyed = next((a for a in _ESPA_KEY_ATTRS if a in child.attrib), None)
-        if keyed is not None:
+        # Only into a mapping: a file that repeats a tag with and without the attribute
+        # gets a list (below) instead of a crash.
+        if keyed is not None and isinstance(out.get(tag, {}), dict):
             # Repeated elements told apart by an attribute (bands by name, corners by
             # location) become a mapping, so get(..., group="sr_band4") can reach them.
             out.setdefault(tag, {})[child.attrib[keyed]] = value
@@ -49,12 +52,20 @@ def _espa_value(elem: ET.Element) -> Any:
     return out
 
 
-def scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
+def scene_from_espa(
+    root: ET.Element, source: str, lines: Mapping[int, int] | None = None
+) -> SceneMetadata:
     """The record of a parsed ESPA document (root element ``espa_metadata``).
 
     ``source`` names the file in :attr:`SceneMetadata.path` and in the
-    :class:`~updm_dask.errors.MetadataError` raised for a missing element or a bad value.
+    :class:`~updm_dask.errors.MetadataError` raised for a missing element or a bad value;
+    ``lines`` (``{id(element): line}``) lets that message say on which line, never what the
+    value is.
     """
+    element_lines = lines or {}
+
+    def line(elem: ET.Element | None) -> int | None:
+        return None if elem is None else element_lines.get(id(elem))
 
     def child(parent: ET.Element | None, tag: str) -> ET.Element | None:
         if parent is None:
@@ -79,21 +90,41 @@ def scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
     if glob is None:
         raise MetadataError(f"{source}: ESPA file without <global_metadata>")
 
-    satellite = values.as_satellite(required_text(glob, "satellite"), "satellite", source)
-    sensor = values.as_sensor(required_text(glob, "instrument"), "instrument", satellite, source)
-    date = values.as_date(required_text(glob, "acquisition_date"), "acquisition_date", source)
+    def at(tag: str) -> int | None:
+        return line(child(glob, tag))
+
+    satellite = values.as_satellite(
+        required_text(glob, "satellite"), "satellite", source, at("satellite")
+    )
+    sensor = values.as_sensor(
+        required_text(glob, "instrument"), "instrument", satellite, source, at("instrument")
+    )
+    date = values.as_acquisition_date(
+        required_text(glob, "acquisition_date"), "acquisition_date", source, at("acquisition_date")
+    )
     centre = text(glob, "scene_center_time")
-    time = dt.time(0) if centre is None else values.as_time(centre, "scene_center_time", source)
+    time = (
+        dt.time(0)
+        if centre is None
+        else values.as_time(centre, "scene_center_time", source, at("scene_center_time"))
+    )
 
     angles = child(glob, "solar_angles")
     if angles is None or angles.get("zenith") is None:
         raise MetadataError(f"{source}: required ESPA element <solar_angles zenith=...> is missing")
     units = angles.get("units", "degrees").strip().lower()
     if units != "degrees":
-        raise MetadataError(f"{source}: solar_angles units = {units!r}; expected degrees")
-    zenith = values.as_number(angles.get("zenith"), "solar_angles zenith", source)
-    sun_elevation = values.as_sun_elevation(90.0 - zenith, "90 - solar_angles zenith", source)
-    sun_azimuth = values.as_number(angles.get("azimuth"), "solar_angles azimuth", source)
+        raise MetadataError(
+            f"{values.at(source, line(angles))}: solar_angles units is not degrees (expected "
+            'units="degrees")'
+        )
+    zenith = values.as_number(angles.get("zenith"), "solar_angles zenith", source, line(angles))
+    sun_elevation = values.as_sun_elevation(
+        90.0 - zenith, "90 - solar_angles zenith", source, line(angles)
+    )
+    sun_azimuth = values.as_number(
+        angles.get("azimuth"), "solar_angles azimuth", source, line(angles)
+    )
 
     distance = text(glob, "earth_sun_distance")
     wrs = child(glob, "wrs")
@@ -123,7 +154,12 @@ def scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
         None
         if proj is None
         else values.utm_epsg(
-            proj.get("projection"), proj.get("datum"), zone_text, "zone_code", source
+            proj.get("projection"),
+            proj.get("datum"),
+            zone_text,
+            "zone_code",
+            source,
+            line(child(child(proj, "utm_proj_params"), "zone_code")),
         )
     )
 
@@ -131,8 +167,8 @@ def scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
         # {location: (first, second)} of corner elements, None when there are none.
         return {
             c.get("location", "?"): (
-                values.as_number(c.get(first), f"{what} {first}", source),
-                values.as_number(c.get(second), f"{what} {second}", source),
+                values.as_number(c.get(first), f"{what} {first}", source, line(c)),
+                values.as_number(c.get(second), f"{what} {second}", source, line(c)),
             )
             for c in elements
         } or None
@@ -160,8 +196,12 @@ def scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
             continue  # TOA, brightness temperature, angle and index bands
         if sr is not None:
             label = sr.group(1)
-            scale = values.as_number(band.get("scale_factor"), f"{name} scale_factor", source)
-            offset = values.as_number(band.get("add_offset"), f"{name} add_offset", source)
+            scale = values.as_number(
+                band.get("scale_factor"), f"{name} scale_factor", source, line(band)
+            )
+            offset = values.as_number(
+                band.get("add_offset"), f"{name} add_offset", source, line(band)
+            )
             entry = {"sr_file_name": file_name, "sr_mult": scale}
             # The ESPA schema defaults add_offset to 0 when a scale is given.
             entry["sr_add"] = offset if offset is not None else (0.0 if scale is not None else None)
@@ -171,12 +211,14 @@ def scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
         by_band.setdefault(label, {}).update(entry)
         if shape is None and band.get("nlines") and band.get("nsamps"):
             shape = (
-                values.as_integer(band.get("nlines"), f"{name} nlines", source),
-                values.as_integer(band.get("nsamps"), f"{name} nsamps", source),
+                values.as_integer(band.get("nlines"), f"{name} nlines", source, line(band)),
+                values.as_integer(band.get("nsamps"), f"{name} nsamps", source, line(band)),
             )
         pixel = child(band, "pixel_size")
         if grid_cell_size is None and pixel is not None:
-            grid_cell_size = values.as_number(pixel.get("x"), f"{name} pixel_size x", source)
+            grid_cell_size = values.as_number(
+                pixel.get("x"), f"{name} pixel_size x", source, line(pixel)
+            )
 
     bands = {
         label: BandMetadata(label=label, **{"file_name": None, **by_band[label]})
@@ -193,13 +235,15 @@ def scene_from_espa(root: ET.Element, source: str) -> SceneMetadata:
         satellite=satellite,
         platform=f"LANDSAT_{satellite}",
         acquired=dt.datetime.combine(date, time, tzinfo=dt.UTC),
-        wrs_path=values.as_integer(wrs_get.get("path"), "wrs path", source),
-        wrs_row=values.as_integer(wrs_get.get("row"), "wrs row", source),
-        wrs_type=values.as_integer(wrs_get.get("system"), "wrs system", source)
+        wrs_path=values.as_integer(wrs_get.get("path"), "wrs path", source, line(wrs)),
+        wrs_row=values.as_integer(wrs_get.get("row"), "wrs row", source, line(wrs)),
+        wrs_type=values.as_integer(wrs_get.get("system"), "wrs system", source, line(wrs))
         or (1 if satellite <= 3 else 2),
         sun_elevation=sun_elevation,
         sun_azimuth=sun_azimuth,
-        earth_sun_distance=values.as_number(distance, "earth_sun_distance", source),
+        earth_sun_distance=values.as_number(
+            distance, "earth_sun_distance", source, at("earth_sun_distance")
+        ),
         bands=bands,
         qa_files=qa_files,
         crs_epsg=crs_epsg,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import MetadataError
 from . import values
@@ -87,76 +87,106 @@ _QA_KEYS = {
 }
 
 
+class _Entry(NamedTuple):
+    """One leaf of an MTL file: its group, key, value and where it is in the file."""
+
+    group: str
+    key: str
+    value: Any
+    line: str | None
+
+
 class _MtlFields:
     """Leaf entries of an MTL root group, with group-aware lookups."""
 
-    def __init__(self, root_name: str, root: Mapping, source: str) -> None:
+    def __init__(
+        self,
+        root_name: str,
+        root: Mapping,
+        source: str,
+        lines: Mapping[tuple[str, ...], str] | None = None,
+    ) -> None:
         self.source = source
-        self.entries: list[tuple[str, str, Any]] = []
-        self._walk(root_name, root)
+        self._lines = lines or {}
+        self.entries: list[_Entry] = []
+        self._walk(root_name, root, (root_name,))
 
-    def _walk(self, group: str, node: Mapping) -> None:
+    def _walk(self, group: str, node: Mapping, path: tuple[str, ...]) -> None:
         for key, value in node.items():
+            here = (*path, str(key))
             if isinstance(value, Mapping):
-                self._walk(str(key), value)
+                self._walk(str(key), value, here)
             else:
-                self.entries.append((group, str(key), value))
+                self.entries.append(_Entry(group, str(key), value, self._lines.get(here)))
 
     @staticmethod
     def _rank(group: str) -> int:
         return _GROUP_PRIORITY.index(group) if group in _GROUP_PRIORITY else len(_GROUP_PRIORITY)
 
-    def find(self, *keys: str) -> tuple[str, Any] | None:
-        """First of ``keys`` present outside Level-2 groups: (key, value), or None."""
+    def find(self, *keys: str) -> _Entry | None:
+        """First of ``keys`` present outside Level-2 groups, or None."""
         for key in keys:
-            found = [(g, v) for g, k, v in self.entries if k == key and not g.startswith("LEVEL2_")]
+            found = [e for e in self.entries if e.key == key and not e.group.startswith("LEVEL2_")]
             if found:
-                found.sort(key=lambda gv: self._rank(gv[0]))
-                return key, found[0][1]
+                found.sort(key=lambda e: self._rank(e.group))
+                return found[0]
         return None
 
     def value(self, *keys: str) -> Any:
         found = self.find(*keys)
-        return None if found is None else found[1]
+        return None if found is None else found.value
 
-    def required(self, *keys: str) -> tuple[str, Any]:
+    def required(self, *keys: str) -> _Entry:
         found = self.find(*keys)
         also = f" (nor {', '.join(keys[1:])})" if len(keys) > 1 else ""
         if found is None:
             raise MetadataError(f"{self.source}: required field {keys[0]} is missing{also}")
-        if found[1] is None:
-            raise MetadataError(f"{self.source}: required field {found[0]} is NULL")
+        if found.value is None:
+            raise MetadataError(
+                f"{values.at(self.source, found.line)}: required field {found.key} is NULL"
+            )
         return found
 
     def number(self, *keys: str) -> float | None:
         found = self.find(*keys)
-        return None if found is None else values.as_number(found[1], found[0], self.source)
+        if found is None:
+            return None
+        return values.as_number(found.value, found.key, self.source, found.line)
 
     def integer(self, *keys: str) -> int | None:
         found = self.find(*keys)
-        return None if found is None else values.as_integer(found[1], found[0], self.source)
+        if found is None:
+            return None
+        return values.as_integer(found.value, found.key, self.source, found.line)
 
     def in_group(self, group: str, key: str) -> Any:
-        for g, k, v in self.entries:
-            if g == group and k == key:
-                return v
+        for e in self.entries:
+            if e.group == group and e.key == key:
+                return e.value
         return None
 
 
-def scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetadata:
+def scene_from_mtl_groups(
+    groups: Mapping,
+    fmt: str,
+    source: str,
+    lines: Mapping[tuple[str, ...], str] | None = None,
+) -> SceneMetadata:
     """The record of an MTL file given as nested groups (from ODL, XML or JSON).
 
     ``groups`` holds exactly one root of :data:`MTL_ROOTS`; ``fmt`` (``"odl"``, ``"xml"``,
     ``"json"``) is recorded in :attr:`SceneMetadata.format`, and ``source`` names the file in
     :attr:`SceneMetadata.path` and in every :class:`~updm_dask.errors.MetadataError`: no or
-    two roots, a required field missing or NULL, a malformed value, band values that
-    contradict each other between groups.
+    two roots, a required field missing or NULL, a malformed value, a date outside the
+    Landsat era, band values that contradict each other between groups. ``lines`` maps
+    ``(root, group, ..., key)`` to its place in the file (``"line 12"``), named in those
+    messages; the value itself never is.
     """
     roots = [name for name in MTL_ROOTS if isinstance(groups.get(name), Mapping)]
     if not roots:
-        found = ", ".join(str(k) for k in list(groups)[:5]) or "nothing"
+        # Not even the names found are shown: this may be any file at all.
         raise MetadataError(
-            f"{source}: no L1_METADATA_FILE or LANDSAT_METADATA_FILE group (found {found}); "
+            f"{source}: no L1_METADATA_FILE or LANDSAT_METADATA_FILE group at the top level; "
             "not a Landsat MTL file"
         )
     if len(roots) > 1:
@@ -164,25 +194,25 @@ def scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetada
             f"{source}: holds both L1_METADATA_FILE and LANDSAT_METADATA_FILE groups"
         )
     root_name = roots[0]
-    f = _MtlFields(root_name, groups[root_name], source)
+    f = _MtlFields(root_name, groups[root_name], source, lines)
 
-    key, value = f.required("SPACECRAFT_ID")
-    satellite = values.as_satellite(value, key, source)
-    key, value = f.required("SENSOR_ID")
-    sensor = values.as_sensor(value, key, satellite, source)
+    e = f.required("SPACECRAFT_ID")
+    satellite = values.as_satellite(e.value, e.key, source, e.line)
+    e = f.required("SENSOR_ID")
+    sensor = values.as_sensor(e.value, e.key, satellite, source, e.line)
 
-    key, value = f.required("DATE_ACQUIRED", "ACQUISITION_DATE")
-    date = values.as_date(value, key, source)
+    e = f.required("DATE_ACQUIRED", "ACQUISITION_DATE")
+    date = values.as_acquisition_date(e.value, e.key, source, e.line)
     found = f.find("SCENE_CENTER_TIME", "SCENE_CENTER_SCAN_TIME")
     time = (
         dt.time(0)
-        if found is None or found[1] is None
-        else values.as_time(found[1], found[0], source)
+        if found is None or found.value is None
+        else values.as_time(found.value, found.key, source, found.line)
     )
     acquired = dt.datetime.combine(date, time, tzinfo=dt.UTC)
 
-    key, _ = f.required("SUN_ELEVATION")
-    sun_elevation = values.as_sun_elevation(f.number(key), key, source)
+    e = f.required("SUN_ELEVATION")
+    sun_elevation = values.as_sun_elevation(f.number(e.key), e.key, source, e.line)
 
     collection_number = f.integer("COLLECTION_NUMBER")
     if collection_number is not None:
@@ -191,7 +221,7 @@ def scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetada
         collection = "C2" if root_name == "LANDSAT_METADATA_FILE" else "pre-collection"
     processing_level = values.as_text(f.value("PROCESSING_LEVEL", "DATA_TYPE", "PRODUCT_TYPE"))
     level2 = (processing_level or "").upper().startswith("L2") or any(
-        g.startswith("LEVEL2_") for g, _, _ in f.entries
+        e.group.startswith("LEVEL2_") for e in f.entries
     )
 
     product_id = values.as_text(f.value("LANDSAT_PRODUCT_ID"))
@@ -215,13 +245,14 @@ def scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetada
     if wrs_type is None:
         wrs_type = 1 if satellite <= 3 else 2
 
-    projection_key = f.find("UTM_ZONE", "ZONE_NUMBER")
+    zone = f.find("UTM_ZONE", "ZONE_NUMBER")
     crs_epsg = values.utm_epsg(
         f.value("MAP_PROJECTION"),
         f.value("DATUM", "REFERENCE_DATUM"),
-        None if projection_key is None else projection_key[1],
-        "UTM_ZONE" if projection_key is None else projection_key[0],
+        None if zone is None else zone.value,
+        "UTM_ZONE" if zone is None else zone.key,
         source,
+        None if zone is None else zone.line,
     )
 
     corners: dict[str, tuple[float, float]] | None = {}
@@ -238,18 +269,18 @@ def scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetada
                 None if lat is None or lon is None else {**corners_latlon, corner: (lat, lon)}
             )
 
-    lines = f.integer("REFLECTIVE_LINES", "PRODUCT_LINES_REF")
-    samples = f.integer("REFLECTIVE_SAMPLES", "PRODUCT_SAMPLES_REF")
+    n_lines = f.integer("REFLECTIVE_LINES", "PRODUCT_LINES_REF")
+    n_samples = f.integer("REFLECTIVE_SAMPLES", "PRODUCT_SAMPLES_REF")
 
     qa_files: dict[str, str] = {}
-    for group, key, value in sorted(f.entries, key=lambda e: f._rank(e[0])):
-        if value is None or group.startswith("LEVEL2_"):
+    for e in sorted(f.entries, key=lambda e: f._rank(e.group)):
+        if e.value is None or e.group.startswith("LEVEL2_"):
             continue
-        short = _QA_KEYS.get(key)
-        if short is None and key.startswith("FILE_NAME_QUALITY_"):
-            short = key[len("FILE_NAME_QUALITY_") :]
+        short = _QA_KEYS.get(e.key)
+        if short is None and e.key.startswith("FILE_NAME_QUALITY_"):
+            short = e.key[len("FILE_NAME_QUALITY_") :]
         if short is not None:
-            qa_files.setdefault(short, str(value))
+            qa_files.setdefault(short, str(e.value))
 
     return SceneMetadata(
         path=source,
@@ -274,7 +305,7 @@ def scene_from_mtl_groups(groups: Mapping, fmt: str, source: str) -> SceneMetada
         corners=corners or None,
         corners_latlon=corners_latlon or None,
         grid_cell_size=f.number("GRID_CELL_SIZE_REFLECTIVE", "GRID_CELL_SIZE_REF"),
-        shape=None if lines is None or samples is None else (lines, samples),
+        shape=None if n_lines is None or n_samples is None else (n_lines, n_samples),
         cloud_cover=values.cloud_cover(f.number("CLOUD_COVER")),
         groups=groups,
         level1_product_id=level1_product_id,
@@ -298,10 +329,10 @@ def _band_key(key: str) -> tuple[str, str] | None:
 
 def _mtl_bands(f: _MtlFields, level2: bool, source: str) -> dict[str, BandMetadata]:
     by_band: dict[str, dict[str, Any]] = {}
-    origin: dict[tuple[str, str], str] = {}
+    origin: dict[tuple[str, str], tuple[str, str | None]] = {}
     calibration_seen: set[str] = set()
     calibration_given: set[str] = set()
-    for group, key, raw in f.entries:
+    for group, key, raw, line in f.entries:
         mapped = _band_key(key)
         if mapped is None:
             continue
@@ -324,13 +355,13 @@ def _mtl_bands(f: _MtlFields, level2: bool, source: str) -> dict[str, BandMetada
             flag = str(raw).strip().upper() if raw is not None else ""
             if flag not in ("Y", "N", "M"):
                 raise MetadataError(
-                    f"{source}: {key} = {raw!r} is not a presence flag (expected Y, N or M)"
+                    f"{values.at(source, line)}: {key} is not a presence flag (expected Y, N or M)"
                 )
             value: Any = flag == "Y"
         elif name in _TEXT_FIELDS:
             value = values.as_text(raw)
         else:
-            value = values.as_number(raw, key, source)
+            value = values.as_number(raw, key, source, line)
         if name in _CALIBRATION_FIELDS:
             calibration_seen.add(label)
             if value is not None:
@@ -338,12 +369,15 @@ def _mtl_bands(f: _MtlFields, level2: bool, source: str) -> dict[str, BandMetada
 
         band = by_band.setdefault(label, {})
         if name in band and band[name] != value:
+            first_group, first_line = origin[(label, name)]
+            first = f" ({first_line})" if first_line else ""
             raise MetadataError(
-                f"{source}: band {label} has conflicting {key}: {band[name]!r} in "
-                f"{origin[(label, name)]} and {value!r} in {group}"
+                f"{values.at(source, line)}: band {label}: {key} in group "
+                f"{values.shown_name(group)} differs from {key} in group "
+                f"{values.shown_name(first_group)}{first}; expected one value for the band"
             )
         band[name] = value
-        origin[(label, name)] = group
+        origin[(label, name)] = (group, line)
 
     bands: dict[str, BandMetadata] = {}
     for label in sorted(by_band, key=values.band_order):

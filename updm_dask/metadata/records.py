@@ -197,10 +197,11 @@ class SceneMetadata:
             raise MetadataError(f"{self.path}: no {key}{where} in this metadata file")
         first = matches[0][1]
         if any(value != first for _, value in matches[1:]):
-            listing = "; ".join(f"{'/'.join(p)} ({v!r})" for p, v in matches)
+            # The groups are named, not the values: a message is no place for file content.
+            listing = "; ".join("/".join(p) for p, _ in matches)
             raise MetadataError(
-                f"{self.path}: {key} is ambiguous: it is in groups {listing}; "
-                "pass group= to choose one"
+                f"{self.path}: {key} is ambiguous: it is in groups {listing} with different "
+                "values; pass group= to choose one"
             )
         return first
 

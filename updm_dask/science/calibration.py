@@ -28,6 +28,11 @@ any named set sends TM, ETM+ and MSS scenes through radiance (paths 3-4).
 
 Level-2 (surface reflectance) products use their SR scale factors instead and skip the
 Rayleigh subtraction, which their atmospheric correction already did.
+
+Inputs that would give reflectances without meaning are refused with a
+:class:`~updm_dask.errors.CalibrationError` naming the file, the band and the fields, not
+calibrated: a sun below :data:`MIN_SUN_ELEVATION_DEG`, zero or negative multipliers, and
+constants that put a band's brightest DN outside :data:`PLAUSIBLE_BRIGHTEST_REFLECTANCE`.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ from .sensors import (
 )
 
 __all__ = [
+    "MIN_SUN_ELEVATION_DEG",
+    "PLAUSIBLE_BRIGHTEST_REFLECTANCE",
     "SceneCalibration",
     "band_reflectance_coefficients",
     "calibrate_block",
@@ -63,6 +70,34 @@ __all__ = [
     "scene_calibration",
     "toa_reflectance",
 ]
+
+
+# --------------------------------------------------------------------------------------
+# Plausibility limits: inputs outside them are refused, not calibrated
+
+#: Lowest sun elevation (degrees) a scene is calibrated to reflectance at. Eqs. (3)-(7)
+#: treat the atmosphere as plane-parallel: the slant path is 1/cos(theta0) air masses and
+#: the Rayleigh path reflectance is single scattering. Near the horizon both fail: at 5 deg
+#: the plane-parallel air mass (11.5) already exceeds the spherical-atmosphere one
+#: (Kasten & Young 1989: 10.3) by 11 %, and it grows without bound towards 0 deg while the
+#: real one stays below 40; the optical path of the blue bands exceeds 2, so single
+#: scattering no longer describes the path radiance; and 1/sin(elevation) turns a 0.1 deg
+#: error into 2 %. Real low-sun scenes (the rio-toa winter scene at 11.1 deg) stay usable.
+MIN_SUN_ELEVATION_DEG = 5.0
+
+#: Plausible reflectance of a band's brightest DN with the sun at the zenith (rho *
+#: cos(theta0) = REFLECTANCE_MULT * QUANTIZE_CAL_MAX + REFLECTANCE_ADD, or its radiance +
+#: ESUN equivalent). Real products give 0.3-1.6 (TM band 1: 0.31; OLI: 1.21; Collection-2
+#: surface reflectance: 1.60), ESPA int16 SR read over the 16-bit range 6.6. A band
+#: saturating below 0.05 could not image anything brighter than dark water; one whose
+#: brightest DN means more than 20 (ten times the brightest natural surface) would have a
+#: quantisation step too coarse to tell land covers apart. Outside this range the
+#: calibration constants are corrupt (a multiplier of 1e300 made every pixel overflow).
+PLAUSIBLE_BRIGHTEST_REFLECTANCE = (0.05, 20.0)
+
+# The DN range a Level-2 surface-reflectance band is stored in (uint16 in Collection 2,
+# int16 in ESPA: 65535 bounds both).
+_LEVEL2_MAX_DN = 65535.0
 
 
 # --------------------------------------------------------------------------------------
@@ -175,13 +210,16 @@ def radiance_to_reflectance(
     sun_elevation_deg: float,
     earth_sun_distance_au: float,
 ) -> np.ndarray:
-    """TOA reflectance ``rho = pi L d**2 / (E0 cos(theta0))``, eqs. (3)-(5)."""
+    """TOA reflectance ``rho = pi L d**2 / (E0 cos(theta0))``, eqs. (3)-(5).
+
+    Raises
+    ------
+    CalibrationError
+        When ``sun_elevation_deg`` is below :data:`MIN_SUN_ELEVATION_DEG` (at or below the
+        horizon reflectance is undefined; just above it, meaningless).
+    """
+    _check_sun_elevation(float(sun_elevation_deg), "sun_elevation_deg")
     cos_zenith = math.sin(math.radians(sun_elevation_deg))
-    if cos_zenith <= 0:
-        raise CalibrationError(
-            f"sun elevation {sun_elevation_deg} deg is at or below the horizon; "
-            "reflectance is undefined"
-        )
     factor = math.pi * earth_sun_distance_au**2 / (esun * cos_zenith)
     return (np.asarray(radiance, dtype=np.float32) * np.float32(factor)).astype(np.float32)
 
@@ -199,14 +237,112 @@ class BandCoefficients:
     esun: float | None = None
 
 
-def _sin_elevation(metadata) -> float:
-    elevation = float(metadata.sun_elevation)
+def _check_sun_elevation(elevation: float, what: str) -> None:
+    # Messages say what is wrong and what was expected, not the value: it comes from a file.
     if not elevation > 0:
         raise CalibrationError(
-            f"{metadata.path}: SUN_ELEVATION is {elevation} deg (sun at or below the horizon); "
-            "this scene cannot be calibrated to reflectance"
+            f"{what} is at or below 0 deg (sun at or below the horizon): reflectance is "
+            f"undefined, so this scene cannot be calibrated (expected at least "
+            f"{MIN_SUN_ELEVATION_DEG:g} deg)"
         )
+    if not elevation >= MIN_SUN_ELEVATION_DEG:
+        raise CalibrationError(
+            f"{what} is below {MIN_SUN_ELEVATION_DEG:g} deg: with the sun that low the "
+            "plane-parallel 1/cos air mass and the single-scattering Rayleigh path of eqs. "
+            "(6)-(7) no longer hold, so its reflectance would not mean anything; this scene "
+            "cannot be calibrated"
+        )
+
+
+def _sin_elevation(metadata) -> float:
+    elevation = float(metadata.sun_elevation)
+    _check_sun_elevation(elevation, f"{metadata.path}: SUN_ELEVATION")
     return math.sin(math.radians(elevation))
+
+
+def _check_multipliers(metadata, label: str, band_md) -> None:
+    """Refuse zero or negative multipliers: a DN would then mean no or negative light."""
+    if band_md is None:
+        return
+    fields = [
+        ("radiance_mult", f"RADIANCE_MULT_BAND_{label}"),
+        ("reflectance_mult", f"REFLECTANCE_MULT_BAND_{label}"),
+    ]
+    if metadata.is_level2:
+        fields.append(("sr_mult", _sr_field(metadata, label)))
+    for attr, field in fields:
+        value = getattr(band_md, attr, None)
+        if value is not None and not value > 0:
+            raise CalibrationError(
+                f"{metadata.path}: band {label}: {field} is zero or negative (expected a "
+                "positive multiplier: more light gives a larger DN); the calibration is "
+                "corrupt, this scene cannot be calibrated"
+            )
+    if (
+        band_md.radiance_max is not None
+        and band_md.radiance_min is not None
+        and not band_md.radiance_max > band_md.radiance_min
+    ):
+        raise CalibrationError(
+            f"{metadata.path}: band {label}: RADIANCE_MAXIMUM_BAND_{label} (LMAX) is not above "
+            f"RADIANCE_MINIMUM_BAND_{label} (LMIN) (expected LMAX > LMIN)"
+        )
+    if (
+        band_md.quantize_cal_max is not None
+        and band_md.quantize_cal_min is not None
+        and not band_md.quantize_cal_max > band_md.quantize_cal_min
+    ):
+        raise CalibrationError(
+            f"{metadata.path}: band {label}: QUANTIZE_CAL_MAX_BAND_{label} is not above "
+            f"QUANTIZE_CAL_MIN_BAND_{label} (expected QCALMAX > QCALMIN)"
+        )
+
+
+def _sr_field(metadata, label: str) -> str:
+    if metadata.format == "espa-xml":
+        return f"scale_factor of sr_band{label}"
+    return f"REFLECTANCE_MULT_BAND_{label} of LEVEL2_SURFACE_REFLECTANCE_PARAMETERS"
+
+
+# The MTL fields behind each calibration source (the part before "+<irradiance>-esun").
+_SOURCE_FIELDS = {
+    "mtl-reflectance": "REFLECTANCE_MULT_BAND_{0} / REFLECTANCE_ADD_BAND_{0}",
+    "mtl-radiance": "RADIANCE_MULT_BAND_{0} / RADIANCE_ADD_BAND_{0} with ESUN",
+    "mtl-lmin-lmax": (
+        "RADIANCE_MAXIMUM/MINIMUM_BAND_{0} and QUANTIZE_CAL_MAX/MIN_BAND_{0} with ESUN"
+    ),
+}
+
+
+def _check_brightest(metadata, label: str, coeffs: BandCoefficients, sin_el: float) -> None:
+    """Refuse constants that give the band's brightest DN an implausible reflectance."""
+    if metadata.is_level2:
+        top, where = _LEVEL2_MAX_DN, f"DN {_LEVEL2_MAX_DN:.0f}, the top of its 16-bit range"
+        fields = _sr_field(metadata, label) + " and its offset"
+    else:
+        if coeffs.qcal_max is not None:
+            top, where = coeffs.qcal_max, f"QUANTIZE_CAL_MAX_BAND_{label}"
+        else:
+            # Without a QUANTIZE_CAL_MAX: 8-bit products up to ETM+, 16-bit since OLI.
+            top = 65535.0 if metadata.sensor.startswith("OLI") else 255.0
+            where = f"DN {top:.0f}"
+        base = coeffs.source.split("+", 1)[0]
+        fields = (
+            _SOURCE_FIELDS[base].format(label)
+            if base in _SOURCE_FIELDS
+            else f"the {coeffs.source} calibration"
+        )
+    # With the sun at the zenith, so that the bound does not depend on the scene's sun.
+    with np.errstate(over="ignore", invalid="ignore"):
+        brightest = (coeffs.gain * top + coeffs.offset) * sin_el
+    low, high = PLAUSIBLE_BRIGHTEST_REFLECTANCE
+    if not low <= brightest <= high:
+        side = f"below {low:g}" if brightest < low else f"above {high:g}"  # NaN: overflow
+        raise CalibrationError(
+            f"{metadata.path}: band {label}: {fields} give the brightest DN ({where}) a "
+            f"reflectance {side} with the sun at the zenith (expected {low:g} to {high:g}); "
+            "the calibration is corrupt, this scene cannot be calibrated"
+        )
 
 
 def _distance(metadata) -> float:
@@ -222,6 +358,10 @@ def _distance(metadata) -> float:
 # 0.3-5 % (docs/calibration.md). 0.1 % sits well between the two and far below the 1 %
 # agreement the record needs.
 _COLLECTION_IRRADIANCE_TOLERANCE = 1e-3
+# Beyond this relative difference the factors are not another generation's irradiance (those
+# differ by at most ~5 %, docs/calibration.md) but a corrupt RADIANCE_MULT or REFLECTANCE_MULT,
+# which must not silently switch the scene to the other field.
+_CORRUPT_IRRADIANCE_RATIO = 0.2
 
 
 def _factors_follow_collection(metadata, sensor: Sensor) -> bool:
@@ -238,8 +378,15 @@ def _factors_follow_collection(metadata, sensor: Sensor) -> bool:
         b = metadata.bands.get(label)
         if b is None or not b.radiance_mult or not b.reflectance_mult:
             continue
-        implied = math.pi * _distance(metadata) ** 2 * b.radiance_mult / b.reflectance_mult
-        if abs(implied / table[label] - 1.0) > _COLLECTION_IRRADIANCE_TOLERANCE:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            ratio = math.pi * _distance(metadata) ** 2 * b.radiance_mult / b.reflectance_mult
+            ratio /= table[label]
+        if not abs(ratio - 1.0) <= _CORRUPT_IRRADIANCE_RATIO:
+            # Not another generation's irradiance but a corrupt field: skip it here, so the
+            # factors are used as printed and the band's own checks (sign, plausible
+            # brightest reflectance) refuse the scene naming the field.
+            continue
+        if abs(ratio - 1.0) > _COLLECTION_IRRADIANCE_TOLERANCE:
             return False
     return True
 
@@ -274,12 +421,32 @@ def band_reflectance_coefficients(
     Returns
     -------
     BandCoefficients
+
+    Raises
+    ------
+    CalibrationError
+        For a band the sensor or the file does not have, a sun elevation below
+        :data:`MIN_SUN_ELEVATION_DEG` (Level-1 products), a zero or negative multiplier,
+        ``LMAX <= LMIN`` or ``QCALMAX <= QCALMIN``, and constants that give the band's
+        brightest DN a reflectance outside :data:`PLAUSIBLE_BRIGHTEST_REFLECTANCE`: each
+        means the file is corrupt or the scene unusable, and a pixel calibrated with it
+        would be silently wrong (or, overflowing, silently missing). The message names the
+        file, the band, the fields and the accepted range.
     """
     label = str(band)
     if irradiance is not None and irradiance not in IRRADIANCE_SETS:
         raise CalibrationError(
             f"irradiance must be None or one of {', '.join(IRRADIANCE_SETS)}, got {irradiance!r}"
         )
+    coeffs = _band_coefficients(metadata, label, calibration, irradiance)
+    sin_el = 1.0 if metadata.is_level2 else _sin_elevation(metadata)
+    _check_brightest(metadata, label, coeffs, sin_el)
+    return coeffs
+
+
+def _band_coefficients(
+    metadata, label: str, calibration: str | CalibrationTable | None, irradiance: str | None
+) -> BandCoefficients:
     sensor = get_sensor(metadata.sensor, metadata.satellite)
     try:
         sensor.band(label)
@@ -290,6 +457,7 @@ def band_reflectance_coefficients(
         raise CalibrationError(
             f"{metadata.path}: band {label} is marked missing (PRESENT_BAND_{label} = M)"
         )
+    _check_multipliers(metadata, label, band_md)
 
     if metadata.is_level2:
         if band_md is None or band_md.sr_mult is None or band_md.sr_add is None:
