@@ -396,9 +396,10 @@ def _input_scenes(location: str, out: _Collector) -> None:
             _path_scenes(fs, match, location, out, explicit=False)
         return
     try:
-        exists = fs.exists(path)
-    except OSError:
-        exists = False
+        exists = loc.exists(fs, path)
+    except loc.RemoteReadError as exc:  # a server that does not answer fails this input only
+        out.problems.append((location, str(exc)))
+        return
     if not exists:
         raise SceneError(f"{location}: no such file, folder or URL")
     _path_scenes(fs, path, location, out, explicit=True)

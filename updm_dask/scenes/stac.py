@@ -28,6 +28,7 @@ from typing import Any
 
 import pystac
 
+from .. import config
 from ..errors import SceneError, UpdmError
 from ..metadata import MAX_METADATA_BYTES, SceneMetadata, read_mtl, read_mtl_text
 from ..science.sensors import get_sensor
@@ -187,18 +188,46 @@ def _item_source(item: pystac.Item, origin: str, base: str | None) -> SceneSourc
     return source
 
 
+def _stac_api_io():
+    """pystac-client's HTTP client with the package's timeouts and retries (``updm.io.*``).
+
+    requests waits for ever without a timeout; urllib3 retries timeouts, lost connections
+    and 408/429/5xx answers with a doubling delay (POST searches too: they only read).
+    """
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3 import Retry
+
+    io = loc.RemoteIO.current()
+    retry = Retry(
+        total=io.retries,
+        backoff_factor=io.retry_delay,
+        status_forcelist=sorted(loc.RETRY_STATUS),
+        allowed_methods=None,
+        raise_on_status=False,
+    )
+    return StacApiIO(timeout=(io.connect_timeout, io.timeout), max_retries=retry)
+
+
 def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, str | None]:
     if search is not None:
         from pystac_client import Client
 
         url = os.fspath(source)
         try:
-            client = Client.open(url)
+            stac_io = _stac_api_io()
+            # Client.open hands its own timeout (default None: wait for ever) to stac_io.
+            client = Client.open(url, stac_io=stac_io, timeout=stac_io.timeout)
             return list(client.search(**search).items()), url, None
         except UpdmError:
             raise
         except Exception as exc:  # pystac-client raises many kinds; name the API
-            raise SceneError(f"STAC API {url}: search {dict(search)} failed: {exc}") from exc
+            reason = loc.transient_reason(exc)
+            if reason is not None:  # requests' own text of a timeout is a page of nesting
+                retries = int(config.get("io.retries"))
+                reason += f"; {retries + 1} attempts (updm.io.retries = {retries})"
+            raise SceneError(
+                f"STAC API {url}: search {dict(search)} failed: {reason or exc}"
+            ) from exc
     if isinstance(source, pystac.Item):
         return [source], f"STAC item {source.id}", None
     if isinstance(source, pystac.ItemCollection):
@@ -213,15 +242,16 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
     if isinstance(source, str | os.PathLike):
         location = os.fspath(source)
         fs, path = loc.open_location(location)
-        try:
-            exists = fs.exists(path)
-        except OSError:
-            exists = False
-        if not exists:
+        # Remote look-ups and reads time out and are retried (updm.io.*); a server that
+        # does not answer is a RemoteReadError saying so, not "no such STAC file".
+        if not loc.exists(fs, path):
             raise SceneError(f"{location}: no such STAC file")
         try:
-            with fs.open(path, "rb") as fh:
-                data = json.load(fh)
+            if loc.is_local(fs):
+                with fs.open(path, "rb") as fh:
+                    data = json.load(fh)
+            else:
+                data = json.loads(loc.read_remote(fs, path))
         except (OSError, ValueError) as exc:
             raise SceneError(f"{location}: not a STAC JSON file: {exc}") from exc
         base = location if loc.is_url(location) else path
