@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import socket
 import threading
 import time
@@ -143,8 +144,9 @@ def _item(folder: Path, href=str, mtl_href=None) -> pystac.Item:
         properties={},
     )  # fmt: skip
     item.add_asset("MTL.txt", pystac.Asset(href=(mtl_href or str)(mtl), roles=["metadata"]))
-    for path in sorted(folder.glob("*_B*.TIF")):
-        number = path.stem.rsplit("_B", 1)[1]
+    for path in sorted(folder.iterdir()):
+        match = re.search(r"_B(\d+)\.TIF$", path.name, re.IGNORECASE)
+        number = match.group(1) if match else None
         if number in keys:
             item.add_asset(keys[number], pystac.Asset(href=href(path), roles=["data"]))
     return item
