@@ -413,12 +413,16 @@ def exists(fs: fsspec.AbstractFileSystem, path: str) -> bool:
 
     def look() -> bool:
         try:
+            if _protocol(fs) in ("http", "https"):
+                # One GET per attempt (info() asks HEAD, then GET: two timeouts); strict
+                # raises what is not a 404 instead of calling it "missing".
+                return bool(fs.exists(path, strict=True))
             fs.info(path)
-        except FileNotFoundError as exc:
+            return True
+        except Exception as exc:  # like fsspec's exists(): anything else means "no"
             if transient_reason(exc) is not None:
                 raise
             return False
-        return True
 
     return remote_call(look, display(fs, path), "looking it up")
 
