@@ -360,10 +360,18 @@ class Cube:
         try:
             return session.commit(message, metadata=metadata)
         except icechunk.ConflictError as exc:
+            # Say what was lost: a batch of scenes, or only a rebuild of derived layers.
+            if metadata.get("action") == "rebuild_yearly":
+                lost = (
+                    f"the per-year layers of {year_ranges(metadata.get('years', []))} were not "
+                    "rebuilt (the scenes stored before are untouched). Rebuild them again from "
+                    "the new tip"
+                )
+            else:
+                lost = "nothing of this batch was stored. Re-read the ledger and retry the batch"
             raise CubeConflictError(
                 f"another writer committed to branch {self.branch!r} of {self.location!r} "
-                "first; nothing of this batch was stored. Re-read the ledger and retry the "
-                f"batch. ({exc.message})"
+                f"first; {lost}. ({exc.message})"
             ) from None
 
     def append_scenes(

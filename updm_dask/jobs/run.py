@@ -24,7 +24,11 @@ A job
 6. rebuilds the per-year layers of the years it touched, in one more commit.
 
 When another writer commits to the cube first, the batch is not stored; the job re-reads
-the ledger and retries it (dask config ``updm.job.conflict-retries`` times).
+the ledger and retries it (dask config ``updm.job.conflict-retries`` times). The same holds
+for the rebuild of the per-year layers, which is redone from the new tip (with the years
+the other writer appended to); when it still conflicts after the last retry, the scenes
+stay stored, the report names the years whose layers are stale, the exit code is 1, and
+the next run on the cube rebuilds them.
 
 Nothing here prints: one-line notes go to an ``echo`` callback (else the
 ``updm_dask.jobs.run`` logger) and progress to a ``progress`` callback that receives a
@@ -146,6 +150,9 @@ class JobReport:
     duplicates: list[DuplicateScene] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)
     years_rebuilt: list[int] = field(default_factory=list)
+    #: Years whose per-year layers could not be rebuilt (repeated write conflicts), and why.
+    years_stale: list[int] = field(default_factory=list)
+    stale_reason: str = ""
     conflicts: int = 0
     pixels: int = 0
     cores: int = 0
@@ -154,8 +161,9 @@ class JobReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when every scene found is in the cube, 1 when any failed."""
-        return 1 if self.failed else 0
+        """0 when every scene found is in the cube with its per-year layers rebuilt; 1 when
+        any scene failed or some per-year layers are stale (run again: either is resumed)."""
+        return 1 if self.failed or self.years_stale else 0
 
     @property
     def pixels_per_second(self) -> float:
@@ -178,6 +186,12 @@ class JobReport:
             lines.append(f"  commits: {len(self.commits)} (last {self.commits[-1]})")
         if self.years_rebuilt:
             lines.append(f"  per-year layers rebuilt for: {_year_list(self.years_rebuilt)}")
+        if self.years_stale:
+            lines.append(
+                f"  per-year layers NOT rebuilt for: {_year_list(self.years_stale)} "
+                f"({self.stale_reason}); the scenes are stored, these layers are stale, and "
+                "the next run on this cube rebuilds them"
+            )
         if self.conflicts:
             lines.append(f"  write conflicts with other jobs, retried: {self.conflicts}")
         if self.pixels:
@@ -608,15 +622,43 @@ def _run(
             report.pixels += int(placed.attrs.get("scene_pixels", 0))
         report.processing_seconds = time.perf_counter() - t0
         tell(start + len(sources))
-    # Also the years an earlier, interrupted run appended to but never rebuilt.
-    years |= set(cube.stale_years())
-    if years:
-        snapshot = cube.rebuild_yearly(
-            sorted(years), message=f"job {name}: per-year layers of {_year_list(years)}"
-        )
+    _rebuild_yearly(spec, cube, years, report)
+
+
+def _rebuild_yearly(spec: JobSpec, cube: Cube, years: set[int], report: JobReport) -> None:
+    """Rebuild the per-year layers of ``years``, retrying write conflicts like batches.
+
+    Every attempt starts from the branch tip as it is then, and also takes the years an
+    earlier, interrupted run or another writer appended to without rebuilding them. When
+    the last retry still conflicts, the scenes stay stored and the report says which
+    years are stale (a later run finds them through ``Cube.stale_years``).
+    """
+    retries = int(config.get("job.conflict-retries"))
+    conflicts = 0
+    while True:
+        todo = sorted(years | set(cube.stale_years()))
+        if not todo:
+            return
+        try:
+            snapshot = cube.rebuild_yearly(
+                todo, message=f"job {printable(spec.name)}: per-year layers of {_year_list(todo)}"
+            )
+        except CubeConflictError:
+            conflicts += 1
+            report.conflicts += 1
+            if conflicts > retries:
+                report.years_stale = todo
+                report.stale_reason = (
+                    f"another writer committed to the cube first {conflicts} times; gave up "
+                    f"after {retries} retries (updm.job.conflict-retries)"
+                )
+                return
+            time.sleep(min(2.0**conflicts, 30.0) * 0.1)
+            continue
         if snapshot is not None:
             report.commits.append(snapshot)
-            report.years_rebuilt = sorted(years)
+            report.years_rebuilt = todo
+        return
 
 
 def run_job_file(path: str | os.PathLike, **options: Any) -> JobReport:

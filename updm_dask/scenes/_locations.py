@@ -8,8 +8,17 @@ strings only and pickles cheaply.
 
 Archives are never unpacked: :func:`read_archive` lists a tar (gzip or plain) once with
 :mod:`tarfile`, refuses hostile members (absolute paths, ``..`` components, links pointing
-outside the archive, device files) and keeps only the bytes of the metadata members; the
-band rasters are read later, window by window, through GDAL's ``/vsitar/``.
+outside the archive, device files) and archives whose listing would not end in reasonable
+time (more members, or more declared bytes, than ``updm.limits.archive-members`` /
+``updm.limits.archive-bytes``), and keeps only the bytes of the metadata members; the band
+rasters are read later, window by window, through GDAL's ``/vsitar/``.
+
+Nothing remote can hang a job: every HTTP(S) request fsspec makes for a filesystem of
+:func:`open_location` has a timeout (``updm.io.timeout``, ``updm.io.connect-timeout``), the
+reads of this module (:func:`read_bytes`, :func:`exists`, :func:`read_archive`) are retried
+with a doubling delay (``updm.io.retries``, ``updm.io.retry-delay``) and then fail with a
+:class:`RemoteReadError` that says what happened ("timed out after 30 s"), and
+:func:`gdal_env` gives GDAL's own reads of remote rasters the same timeouts and retries.
 """
 
 from __future__ import annotations
@@ -18,15 +27,20 @@ import os
 import posixpath
 import re
 import stat
+import sys
 import tarfile
+import time
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from .. import config
 from ..errors import SceneError
+from ..messages import redact
 
 # GDAL keeps a seek index for every .tar.gz it reads through /vsitar/ and, by default,
 # saves it as a side-car "<archive>.properties" NEXT TO THE ARCHIVE. Scene archives often
@@ -47,6 +61,7 @@ def gdal_env(path: str) -> dict[str, str]:
     env = {"CPL_VSIL_GZIP_WRITE_PROPERTIES": "NO"}
     if any(prefix in path for prefix in _REMOTE_VSI):
         env["GDAL_DISABLE_READDIR_ON_OPEN"] = "EMPTY_DIR"
+        env.update(gdal_http_env())
     return env
 
 
@@ -80,10 +95,13 @@ def has_glob(location: str) -> bool:
 
 
 def open_location(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The fsspec filesystem and filesystem path of a local path or URL."""
+    """The fsspec filesystem and filesystem path of a local path or URL.
+
+    HTTP(S) filesystems get the timeouts of :func:`storage_options`.
+    """
     if is_url(location):
         try:
-            return fsspec.core.url_to_fs(location)
+            return fsspec.core.url_to_fs(location, **storage_options(location))
         except (ImportError, ValueError) as exc:
             raise SceneError(f"{location}: no filesystem for this URL: {exc}") from exc
     return LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
@@ -165,7 +183,12 @@ def vsitar(archive_gdal: str, member: str) -> str:
 
 
 def read_bytes(fs: fsspec.AbstractFileSystem, path: str, limit: int) -> bytes:
-    """Read at most ``limit`` + 1 bytes of a file (the metadata reader rejects larger ones)."""
+    """Read at most ``limit`` + 1 bytes of a file (the metadata reader rejects larger ones).
+
+    Remote files are read by :func:`read_remote` (timeouts, retries).
+    """
+    if not is_local(fs):
+        return read_remote(fs, path, limit)
     with fs.open(path, "rb") as fh:
         return fh.read(limit + 1)
 
@@ -201,6 +224,232 @@ def orphan_band_ids(names: Iterable[str], mtl_names: Iterable[str]) -> list[str]
         if match and match.group("id").lower() not in stems:
             ids.add(match.group("id"))
     return sorted(ids)
+
+
+# --------------------------------------------------------------------------------------
+# Remote reads: every request has a timeout, every read is retried with a growing delay
+
+
+class RemoteReadError(SceneError):
+    """A remote file could not be read: no answer in time, a lost connection, or an HTTP
+    408/429/5xx answer, on every attempt (``updm.io.retries`` + 1)."""
+
+
+@dataclass(frozen=True)
+class RemoteIO:
+    """The ``updm.io.*`` settings in force (read anew for every read, so that
+    ``dask.config.set`` applies at once)."""
+
+    timeout: float
+    connect_timeout: float
+    retries: int
+    retry_delay: float
+
+    @classmethod
+    def current(cls) -> RemoteIO:
+        """The settings of dask config ``updm.io``."""
+        return cls(
+            timeout=float(config.get("io.timeout")),
+            connect_timeout=float(config.get("io.connect-timeout")),
+            retries=int(config.get("io.retries")),
+            retry_delay=float(config.get("io.retry-delay")),
+        )
+
+
+def _scheme(location: str) -> str:
+    return location.split("://", 1)[0].lower() if is_url(location) else ""
+
+
+def storage_options(location: str) -> dict[str, Any]:
+    """fsspec storage options for ``location``: request timeouts for HTTP(S).
+
+    Without them aiohttp waits five minutes for each request, and one file costs several
+    requests (``exists``, ``info`` by HEAD then GET, the read): a server that accepts the
+    connection and never answers held a job for more than ten minutes per file.
+    """
+    if _scheme(location) not in ("http", "https"):
+        return {}
+    import aiohttp
+
+    io = RemoteIO.current()
+    timeout = aiohttp.ClientTimeout(total=io.timeout, sock_connect=io.connect_timeout)
+    return {"client_kwargs": {"timeout": timeout}}
+
+
+def gdal_http_env() -> dict[str, str]:
+    """GDAL's HTTP timeouts and retries (``updm.io.*``) for remote rasters.
+
+    GDAL waits for ever by default; its retries (``GDAL_HTTP_MAX_RETRY``, after timeouts
+    and HTTP 429/5xx answers) double their delay like the package's own.
+    """
+    io = RemoteIO.current()
+    return {
+        "GDAL_HTTP_TIMEOUT": f"{io.timeout:g}",
+        "GDAL_HTTP_CONNECTTIMEOUT": f"{io.connect_timeout:g}",
+        "GDAL_HTTP_MAX_RETRY": str(io.retries),
+        "GDAL_HTTP_RETRY_DELAY": f"{io.retry_delay:g}",
+    }
+
+
+#: HTTP answers worth another attempt: request timeout, too many requests, server errors.
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def transient_reason(exc: BaseException, io: RemoteIO | None = None) -> str | None:
+    """Why a remote read failed, when trying again may help; None otherwise.
+
+    fsspec wraps the cause (a 404 and a timeout both become FileNotFoundError), so the
+    whole chain of causes is searched. The reason never quotes the server's answer.
+    """
+    io = io or RemoteIO.current()
+    errors = list(_chain(exc))
+    # Only what was imported can have raised: no import here for a local file's error.
+    aiohttp = sys.modules.get("aiohttp")
+    requests = sys.modules.get("requests")
+    for error in errors:
+        if aiohttp is not None and isinstance(error, aiohttp.ConnectionTimeoutError):
+            return f"could not connect within {io.connect_timeout:g} s (updm.io.connect-timeout)"
+        if requests is not None and isinstance(error, requests.exceptions.ConnectTimeout):
+            return f"could not connect within {io.connect_timeout:g} s (updm.io.connect-timeout)"
+        if isinstance(error, TimeoutError) or (
+            requests is not None and isinstance(error, requests.exceptions.Timeout)
+        ):
+            return f"no answer: timed out after {io.timeout:g} s (updm.io.timeout)"
+    for error in errors:
+        status = getattr(error, "status", None)
+        if aiohttp is not None and isinstance(error, aiohttp.ClientResponseError):
+            if status in RETRY_STATUS:
+                return f"the server answered HTTP {status}"
+            return None
+        if isinstance(error, ConnectionError) or (
+            aiohttp is not None
+            and isinstance(error, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
+        ):
+            return f"the connection failed ({type(error).__name__})"
+    return None
+
+
+def remote_call[T](call: Callable[[], T], name: str, doing: str) -> T:
+    """Run ``call`` (one remote read of ``name``), retrying transient failures.
+
+    Retries ``updm.io.retries`` times after a timeout, a failed connection or an HTTP
+    408/429/5xx answer, waiting ``updm.io.retry-delay`` seconds before the first retry and
+    twice as long before each next one. Other errors (a 404, a malformed file) are raised
+    at once, unchanged.
+
+    Raises
+    ------
+    RemoteReadError
+        After the last attempt, naming ``name``, what was being done and why it failed,
+        e.g. ``https://host/x_MTL.txt: reading failed: no answer: timed out after 30 s
+        (updm.io.timeout); 4 attempts (updm.io.retries = 3)``.
+    """
+    io = RemoteIO.current()
+    attempts = io.retries + 1
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:
+            reason = transient_reason(exc, io)
+            if reason is None:
+                raise
+        if attempt + 1 < attempts:
+            time.sleep(io.retry_delay * 2**attempt)
+    raise RemoteReadError(
+        f"{name}: {doing} failed: {reason}; {attempts} attempt{'s' if attempts > 1 else ''} "
+        f"(updm.io.retries = {io.retries})"
+    )
+
+
+def _read_up_to(fh, limit: int | None) -> bytes:
+    # A streamed HTTP body hands back what has arrived, not always what was asked for.
+    chunks: list[bytes] = []
+    got = 0
+    while limit is None or got <= limit:
+        part = fh.read(-1 if limit is None else limit + 1 - got)
+        if not part:
+            break
+        chunks.append(part)
+        got += len(part)
+    return b"".join(chunks)
+
+
+def read_remote(fs: fsspec.AbstractFileSystem, path: str, limit: int | None = None) -> bytes:
+    """Read a remote file (at most ``limit`` + 1 bytes), with timeouts and retries.
+
+    Over HTTP(S) the file is streamed by ONE GET request per attempt (fsspec otherwise
+    asks HEAD, then GET, for its size first: two more timeouts per attempt when the
+    server does not answer).
+
+    Raises
+    ------
+    RemoteReadError
+        The server did not answer in time (or failed transiently) on every attempt.
+    FileNotFoundError
+        The server says the file does not exist.
+    """
+
+    def read() -> bytes:
+        if _protocol(fs) in ("http", "https"):
+            # block_size=0 streams the body; a size (any: a stream does not use it) skips
+            # fsspec's request for the real one.
+            opened = fs.open(path, "rb", block_size=0, size=1)
+        else:
+            opened = fs.open(path, "rb")
+        with opened as fh:
+            return _read_up_to(fh, limit)
+
+    name = display(fs, path)
+    try:
+        return remote_call(read, name, "reading")
+    except Exception as exc:
+        # A streamed read raises the HTTP answer itself (a 403, a 404) where fsspec's
+        # buffered one raised FileNotFoundError: both say the server has no such file.
+        status = getattr(exc, "status", None)
+        aiohttp = sys.modules.get("aiohttp")
+        if aiohttp is not None and isinstance(exc, aiohttp.ClientResponseError):
+            raise FileNotFoundError(f"{redact(name)}: the server answered HTTP {status}") from None
+        raise
+
+
+def exists(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    """True when ``path`` exists; remote look-ups have timeouts and retries.
+
+    Raises
+    ------
+    RemoteReadError
+        A remote server did not answer in time (or failed transiently) on every attempt:
+        that is not "does not exist".
+    """
+    if is_local(fs):
+        try:
+            return fs.exists(path)
+        except OSError:
+            return False
+
+    def look() -> bool:
+        try:
+            if _protocol(fs) in ("http", "https"):
+                # One GET per attempt (info() asks HEAD, then GET: two timeouts); strict
+                # raises what is not a 404 instead of calling it "missing".
+                return bool(fs.exists(path, strict=True))
+            fs.info(path)
+            return True
+        except Exception as exc:  # like fsspec's exists(): anything else means "no"
+            if transient_reason(exc) is not None:
+                raise
+            return False
+
+    return remote_call(look, display(fs, path), "looking it up")
 
 
 # --------------------------------------------------------------------------------------
@@ -306,23 +555,66 @@ def _resolve_links(members: dict[str, tarfile.TarInfo]) -> dict[str, str]:
     return out
 
 
+def _capped_members(archive: str, tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The members of ``tar``, refusing the archive as soon as it passes a limit.
+
+    Members are taken one header at a time, and each is checked before the next is
+    asked for: in a .tar.gz, moving on to the next header means decompressing the data of
+    this member, which is where a huge declared size would cost hours. Millions of tiny
+    members would cost memory and time the same way.
+    """
+    max_members = int(config.get("limits.archive-members"))
+    max_bytes = int(config.get("limits.archive-bytes"))
+    members: list[tarfile.TarInfo] = []
+    declared = 0
+    while (info := tar.next()) is not None:
+        members.append(info)
+        if len(members) > max_members:
+            raise SceneError(
+                f"{archive}: refusing the archive: it holds more than {max_members:,} members "
+                f"(updm.limits.archive-members); a Landsat product has about 20. Split it, or "
+                "raise the limit"
+            )
+        declared += max(int(info.size), 0)
+        if declared > max_bytes:
+            raise SceneError(
+                f"{archive}: refusing the archive: its members declare more than "
+                f"{max_bytes:,} bytes (updm.limits.archive-bytes), reached at member "
+                f"{info.name!r}, which declares {int(info.size):,} bytes; a Landsat scene "
+                "is 1-2 GB uncompressed. Split it, or raise the limit"
+            )
+    return members
+
+
 def read_archive(fs: fsspec.AbstractFileSystem, path: str, *, text_limit: int) -> ArchiveListing:
     """List a tar archive and read its metadata members, without extracting anything.
 
     A ``.tar.gz`` has no index, so listing it decompresses it once; the band rasters are
-    not kept, only their names.
+    not kept, only their names. A remote archive is listed with timeouts and retries
+    (:func:`remote_call`).
 
     Raises
     ------
     SceneError
-        When the archive cannot be read, or holds a hostile member (see
-        :func:`check_members`).
+        When the archive cannot be read, holds a hostile member (see
+        :func:`check_members`), or more members or declared bytes than
+        ``updm.limits.archive-members`` / ``updm.limits.archive-bytes``.
+    RemoteReadError
+        A remote archive's server did not answer in time on every attempt.
     """
     name = display(fs, path)
+    if is_local(fs):
+        return _read_archive(fs, path, name, text_limit)
+    return remote_call(lambda: _read_archive(fs, path, name, text_limit), name, "listing")
+
+
+def _read_archive(
+    fs: fsspec.AbstractFileSystem, path: str, name: str, text_limit: int
+) -> ArchiveListing:
     listing = ArchiveListing(name=name, gdal=gdal_path(fs, path))
     try:
         with fs.open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r:*") as tar:
-            infos = tar.getmembers()
+            infos = _capped_members(name, tar)
             check_members(name, infos)
             members = {
                 posixpath.normpath(info.name): info
@@ -339,6 +631,8 @@ def read_archive(fs: fsspec.AbstractFileSystem, path: str, *, text_limit: int) -
     except SceneError:
         raise
     except (tarfile.TarError, OSError, EOFError) as exc:
+        if not is_local(fs) and transient_reason(exc) is not None:
+            raise  # remote_call tries again, then says what happened
         raise SceneError(f"{name}: not a readable tar archive: {exc}") from exc
     return listing
 

@@ -445,9 +445,10 @@ def _input_scenes(location: str, out: _Collector) -> None:
             _path_scenes(fs, match, location, out, explicit=False)
         return
     try:
-        exists = fs.exists(path + query)
-    except OSError:
-        exists = False
+        exists = loc.exists(fs, path + query)
+    except loc.RemoteReadError as exc:  # a server that does not answer fails this input only
+        out.problems.append((redact(location), redact(str(exc))))
+        return
     if not exists:
         raise SceneError(f"{shown(location)}: no such file, folder or URL")
     _path_scenes(fs, path, location, out, explicit=True, query=query)

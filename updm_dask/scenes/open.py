@@ -79,6 +79,18 @@ _HANDLES = threading.local()
 _HANDLES_PER_THREAD = 32
 
 
+class _MemberCache(OrderedDict):
+    """One thread's open archive members (path -> dataset), least recently used first.
+
+    ``busy`` is held by the owning thread while it uses one of its datasets, so that the
+    exit handler never closes a dataset under a read.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.busy = threading.Lock()
+
+
 # Weak references to every thread's cache: a thread that ends takes its handles with it,
 # and whatever is still open at exit is closed while GDAL is still alive, not during
 # interpreter teardown.
@@ -89,21 +101,34 @@ _ALL_HANDLES_LOCK = threading.Lock()
 @atexit.register
 def _close_archive_members() -> None:
     with _ALL_HANDLES_LOCK:
-        for ref in _ALL_HANDLES:
-            cache = ref()
+        caches = [ref() for ref in _ALL_HANDLES]
+    for cache in caches:
+        # A thread still reading a member at exit (a daemon thread of a task that was
+        # still running: dask's worker threads are daemons) holds its cache's lock.
+        # Closing the dataset under its read crashed the process with SIGSEGV after the
+        # job's report; those handles are left open for the operating system to reclaim.
+        if cache is None or not cache.busy.acquire(blocking=False):
+            continue
+        try:
             while cache:
                 _, src = cache.popitem()
                 with contextlib.suppress(Exception):
                     src.close()
+        finally:
+            cache.busy.release()
 
 
-def _archive_member(path: str, quiet: bool):
+def _member_cache() -> _MemberCache:
     cache = getattr(_HANDLES, "open", None)
     if cache is None:
-        cache = _HANDLES.open = OrderedDict()
+        cache = _HANDLES.open = _MemberCache()
         with _ALL_HANDLES_LOCK:
             _ALL_HANDLES[:] = [ref for ref in _ALL_HANDLES if ref() is not None]
             _ALL_HANDLES.append(weakref.ref(cache))
+    return cache
+
+
+def _archive_member(cache: _MemberCache, path: str, quiet: bool):
     src = cache.get(path)
     if src is not None and not src.closed:
         cache.move_to_end(path)
@@ -116,9 +141,8 @@ def _archive_member(path: str, quiet: bool):
     return src
 
 
-def _forget_member(path: str) -> None:
-    cache = getattr(_HANDLES, "open", None)
-    if cache is not None and path in cache:
+def _forget_member(cache: _MemberCache, path: str) -> None:
+    if path in cache:
         cache.pop(path).close()
 
 
@@ -128,11 +152,13 @@ def _read_window(
     try:
         with rasterio.Env(**loc.gdal_env(path)):
             if path.startswith(_ARCHIVE_PREFIXES):
-                try:
-                    data = _archive_member(path, quiet).read(1, window=window)
-                except Exception:
-                    _forget_member(path)
-                    raise
+                cache = _member_cache()
+                with cache.busy:
+                    try:
+                        data = _archive_member(cache, path, quiet).read(1, window=window)
+                    except Exception:
+                        _forget_member(cache, path)
+                        raise
             else:
                 with _open(path, quiet) as src:
                     data = src.read(1, window=window)

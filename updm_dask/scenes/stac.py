@@ -38,6 +38,7 @@ from typing import Any
 
 import pystac
 
+from .. import config
 from ..errors import SceneError, UpdmError
 from ..messages import redact, shown
 from ..metadata import MAX_METADATA_BYTES, SceneMetadata, read_mtl, read_mtl_text
@@ -238,19 +239,45 @@ def _item_source(
     return source
 
 
+def _stac_api_io():
+    """pystac-client's HTTP client with the package's timeouts and retries (``updm.io.*``).
+
+    requests waits for ever without a timeout; urllib3 retries timeouts, lost connections
+    and 408/429/5xx answers with a doubling delay (POST searches too: they only read).
+    """
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3 import Retry
+
+    io = loc.RemoteIO.current()
+    retry = Retry(
+        total=io.retries,
+        backoff_factor=io.retry_delay,
+        status_forcelist=sorted(loc.RETRY_STATUS),
+        allowed_methods=None,
+        raise_on_status=False,
+    )
+    return StacApiIO(timeout=(io.connect_timeout, io.timeout), max_retries=retry)
+
+
 def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, str | None]:
     if search is not None:
         from pystac_client import Client
 
         url = os.fspath(source)
         try:
-            client = Client.open(url)
+            stac_io = _stac_api_io()
+            # Client.open hands its own timeout (default None: wait for ever) to stac_io.
+            client = Client.open(url, stac_io=stac_io, timeout=stac_io.timeout)
             return list(client.search(**search).items()), url, None
         except UpdmError:
             raise
         except Exception as exc:  # pystac-client raises many kinds; name the API
+            reason = loc.transient_reason(exc)
+            if reason is not None:  # requests' own text of a timeout is a page of nesting
+                retries = int(config.get("io.retries"))
+                reason += f"; {retries + 1} attempts (updm.io.retries = {retries})"
             raise SceneError(
-                shown(f"STAC API {url}: search {dict(search)} failed: {exc}")
+                shown(f"STAC API {url}: search {dict(search)} failed: {reason or exc}")
             ) from None
     if isinstance(source, pystac.Item):
         return [source], f"STAC item {source.id}", None
@@ -267,17 +294,18 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
         location = os.fspath(source)
         said = shown(location)
         fs, path = loc.open_location(location)
-        try:
-            exists = fs.exists(path)
-        except OSError:
-            exists = False
-        if not exists:
+        # Remote look-ups and reads time out and are retried (updm.io.*); a server that
+        # does not answer is a RemoteReadError saying so, not "no such STAC file".
+        if not loc.exists(fs, path):
             raise SceneError(f"{said}: no such STAC file")
         if loc.is_local(fs):
             loc.check_regular(path, "STAC file")
         try:
-            with fs.open(path, "rb") as fh:
-                data = json.load(fh)
+            if loc.is_local(fs):
+                with fs.open(path, "rb") as fh:
+                    data = json.load(fh)
+            else:
+                data = json.loads(loc.read_remote(fs, path))
         except (OSError, ValueError) as exc:
             raise SceneError(shown(f"{location}: not a STAC JSON file: {exc}")) from None
         base = location if loc.is_url(location) else path
