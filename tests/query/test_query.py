@@ -330,7 +330,9 @@ def test_point_series_from_inside_a_running_event_loop(cube_path):
 
 
 def test_area_statistics_of_the_whole_cube(cube_path):
-    st = q.area_statistics(cube_path).set_index("year")
+    # the per-year layers as stored (observed pixels only); the complete maps, the
+    # default, are tested in test_area_statistics_of_the_complete_maps
+    st = q.area_statistics(cube_path, observed_only=True).set_index("year")
     assert list(st.index) == YEARS
     assert st.attrs["area"]["n_pixels"] == NY * NX
     np.testing.assert_allclose(st["area_ha"], NY * NX * PIXEL_HA)
@@ -479,7 +481,7 @@ def test_transition_matrix_in_hectares(cube_path):
     assert long.set_index(["from_class", "to_class"]).loc[("vegetation", "urban"), "pixels"] == 17
     assert "vegetation" in t.format()
     # an epoch of one year; 1992 leaves rows 0-5 unobserved
-    t92 = q.transition_matrix(cube_path, 1984, 1992)
+    t92 = q.transition_matrix(cube_path, 1984, 1992, observed_only=True)
     assert int(t92.pixels.loc["water", "no_data"]) == 48
     with pytest.raises(QueryError, match="empty epoch"):
         q.transition_matrix(cube_path, (1990, 1980), (1993, 1995))

@@ -171,6 +171,8 @@ class PointReader:
     def yearly(self, names: Sequence[str], when: TimeRange | None = None) -> pd.DataFrame:
         """The :func:`yearly_series` table of the variables ``names``."""
         require_yearly(self.group, self.view.location)
+        # layers built before yearly_class_count existed lack it until they are rebuilt
+        names = [n for n in names if n in self.group]
         years = self.group["year"][:].astype(np.int64)
         idx = select_years(years, when or self.view.when, self.view.location)
         lo, hi = int(idx[0]), int(idx[-1]) + 1  # years are sorted: one contiguous slice
