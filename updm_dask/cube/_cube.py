@@ -573,7 +573,8 @@ class Cube:
         scenes = {n: lazy(n) for n in ("land_cover", "quality", "mviupd")}
         done = sorted(target)
         built = yearly_layers(scenes, scene_years, done, (ys, xs))
-        old = {n: lazy(n) for n in YEARLY_VARIABLES} if existing else {}
+        carried = [y for y in all_years if y not in target]
+        old = {n: lazy(n) for n in YEARLY_VARIABLES} if carried else {}
         layers: dict[str, list[da.Array]] = {n: [] for n in YEARLY_VARIABLES}
         for year in all_years:
             for n in YEARLY_VARIABLES:
