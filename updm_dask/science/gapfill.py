@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 #: Default window (calendar years on each side). On the real yatsm series a class filled
-#: from 1, 2 and 3 years away matches the held-out year 96, 93 and 90 % of the time, and 85 %
+#: from 1, 2 and 3 years away matches the held-out year 96, 93 and 89 % of the time, and 83 %
 #: from 4 years; three years also map every pixel-year of a sparse archive (the 24-scene
 #: demo, which two years leave 14 % unmapped in its worst year). Evidence in
 #: docs/annual-maps.md.
