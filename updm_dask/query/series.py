@@ -234,7 +234,8 @@ def yearly_series(
     """The per-year series of one pixel (from the cube's per-year layers).
 
     Parameters are those of :func:`scene_series`; ``variables`` are per-year variables
-    (default all: yearly_land_cover, yearly_mviupd_median, yearly_clear_count).
+    (default all: yearly_land_cover, yearly_mviupd_median, yearly_clear_count,
+    yearly_class_count; the last is absent from layers built before it existed).
 
     Returns
     -------

@@ -196,9 +196,11 @@ def open_yearly(selection: Selection | CubeLike, **where: Any) -> tuple[xr.Datas
     Returns
     -------
     (xarray.Dataset, AreaSelection)
-        ``yearly_land_cover``, ``yearly_mviupd_median``, ``yearly_clear_count`` with dims
-        (year, y, x) over the area's window, dask-backed and georeferenced
-        (``attrs["updm_snapshot"]``: the snapshot read); and the area.
+        ``yearly_land_cover``, ``yearly_mviupd_median``, ``yearly_clear_count``,
+        ``yearly_class_count`` (the per-year layers as stored; the complete maps are
+        :func:`~updm_dask.query.complete_yearly`) with dims (year, y, x) over the area's
+        window, dask-backed and georeferenced (``attrs["updm_snapshot"]``: the snapshot
+        read); and the area.
 
     Raises
     ------
