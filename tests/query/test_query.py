@@ -16,6 +16,7 @@ June 9 of every year) holds this planted history:
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import math
 import os
@@ -330,7 +331,9 @@ def test_point_series_from_inside_a_running_event_loop(cube_path):
 
 
 def test_area_statistics_of_the_whole_cube(cube_path):
-    st = q.area_statistics(cube_path).set_index("year")
+    # the per-year layers as stored (observed pixels only); the complete maps, the
+    # default, are tested in test_area_statistics_of_the_complete_maps
+    st = q.area_statistics(cube_path, observed_only=True).set_index("year")
     assert list(st.index) == YEARS
     assert st.attrs["area"]["n_pixels"] == NY * NX
     np.testing.assert_allclose(st["area_ha"], NY * NX * PIXEL_HA)
@@ -412,6 +415,69 @@ def test_bad_areas_get_clear_errors(cube_path, tmp_path):
         q.area_statistics(cube_path, start=2001, end=2005)
 
 
+def test_area_statistics_of_the_complete_maps(cube_path):
+    st = q.area_statistics(cube_path).set_index("year")
+    assert st.attrs["maps"] == "complete" and st.attrs["window"] == 3
+    # 1992: rows 0-5 unseen in both scenes, filled from 1991 and 1993, which agree: the
+    # shares are those of the planted map, not of the half of the area the year saw
+    planted = planted_classes(1992)
+    for code, name in ((2, "water"), (3, "vegetation"), (4, "urban")):
+        assert st.loc[1992, f"{name}_fraction"] == pytest.approx((planted == code).mean())
+        assert st.loc[1992, f"{name}_ha"] == pytest.approx((planted == code).sum() * PIXEL_HA)
+    assert st.loc[1992, "observed_fraction"] == 0.5  # still reported
+    assert st.loc[1992, "filled_fraction"] == 0.5
+    assert st.loc[1992, "filled_ha"] == pytest.approx(96 * PIXEL_HA)
+    # fully observed years are the stored figures, with nothing filled
+    stored = q.area_statistics(cube_path, observed_only=True).set_index("year")
+    assert stored.attrs["maps"] == "observed" and (stored["filled_fraction"] == 0).all()
+    seen = [y for y in YEARS if y != 1992]
+    pd.testing.assert_frame_equal(st.loc[seen], stored.loc[seen], check_like=True)
+    assert (st.loc[seen, "filled_fraction"] == 0).all()
+    # a range of one year still fills it from its neighbours outside the range
+    one = q.area_statistics(cube_path, start=1992, end=1992).set_index("year")
+    pd.testing.assert_series_equal(one.loc[1992], st.loc[1992])
+    # a window of 0 fills nothing: the shares of the observed part
+    none = q.area_statistics(cube_path, window=0).set_index("year")
+    assert none.loc[1992, "vegetation_fraction"] == pytest.approx(32 / 96)
+
+
+def test_complete_maps_are_lazy_with_their_confidence(cube_path):
+    with raise_if_dask_computes():
+        full = q.complete_yearly(cube_path)
+    assert all(isinstance(full[v].data, da.Array) for v in full.data_vars)
+    assert full["land_cover"].dtype == np.uint8 and full["agreement"].dtype == np.float32
+    assert full.rio.crs == pyproj.CRS.from_epsg(32637)
+    f = full.sel(year=1992).compute()
+    np.testing.assert_array_equal(f["land_cover"].values, planted_classes(1992))
+    np.testing.assert_array_equal(f["yearly_land_cover"].values[:6], 0)  # stored: unseen
+    assert (f["fill_source"].values[:6] == 2).all() and (f["fill_source"].values[6:] == 1).all()
+    assert f["fill_source"].attrs["flag_meanings"].split()[2] == "filled_agreeing"
+    assert (f["years_to_observation"].values[:6] == 1).all()
+    assert (f["years_to_observation"].values[6:] == 0).all()
+    # two clear scenes a year, always of one class: every value is fully agreed
+    assert (f["agreement"].values == 1).all()
+    one = q.complete_yearly(cube_path, start=1992, end=1992).compute()
+    assert one["year"].values.tolist() == [1992]
+    xr.testing.assert_identical(one.isel(year=0).drop_vars("year"), f.drop_vars("year"))
+
+
+def test_bad_choice_of_maps_is_named(cube_path):
+    for query in (
+        lambda **k: q.area_statistics(cube_path, **k),
+        lambda **k: q.transition_matrix(cube_path, 1984, 1990, **k),
+        lambda **k: q.first_change(cube_path, **k),
+        lambda **k: q.complete_yearly(cube_path, **k),
+    ):
+        with pytest.raises(QueryError, match=r"window: expected a whole number of years from 0"):
+            query(window=-1)
+        with pytest.raises(QueryError, match=r"window: .* got 2\.5"):
+            query(window=2.5)
+    with pytest.raises(QueryError, match="observed_only: expected True or False, got 'yes'"):
+        q.area_statistics(cube_path, observed_only="yes")
+    with pytest.raises(QueryError, match="observed_only"):
+        q.first_change(cube_path, observed_only=1)
+
+
 def test_land_cover_map_is_lazy_and_exact(cube_path):
     with raise_if_dask_computes():
         lc = q.land_cover_map(cube_path, 1991)
@@ -484,8 +550,13 @@ def test_transition_matrix_in_hectares(cube_path):
     )
     assert "vegetation" in t.format()
     # an epoch of one year; 1992 leaves rows 0-5 unobserved
-    t92 = q.transition_matrix(cube_path, 1984, 1992)
+    t92 = q.transition_matrix(cube_path, 1984, 1992, observed_only=True)
     assert int(t92.pixels.loc["water", "no_data"]) == 48
+    # the complete maps (default) fill 1992's unseen rows from 1991 and 1993
+    full92 = q.transition_matrix(cube_path, 1984, 1992)
+    assert int(full92.pixels["no_data"].sum()) == 0
+    assert int(full92.pixels.loc["water", "water"]) == 48
+    assert full92.hectares_between("vegetation", "urban") == pytest.approx(17 * PIXEL_HA)
     with pytest.raises(QueryError, match="empty epoch"):
         q.transition_matrix(cube_path, (1990, 1980), (1993, 1995))
     with pytest.raises(QueryError, match="empty time range"):
@@ -547,6 +618,54 @@ def test_first_change_map_is_lazy_and_finds_the_planted_changes(cube_path):
         [1991, "vegetation", "non_vegetated", 1],
     ]
     assert table["hectares"].tolist() == pytest.approx([16 * PIXEL_HA, PIXEL_HA])
+    assert table.attrs["maps"] == "complete"
+    # the stored per-year layers give the same changes here (1992 is bridged either way)
+    observed = q.first_change(cube_path, persistence=3, observed_only=True).compute()
+    np.testing.assert_array_equal(observed.first_change_year.values, expected)
+    assert observed.attrs["maps"] == "observed"
+
+
+def test_first_change_counts_observed_and_confirmed_years_only(tmp_path):
+    # one scene a year 2000-2009 on 2 x 2 pixels; 0 = cloud that year
+    V, U = 3, 4
+    series = [
+        [V, V, V, U, 0, U, V, V, V, V],  # U seen twice around a cloudy year: 3 confirmed
+        [V, V, V, U, 0, 0, 0, V, V, V],  # U seen once: the map carries it, no change
+        [V, V, V, V, V, V, V, U, 0, 0],  # U seen once at the end: carried, no change
+        [V, V, V, U, U, U, U, U, U, U],  # a change seen every year
+    ]
+    grid = CubeGrid("EPSG:32637", Affine(30, 0, 589035, 0, -30, 756165), (2, 2))
+    cube = create_cube(tmp_path / "c", grid, chunks=2)
+    scenes = []
+    for k, year in enumerate(range(2000, 2010)):
+        lc = np.array([s[k] for s in series], np.uint8).reshape(2, 2)
+        cloudy = lc == 0
+        lc[cloudy] = 1
+        ds = xr.Dataset(
+            {
+                "land_cover": (("y", "x"), lc),
+                "quality": (("y", "x"), np.where(cloudy, QUALITY_CLOUD, 0).astype(np.uint8)),
+                "mviupd": (("y", "x"), np.full((2, 2), 0.3, np.float32)),
+            },
+            coords={"y": grid.y, "x": grid.x},
+        ).rio.write_crs(grid.crs)
+        ds = ds.assign_coords(scene_id=f"S{year}", time=np.datetime64(f"{year}-06-01", "us"))
+        ds.attrs.update(sensor="TM", platform="LANDSAT_5")
+        scenes.append(ds)
+    cube.append_scenes(scenes, metadata={}, message="series")
+    cube.rebuild_yearly()
+    full = q.complete_yearly(cube).compute()
+    # what the complete map shows: U carried into the clouds of pixels 1 and 2
+    np.testing.assert_array_equal(
+        full["land_cover"].values[:, 0, 1], [V, V, V, U, U, U, V, V, V, V]
+    )
+    np.testing.assert_array_equal(full["fill_source"].values[4:7, 0, 1], [4, 4, 4])
+    np.testing.assert_array_equal(full["fill_source"].values[8:, 1, 0], [3, 3])
+    np.testing.assert_array_equal(full["land_cover"].values[8:, 1, 0], [U, U])
+    years = q.first_change(cube, persistence=3).first_change_year.values.ravel().tolist()
+    assert years == [2003, 0, 0, 2003]
+    observed = q.first_change(cube, persistence=3, observed_only=True)
+    assert observed.first_change_year.values.ravel().tolist() == [0, 0, 0, 2003]
 
 
 # --------------------------------------------------------------------------------------
@@ -881,6 +1000,69 @@ def test_pictures(cube_path, tmp_path):
     assert _png_has_colour(tmp_path / "point_series.png", vegetation)
     with pytest.raises(QueryError, match="does not exist"):
         plots.plot_class_fractions(stats, tmp_path / "missing" / "x.png")
+
+
+def test_area_picture_shows_the_mapped_share_of_the_complete_maps(cube_path, tmp_path):
+    from updm_dask.query import plots
+
+    mapped = "#7b3294"  # the dotted line of the share mapped (observed or filled)
+    complete = q.area_statistics(cube_path)
+    for p in png_targets(tmp_path, "class_fractions_complete.png"):
+        plots.plot_class_fractions(complete, p)
+    assert _png_has_colour(tmp_path / "class_fractions_complete.png", mapped)
+    stored = q.area_statistics(cube_path, observed_only=True)
+    plots.plot_class_fractions(stored, tmp_path / "stored.png")
+    assert not _png_has_colour(tmp_path / "stored.png", mapped)
+    # 1992's water, hidden under clouds, is drawn from the complete maps
+    water = "#2f6fbf"
+    one = q.area_statistics(cube_path, start=1991, end=1993)
+    plots.plot_class_fractions(one, tmp_path / "complete_9193.png")
+    assert _png_has_colour(tmp_path / "complete_9193.png", water)
+
+
+def test_cli_chooses_the_maps(cube_path, capsys):
+    cube = str(cube_path)
+    assert main(["query", "area", cube, "--start", "1992", "--end", "1992", "--format", "csv"]) == 0
+    full = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert full["vegetation_fraction"].tolist() == [pytest.approx(79 / 192)]
+    assert full["filled_fraction"].tolist() == [0.5]
+    args = ["query", "area", cube, "--start", "1992", "--end", "1992", "--format", "csv"]
+    assert main([*args, "--observed-only"]) == 0
+    stored = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert stored["vegetation_fraction"].tolist() == [pytest.approx(32 / 96)]
+    assert main([*args, "--fill-window", "0"]) == 0
+    assert pd.read_csv(io.StringIO(capsys.readouterr().out))["filled_fraction"].tolist() == [0]
+    assert main(["query", "change", cube, "--from", "1984", "1984", "--to", "1992", "1992"]) == 0
+    assert "no_data" in (out := capsys.readouterr().out)
+    assert (
+        main(
+            [
+                "query",
+                "change",
+                cube,
+                "--from",
+                "1984",
+                "1984",
+                "--to",
+                "1992",
+                "1992",
+                "--observed-only",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out != out
+    assert main(["query", "first-change", cube]) == 0
+    assert "(3 confirmed years)" in capsys.readouterr().out
+    assert main(["query", "first-change", cube, "--observed-only"]) == 0
+    assert "(3 observed years)" in capsys.readouterr().out
+    assert main([*args, "--fill-window", "-1"]) == 2
+    assert "window: expected a whole number of years from 0 to 254, got -1" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        main([*args, "--observed-only", "--fill-window", "2"])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def test_yearly_classes_match_the_planted_story(demo):
     text = format_recovery(rows)
     assert "mean agreement" in text
     # the class shares the area query gives follow the truth over the pixels each year saw
-    stats = q.area_statistics(cube).set_index("year")
+    stats = q.area_statistics(cube, observed_only=True).set_index("year")
     win, _ = q.open_yearly(cube)
     seen = win["yearly_clear_count"].values > 0
     for i, year in enumerate(win["year"].values):
@@ -60,6 +60,30 @@ def test_yearly_classes_match_the_planted_story(demo):
             assert stats.loc[year, f"{name}_fraction"] == pytest.approx(
                 (truth == code).mean(), abs=0.03
             )
+
+
+def test_complete_maps_give_the_planted_shares_of_every_year(demo):
+    archive, cube = demo
+    full = q.area_statistics(cube).set_index("year")
+    stored = q.area_statistics(cube, observed_only=True).set_index("year")
+    assert list(full.index) == list(archive.years)
+    worst_full = worst_stored = 0.0
+    for year in full.index:
+        planted = archive.truth_class(int(year))  # the whole grid, clouds or not
+        for code, name in ((2, "water"), (3, "vegetation"), (4, "urban")):
+            share = 100 * (planted == code).mean()
+            worst_full = max(worst_full, abs(100 * full.loc[year, f"{name}_fraction"] - share))
+            worst_stored = max(
+                worst_stored, abs(100 * stored.loc[year, f"{name}_fraction"] - share)
+            )
+    # every year within 2 percentage points of the planted history (the rest is the
+    # classification of the mixed MSS pixels of the 1970s and 1980s)
+    assert worst_full < 2.0
+    # the shares of the observed part alone miss by several points in a cloudy year
+    assert worst_stored > 5.0
+    cloudy = full["observed_fraction"].idxmin()
+    assert full.loc[cloudy, "observed_fraction"] < 0.8
+    assert full.loc[cloudy, "observed_fraction"] + full.loc[cloudy, "filled_fraction"] == 1.0
 
 
 def test_first_change_finds_when_the_town_cleared_the_forest(demo):

@@ -7,10 +7,13 @@ Usage::
                           [-o FILE] [--plot PNG] [--snapshot ID | --tag NAME]
     updm query area CUBE [--bbox MINX MINY MAXX MAXY | --geojson FILE] [--crs CRS]
                          [--start S] [--end E] [--format ...] [-o FILE] [--plot PNG]
+                         [--observed-only | --fill-window N]
     updm query trend CUBE [area] [--start S] [--end E] [--min-years N] [--alpha A]
                           [--format table|json] [-o FILE]
-    updm query change CUBE --from Y1 Y2 --to Y3 Y4 [area] [--format ...] [-o FILE]
-    updm query first-change CUBE [area] [--persistence N] [--start S] [--end E] [...]
+    updm query change CUBE --from Y1 Y2 --to Y3 Y4 [area] [--observed-only | --fill-window N]
+                           [--format ...] [-o FILE]
+    updm query first-change CUBE [area] [--persistence N] [--observed-only | --fill-window N]
+                                 [--start S] [--end E] [...]
     updm query compare CUBE (--scenes REF OTHER | --sensors REF OTHER [--max-days D])
                             [area] [--aggregate K] [--format table|json] [-o FILE]
     updm query fit-rules CUBE --samples FILE.geojson [--template TM] [--scene ID ...]
@@ -23,6 +26,10 @@ Usage::
 A ``.tif`` map is a Cloud-Optimised GeoTIFF: land_cover with the class colour table,
 trend with two bands (slope per year, p_value), first_change with the year (0 = none);
 a ``.png`` is a picture (land_cover and trend layers).
+
+``area``, ``change`` and ``first-change`` read the complete annual maps (years without a
+clear observation filled from the neighbouring years, within ``--fill-window`` years);
+``--observed-only`` reads the per-year layers as stored.
 
 Every command reads the branch tip unless ``--snapshot``/``--tag`` name an older commit.
 Tables print as text by default; ``--format csv|json`` prints CSV/JSON, and ``-o FILE``
@@ -74,10 +81,33 @@ def _add_output(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("table",
     p.add_argument("-o", "--output", help="write to this file (suffix picks csv/json)")
 
 
+def _add_maps(p: argparse.ArgumentParser) -> None:
+    from ..science.gapfill import DEFAULT_WINDOW
+
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--observed-only",
+        action="store_true",
+        help="count the observed pixels of each year only, not the complete (gap-filled) maps",
+    )
+    g.add_argument(
+        "--fill-window",
+        type=int,
+        metavar="N",
+        help="years on each side that may fill a year without a clear observation "
+        f"(default {DEFAULT_WINDOW})",
+    )
+
+
 def _where(args: argparse.Namespace) -> dict[str, Any]:
-    """The selection options given, as fields of :class:`updm_dask.query.Selection`."""
+    """The selection options given, as fields of :class:`updm_dask.query.Selection`, and
+    the choice of maps (``observed_only``, ``window``) where the command has it."""
     names = ("bbox", "geojson", "crs", "start", "end", "snapshot", "tag")
     where = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if getattr(args, "observed_only", False):
+        where["observed_only"] = True
+    if getattr(args, "fill_window", None) is not None:
+        where["window"] = args.fill_window
     if getattr(args, "lonlat", None):
         where.update(lon=args.lonlat[0], lat=args.lonlat[1])
     if getattr(args, "xy", None):
@@ -240,6 +270,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_time(p)
     _add_output(p)
     p.add_argument("--plot", help="also draw the class shares into this PNG")
+    _add_maps(p)
     p.set_defaults(func=_cmd_area)
 
     p = qsub.add_parser("trend", help="Theil-Sen / Mann-Kendall MVIUPD trends over an area")
@@ -260,6 +291,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--to", dest="epoch_to", nargs=2, type=int, required=True, metavar=("FIRST", "LAST")
     )
     _add_area(p)
+    _add_maps(p)
     _add_output(p)
     p.set_defaults(func=_cmd_change)
 
@@ -267,7 +299,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_cube(p)
     _add_area(p)
     _add_time(p)
-    p.add_argument("--persistence", type=int, default=3, help="observed years (default 3)")
+    p.add_argument("--persistence", type=int, default=3, help="counted years (default 3)")
+    _add_maps(p)
     _add_output(p)
     p.set_defaults(func=_cmd_first_change)
 

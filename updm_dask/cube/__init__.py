@@ -19,11 +19,12 @@ Layout (one Icechunk repository, root group)
   since 1970 on disk), ``scene_id``, ``product_id``, ``sensor``, ``platform``,
   ``sun_elevation``, and the provenance of the scene's coefficients and classes
   ``pattern_set``, ``pattern_set_sha256``, ``rules``, ``rules_sha256`` (empty when not
-  given). Time slots are in commit order, not time order; ``Cube.to_xarray(sortby_time=True)``
-  sorts them.
+  given). Time slots are stored in commit order; the readers (``Cube.to_xarray()``, the
+  queries) present them in acquisition order.
 - Per-year layers, dims ``(year, y, x)``, chunked long in time and small in space
   (``updm.chunks.yearly``) for trend reads: ``yearly_land_cover``,
-  ``yearly_mviupd_median``, ``yearly_clear_count``, with an int16 ``year`` coordinate.
+  ``yearly_mviupd_median``, ``yearly_clear_count``, ``yearly_class_count``, with an int16
+  ``year`` coordinate.
 - Derived layers written by other packages (e.g. the location embedding), recorded in the
   root attribute ``derived_layers``; see :mod:`updm_dask.cube._derived`.
 

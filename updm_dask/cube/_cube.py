@@ -264,18 +264,22 @@ class Cube:
         """A read-only Icechunk session at :attr:`snapshot_id`."""
         return self._repo.readonly_session(snapshot_id=self.snapshot_id)
 
-    def to_xarray(self, *, sortby_time: bool = False) -> xr.Dataset:
+    def to_xarray(self, *, sortby_time: bool = True) -> xr.Dataset:
         """The cube as a lazy, georeferenced Dataset (``.rio.crs``, ``.rio.transform()``).
 
         Parameters
         ----------
         sortby_time : bool
-            Order the time slots by acquisition time (they are stored in commit order).
+            Read the time slots in acquisition order (default), so that ``time`` is
+            monotonic and ``.sel(time=slice(...))`` works whatever order the scenes were
+            committed in. False gives the stored order: commit order, by acquisition
+            within a commit.
         """
         ds = xr.open_zarr(self.session().store, consolidated=False, zarr_format=3, chunks={})
         if "spatial_ref" in ds.data_vars:
             ds = ds.set_coords("spatial_ref")
-        if sortby_time and ds.sizes.get("time", 0) > 1:
+        if sortby_time and not ds.indexes["time"].is_monotonic_increasing:
+            # a stable sort: scenes of one acquisition time keep their stored order
             ds = ds.sortby("time")
         return ds
 
@@ -530,13 +534,16 @@ class Cube:
         -----
         Per pixel and year: the most frequent class among the clear observations (ties:
         vegetation > urban > water; no_data without a clear observation), the median
-        MVIUPD of the clear observations, and their count (see
-        :func:`~updm_dask.cube.yearly_summary` for "clear"). The ``year`` axis holds every
-        year built so far, sorted; layers of years not asked for are carried over from
-        the previous snapshot. Computed lazily with the active dask scheduler, one task
-        per spatial block of ``updm.chunks.yearly`` pixels and year, so memory is bounded
-        by the block, not the cube. Chunks: (up to ``updm.chunks.yearly-years`` years) x
-        block.
+        MVIUPD of the clear observations, their count, and the count of those in the
+        yearly class (see :func:`~updm_dask.cube.yearly_summary` for "clear"). The
+        ``year`` axis holds every year built so far, sorted; layers of years not asked for
+        are carried over from the previous snapshot (all years are rebuilt when the stored
+        layers lack a variable of this version). The gap-filled (complete) annual maps are
+        not stored: queries compute them from these layers, so they follow any rebuilt
+        year (see :mod:`updm_dask.query.complete`). Computed lazily with the active dask
+        scheduler, one task per spatial block of ``updm.chunks.yearly`` pixels and year, so
+        memory is bounded by the block, not the cube. Chunks: (up to
+        ``updm.chunks.yearly-years`` years) x block.
         """
         session = self._writable("rebuild_yearly")
         base = session.snapshot_id
@@ -554,6 +561,11 @@ class Cube:
         if not target:
             return None
         existing = [int(y) for y in group["year"][:]] if "year" in group else []
+        if existing and any(n not in group for n in YEARLY_VARIABLES):
+            # layers built by an older version lack a variable: rebuild every year, so
+            # that all of them hold it
+            log.info("rebuild_yearly: %s lacks per-year variables; rebuilding all years", self)
+            target = set(available)
         all_years = sorted(set(existing) | target)
 
         edge = chunk_edge(None, "chunks.yearly")
@@ -569,7 +581,8 @@ class Cube:
         scenes = {n: lazy(n) for n in ("land_cover", "quality", "mviupd")}
         done = sorted(target)
         built = yearly_layers(scenes, scene_years, done, (ys, xs))
-        old = {n: lazy(n) for n in YEARLY_VARIABLES} if existing else {}
+        carried = [y for y in all_years if y not in target]
+        old = {n: lazy(n) for n in YEARLY_VARIABLES} if carried else {}
         layers: dict[str, list[da.Array]] = {n: [] for n in YEARLY_VARIABLES}
         for year in all_years:
             for n in YEARLY_VARIABLES:

@@ -152,6 +152,16 @@ YEARLY_VARIABLES: dict[str, VarSpec] = {
         0,
         {"long_name": "number of clear observations in the year", "units": "1"},
     ),
+    # with yearly_clear_count: the agreement of the year's observations, which the
+    # complete annual maps report as their confidence
+    "yearly_class_count": VarSpec(
+        "uint16",
+        0,
+        {
+            "long_name": "number of clear observations of the year in its yearly class",
+            "units": "1",
+        },
+    ),
 }
 
 

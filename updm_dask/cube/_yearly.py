@@ -15,8 +15,9 @@ from ._schema import CLEAR_CLASSES, QUALITY_NOT_CLEAR, YEARLY_CLASS_PRIORITY, YE
 def yearly_summary(land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarray) -> np.ndarray:
     """Summarise one year of observations per pixel.
 
-    Axis contract: three arrays ``(time, ...)`` -> ``(3, ...)`` float32 holding, per pixel,
-    the yearly class, the median MVIUPD and the number of clear observations.
+    Axis contract: three arrays ``(time, ...)`` -> ``(4, ...)`` float32 holding, per pixel,
+    the yearly class, the median MVIUPD, the number of clear observations and the number
+    of them in the yearly class.
 
     An observation is CLEAR when its class is water, vegetation or urban (not no_data, not
     cloud) and none of the quality bits FILL, SATURATED, CLOUD, CLOUD_SHADOW, SLC_GAP is set.
@@ -24,7 +25,10 @@ def yearly_summary(land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarr
     - class: the most frequent class among the clear observations; ties go to vegetation,
       then urban, then water; no_data (0) when there is no clear observation;
     - median: median MVIUPD of the clear observations with a finite MVIUPD; NaN if none;
-    - count: number of clear observations (capped at 65535).
+    - count: number of clear observations (capped at 65535);
+    - class count: number of clear observations in the yearly class (capped likewise), so
+      that class count / count is the agreement of the year's observations (the
+      confidence of the complete annual maps, :mod:`updm_dask.science.gapfill`).
 
     Parameters
     ----------
@@ -35,7 +39,7 @@ def yearly_summary(land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarr
     Returns
     -------
     numpy.ndarray
-        float32, shape ``(3, *land_cover.shape[1:])``.
+        float32, shape ``(4, *land_cover.shape[1:])``.
     """
     lc = np.asarray(land_cover)
     q = np.asarray(quality)
@@ -46,7 +50,7 @@ def yearly_summary(land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarr
             f"{lc.shape}, quality {q.shape}, mviupd {mv.shape}"
         )
     clear = np.isin(lc, CLEAR_CLASSES) & ((q.astype(np.int64) & QUALITY_NOT_CLEAR) == 0)
-    out = np.empty((3, *lc.shape[1:]), dtype=np.float32)
+    out = np.empty((len(YEARLY_VARIABLES), *lc.shape[1:]), dtype=np.float32)
     best_class = np.zeros(lc.shape[1:], dtype=np.float32)
     best_count = np.zeros(lc.shape[1:], dtype=np.int64)
     for code in YEARLY_CLASS_PRIORITY:
@@ -62,6 +66,7 @@ def yearly_summary(land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarr
     else:
         out[1] = np.nan
     out[2] = np.minimum(clear.sum(axis=0), np.iinfo(np.uint16).max)
+    out[3] = np.minimum(best_count, np.iinfo(np.uint16).max)
     return out
 
 
@@ -90,7 +95,7 @@ def yearly_layers(
         summary = da.map_blocks(
             yearly_summary,
             *ins,
-            chunks=((3,), ins[0].chunks[1], ins[0].chunks[2]),
+            chunks=((len(YEARLY_VARIABLES),), ins[0].chunks[1], ins[0].chunks[2]),
             dtype=np.float32,
             meta=np.empty((0, 0, 0), dtype=np.float32),
             token=f"updm-yearly-{year}",

@@ -67,7 +67,9 @@ def _truth_getter(truth: Any) -> Callable[[int], np.ndarray]:
     )
 
 
-def recovery_report(yearly_classes: Any, truth: Any) -> list[RecoveryRow]:
+def recovery_report(
+    yearly_classes: Any, truth: Any, *, observed_only: bool = False
+) -> list[RecoveryRow]:
     """Compare yearly land-cover layers with the planted truth.
 
     Parameters
@@ -75,12 +77,17 @@ def recovery_report(yearly_classes: Any, truth: Any) -> list[RecoveryRow]:
     yearly_classes
         Year -> (ny, nx) class codes on the demo grid (0 no data, 1 cloud, 2 water,
         3 vegetation, 4 urban); numpy or xarray. Or the demo cube itself (a
-        :class:`~updm_dask.cube.Cube` or its location): its per-year land-cover maps are
-        then read with the cube queries (:func:`updm_dask.query.open_yearly`), every year
-        that has a per-year layer.
+        :class:`~updm_dask.cube.Cube` or its location): its complete annual maps are
+        then read with the cube queries (:func:`updm_dask.query.complete_yearly`: years
+        without a clear observation of a pixel filled from its neighbouring years), every
+        year that has a per-year layer.
     truth
         A :class:`~updm_dask.demo.DemoArchive`, a callable ``year -> classes``, or a
         mapping year -> classes.
+    observed_only
+        With a cube: read the per-year layers as stored
+        (:func:`updm_dask.query.open_yearly`), which leave the pixels a year did not see
+        unclassified.
 
     Returns
     -------
@@ -96,10 +103,14 @@ def recovery_report(yearly_classes: Any, truth: Any) -> list[RecoveryRow]:
     """
     if not isinstance(yearly_classes, Mapping):
         # a cube: read what a user would read, through the query API
-        from ..query import open_yearly
+        from ..query import complete_yearly, open_yearly
 
-        layers, _ = open_yearly(yearly_classes)
-        classes = layers["yearly_land_cover"].values
+        if observed_only:
+            layers, _ = open_yearly(yearly_classes)
+            classes = layers["yearly_land_cover"].values
+        else:
+            layers = complete_yearly(yearly_classes)
+            classes = layers["land_cover"].values
         yearly_classes = {int(y): classes[i] for i, y in enumerate(layers["year"].values)}
     get_truth = _truth_getter(truth)
     rows = []

@@ -16,7 +16,10 @@ Python API
 ----------
 Selection: :class:`Selection`, :class:`AreaSelection` (an area as pixels of the grid).
 Series: :func:`scene_series`, :func:`yearly_series`, :func:`point_series`.
-Areas: :func:`area_statistics`, :func:`land_cover_map`, :func:`open_yearly`.
+Areas: :func:`area_statistics`, :func:`land_cover_map`, :func:`open_yearly`,
+:func:`complete_yearly` (the complete annual maps: years without a clear observation filled
+from the neighbouring years, with their confidence; area statistics and change use them by
+default, ``observed_only=True`` reads the per-year layers as stored).
 Trends: :func:`mviupd_trend`, :func:`trend_summary`.
 Change: :func:`transition_matrix`, :func:`first_change`, :func:`change_table`.
 Comparison: :func:`compare_layers`, :func:`compare_scenes`, :func:`compare_sensors`.
@@ -30,7 +33,7 @@ imported on first use so that matplotlib is only loaded for pictures).
 The numpy kernels (:func:`~updm_dask.science.trends.theil_sen_mann_kendall`,
 :func:`~updm_dask.query.change.first_persistent_change`, ...) and helpers stay in their
 modules: ``selection`` (the selection and its resolution), ``times`` (time ranges),
-``areas`` (boxes, GeoJSON, discs), ``series``, ``stats``, ``trends``, ``change``,
+``areas`` (boxes, GeoJSON, discs), ``series``, ``stats``, ``complete``, ``trends``, ``change``,
 ``compare``, ``rules_fit``, ``export``, ``plots`` and ``answers`` (what the commands show).
 
 Command line: ``updm query {point,area,trend,change,first-change,compare,fit-rules}`` and
@@ -45,6 +48,7 @@ from ..geo.points import PixelLocation
 from .areas import AreaSelection
 from .change import Transitions, change_table, first_change, transition_matrix
 from .compare import Comparison, compare_layers, compare_scenes, compare_sensors
+from .complete import complete_yearly
 from .export import class_colormap, export_map, export_zarr, write_cog, write_table
 from .rules_fit import RuleFit, fit_rules, sample_pixels
 from .selection import Selection
@@ -68,6 +72,7 @@ __all__ = [
     "compare_layers",
     "compare_scenes",
     "compare_sensors",
+    "complete_yearly",
     "export_map",
     "export_zarr",
     "first_change",

@@ -224,8 +224,9 @@ def first_change_answer(
     """Pixels and hectares of the first persistent changes per year and transition
     (:func:`~updm_dask.query.first_change`, :func:`~updm_dask.query.change_table`)."""
     changes = first_change(selection, persistence=persistence, **where)
+    counted = "observed" if changes.attrs.get("maps") == "observed" else "confirmed"
     title = (
-        f"first persistent changes ({persistence} observed years) "
+        f"first persistent changes ({persistence} {counted} years) "
         f"{changes.attrs['first_year']}-{changes.attrs['last_year']} over {changes.attrs['area']}"
     )
     return table_answer(change_table(changes), title)

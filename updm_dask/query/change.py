@@ -1,23 +1,33 @@
 """Land-cover change: transition matrices between epochs, first year of a persistent change.
 
-Both read the per-year land-cover layers (most frequent clear class of each year).
+Both read the COMPLETE annual maps by default (:mod:`updm_dask.query.complete`: the
+per-year layers, with the years a pixel was not seen filled from the clear observations of
+the neighbouring years within ``window`` years; rule in :mod:`updm_dask.science.gapfill`).
+``observed_only=True`` reads the per-year layers as stored (most frequent clear class of
+each year, no_data where a year saw nothing).
 
 Epoch class
 -----------
-The class of a pixel over an epoch (a range of years) is the most frequent yearly class
-among the epoch's years with a clear observation; ties go to vegetation, then urban, then
-water (the cube's yearly tie-break); ``no_data`` when no year of the epoch saw the pixel.
+The class of a pixel over an epoch (a range of years) is the most frequent class among the
+epoch's mapped years (observed or filled; observed only with ``observed_only``); ties go to
+vegetation, then urban, then water (the cube's yearly tie-break); ``no_data`` when no year
+of the epoch has a class for the pixel.
 
 Persistent change (:func:`first_change`)
 ----------------------------------------
-Only OBSERVED years count (years without a clear observation are skipped: they neither
-break nor extend a run). A pixel's baseline class ``B`` is the most frequent class of its
-first ``persistence`` observed years (same tie-break). The pixel changes in year ``Y`` when
-its class is some ``C != B`` in ``Y`` and in the next ``persistence - 1`` observed years; the
-first such ``Y`` is the first-change year, ``B`` the class changed from, ``C`` the class
-changed to. Departures shorter than ``persistence`` observed years (a misclassified year, a
-flood) are not changes. Pixels with fewer than ``persistence + 1`` observed years can have
-no change.
+Only CONFIRMED years count: observed years, and years filled between two observed years
+(within the window) that agree on the class. Other years (unobserved and unfilled, filled
+from one side only, or filled between disagreeing years) are skipped: they neither break
+nor extend a run, so a change always needs observations on its own, and a class carried
+from one observation into cloudy years is not a change. With ``observed_only`` only
+observed years count. A pixel's baseline class ``B`` is the most frequent class of its
+first ``persistence`` counted years (same tie-break). The pixel changes in year ``Y`` when
+its class is some ``C != B`` in ``Y`` and in the next ``persistence - 1`` counted years; the
+first such ``Y`` is the first-change year (always an observed year: a filled year takes the
+class of the observation before it), ``B`` the class changed from, ``C`` the class changed
+to. Departures shorter than ``persistence`` counted years (a misclassified year, a flood)
+are not changes. Pixels with fewer than ``persistence + 1`` counted years can have no
+change.
 """
 
 from __future__ import annotations
@@ -34,9 +44,11 @@ import xarray as xr
 
 from ..cube import LAND_COVER_CLASSES, YEARLY_CLASS_PRIORITY, CubeLike
 from ..errors import QueryError
-from .selection import Selection
+from ..science.gapfill import DEFAULT_WINDOW, FILLED_AGREEING, OBSERVED, check_window
+from .complete import complete_layers
+from .selection import ResolvedSelection, Selection
 from .stats import YEARLY_CLASSES
-from .times import time_range
+from .times import TimeRange, time_range
 
 __all__ = [
     "Transitions",
@@ -279,8 +291,29 @@ class Transitions:
         return "\n".join(lines)
 
 
+def _check_observed_only(value: Any) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise QueryError(f"observed_only: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def _annual_classes(
+    view: ResolvedSelection, when: TimeRange | None, observed_only: bool, window: int
+) -> xr.DataArray:
+    """The (year, y, x) class maps a change query reads (module docstring)."""
+    if observed_only:
+        return view.yearly(when)["yearly_land_cover"]
+    return complete_layers(view, when, window)["land_cover"]
+
+
 def transition_matrix(
-    selection: Selection | CubeLike, epoch_from: Any, epoch_to: Any, **where: Any
+    selection: Selection | CubeLike,
+    epoch_from: Any,
+    epoch_to: Any,
+    *,
+    observed_only: bool = False,
+    window: int = DEFAULT_WINDOW,
+    **where: Any,
 ) -> Transitions:
     """How many hectares went from each class to each other between two epochs.
 
@@ -290,24 +323,35 @@ def transition_matrix(
         The cube and the area (default the whole cube); the epochs set the years.
     epoch_from, epoch_to : int or (int, int)
         Inclusive years of the two epochs, e.g. ``(1975, 1980)`` and ``(2015, 2020)``.
+    observed_only : bool
+        Read the per-year layers as stored instead of the complete (gap-filled) maps.
+    window : int
+        Of the complete maps: calendar years on each side that may fill a year.
     **where
         Fields of :class:`~updm_dask.query.Selection` but ``start``/``end``.
 
     Returns
     -------
     Transitions
+        ``no_data`` rows and columns: pixels without a class in that epoch.
 
     Raises
     ------
     QueryError
-        Malformed epochs, an epoch without a per-year layer, bad area, unknown commit.
+        Malformed epochs, an epoch without a per-year layer, bad area, unknown commit,
+        a bad ``window`` or ``observed_only``.
     """
     a = _epoch(epoch_from, "epoch_from")
     b = _epoch(epoch_to, "epoch_to")
+    observed_only = _check_observed_only(observed_only)
+    window = check_window(window)
     epochs = time_range(*a), time_range(*b)
     view = Selection.of(selection, **where).resolve("area", time=False, query="transition_matrix")
     ca, cb = dask.compute(
-        *(epoch_class_array(view.yearly(when)["yearly_land_cover"].data) for when in epochs)
+        *(
+            epoch_class_array(_annual_classes(view, when, observed_only, window).data)
+            for when in epochs
+        )
     )
     sel = view.area
     counts = transition_counts(ca, cb, sel.mask)
@@ -327,7 +371,12 @@ def transition_matrix(
 
 
 def first_change(
-    selection: Selection | CubeLike, *, persistence: int = 3, **where: Any
+    selection: Selection | CubeLike,
+    *,
+    persistence: int = 3,
+    observed_only: bool = False,
+    window: int = DEFAULT_WINDOW,
+    **where: Any,
 ) -> xr.Dataset:
     """Per-pixel map of the first year of a persistent class change (lazy).
 
@@ -337,7 +386,11 @@ def first_change(
         The cube, the area (default the whole cube; pixels of its window outside it get
         0) and the years considered.
     persistence : int
-        Observed years the new class must hold (rule in the module docstring).
+        Counted years the new class must hold (rule in the module docstring).
+    observed_only : bool
+        Count observed years only, not the confirmed years of the complete maps.
+    window : int
+        Of the complete maps: calendar years on each side that may fill a year.
     **where
         Fields of :class:`~updm_dask.query.Selection`.
 
@@ -354,10 +407,19 @@ def first_change(
     """
     if isinstance(persistence, bool) or not isinstance(persistence, int) or persistence < 1:
         raise QueryError(f"persistence: expected an integer >= 1, got {persistence!r}")
+    observed_only = _check_observed_only(observed_only)
+    window = check_window(window)
     view = Selection.of(selection, **where).resolve("area", query="first_change")
-    win, sel = view.yearly(), view.area
+    sel = view.area
+    if observed_only:
+        win = view.yearly()
+        counted = win["yearly_land_cover"].data
+    else:
+        win = complete_layers(view, window=window)
+        confirmed = (win["fill_source"] == OBSERVED) | (win["fill_source"] == FILLED_AGREEING)
+        counted = win["land_cover"].where(confirmed, 0).astype(np.uint8).data
     years = win["year"].values.astype(np.int64)
-    stack = first_change_array(win["yearly_land_cover"].data, years, persistence)
+    stack = first_change_array(counted, years, persistence)
     stack = sel.clip(stack, 0)
     coords = {"y": win["y"], "x": win["x"]}
     flags = {
@@ -373,7 +435,8 @@ def first_change(
             "first_change_year": layer(
                 0,
                 np.int16,
-                long_name=f"first year of a class change persisting {persistence} observed years",
+                long_name=f"first year of a class change persisting {persistence} "
+                f"{'observed' if observed_only else 'confirmed'} years",
                 units="year",
             ),
             "from_class": layer(
@@ -386,6 +449,8 @@ def first_change(
     )
     out.attrs = {
         "persistence": persistence,
+        "maps": "observed" if observed_only else "complete",
+        "window": 0 if observed_only else window,
         "first_year": int(years[0]),
         "last_year": int(years[-1]),
         "area": sel.description,
@@ -421,7 +486,15 @@ def change_table(changes: xr.Dataset) -> pd.DataFrame:
     out["hectares"] = out["pixels"] * float(changes.attrs.get("pixel_area_ha", math.nan))
     out.attrs = {
         k: changes.attrs[k]
-        for k in ("persistence", "first_year", "last_year", "area", "updm_snapshot")
+        for k in (
+            "persistence",
+            "maps",
+            "window",
+            "first_year",
+            "last_year",
+            "area",
+            "updm_snapshot",
+        )
         if k in changes.attrs
     }
     return out

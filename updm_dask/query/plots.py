@@ -1,7 +1,8 @@
 """PNG pictures of query answers (matplotlib, Agg canvas, no global pyplot state).
 
 - :func:`plot_class_fractions`: stacked areas of the yearly class shares of an area, with
-  the share of the area observed each year;
+  the share of the area observed each year (and, for the complete maps, the share
+  mapped: observed or filled from the neighbouring years);
 - :func:`plot_point_series`: a pixel's MVIUPD over time, one marker shape per sensor,
   coloured by class, with the per-year median;
 - :func:`plot_land_cover_map`: a yearly land-cover map with a class legend (no_data
@@ -27,6 +28,8 @@ from ._style import CLASS_LEGEND, CLASS_STYLE, SENSOR_MARKERS
 
 # Background of trend maps: pixels without a trend.
 _NO_TREND = "#c8c8c8"
+# Line of the share of the area mapped by the complete maps (observed or filled).
+_MAPPED = "#7b3294"
 
 __all__ = [
     "plot_class_fractions",
@@ -68,6 +71,12 @@ def plot_class_fractions(
 ) -> Path:
     """Stacked areas of the yearly class shares of an area.
 
+    The shares are those of the table: of the mapped area for the complete maps (the
+    default of :func:`~updm_dask.query.area_statistics`), of the observed area with
+    ``observed_only``. A dashed black line shows the share of the area observed each year
+    and, when the table filled any pixel, a dotted purple line the share mapped (observed
+    or filled).
+
     Parameters
     ----------
     stats : pandas.DataFrame
@@ -106,16 +115,40 @@ def plot_class_fractions(
         linewidth=1.2,
         label="share of the area observed",
     )
+    filled = (
+        stats["filled_fraction"].to_numpy(dtype=float)
+        if "filled_fraction" in stats
+        else np.zeros(len(years))
+    )
+    if np.nansum(filled) > 0:
+        ax.plot(
+            years,
+            stats["observed_fraction"].to_numpy(dtype=float) + filled,
+            color=_MAPPED,
+            linestyle=":",
+            marker=".",
+            linewidth=1.6,
+            label="share of the area mapped\n(observed or filled)",
+        )
+    complete = stats.attrs.get("maps") == "complete"
     ax.set_xlim(years.min(), years.max() if years.max() > years.min() else years.min() + 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("year")
-    ax.set_ylabel("share of the observed area (fraction)")
+    ax.set_ylabel(f"share of the {'mapped' if complete else 'observed'} area (fraction)")
     area = stats.attrs.get("area", {})
     ha = area.get("area_ha")
+    maps = (
+        f"complete maps, window {stats.attrs.get('window')} years"
+        if complete
+        else "observed pixels only"
+        if stats.attrs.get("maps") == "observed"
+        else ""
+    )
     ax.set_title(
         title
         or "Land-cover shares per year"
         + (f" ({ha:,.1f} ha)" if isinstance(ha, int | float) else "")
+        + (f"\n{maps}" if maps else "")
     )
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)

@@ -229,11 +229,16 @@ class ResolvedSelection:
     def dataset(self) -> xr.Dataset:
         """The whole cube at the commit read, as a lazy dask-backed Dataset.
 
+        Time slots are in acquisition order (as :meth:`Cube.to_xarray`), whatever order
+        the scenes were committed in, so ``time`` is monotonic.
         ``attrs["updm_snapshot"]`` is the commit's id.
         """
         ds = xr.open_zarr(self.session.store, consolidated=False, zarr_format=3, chunks={})
         if "spatial_ref" in ds.data_vars:
             ds = ds.set_coords("spatial_ref")
+        if not ds.indexes["time"].is_monotonic_increasing:
+            # slots are stored in commit order; a stable sort keeps equal times in order
+            ds = ds.sortby("time")
         ds.attrs["updm_snapshot"] = self.snapshot
         return ds
 
@@ -248,7 +253,8 @@ class ResolvedSelection:
         Returns
         -------
         xarray.Dataset
-            ``yearly_land_cover``, ``yearly_mviupd_median``, ``yearly_clear_count``, dims
+            ``yearly_land_cover``, ``yearly_mviupd_median``, ``yearly_clear_count`` and
+            ``yearly_class_count`` (absent from layers built before it existed), dims
             (year, y, x), with ``attrs`` ``cube`` and ``updm_snapshot``.
 
         Raises
@@ -260,7 +266,7 @@ class ResolvedSelection:
         require_yearly(ds, self.location)
         idx = select_years(ds["year"].values, when or self.when, self.location)
         area = self.area if self.area is not None else select_area(self.cube.grid)
-        win = ds[list(YEARLY_VARIABLES)].isel(
+        win = ds[[n for n in YEARLY_VARIABLES if n in ds]].isel(
             year=slice(int(idx[0]), int(idx[-1]) + 1), y=area.rows, x=area.cols
         )
         win.attrs.update(cube=self.location, updm_snapshot=self.snapshot)

@@ -171,6 +171,8 @@ class PointReader:
     def yearly(self, names: Sequence[str], when: TimeRange | None = None) -> pd.DataFrame:
         """The :func:`yearly_series` table of the variables ``names``."""
         require_yearly(self.group, self.view.location)
+        # layers built before yearly_class_count existed lack it until they are rebuilt
+        names = [n for n in names if n in self.group]
         years = self.group["year"][:].astype(np.int64)
         idx = select_years(years, when or self.view.when, self.view.location)
         lo, hi = int(idx[0]), int(idx[-1]) + 1  # years are sorted: one contiguous slice
@@ -232,7 +234,8 @@ def yearly_series(
     """The per-year series of one pixel (from the cube's per-year layers).
 
     Parameters are those of :func:`scene_series`; ``variables`` are per-year variables
-    (default all: yearly_land_cover, yearly_mviupd_median, yearly_clear_count).
+    (default all: yearly_land_cover, yearly_mviupd_median, yearly_clear_count,
+    yearly_class_count; the last is absent from layers built before it existed).
 
     Returns
     -------

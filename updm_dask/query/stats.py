@@ -3,18 +3,32 @@
 Only the window of the per-year layers that holds the area is read (their chunks are small
 in space), so the cost follows the area, not the size of the cube or its number of scenes.
 
+Which maps are counted
+----------------------
+By default the COMPLETE annual maps (:mod:`updm_dask.query.complete`): a pixel without a
+clear observation in a year takes the class of the clear observations of its neighbouring
+years within ``window`` years (rule in :mod:`updm_dask.science.gapfill`), so that a cloudy
+year does not swing the shares towards the part of the area it happened to see.
+``observed_only=True`` counts the observed pixels only (the figures of the per-year
+layers as stored).
+
 Definitions (per year, over the pixels of the area)
 --------------------------------------------------
 - observed: a pixel with at least one clear observation that year (its yearly class is
   water, vegetation or urban; see :func:`updm_dask.cube.yearly_summary` for "clear").
 - ``observed_fraction``: observed pixels / area pixels, i.e. how much of the area the
   year really saw; ``observed_ha`` the same in hectares.
-- ``<class>_ha``: observed pixels of that yearly class x pixel area;
-  ``<class>_fraction``: the same / observed pixels (so the fractions of a year with any
-  observation sum to 1). Multiply a fraction by ``area_ha`` to estimate the class's area
-  over the whole area, unobserved parts included.
+- ``filled_fraction``: pixels not observed that year whose class the complete map took
+  from the neighbouring years / area pixels (0 with ``observed_only``); ``filled_ha``
+  the same in hectares. Mapped pixels are the observed and the filled ones; the rest of
+  the area (no clear observation within the window) stays unmapped.
+- ``<class>_ha``: mapped pixels of that class x pixel area; ``<class>_fraction``: the
+  same / mapped pixels (so the fractions of a year with any mapped pixel sum to 1).
+  Multiply a fraction by ``area_ha`` to estimate the class's area over the whole area,
+  unmapped parts included.
 - ``clear_obs_per_pixel``: mean number of clear observations per area pixel.
-- ``mviupd_median``: median, over the observed pixels, of their yearly median MVIUPD.
+- ``mviupd_median``: median, over the observed pixels, of their yearly median MVIUPD
+  (never filled: an index value is not carried from another year).
 """
 
 from __future__ import annotations
@@ -30,7 +44,9 @@ import xarray as xr
 
 from ..cube import LAND_COVER_CLASSES, CubeLike
 from ..errors import QueryError
+from ..science.gapfill import DEFAULT_WINDOW, check_window
 from .areas import AreaSelection
+from .complete import complete_layers
 from .selection import ResolvedSelection, Selection
 from .times import time_range
 
@@ -180,9 +196,11 @@ def open_yearly(selection: Selection | CubeLike, **where: Any) -> tuple[xr.Datas
     Returns
     -------
     (xarray.Dataset, AreaSelection)
-        ``yearly_land_cover``, ``yearly_mviupd_median``, ``yearly_clear_count`` with dims
-        (year, y, x) over the area's window, dask-backed and georeferenced
-        (``attrs["updm_snapshot"]``: the snapshot read); and the area.
+        ``yearly_land_cover``, ``yearly_mviupd_median``, ``yearly_clear_count``,
+        ``yearly_class_count`` (the per-year layers as stored; the complete maps are
+        :func:`~updm_dask.query.complete_yearly`) with dims (year, y, x) over the area's
+        window, dask-backed and georeferenced (``attrs["updm_snapshot"]``: the snapshot
+        read); and the area.
 
     Raises
     ------
@@ -222,43 +240,79 @@ def land_cover_map(selection: Selection | CubeLike, year: int, **where: Any) -> 
     return out.rename("land_cover")
 
 
-def area_table(view: ResolvedSelection) -> pd.DataFrame:
+def area_table(
+    view: ResolvedSelection, *, observed_only: bool = False, window: int = DEFAULT_WINDOW
+) -> pd.DataFrame:
     """The :func:`area_statistics` table of a resolved area selection."""
+    observed_only = _check_observed_only(observed_only)
+    window = check_window(window)
     win, sel = view.yearly(), view.area
-    counts, clear_sum, median = dask.compute(
-        area_class_counts(win["yearly_land_cover"].data, sel.mask),
+    observed_counts = area_class_counts(win["yearly_land_cover"].data, sel.mask)
+    if observed_only:
+        mapped_counts = observed_counts
+    else:
+        full = complete_layers(view, window=window)
+        mapped_counts = area_class_counts(full["land_cover"].data, sel.mask)
+    counts, seen, clear_sum, median = dask.compute(
+        mapped_counts,
+        observed_counts,
         area_sum(win["yearly_clear_count"].data, sel.mask),
         area_median(win["yearly_mviupd_median"].data, sel.mask),
     )
     years = win["year"].values.astype(int)
     n = sel.n_pixels
     ha = sel.pixel_area_ha
-    observed = n - counts[:, 0]
+    observed = n - seen[:, 0]
+    mapped = n - counts[:, 0]
     data: dict[str, Any] = {
         "year": years,
         "area_ha": np.full(len(years), n * ha),
         "observed_ha": observed * ha,
         "observed_fraction": observed / n,
+        "filled_ha": (mapped - observed) * ha,
+        "filled_fraction": (mapped - observed) / n,
         "clear_obs_per_pixel": clear_sum / n,
     }
     with np.errstate(invalid="ignore", divide="ignore"):
         for code, name in YEARLY_CLASSES.items():
             data[f"{name}_ha"] = counts[:, code] * ha
         for code, name in YEARLY_CLASSES.items():
-            data[f"{name}_fraction"] = np.where(observed > 0, counts[:, code] / observed, np.nan)
+            data[f"{name}_fraction"] = np.where(mapped > 0, counts[:, code] / mapped, np.nan)
     data["mviupd_median"] = median
     df = pd.DataFrame(data)
-    df.attrs = {"area": sel.to_dict(), "cube": view.location, "snapshot": view.snapshot}
+    df.attrs = {
+        "area": sel.to_dict(),
+        "cube": view.location,
+        "snapshot": view.snapshot,
+        "maps": "observed" if observed_only else "complete",
+        "window": 0 if observed_only else window,
+    }
     return df
 
 
-def area_statistics(selection: Selection | CubeLike, **where: Any) -> pd.DataFrame:
+def _check_observed_only(value: Any) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise QueryError(f"observed_only: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def area_statistics(
+    selection: Selection | CubeLike,
+    *,
+    observed_only: bool = False,
+    window: int = DEFAULT_WINDOW,
+    **where: Any,
+) -> pd.DataFrame:
     """Per-year class fractions and hectares, coverage and median MVIUPD of an area.
 
     Parameters
     ----------
     selection : Selection, Cube, str or path-like
         The cube, the area (default the whole cube) and the time range (its years count).
+    observed_only : bool
+        Count the observed pixels of each year only, not the complete (gap-filled) maps.
+    window : int
+        Of the complete maps: calendar years on each side that may fill a year.
     **where
         Fields of :class:`~updm_dask.query.Selection`.
 
@@ -266,15 +320,17 @@ def area_statistics(selection: Selection | CubeLike, **where: Any) -> pd.DataFra
     -------
     pandas.DataFrame
         One row per year: ``year``, ``area_ha``, ``observed_ha``, ``observed_fraction``,
-        ``clear_obs_per_pixel``, ``water_ha``, ``vegetation_ha``, ``urban_ha``,
-        ``water_fraction``, ``vegetation_fraction``, ``urban_fraction``,
-        ``mviupd_median`` (definitions in the module docstring). ``attrs``: ``area``
-        (its description, pixel count, hectares), ``cube``, ``snapshot``.
+        ``filled_ha``, ``filled_fraction``, ``clear_obs_per_pixel``, ``water_ha``,
+        ``vegetation_ha``, ``urban_ha``, ``water_fraction``, ``vegetation_fraction``,
+        ``urban_fraction``, ``mviupd_median`` (definitions in the module docstring).
+        ``attrs``: ``area`` (its description, pixel count, hectares), ``cube``,
+        ``snapshot``, ``maps`` (``"complete"`` or ``"observed"``) and ``window``.
 
     Raises
     ------
     QueryError
         Bad area (wrong CRS, outside the grid), empty time range, no per-year layers,
-        unknown commit or tag.
+        unknown commit or tag, a bad ``window`` or ``observed_only``.
     """
-    return area_table(Selection.of(selection, **where).resolve("area", query="area_statistics"))
+    view = Selection.of(selection, **where).resolve("area", query="area_statistics")
+    return area_table(view, observed_only=observed_only, window=window)

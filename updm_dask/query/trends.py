@@ -187,7 +187,8 @@ def trend_summary(
     view = Selection.of(selection, **where).resolve("area", query="trend_summary")
     # the map and the area's series come from the view's one commit
     trend = trend_map(view, min_years=min_years, alpha=alpha)
-    stats = area_table(view)
+    # only the median MVIUPD is used, which the complete maps do not change: skip filling
+    stats = area_table(view, observed_only=True)
     slope, p = dask.compute(trend["slope"].data, trend["p_value"].data)
     has = np.isfinite(slope)
     n_with = int(has.sum())
