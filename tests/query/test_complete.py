@@ -88,7 +88,7 @@ def test_the_cloudy_year_swings_the_observed_shares_and_not_the_complete_ones(re
     assert full.loc[CLOUDY_YEAR, "observed_fraction"] == pytest.approx(10 / 25)
     assert full.loc[CLOUDY_YEAR, "filled_fraction"] == pytest.approx(14 / 25)
     assert full.loc[CLOUDY_YEAR, "vegetation_fraction"] == pytest.approx(veg)
-    assert full.loc[CLOUDY_YEAR, "urban_fraction"] == pytest.approx(1 - veg)
+    assert full.loc[CLOUDY_YEAR, "non_vegetated_fraction"] == pytest.approx(1 - veg)
     # other years are the stored ones, except 2013, which ends in May: half the pixels
     # unseen that year are carried from 2012
     others = [y for y in full.index if y not in (CLOUDY_YEAR, 2013)]

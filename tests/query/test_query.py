@@ -421,7 +421,7 @@ def test_area_statistics_of_the_complete_maps(cube_path):
     # 1992: rows 0-5 unseen in both scenes, filled from 1991 and 1993, which agree: the
     # shares are those of the planted map, not of the half of the area the year saw
     planted = planted_classes(1992)
-    for code, name in ((2, "water"), (3, "vegetation"), (4, "urban")):
+    for code, name in ((2, "water"), (3, "vegetation"), (4, "non_vegetated")):
         assert st.loc[1992, f"{name}_fraction"] == pytest.approx((planted == code).mean())
         assert st.loc[1992, f"{name}_ha"] == pytest.approx((planted == code).sum() * PIXEL_HA)
     assert st.loc[1992, "observed_fraction"] == 0.5  # still reported

@@ -70,7 +70,7 @@ def test_complete_maps_give_the_planted_shares_of_every_year(demo):
     worst_full = worst_stored = 0.0
     for year in full.index:
         planted = archive.truth_class(int(year))  # the whole grid, clouds or not
-        for code, name in ((2, "water"), (3, "vegetation"), (4, "urban")):
+        for code, name in ((2, "water"), (3, "vegetation"), (4, "non_vegetated")):
             share = 100 * (planted == code).mean()
             worst_full = max(worst_full, abs(100 * full.loc[year, f"{name}_fraction"] - share))
             worst_stored = max(

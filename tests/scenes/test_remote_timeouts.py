@@ -152,13 +152,14 @@ def _item(folder: Path, href=str, mtl_href=None) -> pystac.Item:
     return item
 
 
-def _job(tmp_path: Path, *, paths=(), stac=()) -> Path:
+def _job(tmp_path: Path, *, paths=(), stac=(), allow_roots=()) -> Path:
     def strings(values):
         return "[" + ", ".join(f'"{v}"' for v in values) + "]"
 
     job = tmp_path / "job.toml"
     job.write_text(
         f'[job]\nname = "remote"\n[inputs]\npaths = {strings(paths)}\nstac = {strings(stac)}\n'
+        f"allow_roots = {strings(allow_roots)}\n"
         f'[cube]\npath = "{tmp_path / "cube.icechunk"}"\n'
         '[grid]\ncrs = "EPSG:32637"\n'
         "transform = [30.0, 0.0, 589035.0, 0.0, -30.0, 756165.0]\nshape = [101, 101]\n"
@@ -200,7 +201,8 @@ def test_scenes_behind_a_silent_server_fail_with_the_reason_and_the_job_goes_on(
     pystac.ItemCollection([good, silent_mtl, silent_bands]).save_object(dest_href=str(catalogue))
     # A scene given by URL in inputs.paths, on the silent server too.
     scene_url = hole.url("LT51670552010352MLK00/LT51670552010352MLK00_MTL.txt")
-    job = _job(tmp_path, paths=[scene_url], stac=[catalogue])
+    # the catalogue in tmp_path names scenes of the shared data: a root the job must allow
+    job = _job(tmp_path, paths=[scene_url], stac=[catalogue], allow_roots=[ethiopia])
 
     started = time.monotonic()
     with dask.config.set(FAST):

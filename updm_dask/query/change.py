@@ -44,6 +44,7 @@ import xarray as xr
 
 from ..cube import LAND_COVER_CLASSES, YEARLY_CLASS_PRIORITY, CubeLike
 from ..errors import QueryError
+from ..science.classify import CLASS_ALIASES
 from ..science.gapfill import DEFAULT_WINDOW, FILLED_AGREEING, OBSERVED, check_window
 from .complete import complete_layers
 from .selection import ResolvedSelection, Selection
@@ -249,13 +250,19 @@ class Transitions:
         return self.pixels * self.pixel_area_ha
 
     def hectares_between(self, from_class: str, to_class: str) -> float:
-        """Hectares that went from ``from_class`` to ``to_class``."""
+        """Hectares that went from ``from_class`` to ``to_class``.
+
+        Former class names are accepted (``urban`` for ``non_vegetated``).
+        """
+        names = []
         for name in (from_class, to_class):
+            name = name if name in self.pixels.index else CLASS_ALIASES.get(name, name)
             if name not in self.pixels.index:
                 raise QueryError(
                     f"unknown class {name!r}; expected one of {', '.join(self.pixels.index)}"
                 )
-        return float(self.pixels.loc[from_class, to_class] * self.pixel_area_ha)
+            names.append(name)
+        return float(self.pixels.loc[names[0], names[1]] * self.pixel_area_ha)
 
     def to_long(self) -> pd.DataFrame:
         """One row per (from, to) pair: ``from_class``, ``to_class``, ``pixels``, ``hectares``."""
