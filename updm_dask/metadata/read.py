@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from typing import IO, Any
 
 from ..errors import MetadataError
@@ -27,6 +29,9 @@ __all__ = ["MAX_METADATA_BYTES", "read_mtl", "read_mtl_text"]
 # Real metadata files are 5-70 kB; a limit keeps a mistaken path (a GeoTIFF, an archive)
 # from being read whole into memory.
 MAX_METADATA_BYTES = 16 * 1024 * 1024
+# Real metadata nests 2 to 4 levels (file, group, key; ESPA bands). Far deeper input is
+# hostile, and would exhaust the recursion of the readers that map it to the record.
+MAX_NESTING = 32
 
 
 def read_mtl(source: str | os.PathLike | bytes | IO, *, name: str | None = None) -> SceneMetadata:
@@ -63,7 +68,17 @@ def read_mtl(source: str | os.PathLike | bytes | IO, *, name: str | None = None)
         path = os.fsdecode(source) if isinstance(source, bytes) else os.fspath(source)
         label = name or path
         try:
-            with open(path, "rb") as fh:
+            # O_NONBLOCK: opening a FIFO must not wait for a writer (it would block forever);
+            # it has no effect on a regular file, and anything else is refused before a read.
+            with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as fh:
+                kind = os.fstat(fh.fileno()).st_mode
+                if stat.S_ISDIR(kind):
+                    raise IsADirectoryError
+                if not stat.S_ISREG(kind):
+                    raise MetadataError(
+                        f"{label}: not a regular file (a FIFO, device or socket); "
+                        "expected a metadata file"
+                    )
                 data = fh.read(MAX_METADATA_BYTES + 1)
         except FileNotFoundError:
             raise MetadataError(f"{label}: no such metadata file") from None
@@ -94,6 +109,13 @@ def read_mtl_text(text: str | bytes, source: str = "<string>") -> SceneMetadata:
         return _parse_text(_decode(bytes(text), source), source)
     if not isinstance(text, str):
         raise MetadataError(f"{source}: expected the metadata text as str, got {type(text)}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates, e.g. from a "surrogateescape" decode
+        raise MetadataError(
+            f"{source}: not valid Unicode text (unpaired surrogate at offset {exc.start}); "
+            "expected Landsat metadata"
+        ) from None
     nul = text.find("\0")
     if nul >= 0:
         if text[nul:].strip("\0"):
@@ -155,7 +177,28 @@ def _parse_text(text: str, source: str) -> SceneMetadata:
         return _from_xml(text, source)
     if head.startswith(("{", "[")):
         return _from_json(text, source)
-    return scene_from_mtl_groups(parse_odl(text, source), "odl", source)
+    groups = parse_odl(text, source)
+    _check_nesting(groups, source, "ODL groups")
+    return scene_from_mtl_groups(groups, "odl", source)
+
+
+def _check_nesting(tree: Any, source: str, what: str) -> None:
+    # Iterative, so that the check itself cannot run out of stack.
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            children = list(node.values())
+        elif isinstance(node, list | ET.Element):
+            children = list(node)
+        else:
+            continue
+        if children and depth >= MAX_NESTING:
+            raise MetadataError(
+                f"{source}: {what} nested more than {MAX_NESTING} levels deep; Landsat "
+                "metadata nests a few levels"
+            )
+        stack.extend((child, depth + 1) for child in children)
 
 
 _DTD_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -176,6 +219,7 @@ def _from_xml(text: str, source: str) -> SceneMetadata:
         raise MetadataError(
             f"{source}: invalid XML at line {line}, column {column}: {exc} (truncated or not XML?)"
         ) from None
+    _check_nesting(root, source, "XML elements")
     tag = local_name(root.tag)
     if tag in MTL_ROOTS:
         return scene_from_mtl_groups({tag: _mtl_xml_dict(root, source)}, "xml", source)
@@ -212,6 +256,12 @@ def _from_json(text: str, source: str) -> SceneMetadata:
         data = json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError) as exc:
         raise MetadataError(f"{source}: invalid JSON: {exc} (truncated or not JSON?)") from None
+    except RecursionError:
+        raise MetadataError(
+            f"{source}: JSON nested more than {MAX_NESTING} levels deep; Landsat metadata "
+            "nests a few levels"
+        ) from None
+    _check_nesting(data, source, "JSON")
     if not isinstance(data, dict):
         raise MetadataError(
             f"{source}: JSON metadata must be an object holding the L1_METADATA_FILE or "

@@ -24,7 +24,12 @@ def scalar(text: str) -> Any:
     if text == "NULL":
         return None
     if _INT_RE.match(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:
+            # More digits than Python converts (sys.get_int_max_str_digits): no real field
+            # has them; kept as the text, which the typed lookups below refuse.
+            return text
     if _FLOAT_RE.match(text):
         return float(text)
     return text
@@ -41,7 +46,10 @@ def as_number(value: Any, key: str, source: str) -> float | None:
     if isinstance(value, bool):
         number = None
     elif isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits, beyond a float's range
+            number = None
     elif isinstance(value, str) and _FLOAT_RE.match(value.strip()):
         number = float(value)
     else:
@@ -58,7 +66,10 @@ def as_integer(value: Any, key: str, source: str) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and _INT_RE.match(value.strip()):
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # more digits than Python converts: refused below
+            pass
     if isinstance(value, float) and value.is_integer():
         return int(value)
     raise MetadataError(f"{source}: {key} = {value!r} is not an integer")
