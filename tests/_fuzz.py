@@ -36,7 +36,7 @@ WATCHDOG_SECONDS = 20
 
 #: Examples per property: CI keeps the three fuzz files under about a minute together; the
 #: slow-marked variants search ten to twenty times longer.
-CI_EXAMPLES = 60
+CI_EXAMPLES = 100
 SLOW_EXAMPLES = 1000
 
 

@@ -288,6 +288,14 @@ def test_found_by_fuzzing_a_str_with_a_lone_surrogate_raises_metadata_error(shar
     assert "\udcff" not in str(caught.value)
 
 
+def test_found_by_fuzzing_a_path_with_a_nul_raises_metadata_error(shared_data):
+    # A STAC href with "\u0000" reached open(), which raised ValueError: embedded null byte.
+    path = str(shared_data / _ODL)
+    with pytest.raises(MetadataError, match="NUL") as caught:
+        read_mtl(path[:-4] + "\0" + path[-4:])
+    check_error(caught.value, _ODL[-20:-4])
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
 def test_a_fifo_named_as_metadata_file_is_refused_without_blocking(tmp_path):
     # Opening a FIFO waits for a writer that never comes: the reader hung forever before.

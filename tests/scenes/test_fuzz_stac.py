@@ -174,7 +174,7 @@ class Catalogue:
             "garbage_MTL.txt", str(root / "fifo_MTL.txt"), (root / "garbage_MTL.txt").as_uri(),
             f"{url}/missing_MTL.txt", f"{url}/garbage_MTL.txt", f"{url}/",
             f"http://127.0.0.1:{closed}/x_MTL.txt", f"https://127.0.0.1:{closed}/x_MTL.txt",
-            "memory://nothing/x_MTL.txt", "nosuchscheme://x_MTL.txt",
+            "memory://nothing/x_MTL.txt", "nosuchscheme://x_MTL.txt", "nul\0_MTL.txt",
         ]  # fmt: skip
         self.hrefs = tuple(pool)
         self.names = tuple(sorted(self.docs))
@@ -427,6 +427,18 @@ def test_found_by_fuzzing_the_type_of_a_catalogue_is_not_echoed(catalogue):
     check_no_secret(caught.value)
     with pytest.raises(SceneError, match="'Catalog'"):
         discover_stac(cat.write({"type": "Catalog", "id": "x", "links": []}))
+
+
+def test_found_by_fuzzing_an_mtl_href_with_a_nul_is_a_problem_of_its_item(catalogue):
+    # "\u0000" in the JSON: open() raised ValueError (embedded null byte) out of discover_stac.
+    cat, _ = catalogue
+    doc = copy.deepcopy(cat.docs["absolute"])
+    mtl = doc["features"][0]["assets"]["MTL.txt"]
+    mtl["href"] = mtl["href"].replace("_MTL", "\0_MTL")
+    found = discover_stac(cat.write(doc))
+    assert len(found.scenes) == len(DIR_SCENES) - 1
+    [(label, message)] = found.problems
+    assert doc["features"][0]["id"] in label and "NUL" in message
 
 
 def test_an_mtl_href_to_a_fifo_is_a_problem_not_a_hang(catalogue):

@@ -67,6 +67,8 @@ def read_mtl(source: str | os.PathLike | bytes | IO, *, name: str | None = None)
     else:
         path = os.fsdecode(source) if isinstance(source, bytes) else os.fspath(source)
         label = name or path
+        if "\0" in path:  # the OS refuses it with a ValueError, not an OSError
+            raise MetadataError(f"{label!r}: a path cannot contain a NUL character")
         try:
             # O_NONBLOCK: opening a FIFO must not wait for a writer (it would block forever);
             # it has no effect on a regular file, and anything else is refused before a read.
