@@ -124,7 +124,7 @@ _VALUES = (
     b"", b'""', b'"', b"NULL", b"-1", b"0", b"-0.0", b"1e999", b"-1e999", b"NaN", b"9" * 400,
     b"9" * 5000, b"2017-02-30", b"0000-00-00", b"99:99:99Z", b"LANDSAT_6", b"LANDSAT_9",
     b"MSS", b"OLI_TIRS", b"ETM", b"M", b"N", b"Y", b"UTM", b"PS", b"-61", b"61", b"91",
-    b"\t", b"true", b"[1, 2]", b"{}", b'{"a": 1}',
+    b"\t", b"true", b"[1, 2]", b"{}", b'{"a": 1}', b"9" * 100_000 + b"x",
 )  # fmt: skip
 _ODL_VALUE = re.compile(
     rb"(?m)^[ \t]*(?!(?:END_)?GROUP\b)[A-Za-z][A-Za-z0-9_]*[ \t]*=[ \t]*(.+?)\r?$"
@@ -288,12 +288,37 @@ def test_found_by_fuzzing_a_str_with_a_lone_surrogate_raises_metadata_error(shar
     assert "\udcff" not in str(caught.value)
 
 
-def test_found_by_fuzzing_a_path_with_a_nul_raises_metadata_error(shared_data):
-    # A STAC href with "\u0000" reached open(), which raised ValueError: embedded null byte.
+@pytest.mark.parametrize("char", ["\0", "\ud800"])
+def test_found_by_fuzzing_a_path_with_a_nul_or_a_surrogate_raises_metadata_error(shared_data, char):
+    # A STAC href with "\u0000" or "\ud800" reached open(), which raised ValueError
+    # (embedded null byte) or UnicodeEncodeError.
     path = str(shared_data / _ODL)
-    with pytest.raises(MetadataError, match="NUL") as caught:
-        read_mtl(path[:-4] + "\0" + path[-4:])
+    with pytest.raises(MetadataError, match="not a possible file name") as caught:
+        read_mtl(path[:-4] + char + path[-4:])
     check_error(caught.value, _ODL[-20:-4])
+
+
+_LONG = "9" * 100_000 + "x"  # digits, then what makes it no number
+
+
+@pytest.mark.parametrize(
+    ("rel", "edit"),
+    [
+        (_ODL, lambda t: _odl_with(t, "SUN_ELEVATION", _LONG)),
+        (_XML, lambda t: _xml_with(t, "SUN_ELEVATION", _LONG)),
+        (_JSON, lambda t: re.sub(r'"SUN_ELEVATION": [\d.]+', f'"SUN_ELEVATION": "{_LONG}"', t)),
+    ],
+    ids=["odl", "xml", "json"],
+)
+def test_found_by_fuzzing_a_value_of_100000_digits_and_a_letter_is_refused_at_once(
+    shared_data, workdir, rel, edit
+):
+    # The number pattern split the run of digits in every possible way: minutes per value.
+    target = workdir / "long_value_MTL.txt"
+    target.write_text(edit((shared_data / rel).read_text(encoding="utf-8")), encoding="utf-8")
+    with watchdog(10), pytest.raises(MetadataError, match="SUN_ELEVATION") as caught:
+        read_mtl(target)
+    check_error(caught.value, str(target))
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")

@@ -249,6 +249,8 @@ _JSON_SCALARS = st.one_of(
     st.integers(-(10**400), 10**400),
     st.floats(),
     _TEXT,
+    # Long runs that made patterns backtrack (a band name, a number); no "/" or ":" either.
+    st.sampled_from(["B" + "0" * 100_000 + "x", "9" * 100_000 + "x"]),
 )
 _JSON = st.recursive(
     _JSON_SCALARS,
@@ -429,16 +431,34 @@ def test_found_by_fuzzing_the_type_of_a_catalogue_is_not_echoed(catalogue):
         discover_stac(cat.write({"type": "Catalog", "id": "x", "links": []}))
 
 
-def test_found_by_fuzzing_an_mtl_href_with_a_nul_is_a_problem_of_its_item(catalogue):
-    # "\u0000" in the JSON: open() raised ValueError (embedded null byte) out of discover_stac.
+@pytest.mark.parametrize("char", ["\0", "\ud800"])
+def test_found_by_fuzzing_an_mtl_href_with_a_nul_or_surrogate_is_a_problem_of_its_item(
+    catalogue, char
+):
+    # "\u0000" or "\ud800" in the JSON: open() raised ValueError (embedded null byte) or
+    # UnicodeEncodeError out of discover_stac.
     cat, _ = catalogue
     doc = copy.deepcopy(cat.docs["absolute"])
     mtl = doc["features"][0]["assets"]["MTL.txt"]
-    mtl["href"] = mtl["href"].replace("_MTL", "\0_MTL")
+    mtl["href"] = mtl["href"].replace("_MTL", f"{char}_MTL")
     found = discover_stac(cat.write(doc))
     assert len(found.scenes) == len(DIR_SCENES) - 1
     [(label, message)] = found.problems
-    assert doc["features"][0]["id"] in label and "NUL" in message
+    assert doc["features"][0]["id"] in label and "not a possible file name" in message
+
+
+def test_found_by_fuzzing_a_band_name_of_100000_zeros_does_not_hang(catalogue):
+    # "B0*(\d+)" gave the zeros to either part: minutes per eo:bands name, per band.
+    cat, _ = catalogue
+    doc = copy.deepcopy(cat.docs["absolute"])
+    item = next(f for f in doc["features"] if "coastal" in f["assets"])  # an OLI scene
+    red = item["assets"].pop("red")
+    item["assets"]["other"] = {**red, "eo:bands": [{"name": "B" + "0" * 100_000 + "x"}]}
+    with watchdog(10):
+        found = discover_stac(cat.write(doc))
+    assert len(found.scenes) == len(DIR_SCENES) - 1
+    [(label, message)] = found.problems
+    assert item["id"] in label and "band 4 (red)" in message
 
 
 def test_an_mtl_href_to_a_fifo_is_a_problem_not_a_hang(catalogue):

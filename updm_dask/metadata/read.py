@@ -67,8 +67,17 @@ def read_mtl(source: str | os.PathLike | bytes | IO, *, name: str | None = None)
     else:
         path = os.fsdecode(source) if isinstance(source, bytes) else os.fspath(source)
         label = name or path
-        if "\0" in path:  # the OS refuses it with a ValueError, not an OSError
-            raise MetadataError(f"{label!r}: a path cannot contain a NUL character")
+        try:
+            unusable = b"\0" in os.fsencode(path)
+        except UnicodeEncodeError:  # an unpaired surrogate, e.g. "\ud800" in a STAC href
+            unusable = True
+        if unusable:
+            # The OS would refuse it with a ValueError, not an OSError; repr() shows the
+            # NUL or surrogate escaped.
+            raise MetadataError(
+                f"{label!r}: not a possible file name (a NUL character or an unpaired "
+                "surrogate in it)"
+            )
         try:
             # O_NONBLOCK: opening a FIFO must not wait for a writer (it would block forever);
             # it has no effect on a regular file, and anything else is refused before a read.

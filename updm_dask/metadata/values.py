@@ -16,7 +16,9 @@ from ..errors import MetadataError, SensorError
 from ..science.sensors import canonical_sensor_name, get_sensor
 
 _INT_RE = re.compile(r"[+-]?\d+\Z")
-_FLOAT_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+# Digits after the point only follow a point: "\d+\.?\d*" split a run of digits in every
+# way, and a value of 100 000 digits and a letter took minutes to refuse.
+_FLOAT_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
 
 
 def scalar(text: str) -> Any:

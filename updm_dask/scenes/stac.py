@@ -56,7 +56,8 @@ _COMMON_NAME_ALIASES = {
 }
 _MTL_KEYS = ("mtl.txt", "mtl.xml", "mtl.json")
 _QA_KEYS = {"qa": ("qa_pixel", "qa", "bqa"), "radsat": ("qa_radsat", "radsat")}
-_EO_NAME_RE = re.compile(r"(?:^|[_-])B0*(\d+)$", re.IGNORECASE)
+# "B0*(\d+)" let the zeros go to either part, which took minutes on a name of 100 000 zeros.
+_EO_NAME_RE = re.compile(r"(?:^|[_-])B0*([1-9]\d*|0)$", re.IGNORECASE)
 _STAC_TYPES = ("Catalog", "Collection", "Feature", "FeatureCollection")
 
 
