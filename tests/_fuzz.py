@@ -123,7 +123,8 @@ def mutate(
     """``blob`` after ``min_operations`` to ``max_operations`` random mutations.
 
     Byte changes, deletions, insertions, truncation; a token of ``tokens`` inserted once or
-    repeated up to 3000 times; a span repeated; whole lines dropped, doubled or swapped.
+    repeated up to 3000 times (at most ~100 kB); a span repeated; whole lines dropped,
+    doubled or swapped.
     """
     out = bytearray(blob)
     count = data.draw(st.integers(min_operations, max_operations), label="mutations")

@@ -77,6 +77,8 @@ _ALIASES = {"ETM": "ETM+", "OLI_TIRS": "OLI", "TM": "TM", "MSS": "MSS", "OLI-2":
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
+    # Warm-up: the first example must not pay for loading the CRS database and patterns.
+    load_job_spec(EXAMPLE)
     return tmp_path_factory.mktemp("fuzz_spec")
 
 

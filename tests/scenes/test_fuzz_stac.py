@@ -203,7 +203,10 @@ def catalogue(shared_data, tmp_path_factory):
     guard = _NetworkGuard()
     try:
         with guard:
-            yield Catalogue(root, f"http://127.0.0.1:{httpd.server_address[1]}"), guard
+            cat = Catalogue(root, f"http://127.0.0.1:{httpd.server_address[1]}")
+            # Warm-up: the first example must not pay for starting the HTTP client.
+            discover_stac(cat.write(cat.docs["http"]))
+            yield cat, guard
     finally:
         httpd.shutdown()
         httpd.server_close()
