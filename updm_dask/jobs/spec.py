@@ -163,12 +163,25 @@ def _date(source: str, key: str, value) -> dt.date:
         raise spec_error(source, key, f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)  # TOML integers are unbounded: one of 400 digits is beyond a float
+    except OverflowError:
+        return False
+    return True
+
+
 def _numbers(value: Any, n: int) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == n
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-    )
+    return isinstance(value, list) and len(value) == n and all(_is_number(v) for v in value)
+
+
+def _check_path(source: str, key: str, value: str) -> str:
+    # A NUL cannot be part of a file name; refused here rather than where it is opened.
+    if "\0" in value:
+        raise spec_error(source, key, "a path cannot contain a NUL character (\\u0000)")
+    return value
 
 
 def _parse_grid(data: Mapping[str, Any], source: str) -> CubeGrid | None:
@@ -203,7 +216,8 @@ def _parse_grid(data: Mapping[str, Any], source: str) -> CubeGrid | None:
             raise spec_error(
                 source, "grid.aoi", f"expected [xmin, ymin, xmax, ymax] with min < max, got {aoi!r}"
             )
-        if not grid.get("resolution", 0) > 0:
+        resolution = grid.get("resolution", 0)
+        if not (_is_number(resolution) and resolution > 0):
             raise spec_error(
                 source,
                 "grid.resolution",
@@ -222,7 +236,7 @@ def _parse_grid(data: Mapping[str, Any], source: str) -> CubeGrid | None:
 
 
 def _parse_science(data: Mapping[str, Any], source: str, base: Path | None) -> Science:
-    patterns = value_of(data, "science", "patterns")
+    patterns = _check_path(source, "science.patterns", value_of(data, "science", "patterns"))
     try:
         pattern_set = (
             default_pattern_set()
@@ -239,11 +253,13 @@ def _parse_science(data: Mapping[str, Any], source: str, base: Path | None) -> S
             raise spec_error(source, "science.rules", str(exc)) from None
         if not all(isinstance(v, str) for v in rules.values()):
             raise spec_error(source, "science.rules", "values must be rule-table names or paths")
+        for v in rules.values():
+            _check_path(source, "science.rules", v)
         rules = FrozenMap(
             {k: v if v in ("TM", "MSS") else _resolve(base, v) for k, v in rules.items()}
         )
     elif rules not in ("auto", "TM", "MSS"):
-        rules = _resolve(base, rules)
+        rules = _resolve(base, _check_path(source, "science.rules", rules))
     calibration = value_of(data, "science", "calibration")
     if value_of(data, "science", "supplementary") is False and value_of(
         data, "science", "constrain_supplementary"
@@ -310,6 +326,9 @@ def parse_job_spec(
     stac = value_of(data, "inputs", "stac")
     if not all(isinstance(p, str) and p for p in stac):
         raise spec_error(source, "inputs.stac", "expected a list of STAC file paths or URLs")
+    for key, listed in (("inputs.paths", paths), ("inputs.stac", stac)):
+        for p in listed:
+            _check_path(source, key, p)
     if not paths and not stac:
         raise spec_error(
             source, "inputs.paths", "is required (or inputs.stac): the job has no scenes to find"
@@ -339,7 +358,7 @@ def parse_job_spec(
         name=value_of(data, "job", "name"),
         inputs=tuple(_resolve(base, p) for p in paths),
         stac=tuple(_resolve(base, p) for p in stac),
-        cube=_resolve(base, data["cube"]["path"]),
+        cube=_resolve(base, _check_path(source, "cube.path", data["cube"]["path"])),
         grid=_parse_grid(data, source),
         science=_parse_science(data, source, base),
         batch_size=_batch_size(data, source),
@@ -393,4 +412,10 @@ def load_job_spec(path: str | os.PathLike) -> JobSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise JobSpecError(f"{path}: not valid TOML: {exc}") from None
+    except ValueError:  # int() of an integer longer than Python converts (4300 digits)
+        raise JobSpecError(f"{path}: not valid TOML: an integer has too many digits") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise JobSpecError(
+            f"{path}: not valid TOML: arrays or inline tables nested too deeply"
+        ) from None
     return parse_job_spec(data, source=str(path), base=path.resolve().parent)

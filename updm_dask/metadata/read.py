@@ -13,6 +13,7 @@ import bisect
 import json
 import os
 import re
+import stat
 import xml.etree.ElementTree as ET
 from typing import IO, Any
 from xml.parsers import expat
@@ -65,7 +66,28 @@ def read_mtl(source: str | os.PathLike | bytes | IO, *, name: str | None = None)
         path = os.fsdecode(source) if isinstance(source, bytes) else os.fspath(source)
         label = name or path
         try:
-            with open(path, "rb") as fh:
+            unusable = b"\0" in os.fsencode(path)
+        except UnicodeEncodeError:  # an unpaired surrogate, e.g. "\ud800" in a STAC href
+            unusable = True
+        if unusable:
+            # The OS would refuse it with a ValueError, not an OSError; repr() shows the
+            # NUL or surrogate escaped.
+            raise MetadataError(
+                f"{label!r}: not a possible file name (a NUL character or an unpaired "
+                "surrogate in it)"
+            )
+        try:
+            # O_NONBLOCK: opening a FIFO must not wait for a writer (it would block forever);
+            # it has no effect on a regular file, and anything else is refused before a read.
+            with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as fh:
+                kind = os.fstat(fh.fileno()).st_mode
+                if stat.S_ISDIR(kind):
+                    raise IsADirectoryError
+                if not stat.S_ISREG(kind):
+                    raise MetadataError(
+                        f"{label}: not a regular file (a FIFO, device or socket); "
+                        "expected a metadata file"
+                    )
                 data = fh.read(MAX_METADATA_BYTES + 1)
         except FileNotFoundError:
             raise MetadataError(f"{label}: no such metadata file") from None
@@ -96,6 +118,13 @@ def read_mtl_text(text: str | bytes, source: str = "<string>") -> SceneMetadata:
         return _parse_text(_decode(bytes(text), source), source)
     if not isinstance(text, str):
         raise MetadataError(f"{source}: expected the metadata text as str, got {type(text)}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates, e.g. from a "surrogateescape" decode
+        raise MetadataError(
+            f"{source}: not valid Unicode text (unpaired surrogate at offset {exc.start}); "
+            "expected Landsat metadata"
+        ) from None
     nul = text.find("\0")
     if nul >= 0:
         if text[nul:].strip("\0"):

@@ -101,7 +101,10 @@ def as_number(value: Any, key: str, source: str, line: str | int | None = None) 
     if isinstance(value, bool):
         number = None
     elif isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits, beyond a float's range
+            number = None
     elif isinstance(value, str) and _FLOAT_RE.match(value.strip()):
         number = float(value)
     else:

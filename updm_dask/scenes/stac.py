@@ -68,7 +68,9 @@ _COMMON_NAME_ALIASES = {
 }
 _MTL_KEYS = ("mtl.txt", "mtl.xml", "mtl.json")
 _QA_KEYS = {"qa": ("qa_pixel", "qa", "bqa"), "radsat": ("qa_radsat", "radsat")}
-_EO_NAME_RE = re.compile(r"(?:^|[_-])B0*(\d+)$", re.IGNORECASE)
+# "B0*(\d+)" let the zeros go to either part, which took minutes on a name of 100 000 zeros.
+_EO_NAME_RE = re.compile(r"(?:^|[_-])B0*([1-9]\d*|0)$", re.IGNORECASE)
+_STAC_TYPES = ("Catalog", "Collection", "Feature", "FeatureCollection")
 
 
 def _absolute(href: str, base: str | None) -> str:
@@ -308,6 +310,10 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
                 data = json.loads(loc.read_remote(fs, path))
         except (OSError, ValueError) as exc:
             raise SceneError(shown(f"{location}: not a STAC JSON file: {exc}")) from None
+        except RecursionError:  # json recurses once per nested array or object
+            raise SceneError(
+                shown(f"{location}: not a STAC JSON file: arrays or objects nested too deeply")
+            ) from None
         base = location if loc.is_url(location) else path
         return _items_from_dict(data, said), location, base
     if isinstance(source, Iterable):
@@ -331,9 +337,14 @@ def _items_from_dict(data: Any, location: str) -> list[pystac.Item]:
             return [pystac.Item.from_dict(data, preserve_dict=False)]
     except Exception as exc:  # pystac raises KeyError/ValueError/STACError on bad items
         raise SceneError(f"{location}: not a valid STAC Item/ItemCollection: {exc}") from exc
+    # The type is named only when it is one of STAC's: any other value is content of the
+    # file, which messages never repeat.
+    found = (
+        f"its type is {kind!r}" if kind in _STAC_TYPES else "its type is missing or no STAC type"
+    )
     raise SceneError(
         f"{location}: a STAC file must be a Feature (Item) or FeatureCollection "
-        f"(ItemCollection); its type is {kind!r}"
+        f"(ItemCollection); {found}"
     )
 
 
