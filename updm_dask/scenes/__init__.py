@@ -19,7 +19,7 @@ read-only or shared) folder holding the scene archives.
 
 from __future__ import annotations
 
-from ._locations import file_kind, input_roots
+from ._roots import file_kind, input_roots
 from .discover import Discovery, SceneSource, discover_scenes, scene_source
 from .masks import scene_mask_params
 from .open import RasterStack, open_scene, resolve_scene

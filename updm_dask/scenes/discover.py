@@ -37,7 +37,10 @@ from ..frozen import FrozenMap
 from ..messages import redact, shown
 from ..metadata import MAX_METADATA_BYTES, SceneMetadata, read_mtl, read_mtl_text
 from ..science.sensors import canonical_sensor_name, get_sensor
+from . import _archives as archives
 from . import _locations as loc
+from . import _remote as remote
+from . import _roots as rootcheck
 
 __all__ = [
     "Discovery",
@@ -291,7 +294,7 @@ def _message(exc: BaseException) -> str:
 
 def _read_metadata(fs, path: str, roots: Sequence[str]) -> SceneMetadata:
     if loc.is_local(fs):
-        loc.check_local_file(path, "metadata file", roots)
+        rootcheck.check_local_file(path, "metadata file", roots)
         return read_mtl(path)
     return read_mtl_text(loc.read_bytes(fs, path, MAX_METADATA_BYTES), loc.display(fs, path))
 
@@ -320,7 +323,7 @@ def _folder_scenes(
             return None
         path = posixpath.join(folder, real)
         if local:
-            loc.check_local_file(path, f"file {real}", out.roots)
+            rootcheck.check_local_file(path, f"file {real}", out.roots)
         return loc.gdal_path(fs, path)
 
     where = loc.display(fs, folder)
@@ -351,8 +354,8 @@ def _archive_scenes(fs, path: str, origin: str, out, *, explicit: bool, query: s
     known = len(out.problems)
     try:
         if loc.is_local(fs):
-            loc.check_local_file(path, "archive", out.roots)
-        listing = loc.read_archive(fs, path + query, text_limit=MAX_METADATA_BYTES)
+            rootcheck.check_local_file(path, "archive", out.roots)
+        listing = archives.read_archive(fs, path + query, text_limit=MAX_METADATA_BYTES)
     except SceneError as exc:
         out.problem(shown, str(exc))
         return
@@ -446,7 +449,7 @@ def _input_scenes(location: str, out: _Collector) -> None:
         return
     try:
         exists = loc.exists(fs, path + query)
-    except loc.RemoteReadError as exc:  # a server that does not answer fails this input only
+    except remote.RemoteReadError as exc:  # a server that does not answer fails this input only
         out.problems.append((redact(location), redact(str(exc))))
         return
     if not exists:
@@ -701,7 +704,7 @@ def discover_scenes(
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
     inputs = [os.fspath(item) for item in inputs]
-    roots = [root for item in inputs for root in loc.input_roots(item)]
+    roots = [root for item in inputs for root in rootcheck.input_roots(item)]
     roots += [os.path.realpath(os.fspath(root)) for root in allow_roots]
     collector = _Collector(roots)
     for item in inputs:

@@ -42,6 +42,7 @@ from ..errors import SceneError
 from ..messages import redact
 from ..science.sensors import get_sensor
 from . import _locations as loc
+from . import _roots as rootcheck
 from .discover import SceneSource, discover_scenes
 
 __all__ = ["open_scene", "resolve_scene"]
@@ -279,7 +280,7 @@ def _header(path: str, source: SceneSource, what: str) -> _Header:
     if not path.startswith("/vsi"):
         # A FIFO would block GDAL's open for ever; a device or socket holds no raster.
         try:
-            loc.check_regular(path, f"{what} file")
+            rootcheck.check_regular(path, f"{what} file")
         except SceneError as exc:
             raise _error(f"scene {source.id}: {exc}", scene_id=source.scene_id) from None
     try:

@@ -44,6 +44,8 @@ from ..messages import redact, shown
 from ..metadata import MAX_METADATA_BYTES, SceneMetadata, read_mtl, read_mtl_text
 from ..science.sensors import get_sensor
 from . import _locations as loc
+from . import _remote as remote
+from . import _roots as rootcheck
 from .discover import Discovery, SceneSource, scene_source, select_scenes
 
 __all__ = ["STAC_BAND_KEYS", "discover_stac"]
@@ -108,11 +110,11 @@ def _check_local(href: str, what: str, roots: Sequence[str] | None) -> None:
     path = _local_path(href)
     if path is None:
         return
-    if roots is not None and not loc.within_roots(os.path.realpath(path), roots):
-        loc.check_local_file(path, what, roots)  # raises, naming the roots
+    if roots is not None and not rootcheck.within_roots(os.path.realpath(path), roots):
+        rootcheck.check_local_file(path, what, roots)  # raises, naming the roots
     if os.path.lexists(path):
         # Missing files are left to the callers' own "not found" messages.
-        loc.check_regular(path, what)
+        rootcheck.check_regular(path, what)
 
 
 def _assets(item: pystac.Item) -> dict[str, pystac.Asset]:
@@ -250,11 +252,11 @@ def _stac_api_io():
     from pystac_client.stac_api_io import StacApiIO
     from urllib3 import Retry
 
-    io = loc.RemoteIO.current()
+    io = remote.RemoteIO.current()
     retry = Retry(
         total=io.retries,
         backoff_factor=io.retry_delay,
-        status_forcelist=sorted(loc.RETRY_STATUS),
+        status_forcelist=sorted(remote.RETRY_STATUS),
         allowed_methods=None,
         raise_on_status=False,
     )
@@ -274,7 +276,7 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
         except UpdmError:
             raise
         except Exception as exc:  # pystac-client raises many kinds; name the API
-            reason = loc.transient_reason(exc)
+            reason = remote.transient_reason(exc)
             if reason is not None:  # requests' own text of a timeout is a page of nesting
                 retries = int(config.get("io.retries"))
                 reason += f"; {retries + 1} attempts (updm.io.retries = {retries})"
@@ -301,7 +303,7 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
         if not loc.exists(fs, path):
             raise SceneError(f"{said}: no such STAC file")
         if loc.is_local(fs):
-            loc.check_regular(path, "STAC file")
+            rootcheck.check_regular(path, "STAC file")
         try:
             if loc.is_local(fs):
                 with fs.open(path, "rb") as fh:
