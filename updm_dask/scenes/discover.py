@@ -458,33 +458,6 @@ def _input_scenes(location: str, out: _Collector) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Filters
-
-
-def _as_utc(value, argument: str, *, end: bool) -> dt.datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = (
-                dt.date.fromisoformat(value)
-                if len(value.strip()) == 10
-                else dt.datetime.fromisoformat(value)
-            )
-        except ValueError:
-            raise SceneError(
-                f"{argument}={value!r}: expected an ISO-8601 date or date-time"
-            ) from None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-    if isinstance(value, dt.date):
-        # A date bound covers its whole day.
-        moment = dt.time.max if end else dt.time.min
-        return dt.datetime.combine(value, moment, tzinfo=dt.UTC)
-    raise SceneError(f"{argument}={value!r}: expected a date, datetime or ISO-8601 string")
-
-
-# --------------------------------------------------------------------------------------
 # Several products of one scene id
 
 _COLLECTION_RANK = {"C2": 3, "C1": 2, "pre-collection": 1}
