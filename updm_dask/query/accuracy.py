@@ -28,7 +28,7 @@ from ..cube import CubeLike
 from ..errors import QueryError
 from ..geo.points import LONLAT, parse_crs
 from ..science.accuracy import AccuracyAssessment, assess_accuracy, error_matrix
-from ..science.classify import CLASS_ALIASES, LAND_COVER_CLASSES
+from ..science.classify import LAND_COVER_CLASSES, resolve_class_name
 from .areas import feature_mask, geojson_crs, geojson_features, read_geojson
 from .selection import Selection
 from .stats import area_class_counts
@@ -86,7 +86,7 @@ def _class_code(value: Any, where: str) -> int:
     if isinstance(value, int | np.integer) and int(value) in _CODE_NAMES:
         return int(value)
     if isinstance(value, str):
-        name = CLASS_ALIASES.get(value, value)  # a former name (urban) of a shipped class
+        name = resolve_class_name(value, LAND_COVER_CLASSES)  # urban -> non_vegetated
         if name in LAND_COVER_CLASSES:
             return int(LAND_COVER_CLASSES[name])
     names = ", ".join(n for n in LAND_COVER_CLASSES if n != "no_data")

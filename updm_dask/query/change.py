@@ -44,7 +44,7 @@ import xarray as xr
 
 from ..cube import LAND_COVER_CLASSES, YEARLY_CLASS_PRIORITY, CubeLike
 from ..errors import QueryError
-from ..science.classify import CLASS_ALIASES
+from ..science.classify import resolve_class_name
 from ..science.gapfill import DEFAULT_WINDOW, FILLED_AGREEING, OBSERVED, check_window
 from .complete import complete_layers
 from .selection import ResolvedSelection, Selection
@@ -256,7 +256,7 @@ class Transitions:
         """
         names = []
         for name in (from_class, to_class):
-            name = name if name in self.pixels.index else CLASS_ALIASES.get(name, name)
+            name = resolve_class_name(name, self.pixels.index)
             if name not in self.pixels.index:
                 raise QueryError(
                     f"unknown class {name!r}; expected one of {', '.join(self.pixels.index)}"

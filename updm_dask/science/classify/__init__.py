@@ -32,6 +32,7 @@ from .rules import (
     Rule,
     RuleTable,
     load_rules,
+    resolve_class_name,
 )
 
 __all__ = [
@@ -56,4 +57,5 @@ __all__ = [
     "load_rules",
     "mviupd",
     "mviupd_undefined",
+    "resolve_class_name",
 ]

@@ -44,7 +44,7 @@ import numbers
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -70,6 +70,7 @@ __all__ = [
     "Rule",
     "RuleTable",
     "load_rules",
+    "resolve_class_name",
 ]
 
 #: Quantities a condition may test. ``S`` is ``uCw + uCv + uCs``.
@@ -111,6 +112,19 @@ CLASS_LONG_NAMES: Mapping[str, str] = FrozenMap(
 #: ``urban`` with code 4 is ``non_vegetated``. ``urban`` with another code is a user class
 #: of that name (for instance the built-up part of a split class 4).
 CLASS_ALIASES: Mapping[str, str] = FrozenMap({"urban": "non_vegetated"})
+
+
+def resolve_class_name(label: str, known: Container[str]) -> str:
+    """The name among ``known`` that a class label stands for.
+
+    ``label`` itself when it is known, else the standard name of a former name
+    (:data:`CLASS_ALIASES`, e.g. ``"urban"`` -> ``"non_vegetated"``) when that is known, else
+    ``label`` unchanged (the caller reports it as unknown).
+    """
+    if label in known:
+        return label
+    target = CLASS_ALIASES.get(label)
+    return target if target is not None and target in known else label
 
 
 def _canonical_class(name: Any, value: Any) -> Any:
@@ -376,10 +390,7 @@ class RuleTable:
             ``label`` when the table has such a class, else the standard name it stands
             for when the table has that one, else ``label`` unchanged.
         """
-        if label in self.classes:
-            return label
-        target = CLASS_ALIASES.get(label)
-        return target if target is not None and target in self.classes else label
+        return resolve_class_name(label, self.classes)
 
     @cached_property
     def sha256(self) -> str:
