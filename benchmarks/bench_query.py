@@ -12,6 +12,8 @@ Then, each the median of several repeats on different pixels/areas:
   each scene owns its chunks, so this reads N chunks per variable (N x 8 in all);
 * point, both series from a location string (``point_series``, opening the cube too), the
   answer a user of ``updm query point`` waits for: target < 1 s;
+* the same full scene-level series after ``compact_time_blocks`` (``updm compact``), which
+  reads ceil(N / B) chunks per variable: target < 0.3 s;
 * area, per-year class fractions (``area_statistics``) of a small and of a large square,
   and of the large square on the cube's earlier snapshot that held half of the scenes: the
   time follows the number of per-year chunks the area touches, not the number of scenes
@@ -43,11 +45,12 @@ import xarray as xr
 from affine import Affine
 
 from updm_dask import query
-from updm_dask.cube import create_cube, open_cube
+from updm_dask.cube import compact_time_blocks, create_cube, open_cube
 from updm_dask.geo import CubeGrid
 
 TARGET_YEARLY_S = 0.2
 TARGET_POINT_S = 1.0
+TARGET_BLOCKED_S = 0.3
 FIRST_YEAR, N_YEARS = 1984, 40
 
 
@@ -205,6 +208,14 @@ def run(
             t_half = _median_time(
                 lambda b: query.area_statistics(cube, bbox=b, crs=grid.crs, snapshot=half), boxes
             )
+            # the same point reads once the stored slots are compacted into time blocks
+            t0 = time.perf_counter()
+            compact_time_blocks(cube)
+            t_compact = time.perf_counter() - t0
+            cube = open_cube(path)
+            t_blocked_point = _median_time(
+                lambda x, y: query.scene_series(cube, x=x, y=y), pixels(reps)
+            )
     n_years = min(N_YEARS, n)
     (e_small, t_small), (e_large, t_large) = areas["small"], areas["large"]
     rows = [
@@ -219,6 +230,15 @@ def run(
         ),
         _row(f"point scene series, 8 variables x {n} scenes", t_scene_point, "s"),
         _row(f"point scene series, 1 variable x {n} scenes", t_scene_one, "s"),
+        _row(f"compact {n} scenes into time blocks (updm compact)", t_compact, "s"),
+        _row(
+            f"point scene series, 8 variables x {n} scenes, time blocks",
+            t_blocked_point,
+            "s",
+            f"< {TARGET_BLOCKED_S:g} s",
+            t_blocked_point < TARGET_BLOCKED_S,
+        ),
+        _row("point scene series: per-scene layout / time blocks", t_scene_point / t_blocked_point, "x"),
         _row(
             "point full series incl. opening the cube",
             t_point_open,

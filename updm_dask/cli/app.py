@@ -72,6 +72,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     print(report.format())
+    if args.compact and report.cube:
+        _compact(report.cube)
     return report.exit_code
 
 
@@ -104,6 +106,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compact(args: argparse.Namespace) -> int:
+    _compact(args.cube)
+    return 0
+
+
+def _compact(location: str) -> None:
+    from ..cube import compact_time_blocks, open_cube
+    from ..cube._timeblocks import time_blocks_info
+
+    cube = open_cube(location)
+    snap = compact_time_blocks(cube)
+    info = time_blocks_info(cube.session().store) or {}
+    if snap is None:
+        print(f"{cube.location}: already compacted ({info.get('slots', 0)} time slot(s))")
+    else:
+        print(
+            f"{cube.location}: compacted {info['slots']} time slot(s) into time blocks of "
+            f"{info['block_slots']} slots x {info['edge']}x{info['edge']} pixels; "
+            f"snapshot {snap}"
+        )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="updm",
@@ -120,6 +144,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a job spec (TOML) into its cube; re-running resumes")
     run.add_argument("job", help="job specification TOML file")
+    run.add_argument(
+        "--compact",
+        action="store_true",
+        help="afterwards, copy the cube's scenes into time blocks (as `updm compact`)",
+    )
     add_cluster_options(run)
     run.set_defaults(func=_cmd_run)
 
@@ -135,6 +164,13 @@ def _build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="grid, variables, scenes per sensor/decade, commits")
     info.add_argument("cube", help="cube location (path or s3://...)")
     info.set_defaults(func=_cmd_info)
+
+    compact = sub.add_parser(
+        "compact",
+        help="copy the stored scenes into time-blocked arrays: a pixel's history in a few reads",
+    )
+    compact.add_argument("cube", help="cube location (path or s3://...)")
+    compact.set_defaults(func=_cmd_compact)
 
     from . import embed, query
 

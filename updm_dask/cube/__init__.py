@@ -25,6 +25,9 @@ Layout (one Icechunk repository, root group)
   (``updm.chunks.yearly``) for trend reads: ``yearly_land_cover``,
   ``yearly_mviupd_median``, ``yearly_clear_count``, ``yearly_class_count``, with an int16
   ``year`` coordinate.
+- Time-blocked copies of the scene layers (group ``time_blocks``, chunks
+  ``(B, E, E)``), built by :func:`compact_time_blocks` so a pixel's history is a few reads;
+  see :mod:`updm_dask.cube._timeblocks`.
 - Derived layers written by other packages (e.g. the location embedding), recorded in the
   root attribute ``derived_layers``; see :mod:`updm_dask.cube._derived`.
 
@@ -85,6 +88,7 @@ from ._schema import (
     YEARLY_CLASS_PRIORITY,
     YEARLY_VARIABLES,
 )
+from ._timeblocks import compact_time_blocks, pixel_history, time_block_slots
 from ._yearly import yearly_summary
 
 __all__ = [
@@ -106,6 +110,7 @@ __all__ = [
     "CubeLike",
     "DerivedSession",
     "EmptyScenesError",
+    "compact_time_blocks",
     "create_cube",
     "cube_exists",
     "cube_info",
@@ -113,8 +118,10 @@ __all__ = [
     "format_cube_info",
     "list_derived",
     "open_cube",
+    "pixel_history",
     "read_derived",
     "resolve_cube",
+    "time_block_slots",
     "write_derived",
     "yearly_summary",
 ]

@@ -10,10 +10,7 @@ together through Zarr's asynchronous API so that they overlap.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import threading
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +25,7 @@ from ..cube import (
     SCENE_VARIABLES,
     YEARLY_VARIABLES,
     CubeLike,
+    pixel_history,
 )
 from ..errors import QueryError
 from ..geo.points import PixelLocation
@@ -40,27 +38,6 @@ __all__ = ["PointReader", "PointSeries", "point_series", "scene_series", "yearly
 _SCENE_COORDS = ("scene_id", "sensor", "platform", "sun_elevation")
 # Classes of a clear observation (water, vegetation, urban).
 _CLEAR_CLASSES = (2, 3, 4)
-
-
-# One event loop, on a daemon thread of its own, runs the point reads of this process: a
-# fresh loop per read (asyncio.run) would start and join the loop's thread pool (which
-# Zarr's codecs use) every time, a third of a per-year read. Its own thread also lets a
-# caller that runs a loop itself (e.g. Jupyter) wait for it.
-_LOOP: tuple[int, asyncio.AbstractEventLoop] | None = None
-_LOOP_LOCK = threading.Lock()
-
-
-def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine on the point-read loop and wait for its result."""
-    global _LOOP
-    with _LOOP_LOCK:
-        # a forked child inherits the loop but not its thread: it starts its own
-        if _LOOP is None or _LOOP[0] != os.getpid():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="updm-point-reads", daemon=True).start()
-            _LOOP = (os.getpid(), loop)
-        loop = _LOOP[1]
-    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
 
 def check_variables(
@@ -111,15 +88,9 @@ class PointReader:
         ).astype("datetime64[ns]")
 
     def _pixel(self, names: Sequence[str], slots: slice) -> dict[str, np.ndarray]:
-        """``names[k][slots, row, col]`` for all names, fetched concurrently."""
-        at = (slots, self.view.point.row, self.view.point.col)
-        arrays = [self.group[n].async_array for n in names]
-
-        async def fetch() -> list[Any]:
-            # gathering lets the chunk reads of all variables overlap
-            return await asyncio.gather(*(a.getitem(at) for a in arrays))
-
-        return {n: np.asarray(v) for n, v in zip(names, _run(fetch()), strict=True)}
+        """``names[k][slots, row, col]`` for all names, from the time blocks where built."""
+        point = self.view.point
+        return pixel_history(self.group, names, slots, point.row, point.col)
 
     def _frame(self, data: dict[str, Any]) -> pd.DataFrame:
         df = pd.DataFrame(data)
