@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import UpdmError
+from . import _output
 
 if TYPE_CHECKING:
     from ..jobs.run import JobProgress
@@ -22,8 +23,8 @@ __all__ = ["JobProgressBar", "main"]
 
 
 def _note(text: str) -> None:
-    """One-line notes of a running job, on stderr (stdout carries the report)."""
-    print(text, file=sys.stderr, flush=True)
+    """One-line notes of a running job, on stderr (stdout carries the report); none with -q."""
+    _output.note(text)
 
 
 class JobProgressBar:
@@ -59,14 +60,16 @@ class JobProgressBar:
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..jobs.run import run_job_file
 
-    bar = None if args.no_progress else JobProgressBar()
+    quiet = _output.is_quiet()
+    bar = None if args.no_progress or quiet else JobProgressBar()
     try:
         report = run_job_file(
             args.job,
             scheduler=args.scheduler,
             scheduler_file=args.scheduler_file,
             progress=bar,
-            echo=_note,
+            # -q: the notes go to the job's logger, which -q sets to errors only
+            echo=None if quiet else _note,
         )
     finally:
         if bar is not None:
@@ -78,7 +81,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ..demo.run import run_demo
 
-    bar = None if args.no_progress else JobProgressBar()
+    quiet = _output.is_quiet()
+    bar = None if args.no_progress or quiet else JobProgressBar()
     try:
         result = run_demo(
             Path(args.workdir),
@@ -89,7 +93,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             size=args.size,
             # each part of the report as soon as it is ready; the job's messages to stderr
             echo=print,
-            job_echo=_note,
+            job_echo=None if quiet else _note,
         )
     finally:
         if bar is not None:
@@ -132,7 +136,9 @@ def _build_parser() -> argparse.ArgumentParser:
     add_cluster_options(demo)
     demo.set_defaults(func=_cmd_demo)
 
-    info = sub.add_parser("info", help="grid, variables, scenes per sensor/decade, commits")
+    info = sub.add_parser(
+        "info", help="grid (in its CRS and lon/lat), variables, scenes per sensor/decade, commits"
+    )
     info.add_argument("cube", help="cube location (path or s3://...)")
     info.set_defaults(func=_cmd_info)
 
@@ -140,7 +146,40 @@ def _build_parser() -> argparse.ArgumentParser:
 
     query.register(sub)
     embed.register(sub)
+    _add_verbosity(parser, top=True)
+    for leaf in _leaf_parsers(parser):
+        _add_verbosity(leaf, top=False)
     return parser
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser of a command that runs (``updm query point``, ``updm info`` ...)."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                found.extend(_leaf_parsers(child) or [child])
+    return found
+
+
+def _add_verbosity(p: argparse.ArgumentParser, *, top: bool) -> None:
+    """``-v``/``-q`` on ``p``. On the commands they default to SUPPRESS, so that
+    ``updm -q query ...`` is not undone by the sub-command's own default."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top else argparse.SUPPRESS,
+        help="more messages on stderr: -v the steps (INFO), -vv everything (DEBUG)",
+    )
+    g.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="no notes and no progress bars; results and errors only",
+    )
 
 
 def _quiet_icechunk() -> None:
@@ -155,13 +194,24 @@ def _quiet_icechunk() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``updm`` console script."""
+    import icechunk
+
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.verbose and args.quiet:
+        parser.error("-v/--verbose and -q/--quiet exclude each other")
+    _output.configure(args.verbose, args.quiet)
     _quiet_icechunk()
     try:
         return int(args.func(args) or 0)
     except UpdmError as exc:
         print(f"updm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except icechunk.IcechunkError as exc:
+        # the storage layer's own text ends in a Rust span trace; its first line says it
+        detail = str(getattr(exc, "message", exc)).strip().splitlines()
+        first = detail[0] if detail else type(exc).__name__
+        print(f"updm {args.command}: error: the cube store failed: {first}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"updm {args.command}: interrupted; committed batches are kept", file=sys.stderr)

@@ -709,7 +709,7 @@ def resolve_cube(
         )
     try:
         return open_cube(location, branch=branch, snapshot=snapshot, tag=tag)
-    except CubeError as exc:
+    except CubeError:
         if snapshot is None and tag is None and branch == "main":
             raise
         # the location is a cube (else re-raise as is): the commit named is what is wrong.
