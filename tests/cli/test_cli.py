@@ -22,7 +22,6 @@ import pytest
 from updm_dask.cli import main
 from updm_dask.cli.app import _build_parser
 from updm_dask.cube import open_cube
-from updm_dask.geo.points import format_lonlat
 
 from .conftest import GRID, centre, make_sw_cube
 
@@ -156,6 +155,8 @@ def test_outside_errors_give_the_lonlat_bounds(sw_cube, capsys):
 
 
 def test_southern_western_points_print_their_hemispheres(sw_cube, capsys):
+    from updm_dask.geo.points import format_lonlat
+
     code, out, _ = run(capsys, "query", "point", sw_cube, "--lonlat", LON, LAT)
     assert code == 0
     assert f"{abs(LAT):.6f}° S, {abs(LON):.6f}° W" in out

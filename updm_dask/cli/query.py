@@ -77,7 +77,7 @@ def _add_area(p: argparse.ArgumentParser) -> None:
         help="bounding box (lon/lat unless --crs)",
     )
     g.add_argument("--geojson", help="GeoJSON file of the area (Polygon/MultiPolygon)")
-    p.add_argument("--crs", help="CRS of --bbox/--geojson/--xy coordinates (e.g. EPSG:32637)")
+    p.add_argument("--crs", help="CRS of --bbox/--geojson coordinates (e.g. EPSG:32637)")
 
 
 def _add_time(p: argparse.ArgumentParser) -> None:
