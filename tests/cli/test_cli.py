@@ -377,3 +377,28 @@ def test_updm_script_runs_as_a_process(sw_cube):
     )
     assert done.returncode == 0, done.stderr
     assert "lon/lat     " in done.stdout and "° S" in done.stdout and "° W" in done.stdout
+
+
+def test_a_damaged_cube_store_is_one_line_in_the_package_words(tmp_path, capfd):
+    cube = make_sw_cube(tmp_path / "cube")
+    for manifest in (cube / "manifests").iterdir():
+        manifest.unlink()  # the store loses its chunk manifests
+    capfd.readouterr()
+    code = main(["query", "point", str(cube), "--lonlat", str(LON), str(LAT)])
+    out, err = capfd.readouterr()  # file descriptors: the store logs from native code
+    assert code == 2 and out == ""
+    assert err == (
+        f"updm query: error: cube {str(cube)!r}: reading or writing the cube store failed: "
+        "object not found (run with -v for the store's own log)\n"
+    )
+
+
+def test_main_leaves_the_logging_of_its_caller_as_it_was(sw_cube, capsys):
+    import logging
+
+    logger = logging.getLogger("updm_dask")
+    before = (logger.level, list(logger.handlers))
+    for flag in ("-q", "-v", "-vv"):
+        assert main(["info", str(sw_cube), flag]) == 0
+        assert (logger.level, list(logger.handlers)) == before
+    capsys.readouterr()

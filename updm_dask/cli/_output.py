@@ -17,9 +17,9 @@ from typing import Any
 
 from .. import config
 
-__all__ = ["configure", "is_quiet", "note", "progress", "size_text", "wrote"]
+__all__ = ["configure", "is_quiet", "note", "progress", "reset", "size_text", "wrote"]
 
-_state = {"quiet": False}
+_state: dict[str, Any] = {"quiet": False, "level": None}
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -61,9 +61,20 @@ def configure(verbose: int = 0, quiet: bool = False) -> None:
     else:
         level = logging.WARNING
     logger = logging.getLogger("updm_dask")
-    logger.setLevel(level)
     if _handler not in logger.handlers:
+        _state["level"] = logger.level  # restored by reset()
         logger.addHandler(_handler)
+    logger.setLevel(level)
+
+
+def reset() -> None:
+    """Undo :func:`configure` when the command returns, so that a program (or a test) that
+    calls ``main`` keeps its own logging set-up."""
+    _state["quiet"] = False
+    logger = logging.getLogger("updm_dask")
+    if _handler in logger.handlers:
+        logger.removeHandler(_handler)
+        logger.setLevel(_state["level"] or logging.NOTSET)
 
 
 def is_quiet() -> bool:

@@ -182,14 +182,15 @@ def _add_verbosity(p: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
-def _quiet_icechunk() -> None:
-    # Icechunk logs warnings (e.g. about local-filesystem commits, which the cube docs
-    # cover) straight to stderr, through the progress bar; keep errors only unless the
-    # user asks for more with ICECHUNK_LOG.
+def _quiet_icechunk(verbose: int) -> None:
+    # Icechunk logs straight to stderr, with Rust span traces (warnings about local-filesystem
+    # commits, which the cube docs cover; errors it recovers from, or that reach the command
+    # as an exception it words itself). Silent by default, errors with -v, warnings with
+    # -vv, unless the user chose with ICECHUNK_LOG.
     if "ICECHUNK_LOG" not in os.environ:
         import icechunk
 
-        icechunk.set_logs_filter("error")
+        icechunk.set_logs_filter({0: "off", 1: "error"}.get(verbose, "warn"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose and args.quiet:
         parser.error("-v/--verbose and -q/--quiet exclude each other")
     _output.configure(args.verbose, args.quiet)
-    _quiet_icechunk()
+    _quiet_icechunk(args.verbose)
     try:
         return int(args.func(args) or 0)
     except UpdmError as exc:
@@ -210,12 +211,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except icechunk.IcechunkError as exc:
         # the storage layer's own text ends in a Rust span trace; its first line says it
         detail = str(getattr(exc, "message", exc)).strip().splitlines()
-        first = detail[0] if detail else type(exc).__name__
-        print(f"updm {args.command}: error: the cube store failed: {first}", file=sys.stderr)
+        first = detail[0].strip() if detail else type(exc).__name__
+        cubes = getattr(args, "cubes", None) or [getattr(args, "cube", None)]
+        where = f"cube {', '.join(map(repr, cubes))}: " if cubes[0] else ""
+        print(
+            f"updm {args.command}: error: {where}reading or writing the cube store failed: "
+            f"{first} (run with -v for the store's own log)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"updm {args.command}: interrupted; committed batches are kept", file=sys.stderr)
         return 130
+    finally:
+        _output.reset()
 
 
 if __name__ == "__main__":  # pragma: no cover
