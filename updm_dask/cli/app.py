@@ -1,6 +1,11 @@
 """The ``updm`` command: thin argument handling over jobs, cubes and the demo.
 
 No numerics live here; every sub-command calls one public function and prints its result.
+
+Every command takes ``-v`` (the package's INFO log on stderr; ``-vv`` DEBUG and the cube
+store's warnings) and ``-q`` (no notes, no progress bars: results and errors only), before
+or after the command's name. Results go to stdout, everything else to stderr; an error is
+one line, ``updm COMMAND: error: ...``, and exit status 2.
 """
 
 from __future__ import annotations
