@@ -50,12 +50,13 @@ __all__ = [
 #: Layers :func:`export_map` writes: one year's (the first three) or a range of years'.
 MAP_LAYERS = ("land_cover", "trend", "first_change", "mviupd_median", "clear_count")
 # Layers with a picture (.png), and for the per-year values: colour-bar label, colour map,
-# and the value drawn as no data (NaN always is; 0 clear observations reads as no data).
+# the value drawn as no data (NaN always is; 0 clear observations reads as no data) and
+# whether the colours are symmetric about 0 (MVIUPD: water below, vegetation above).
 _PICTURES = {
     "land_cover": None,
     "trend": None,
-    "mviupd_median": ("median MVIUPD of the year (unitless)", "BrBG", None),
-    "clear_count": ("clear observations in the year", "viridis", 0),
+    "mviupd_median": ("median MVIUPD of the year (unitless)", "BrBG", None, True),
+    "clear_count": ("clear observations in the year", "viridis", 0, False),
 }
 
 
@@ -383,9 +384,15 @@ def export_map(
             return plots.plot_land_cover_map(data, out)
         if layer == "trend":
             return plots.plot_trend_map(data, out)
-        label, cmap, nodata = _PICTURES[layer]
+        label, cmap, nodata, symmetric = _PICTURES[layer]
         return plots.plot_value_map(
-            data, out, label=label, title=f"{label}, {year}", nodata=nodata, cmap=cmap
+            data,
+            out,
+            label=label,
+            title=f"{label}, {year}",
+            nodata=nodata,
+            cmap=cmap,
+            symmetric=symmetric,
         )
     if layer == "land_cover":
         return write_cog(data, out, nodata=0, colormap=class_colormap())

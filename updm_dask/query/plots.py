@@ -478,6 +478,7 @@ def plot_value_map(
     title: str | None = None,
     nodata: float | None = None,
     cmap: str = "viridis",
+    symmetric: bool = False,
 ) -> Path:
     """A map of one number per pixel with a colour bar; no-data pixels grey.
 
@@ -493,6 +494,8 @@ def plot_value_map(
         Value that marks pixels without data (NaN always does).
     cmap : str
         Matplotlib colour map.
+    symmetric : bool
+        Colour range symmetric about 0 (for a diverging ``cmap``: 0 in its middle).
 
     Returns
     -------
@@ -508,6 +511,9 @@ def plot_value_map(
     ax.set_facecolor(_NO_TREND)  # shows through where there is no data
     finite = np.isfinite(v)
     lo, hi = (float(np.min(v[finite])), float(np.max(v[finite]))) if finite.any() else (0, 1)
+    if symmetric:
+        hi = max(abs(lo), abs(hi))
+        lo = -hi
     im = ax.imshow(
         v,
         cmap=cmap,
