@@ -1,6 +1,11 @@
 """The ``updm`` command: thin argument handling over jobs, cubes and the demo.
 
 No numerics live here; every sub-command calls one public function and prints its result.
+
+Every command takes ``-v`` (the package's INFO log on stderr; ``-vv`` DEBUG and the cube
+store's warnings) and ``-q`` (no notes, no progress bars: results and errors only), before
+or after the command's name. Results go to stdout, everything else to stderr; an error is
+one line, ``updm COMMAND: error: ...``, and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import UpdmError
+from . import _output
 
 if TYPE_CHECKING:
     from ..jobs.run import JobProgress
@@ -22,8 +28,8 @@ __all__ = ["JobProgressBar", "main"]
 
 
 def _note(text: str) -> None:
-    """One-line notes of a running job, on stderr (stdout carries the report)."""
-    print(text, file=sys.stderr, flush=True)
+    """One-line notes of a running job, on stderr (stdout carries the report); none with -q."""
+    _output.note(text)
 
 
 class JobProgressBar:
@@ -59,14 +65,16 @@ class JobProgressBar:
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..jobs.run import run_job_file
 
-    bar = None if args.no_progress else JobProgressBar()
+    quiet = _output.is_quiet()
+    bar = None if args.no_progress or quiet else JobProgressBar()
     try:
         report = run_job_file(
             args.job,
             scheduler=args.scheduler,
             scheduler_file=args.scheduler_file,
             progress=bar,
-            echo=_note,
+            # -q: the notes go to the job's logger, which -q sets to errors only
+            echo=None if quiet else _note,
         )
     finally:
         if bar is not None:
@@ -80,7 +88,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ..demo.run import run_demo
 
-    bar = None if args.no_progress else JobProgressBar()
+    quiet = _output.is_quiet()
+    bar = None if args.no_progress or quiet else JobProgressBar()
     try:
         result = run_demo(
             Path(args.workdir),
@@ -91,7 +100,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             size=args.size,
             # each part of the report as soon as it is ready; the job's messages to stderr
             echo=print,
-            job_echo=_note,
+            job_echo=None if quiet else _note,
         )
     finally:
         if bar is not None:
@@ -161,7 +170,9 @@ def _build_parser() -> argparse.ArgumentParser:
     add_cluster_options(demo)
     demo.set_defaults(func=_cmd_demo)
 
-    info = sub.add_parser("info", help="grid, variables, scenes per sensor/decade, commits")
+    info = sub.add_parser(
+        "info", help="grid (in its CRS and lon/lat), variables, scenes per sensor/decade, commits"
+    )
     info.add_argument("cube", help="cube location (path or s3://...)")
     info.set_defaults(func=_cmd_info)
 
@@ -176,32 +187,85 @@ def _build_parser() -> argparse.ArgumentParser:
 
     query.register(sub)
     embed.register(sub)
+    _add_verbosity(parser, top=True)
+    for leaf in _leaf_parsers(parser):
+        _add_verbosity(leaf, top=False)
     return parser
 
 
-def _quiet_icechunk() -> None:
-    # Icechunk logs warnings (e.g. about local-filesystem commits, which the cube docs
-    # cover) straight to stderr, through the progress bar; keep errors only unless the
-    # user asks for more with ICECHUNK_LOG.
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser of a command that runs (``updm query point``, ``updm info`` ...)."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                found.extend(_leaf_parsers(child) or [child])
+    return found
+
+
+def _add_verbosity(p: argparse.ArgumentParser, *, top: bool) -> None:
+    """``-v``/``-q`` on ``p``. On the commands they default to SUPPRESS, so that
+    ``updm -q query ...`` is not undone by the sub-command's own default."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top else argparse.SUPPRESS,
+        help="more messages on stderr: -v the steps (INFO), -vv everything (DEBUG)",
+    )
+    g.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="no notes and no progress bars; results and errors only",
+    )
+
+
+def _quiet_icechunk(verbose: int) -> None:
+    # Icechunk logs straight to stderr, with Rust span traces (warnings about local-filesystem
+    # commits, which the cube docs cover; errors it recovers from, or that reach the command
+    # as an exception it words itself). Silent by default, errors with -v, warnings with
+    # -vv, unless the user chose with ICECHUNK_LOG.
     if "ICECHUNK_LOG" not in os.environ:
         import icechunk
 
-        icechunk.set_logs_filter("error")
+        icechunk.set_logs_filter({0: "off", 1: "error"}.get(verbose, "warn"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``updm`` console script."""
+    import icechunk
+
     parser = _build_parser()
     args = parser.parse_args(argv)
-    _quiet_icechunk()
+    if args.verbose and args.quiet:
+        parser.error("-v/--verbose and -q/--quiet exclude each other")
+    _output.configure(args.verbose, args.quiet)
+    _quiet_icechunk(args.verbose)
     try:
         return int(args.func(args) or 0)
     except UpdmError as exc:
         print(f"updm {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except icechunk.IcechunkError as exc:
+        # the storage layer's own text ends in a Rust span trace; its first line says it
+        detail = str(getattr(exc, "message", exc)).strip().splitlines()
+        first = detail[0].strip() if detail else type(exc).__name__
+        cubes = getattr(args, "cubes", None) or [getattr(args, "cube", None)]
+        where = f"cube {', '.join(map(repr, cubes))}: " if cubes[0] else ""
+        print(
+            f"updm {args.command}: error: {where}reading or writing the cube store failed: "
+            f"{first} (run with -v for the store's own log)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(f"updm {args.command}: interrupted; committed batches are kept", file=sys.stderr)
         return 130
+    finally:
+        _output.reset()
 
 
 if __name__ == "__main__":  # pragma: no cover

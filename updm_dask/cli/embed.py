@@ -2,16 +2,23 @@
 
 Usage::
 
-    updm embed CUBE --lon X --lat Y [--radius M] [--period 1975-2024] [--json] [--output F]
+    updm embed CUBE (--lonlat LON LAT | --xy X Y [--crs CRS]) [--radius M]
+               [--period 1975-2024] [--json] [--output F]
     updm embed CUBE --points points.csv [--radius M] [--raw] [--output out.csv]
     updm embed CUBE --store [--period 1972-2024]
     updm embed CUBE [CUBE ...] --fit-encoder encoder.npz [--degree 20] [--frame cap] [--step 2]
-    updm embed --encoder encoder.npz (--lon X --lat Y | --points points.csv) [--output F]
+    updm embed --encoder encoder.npz (--lonlat LON LAT | --xy X Y --crs CRS
+               | --points points.csv) [--output F]
     updm embed CUBE [CUBE ...] --evaluate [--feature-period 1972-2009]
                [--target-period 2010-2024] [--block PX] [--seed N] [--output table.md]
     updm embed --evaluate --synthetic DIR [--block 8]
-    updm similar CUBE [CUBE ...] --lon X --lat Y [-k 10] [--metric cosine] [--radius M]
-                 [--exclude M] [--separation M] [--output table.csv] [--png map.png]
+    updm similar CUBE [CUBE ...] (--lonlat LON LAT | --xy X Y [--crs CRS]) [-k 10]
+                 [--metric cosine] [--radius M] [--exclude M] [--separation M]
+                 [--output table.csv] [--png map.png]
+
+A point is ``--lonlat LON LAT`` (WGS 84 degrees) or ``--xy X Y`` in the (first) cube's CRS
+or in ``--crs``, as in ``updm query point``. The former ``--lon X --lat Y`` still works but
+is deprecated (hidden from the help; a note says so): use ``--lonlat``.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import json
 from typing import Any
 
 from ..errors import QueryError
+from ._output import progress, wrote
+from ._points import add_point, point_of
 
 __all__ = ["register"]
 
@@ -56,8 +65,7 @@ def register(subparsers: Any) -> None:
     mode.add_argument("--store", action="store_true", help="store the layer in the cube")
     mode.add_argument("--fit-encoder", metavar="FILE", help="fit a location encoder, save it")
     mode.add_argument("--evaluate", action="store_true", help="downstream evaluation table")
-    e.add_argument("--lon", type=float, help="longitude (WGS84 degrees)")
-    e.add_argument("--lat", type=float, help="latitude (WGS84 degrees)")
+    add_point(e, required=False, deprecated=True)
     e.add_argument("--radius", type=float, default=0.0, help="neighbourhood radius, metres")
     _add_period(e)
     e.add_argument("--encoder", metavar="FILE", help="encode with this encoder file, no cube")
@@ -88,10 +96,14 @@ def register(subparsers: Any) -> None:
         help="the k places most similar to a point, in one or more cubes (table, PNG map)",
     )
     s.add_argument("cubes", nargs="+", metavar="CUBE", help="cube location(s) to search")
-    s.add_argument("--lon", type=float, required=True, help="longitude (WGS84 degrees)")
-    s.add_argument("--lat", type=float, required=True, help="latitude (WGS84 degrees)")
+    add_point(s, required=True, deprecated=True)
     s.add_argument("-k", type=int, default=10, help="number of places (default %(default)s)")
-    s.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
+    s.add_argument(
+        "--metric",
+        choices=("cosine", "euclidean"),
+        default="cosine",
+        help="distance between embeddings (default %(default)s)",
+    )
     s.add_argument("--radius", type=float, default=0.0, help="neighbourhood radius, metres")
     _add_period(s)
     s.add_argument(
@@ -108,17 +120,26 @@ def register(subparsers: Any) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _need_point(args: argparse.Namespace) -> bool:
-    if (args.lon is None) != (args.lat is None):
-        raise QueryError("give both --lon and --lat")
-    return args.lon is not None
+def _cube_crs(args: argparse.Namespace) -> Any:
+    """What ``--xy`` is in without ``--crs``: a callable giving the first cube's CRS, or
+    None when there is no cube (``--encoder`` alone)."""
+    if not args.cubes:
+        return None
+
+    def crs() -> Any:
+        from ..cube import resolve_cube
+
+        return resolve_cube(args.cubes[0]).grid.crs
+
+    return crs
 
 
-def _emit(text: str, output: str | None) -> None:
-    """``text`` to the ``--output`` file, else to standard output."""
+def _emit(text: str, output: str | None, what: str = "") -> None:
+    """``text`` to the ``--output`` file (confirmed on stdout), else to standard output."""
     if output:
         with open(output, "w", newline="", encoding="utf-8") as f:
             f.write(text)
+        wrote(output, what)
     else:
         print(text, end="")
 
@@ -126,10 +147,10 @@ def _emit(text: str, output: str | None) -> None:
 def _write_result(result: Any, output: str | None) -> bool:
     """A point's result to ``--output``: CSV for a ``.csv`` name, else JSON. True for CSV."""
     if output and output.lower().endswith(".csv"):
-        _emit(result.to_csv(), output)
+        _emit(result.to_csv(), output, "CSV")
         return True
     if output:
-        _emit(json.dumps(result.to_dict(), indent=1), output)
+        _emit(json.dumps(result.to_dict(), indent=1), output, "JSON")
     return False
 
 
@@ -141,11 +162,11 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from ..embed import Period
 
     per = Period.parse(args.period, _epoch_years(args.epoch_years))
-    has_point = _need_point(args)
+    point = point_of(args, _cube_crs(args))
     if args.synthetic and not args.evaluate:
         raise QueryError("--synthetic goes with --evaluate")
     if args.encoder:
-        return _encode(args, has_point)
+        return _encode(args, point)
     if not args.cubes and not args.synthetic:
         raise QueryError("give a CUBE (or --encoder FILE)")
     if len(args.cubes) > 1 and not (args.fit_encoder or args.evaluate):
@@ -156,21 +177,24 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     if args.store:
         from ..embed import store_embedding
 
-        snap = store_embedding(args.cubes[0], per)
+        with progress("storing the embedding"):
+            snap = store_embedding(args.cubes[0], per)
         print(f"stored embedding {per} in {args.cubes[0]}: snapshot {snap}")
         return 0
     if args.fit_encoder:
         from ..embed import fit_encoder
 
-        enc = fit_encoder(
-            args.cubes,
-            per,
-            radius=args.radius,
-            step=args.step,
-            degree=20 if args.degree is None else args.degree,
-            frame=args.frame,
-        )
-        print(f"{enc.format()} written to {enc.save(args.fit_encoder)}")
+        with progress("fitting the encoder"):
+            enc = fit_encoder(
+                args.cubes,
+                per,
+                radius=args.radius,
+                step=args.step,
+                degree=20 if args.degree is None else args.degree,
+                frame=args.frame,
+            )
+        print(enc.format())
+        wrote(enc.save(args.fit_encoder), "location encoder")
         return 0
     if args.evaluate:
         return _evaluate(args)
@@ -179,13 +203,14 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
         places = read_places(args.points)
         table = place_table(args.cubes[0], places, radius=args.radius, period=per, raw=args.raw)
-        _emit(table, args.output)
+        _emit(table, args.output, f"{len(places)} places")
         return 0
-    if not has_point:
-        raise QueryError("give --lon/--lat, --points, --store, --fit-encoder or --evaluate")
+    if point is None:
+        raise QueryError("give --lonlat/--xy, --points, --store, --fit-encoder or --evaluate")
     from ..embed import point_embedding
 
-    pe = point_embedding(args.cubes[0], args.lon, args.lat, radius=args.radius, period=per)
+    a, b, crs = point
+    pe = point_embedding(args.cubes[0], a, b, radius=args.radius, period=per, crs=crs)
     _write_result(pe, args.output)
     _print_result(pe, args.json)
     return 0
@@ -213,11 +238,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
         print(table.format())
         if args.output:
-            _emit(table.format(), args.output)
+            _emit(table.format(), args.output, "evaluation table")
     return 0
 
 
-def _encode(args: argparse.Namespace, has_point: bool) -> int:
+def _encode(args: argparse.Namespace, point: tuple[float, float, Any] | None) -> int:
     from ..embed import load_encoder
 
     enc = load_encoder(args.encoder)
@@ -226,11 +251,14 @@ def _encode(args: argparse.Namespace, has_point: bool) -> int:
 
         places = read_places(args.points)
         out = enc.encode([p.lon for p in places], [p.lat for p in places])
-        _emit(out.to_csv([p.id for p in places]), args.output)
+        _emit(out.to_csv([p.id for p in places]), args.output, f"{len(places)} places")
         return 0
-    if not has_point:
-        raise QueryError("with --encoder give --lon/--lat or --points")
-    out = enc.encode(args.lon, args.lat)
+    if point is None:
+        raise QueryError("with --encoder give --lonlat, --xy with --crs, or --points")
+    from ..geo.points import lonlat_of
+
+    lon, lat = lonlat_of(*point)
+    out = enc.encode(lon, lat)
     if not _write_result(out, args.output):  # a CSV file says it all
         _print_result(out, args.json)
     return 0
@@ -239,10 +267,12 @@ def _encode(args: argparse.Namespace, has_point: bool) -> int:
 def _cmd_similar(args: argparse.Namespace) -> int:
     from ..embed import similar_places
 
+    a, b, crs = point_of(args, _cube_crs(args))
     res = similar_places(
-        args.lon,
-        args.lat,
+        a,
+        b,
         args.cubes,
+        crs=crs,
         k=args.k,
         metric=args.metric,
         radius=args.radius,
@@ -253,7 +283,7 @@ def _cmd_similar(args: argparse.Namespace) -> int:
     )
     print(res.format())
     if args.output:
-        _emit(res.to_csv(), args.output)
+        _emit(res.to_csv(), args.output, f"{len(res.table)} places")
     if args.png:
-        print(f"map written to {res.plot(args.png)}")
+        wrote(res.plot(args.png), "map of the distances")
     return 0

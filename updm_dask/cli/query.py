@@ -34,12 +34,21 @@ clear observation filled from the neighbouring years, within ``--fill-window`` y
 Every command reads the branch tip unless ``--snapshot``/``--tag`` name an older commit.
 Tables print as text by default; ``--format csv|json`` prints CSV/JSON, and ``-o FILE``
 writes the file instead (its suffix picks the format when ``--format`` is not given).
+Whatever a command writes is confirmed on stdout: ``wrote PATH (SIZE; WHAT)``. Computations
+that take a while draw a progress bar on stderr (``-q`` hides it).
+
+A point is ``--lonlat LON LAT`` (WGS 84 degrees) or ``--xy X Y`` in the cube's CRS (or in
+``--crs``), the same in ``updm embed`` and ``updm similar``. ``--plot`` of ``query point``
+draws the pixel's whole scene series with its per-year median, also with ``--yearly``.
 """
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
+
+from ._output import progress, wrote
+from ._points import add_point
 
 __all__ = ["register"]
 
@@ -68,7 +77,7 @@ def _add_area(p: argparse.ArgumentParser) -> None:
         help="bounding box (lon/lat unless --crs)",
     )
     g.add_argument("--geojson", help="GeoJSON file of the area (Polygon/MultiPolygon)")
-    p.add_argument("--crs", help="CRS of --bbox/--geojson/--xy coordinates (e.g. EPSG:32637)")
+    p.add_argument("--crs", help="CRS of --bbox/--geojson coordinates (e.g. EPSG:32637)")
 
 
 def _add_time(p: argparse.ArgumentParser) -> None:
@@ -120,7 +129,7 @@ def _show(args: argparse.Namespace, answer) -> None:
 
     fmt = output_format(args.format, args.output)
     if args.output:
-        print(f"wrote {answer.save(args.output, fmt)}")
+        wrote(answer.save(args.output, fmt), fmt.upper())
     else:
         print(answer.render(fmt))
 
@@ -142,52 +151,60 @@ def _cmd_point(args: argparse.Namespace) -> int:
     )
     _show(args, answer)
     if args.plot:
-        print(f"wrote {answer.draw(args.plot)}")
+        wrote(answer.draw(args.plot), "picture of the scene series")
     return 0
 
 
 def _cmd_area(args: argparse.Namespace) -> int:
     from ..query.answers import area_answer
 
-    answer = area_answer(args.cube, **_where(args))
+    with progress("area statistics"):
+        answer = area_answer(args.cube, **_where(args))
     _show(args, answer)
     if args.plot:
-        print(f"wrote {answer.draw(args.plot)}")
+        wrote(answer.draw(args.plot), "picture of the class shares")
     return 0
 
 
 def _cmd_trend(args: argparse.Namespace) -> int:
     from ..query.answers import trend_answer
 
-    _show(args, trend_answer(args.cube, min_years=args.min_years, alpha=args.alpha, **_where(args)))
+    with progress("trends"):
+        answer = trend_answer(args.cube, min_years=args.min_years, alpha=args.alpha, **_where(args))
+    _show(args, answer)
     return 0
 
 
 def _cmd_change(args: argparse.Namespace) -> int:
     from ..query.answers import change_answer
 
-    _show(args, change_answer(args.cube, args.epoch_from, args.epoch_to, **_where(args)))
+    with progress("transitions"):
+        answer = change_answer(args.cube, args.epoch_from, args.epoch_to, **_where(args))
+    _show(args, answer)
     return 0
 
 
 def _cmd_first_change(args: argparse.Namespace) -> int:
     from ..query.answers import first_change_answer
 
-    _show(args, first_change_answer(args.cube, persistence=args.persistence, **_where(args)))
+    with progress("first change"):
+        answer = first_change_answer(args.cube, persistence=args.persistence, **_where(args))
+    _show(args, answer)
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ..query.answers import compare_answer
 
-    answer = compare_answer(
-        args.cube,
-        scenes=args.scenes,
-        sensors=args.sensors,
-        max_days=args.max_days,
-        aggregate=args.aggregate,
-        **_where(args),
-    )
+    with progress("comparison"):
+        answer = compare_answer(
+            args.cube,
+            scenes=args.scenes,
+            sensors=args.sensors,
+            max_days=args.max_days,
+            aggregate=args.aggregate,
+            **_where(args),
+        )
     _show(args, answer)
     return 0
 
@@ -199,14 +216,15 @@ def _cmd_fit_rules(args: argparse.Namespace) -> int:
     fit = fit_rules(samples, args.template, name=args.name, holdout=args.holdout)
     print(fit.format())
     path = fit.save(args.output)
-    print(f"wrote {path} (use it as [science] rules = {str(path)!r} in a job spec)")
+    wrote(path, f"rule table; use it as [science] rules = {str(path)!r} in a job spec")
     return 0
 
 
 def _cmd_accuracy(args: argparse.Namespace) -> int:
     from ..query.accuracy import accuracy_assessment, format_accuracy
 
-    results = accuracy_assessment(args.cube, args.samples, year=args.year, **_where(args))
+    with progress("accuracy"):
+        results = accuracy_assessment(args.cube, args.samples, year=args.year, **_where(args))
     print(format_accuracy(results))
     return 0
 
@@ -216,26 +234,42 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 
 
+def _pinned(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`_where` with the commit read pinned to one snapshot id, so that the
+    confirmation names the snapshot the export was made from (the branch tip may move)."""
+    from ..cube import resolve_cube
+
+    where = _where(args)
+    cube = resolve_cube(args.cube, snapshot=where.pop("snapshot", None), tag=where.pop("tag", None))
+    where["snapshot"] = cube.snapshot_id
+    return where
+
+
 def _cmd_export_map(args: argparse.Namespace) -> int:
     from ..query.export import export_map
 
-    path = export_map(
-        args.cube,
-        args.layer,
-        args.output,
-        year=args.year,
-        persistence=args.persistence,
-        **_where(args),
-    )
-    print(f"wrote {path}")
+    where = _pinned(args)
+    with progress(f"map of {args.layer}"):
+        path = export_map(
+            args.cube,
+            args.layer,
+            args.output,
+            year=args.year,
+            persistence=args.persistence,
+            **where,
+        )
+    layer = f"layer {args.layer}" + (f" of {args.year}" if args.year is not None else "")
+    wrote(path, layer, f"snapshot {where['snapshot']}")
     return 0
 
 
 def _cmd_export_zarr(args: argparse.Namespace) -> int:
     from ..query.export import export_zarr
 
-    path = export_zarr(args.cube, args.output, overwrite=args.overwrite, **_where(args))
-    print(f"wrote {path}")
+    where = _pinned(args)
+    with progress("Zarr copy"):
+        path = export_zarr(args.cube, args.output, overwrite=args.overwrite, **where)
+    wrote(path, "Zarr v3 store", f"snapshot {where['snapshot']}")
     return 0
 
 
@@ -253,10 +287,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = qsub.add_parser("point", help="a pixel's series: every scene, or per year (--yearly)")
     _add_cube(p)
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--lonlat", nargs=2, type=float, metavar=("LON", "LAT"))
-    where.add_argument("--xy", nargs=2, type=float, metavar=("X", "Y"), help="cube CRS or --crs")
-    p.add_argument("--crs", help="CRS of --xy (default: the cube's)")
+    add_point(p, required=True)
     p.add_argument("--yearly", action="store_true", help="the per-year series instead")
     p.add_argument("--vars", help="comma-separated variables (default all)")
     _add_time(p)
@@ -285,10 +316,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = qsub.add_parser("change", help="transition matrix (hectares) between two epochs")
     _add_cube(p)
     p.add_argument(
-        "--from", dest="epoch_from", nargs=2, type=int, required=True, metavar=("FIRST", "LAST")
+        "--from",
+        dest="epoch_from",
+        nargs=2,
+        type=int,
+        required=True,
+        metavar=("FIRST", "LAST"),
+        help="first epoch: its first and last year",
     )
     p.add_argument(
-        "--to", dest="epoch_to", nargs=2, type=int, required=True, metavar=("FIRST", "LAST")
+        "--to",
+        dest="epoch_to",
+        nargs=2,
+        type=int,
+        required=True,
+        metavar=("FIRST", "LAST"),
+        help="second epoch: its first and last year",
     )
     _add_area(p)
     _add_maps(p)
@@ -370,5 +413,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = esub.add_parser("zarr", help="copy a cube snapshot into a plain Zarr v3 store")
     _add_cube(p)
     p.add_argument("output", help="new directory")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=_cmd_export_zarr)

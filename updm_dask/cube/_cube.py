@@ -709,12 +709,22 @@ def resolve_cube(
         )
     try:
         return open_cube(location, branch=branch, snapshot=snapshot, tag=tag)
-    except CubeError as exc:
+    except CubeError:
         if snapshot is None and tag is None and branch == "main":
             raise
-        # the location is a cube (else re-raise as is): the commit named is what is wrong
+        # the location is a cube (else re-raise as is): the commit named is what is wrong.
+        # Icechunk's own text (a Rust span trace) is no help here; say what exists instead.
         base = open_cube(location)
-        what = f"tag {tag!r}" if tag else f"commit {snapshot!r}" if snapshot else branch
+        if tag:
+            tags = sorted(base._repo.list_tags())
+            known = f"its tags: {', '.join(map(repr, tags))}" if tags else "it has no tags"
+            raise VersionError(f"cube {base.location!r} has no tag {tag!r}; {known}") from None
+        if snapshot:
+            raise VersionError(
+                f"cube {base.location!r} has no commit {snapshot!r} (expected a snapshot id "
+                f"such as its newest, {base.snapshot_id!r}); list commits with `updm info`"
+            ) from None
+        branches = ", ".join(map(repr, sorted(base._repo.list_branches())))
         raise VersionError(
-            f"cube {base.location!r} has no {what} ({exc}); list commits with `updm info`"
+            f"cube {base.location!r} has no branch {branch!r}; its branches: {branches}"
         ) from None

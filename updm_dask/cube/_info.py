@@ -8,6 +8,7 @@ from typing import Any
 
 import zarr
 
+from ..geo.points import format_lat, format_lon, lonlat_bounds
 from ._cube import open_cube, year_ranges, years_of
 
 
@@ -22,7 +23,8 @@ def cube_info(location: str | os.PathLike, *, branch: str = "main") -> dict[str,
     -------
     dict
         ``location``, ``title``, ``branch``, ``snapshot``, ``grid`` (crs, resolution,
-        shape, bounds), ``variables`` and ``coordinates`` (name -> dims, dtype, shape,
+        shape, bounds), ``lonlat_bounds`` (the grid's west, south, east, north in WGS84
+        degrees), ``variables`` and ``coordinates`` (name -> dims, dtype, shape,
         chunks), ``scenes`` (total, per_sensor, per_decade), ``years`` (with scenes),
         ``yearly_years`` (built), ``commits`` (id, time, message; newest first).
 
@@ -65,6 +67,7 @@ def cube_info(location: str | os.PathLike, *, branch: str = "main") -> dict[str,
             "shape": list(g.shape),
             "bounds": list(g.bounds),
         },
+        "lonlat_bounds": list(lonlat_bounds(g)),
         "variables": variables,
         "coordinates": coordinates,
         "scenes": {"total": len(sensors), "per_sensor": per_sensor, "per_decade": decades},
@@ -86,9 +89,15 @@ def format_cube_info(info: Mapping[str, Any]) -> str:
         f"branch      {info.get('branch', 'main')} at snapshot {info.get('snapshot', '?')}",
         f"title       {info.get('title') or ''}",
         f"grid        {g['crs']}, {g['resolution']:g} m, {g['shape'][0]} x {g['shape'][1]} "
-        f"pixels, bounds ({b[0]:g}, {b[1]:g}, {b[2]:g}, {b[3]:g})",
+        f"pixels, bounds ({b[0]:.10g}, {b[1]:.10g}, {b[2]:.10g}, {b[3]:.10g})",
         f"scenes      {info['scenes']['total']}",
     ]
+    if "lonlat_bounds" in info:  # summaries saved before lon/lat bounds were added lack it
+        w, s, e, n = info["lonlat_bounds"]
+        lines.insert(
+            4,
+            f"lon/lat     {format_lon(w)} to {format_lon(e)}, {format_lat(s)} to {format_lat(n)}",
+        )
     for sensor, n in info["scenes"]["per_sensor"].items():
         lines.append(f"  {sensor:<10}{n}")
     if info["scenes"]["per_decade"]:

@@ -23,9 +23,15 @@ __all__ = [
     "LONLAT",
     "PixelLocation",
     "check_lonlat",
+    "describe_extent",
     "disc_window",
+    "format_lat",
+    "format_lon",
+    "format_lonlat",
     "grid_lonlat",
     "locate_point",
+    "lonlat_bounds",
+    "lonlat_of",
     "parse_crs",
     "to_grid_xy",
 ]
@@ -76,6 +82,27 @@ def check_lonlat(
     return lo, la
 
 
+def format_lat(lat: float, digits: int = 5) -> str:
+    """A latitude as degrees with its hemisphere: ``-20.14`` -> ``"20.14000° S"``."""
+    lat = float(lat)
+    return f"{abs(lat):.{digits}f}° {'S' if lat < 0 else 'N'}"
+
+
+def format_lon(lon: float, digits: int = 5) -> str:
+    """A longitude as degrees with its hemisphere: ``-44.15`` -> ``"44.15000° W"``."""
+    lon = float(lon)
+    return f"{abs(lon):.{digits}f}° {'W' if lon < 0 else 'E'}"
+
+
+def format_lonlat(lon: float, lat: float, digits: int = 5) -> str:
+    """A point as ``"20.14000° S, 44.15000° W"`` (latitude first, as maps write it).
+
+    The one formatter of geographic points in the package's text: signed numbers with a
+    hemisphere letter would read as the opposite hemisphere.
+    """
+    return f"{format_lat(lat, digits)}, {format_lon(lon, digits)}"
+
+
 def _transformer(src: Any, dst: Any) -> pyproj.Transformer:
     try:
         return pyproj.Transformer.from_crs(src, dst, always_xy=True)
@@ -100,6 +127,52 @@ def grid_lonlat(grid: CubeGrid, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]
         np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     )
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+
+
+def lonlat_of(x: Any, y: Any, crs: Any) -> tuple[float, float]:
+    """A point given in ``crs`` -> its longitude, latitude (WGS84 degrees).
+
+    Raises
+    ------
+    PointError
+        Unknown CRS, coordinates that are not finite numbers or have no image in lon/lat.
+    """
+    src = parse_crs(crs, "crs")
+    try:
+        px, py = float(x), float(y)
+    except (TypeError, ValueError):
+        raise PointError(f"point: expected numbers, got {x!r}, {y!r}") from None
+    if src.is_geographic:
+        check_lonlat(px, py, what=f"point ({px:g}, {py:g}) in {src.name}")
+    lon, lat = _transformer(src, LONLAT).transform(px, py)
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise PointError(f"point ({px:g}, {py:g}) in {src.name} has no longitude/latitude")
+    return float(lon), float(lat)
+
+
+def lonlat_bounds(grid: CubeGrid) -> tuple[float, float, float, float]:
+    """The grid's extent in longitude/latitude: (west, south, east, north), WGS84 degrees.
+
+    The edges are densified before they are transformed, so the box holds the whole grid
+    even where a projected edge is curved in lon/lat.
+    """
+    b = grid.bounds
+    west, south, east, north = _transformer(grid.pyproj_crs, LONLAT).transform_bounds(
+        b[0], b[1], b[2], b[3], densify_pts=21
+    )
+    return float(west), float(south), float(east), float(north)
+
+
+def describe_extent(grid: CubeGrid) -> str:
+    """The grid's extent in its CRS and in lon/lat, for messages about points or areas
+    outside it: ``"x 588780..589080, y 7772640..7772880 in EPSG:32723; lon 44.15277° W..
+    44.14988° W, lat 20.14221° S..20.14005° S"``."""
+    b = grid.bounds
+    w, s, e, n = lonlat_bounds(grid)
+    return (
+        f"x {b[0]:.10g}..{b[2]:.10g}, y {b[1]:.10g}..{b[3]:.10g} in {grid.crs}; "
+        f"lon {format_lon(w)}..{format_lon(e)}, lat {format_lat(s)}..{format_lat(n)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -173,7 +246,7 @@ def locate_point(
     PointError
         Neither or both of lon/lat and x/y, non-finite numbers, lon/lat out of range, or a
         point outside the grid (the message gives the point in the cube's CRS and the grid
-        bounds).
+        bounds in that CRS and in lon/lat).
     """
     if (lon is None) != (lat is None) or (x is None) != (y is None):
         raise PointError("point: give both lon and lat, or both x and y")
@@ -202,10 +275,9 @@ def locate_point(
     col = math.floor((gx - t.c) / t.a)
     row = math.floor((gy - t.f) / t.e)
     if not (0 <= row < grid.ny and 0 <= col < grid.nx):
-        b = grid.bounds
         raise PointError(
             f"point {said} is outside the cube grid: it is at ({gx:.1f}, {gy:.1f}) in "
-            f"{grid.crs}, the grid covers x {b[0]:g}..{b[2]:g}, y {b[1]:g}..{b[3]:g}"
+            f"{grid.crs}, the grid covers {describe_extent(grid)}"
         )
     plon, plat = grid_lonlat(grid, gx, gy)
     return PixelLocation(

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..cube import SCENE_VARIABLES, YEARLY_VARIABLES, CubeLike
 from ..errors import QueryError
+from ..geo.points import format_lonlat
 from .change import change_table, first_change, transition_matrix
 from .compare import compare_scenes, compare_sensors
 from .export import json_text, table_json, table_text, write_json, write_table
@@ -147,18 +148,17 @@ def point_answer(
     variables : list of str or str, optional
         Variables of the series (default all).
     picture : bool
-        Whether a picture will be drawn: it shows the full scene series (with the
-        per-year median when the cube has per-year layers).
+        Whether a picture will be drawn. It always shows the full scene series of the
+        pixel (with the per-year median when the cube has per-year layers), whatever
+        ``yearly`` and ``variables`` choose for the table.
     **where
         Fields of :class:`~updm_dask.query.Selection`.
 
     Raises
     ------
     QueryError
-        ``picture`` with ``yearly`` or ``variables``, and the errors of the series.
+        The errors of the series.
     """
-    if picture and (yearly or variables):
-        raise QueryError("--plot draws the full scene series; drop --yearly and --vars")
     allowed = tuple(YEARLY_VARIABLES if yearly else SCENE_VARIABLES)
     names = check_variables(variables, allowed, "per-year" if yearly else "scene-level")
     reader = PointReader(Selection.of(selection, **where).resolve("point", query="point"))
@@ -166,7 +166,8 @@ def point_answer(
     pt = table.attrs["point"]
     title = (
         f"pixel row {pt['row']}, col {pt['col']} (centre {pt['x']:.1f}, {pt['y']:.1f} in "
-        f"{pt['crs']}; {pt['lat']:.6f} N, {pt['lon']:.6f} E), snapshot {table.attrs['snapshot']}"
+        f"{pt['crs']}; {format_lonlat(pt['lon'], pt['lat'], 6)}), "
+        f"snapshot {table.attrs['snapshot']}"
     )
 
     def draw(path: str | os.PathLike) -> Path:
@@ -177,10 +178,12 @@ def point_answer(
             series = reader.yearly(tuple(YEARLY_VARIABLES))
         except QueryError:
             series = None  # a cube without per-year layers still gets its scene plot
-        return plot_point_series(table, path, yearly=series)
+        # the picture is of the whole scene series, also when the table is not
+        scenes = table if full else reader.scenes(tuple(SCENE_VARIABLES))
+        return plot_point_series(scenes, path, yearly=series)
 
     full = not yearly and variables is None
-    return table_answer(table, title, picture=draw if full else None)
+    return table_answer(table, title, picture=draw)
 
 
 def area_answer(selection: Selection | CubeLike, **where: Any) -> Answer:

@@ -37,6 +37,7 @@ from ..geo.points import (
     LONLAT,
     PixelLocation,
     check_lonlat,
+    describe_extent,
     disc_window,
     locate_point,
     parse_crs,
@@ -282,8 +283,8 @@ def mask_polygons(geoms: list[dict[str, Any]], grid: CubeGrid, what: str) -> Are
     if xs.max() <= b[0] or xs.min() >= b[2] or ys.max() <= b[1] or ys.min() >= b[3]:
         raise QueryError(
             f"{what} (x {xs.min():.1f}..{xs.max():.1f}, y {ys.min():.1f}..{ys.max():.1f} in "
-            f"{grid.crs}) does not overlap the cube grid (x {b[0]:g}..{b[2]:g}, "
-            f"y {b[1]:g}..{b[3]:g}); is its CRS right?"
+            f"{grid.crs}) does not overlap the cube grid ({describe_extent(grid)}); "
+            "is its CRS right?"
         )
     c0 = max(0, math.floor((xs.min() - t.c) / t.a))
     c1 = min(grid.nx, math.ceil((xs.max() - t.c) / t.a))

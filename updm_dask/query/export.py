@@ -49,6 +49,15 @@ __all__ = [
 
 #: Layers :func:`export_map` writes: one year's (the first three) or a range of years'.
 MAP_LAYERS = ("land_cover", "trend", "first_change", "mviupd_median", "clear_count")
+# Layers with a picture (.png), and for the per-year values: colour-bar label, colour map,
+# the value drawn as no data (NaN always is; 0 clear observations reads as no data) and
+# whether the colours are symmetric about 0 (MVIUPD: water below, vegetation above).
+_PICTURES = {
+    "land_cover": None,
+    "trend": None,
+    "mviupd_median": ("median MVIUPD of the year (unitless)", "BrBG", None, True),
+    "clear_count": ("clear observations in the year", "viridis", 0, False),
+}
 
 
 def class_colormap() -> dict[int, tuple[int, int, int, int]]:
@@ -335,9 +344,10 @@ def export_map(
 
     A ``.tif``/``.tiff`` is a COG: ``land_cover`` with the class colour table, ``trend``
     with two bands (slope per year, p_value), ``first_change`` with the first-change year
-    (0 = none), the other layers as they are. A ``.png`` is a picture of ``land_cover`` or
-    ``trend`` (:func:`~updm_dask.query.plot_land_cover_map`,
-    :func:`~updm_dask.query.plot_trend_map`).
+    (0 = none), the other layers as they are. A ``.png`` is a picture of ``land_cover``,
+    ``trend``, ``mviupd_median`` or ``clear_count`` (:func:`~updm_dask.query.plot_land_cover_map`,
+    :func:`~updm_dask.query.plot_trend_map`, :func:`~updm_dask.query.plots.plot_value_map`);
+    a picture of another layer is refused before anything is read.
 
     Parameters
     ----------
@@ -360,6 +370,12 @@ def export_map(
     suffix = out.suffix.lower()
     if suffix not in (".tif", ".tiff", ".png"):
         raise QueryError(f"{str(path)!r}: expected a .tif (COG) or .png file")
+    if suffix == ".png" and layer not in _PICTURES:
+        # refused before the cube is read: nothing is computed for a picture never drawn
+        raise QueryError(
+            f"no picture for --layer {layer}; pictures are drawn of {', '.join(_PICTURES)}: "
+            f"write {layer} to a .tif instead"
+        )
     data = map_layer(selection, layer, year=year, persistence=persistence, **where)
     if suffix == ".png":
         from . import plots
@@ -368,7 +384,16 @@ def export_map(
             return plots.plot_land_cover_map(data, out)
         if layer == "trend":
             return plots.plot_trend_map(data, out)
-        raise QueryError(f"no picture for --layer {layer}; write a .tif instead")
+        label, cmap, nodata, symmetric = _PICTURES[layer]
+        return plots.plot_value_map(
+            data,
+            out,
+            label=label,
+            title=f"{label}, {year}",
+            nodata=nodata,
+            cmap=cmap,
+            symmetric=symmetric,
+        )
     if layer == "land_cover":
         return write_cog(data, out, nodata=0, colormap=class_colormap())
     if layer == "trend":

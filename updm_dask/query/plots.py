@@ -8,7 +8,9 @@
 - :func:`plot_land_cover_map`: a yearly land-cover map with a class legend (no_data
   transparent);
 - :func:`plot_trend_map`: the Theil-Sen slope map, pixels without a significant
-  Mann-Kendall trend faded.
+  Mann-Kendall trend faded;
+- :func:`plot_value_map`: a map of one number per pixel (the yearly median MVIUPD, the
+  yearly count of clear observations) with a colour bar, no-data pixels grey.
 
 Colours: water blue, vegetation green, non-vegetated (built-up, bare or sparse land) red,
 cloud light grey (see ``_style``).
@@ -24,6 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import QueryError
+from ..geo.points import format_lonlat
 from ._style import CLASS_LEGEND, CLASS_STYLE, SENSOR_MARKERS
 
 # Background of trend maps: pixels without a trend.
@@ -36,6 +39,7 @@ __all__ = [
     "plot_land_cover_map",
     "plot_point_series",
     "plot_trend_map",
+    "plot_value_map",
 ]
 
 
@@ -278,7 +282,7 @@ def plot_point_series(
     ax.grid(True, alpha=0.3)
     pt = scenes.attrs.get("point", {})
     where = (
-        f" at {pt['lat']:.5f}° N, {pt['lon']:.5f}° E (row {pt['row']}, col {pt['col']})"
+        f" at {format_lonlat(pt['lon'], pt['lat'])} (row {pt['row']}, col {pt['col']})"
         if "lat" in pt
         else ""
     )
@@ -462,5 +466,65 @@ def plot_trend_map(trend: xr.Dataset, path: str | os.PathLike, *, title: str | N
         or f"MVIUPD trend {a}-{b}\n(faded: no significant Mann-Kendall trend, p >= {alpha:g})",
         fontsize=11,
     )
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_value_map(
+    values: xr.DataArray,
+    path: str | os.PathLike,
+    *,
+    label: str,
+    title: str | None = None,
+    nodata: float | None = None,
+    cmap: str = "viridis",
+    symmetric: bool = False,
+) -> Path:
+    """A map of one number per pixel with a colour bar; no-data pixels grey.
+
+    Parameters
+    ----------
+    values : xarray.DataArray
+        (y, x) values with ``x``/``y`` coordinates, e.g. a per-year layer (computed here).
+    path : str or path-like
+    label : str
+        What the colour bar shows, with its unit.
+    title : str, optional
+    nodata : float, optional
+        Value that marks pixels without data (NaN always does).
+    cmap : str
+        Matplotlib colour map.
+    symmetric : bool
+        Colour range symmetric about 0 (for a diverging ``cmap``: 0 in its middle).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if values.ndim != 2:
+        raise QueryError(f"plot_value_map: expected a (y, x) map, got dims {values.dims}")
+    v = np.asarray(values.values, dtype=float)
+    if nodata is not None:
+        v = np.where(v == nodata, np.nan, v)
+    fig = _figure(*_map_size(values, legend=1.6))
+    ax = _map_axes(fig, values)
+    ax.set_facecolor(_NO_TREND)  # shows through where there is no data
+    finite = np.isfinite(v)
+    lo, hi = (float(np.min(v[finite])), float(np.max(v[finite]))) if finite.any() else (0, 1)
+    if symmetric:
+        hi = max(abs(lo), abs(hi))
+        lo = -hi
+    im = ax.imshow(
+        v,
+        cmap=cmap,
+        vmin=lo,
+        vmax=hi if hi > lo else lo + 1,
+        interpolation="nearest",
+        extent=_extent_km(values),
+        origin="upper" if values["y"].values[0] > values["y"].values[-1] else "lower",
+    )
+    bar = fig.colorbar(im, ax=ax, shrink=0.8)
+    bar.set_label(label)
+    ax.set_title(title or label, fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
