@@ -21,7 +21,8 @@ Usage::
     updm query accuracy CUBE --samples FILE.geojson [--year Y] [area]
     updm export map CUBE --layer {land_cover,trend,first_change,mviupd_median,clear_count}
                          [--year Y] [area] [--start S] [--end E] OUT.tif|OUT.png
-    updm export zarr CUBE OUT [--snapshot ID | --tag NAME] [--overwrite]
+    updm export zarr CUBE OUT [--snapshot ID | --tag NAME] [--overwrite] [--zarr-format 2|3]
+    updm export netcdf CUBE OUT.nc [--snapshot ID | --tag NAME] [--overwrite]
 
 A ``.tif`` map is a Cloud-Optimised GeoTIFF: land_cover with the class colour table,
 trend with two bands (slope per year, p_value), first_change with the year (0 = none);
@@ -234,7 +235,21 @@ def _cmd_export_map(args: argparse.Namespace) -> int:
 def _cmd_export_zarr(args: argparse.Namespace) -> int:
     from ..query.export import export_zarr
 
-    path = export_zarr(args.cube, args.output, overwrite=args.overwrite, **_where(args))
+    path = export_zarr(
+        args.cube,
+        args.output,
+        overwrite=args.overwrite,
+        zarr_format=args.zarr_format,
+        **_where(args),
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_export_netcdf(args: argparse.Namespace) -> int:
+    from ..query.export import export_netcdf
+
+    path = export_netcdf(args.cube, args.output, overwrite=args.overwrite, **_where(args))
     print(f"wrote {path}")
     return 0
 
@@ -348,7 +363,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_area(p)
     p.set_defaults(func=_cmd_accuracy)
 
-    export = subparsers.add_parser("export", help="maps as COG/PNG, a plain Zarr v3 copy")
+    export = subparsers.add_parser("export", help="maps as COG/PNG, CF Zarr and netCDF copies")
     esub = export.add_subparsers(dest="export_command", required=True)
 
     p = esub.add_parser("map", help="a map as Cloud-Optimised GeoTIFF (.tif) or picture (.png)")
@@ -367,8 +382,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("output", help="OUT.tif or OUT.png")
     p.set_defaults(func=_cmd_export_map)
 
-    p = esub.add_parser("zarr", help="copy a cube snapshot into a plain Zarr v3 store")
+    p = esub.add_parser("zarr", help="copy a cube snapshot into a plain CF Zarr store")
     _add_cube(p)
     p.add_argument("output", help="new directory")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing directory")
+    p.add_argument(
+        "--zarr-format",
+        type=int,
+        choices=(2, 3),
+        default=2,
+        help="Zarr format (default 2: GDAL 3.12 and netCDF-C read it, scene ids included)",
+    )
     p.set_defaults(func=_cmd_export_zarr)
+
+    p = esub.add_parser("netcdf", help="write a cube snapshot as a CF netCDF-4 file")
+    _add_cube(p)
+    p.add_argument("output", help="new .nc file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    p.set_defaults(func=_cmd_export_netcdf)

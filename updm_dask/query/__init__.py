@@ -25,6 +25,7 @@ Change: :func:`transition_matrix`, :func:`first_change`, :func:`change_table`.
 Comparison: :func:`compare_layers`, :func:`compare_scenes`, :func:`compare_sensors`.
 Rule fitting: :func:`sample_pixels`, :func:`fit_rules`.
 Exports: :func:`write_cog`, :func:`write_table`, :func:`export_map`, :func:`export_zarr`,
+:func:`export_netcdf`,
 :func:`class_colormap`.
 Plots (PNG): :func:`plot_class_fractions`, :func:`plot_point_series`,
 :func:`plot_land_cover_map`, :func:`plot_trend_map` (in :mod:`updm_dask.query.plots`,
@@ -49,7 +50,14 @@ from .areas import AreaSelection
 from .change import Transitions, change_table, first_change, transition_matrix
 from .compare import Comparison, compare_layers, compare_scenes, compare_sensors
 from .complete import complete_yearly
-from .export import class_colormap, export_map, export_zarr, write_cog, write_table
+from .export import (
+    class_colormap,
+    export_map,
+    export_netcdf,
+    export_zarr,
+    write_cog,
+    write_table,
+)
 from .rules_fit import RuleFit, fit_rules, sample_pixels
 from .selection import Selection
 from .series import PointSeries, point_series, scene_series, yearly_series
@@ -74,6 +82,7 @@ __all__ = [
     "compare_sensors",
     "complete_yearly",
     "export_map",
+    "export_netcdf",
     "export_zarr",
     "first_change",
     "fit_rules",
