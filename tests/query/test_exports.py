@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 from importlib.resources import files
 from pathlib import Path
@@ -381,3 +382,127 @@ def test_cli_help_names_the_new_export(capsys):
     with pytest.raises(SystemExit):
         main(["export", "--help"])
     assert "netcdf" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------
+# 3. STAC: an Item beside each COG, a Collection of the cube
+# --------------------------------------------------------------------------------------
+
+SCHEMAS = Path(__file__).parent / "stac_schemas"
+
+
+@pytest.fixture
+def offline_stac_validator():
+    """pystac's validator with the extension schemas of stac_schemas/ and no network.
+
+    pystac's core schemas ship with it; any other schema asked for is an error here
+    instead of an HTTP request.
+    """
+    import pystac
+    from pystac.validation import JsonSchemaSTACValidator, RegisteredValidator, set_validator
+    from pystac.validation.stac_validator import GetSchemaError
+
+    class Offline(JsonSchemaSTACValidator):
+        def _get_schema(self, schema_uri: str) -> dict:
+            if schema_uri not in self.schema_cache:
+                raise GetSchemaError(schema_uri, LookupError("not bundled; no network here"))
+            return self.schema_cache[schema_uri]
+
+    validator = Offline()
+    for path in sorted(SCHEMAS.glob("*.json")):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        validator.schema_cache[schema["$id"].rstrip("#")] = schema
+    previous = RegisteredValidator.get_validator()
+    set_validator(validator)
+    yield pystac
+    set_validator(previous)
+
+
+def test_exported_cogs_come_with_valid_stac_items(demo_cube, tmp_path, offline_stac_validator):
+    pystac = offline_stac_validator
+    cases = {
+        "land_cover": ["--year", "2007"],
+        "clear_count": ["--year", "1974"],
+        "trend": [],
+        "first_change": [],
+    }
+    for layer, extra in cases.items():
+        tif = tmp_path / f"{layer}.tif"
+        argv = ["export", "map", str(demo_cube), "--layer", layer, *extra, str(tif)]
+        assert main(argv) == 0
+        doc = json.loads(tif.with_suffix(".json").read_text(encoding="utf-8"))
+        item = pystac.Item.from_dict(doc, migrate=False)
+        validated = item.validate()
+        assert any("projection" in s for s in validated), layer
+        assert any("raster" in s for s in validated), layer
+        with rasterio.open(tif) as f:
+            assert doc["properties"]["proj:shape"] == [f.height, f.width]
+            assert doc["properties"]["proj:transform"] == pytest.approx(list(f.transform)[:6])
+            assert doc["properties"]["proj:code"] == f"EPSG:{f.crs.to_epsg()}"
+            bands = doc["assets"]["data"]["raster:bands"]
+            assert [b["data_type"] for b in bands] == list(f.dtypes)
+        assert doc["assets"]["data"]["href"] == f"./{tif.name}"
+        assert doc["properties"]["datetime"]
+        if layer == "land_cover":
+            classes = doc["assets"]["data"]["classification:classes"]
+            assert {c["value"]: c["name"] for c in classes} == {
+                0: "no_data",
+                1: "cloud",
+                2: "water",
+                3: "vegetation",
+                4: "non_vegetated",
+            }
+            assert any("classification" in s for s in validated)
+            assert doc["properties"]["start_datetime"] == "2007-01-01T00:00:00Z"
+        if layer == "clear_count":
+            assert bands[0]["nodata"] == CLEAR_COUNT_FILL
+        if layer == "trend":
+            assert [b.get("unit") for b in bands] == ["1/year", "1"]
+            assert doc["properties"]["start_datetime"].startswith("1974-01-01")
+            assert doc["properties"]["end_datetime"].startswith("2023-12-31")
+
+
+def test_a_cube_describes_itself_as_a_stac_collection(
+    demo_cube, tmp_path, offline_stac_validator, capsys
+):
+    pystac = offline_stac_validator
+    out = tmp_path / "collection.json"
+    assert main(["export", "stac", str(demo_cube), str(out), "--id", "demo"]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    collection = pystac.Collection.from_dict(doc, migrate=False)
+    validated = collection.validate()
+    assert any("datacube" in s for s in validated)
+    assert collection.id == "demo"
+    dims = doc["cube:dimensions"]
+    ds = open_cube(demo_cube).to_xarray()
+    assert dims["x"]["reference_system"] == ds.rio.crs.to_epsg()
+    assert dims["x"]["step"] == 30.0 and dims["y"]["step"] == -30.0
+    assert dims["time"]["extent"][0].startswith(str(ds["time"].values.min())[:10])
+    assert dims["year"]["extent"] == ["1974-01-01T00:00:00Z", "2023-12-31T23:59:59Z"]
+    assert set(doc["cube:variables"]) == {*ds.data_vars}
+    assert doc["cube:variables"]["land_cover"]["values"] == [0, 1, 2, 3, 4]
+    assert doc["cube:variables"]["mviupd"]["dimensions"] == [
+        "time",
+        "y",
+        "x",
+    ]
+    lon_min, lat_min, lon_max, lat_max = doc["extent"]["spatial"]["bbox"][0]
+    assert -180 <= lon_min < lon_max <= 180 and -90 <= lat_min < lat_max <= 90
+
+    from updm_dask.query.stac import cube_collection
+
+    assert cube_collection(demo_cube, collection_id="demo")["cube:dimensions"] == dims
+
+
+def test_stac_export_errors_name_the_path(demo_cube, tmp_path, capsys):
+    missing = tmp_path / "nowhere" / "c.json"
+    assert main(["export", "stac", str(demo_cube), str(missing)]) != 0
+    assert f"folder {str(missing.parent)!r} does not exist" in capsys.readouterr().err
+    from updm_dask.errors import QueryError
+    from updm_dask.query.stac import cog_item
+
+    not_a_raster = tmp_path / "x.tif"
+    not_a_raster.write_text("plain text", encoding="utf-8")
+    with pytest.raises(QueryError, match=r"cannot read .*x\.tif' as a raster"):
+        cog_item(not_a_raster, item_id="x", first_year=2000, last_year=2000)

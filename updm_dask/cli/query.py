@@ -23,9 +23,11 @@ Usage::
                          [--year Y] [area] [--start S] [--end E] OUT.tif|OUT.png
     updm export zarr CUBE OUT [--snapshot ID | --tag NAME] [--overwrite] [--zarr-format 2|3]
     updm export netcdf CUBE OUT.nc [--snapshot ID | --tag NAME] [--overwrite]
+    updm export stac CUBE OUT.json [--snapshot ID | --tag NAME] [--id ID]
 
-A ``.tif`` map is a Cloud-Optimised GeoTIFF: land_cover with the class colour table,
-trend with two bands (slope per year, p_value), first_change with the year (0 = none);
+A ``.tif`` map is a Cloud-Optimised GeoTIFF with its STAC Item beside it (``.json``):
+land_cover with the class colour table, trend with two bands (slope per year, p_value),
+first_change with the year (0 = none), clear_count with 65535 where no scene covered;
 a ``.png`` is a picture (land_cover and trend layers).
 
 ``area``, ``change`` and ``first-change`` read the complete annual maps (years without a
@@ -246,6 +248,14 @@ def _cmd_export_zarr(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_stac(args: argparse.Namespace) -> int:
+    from ..query.stac import export_stac
+
+    path = export_stac(args.cube, args.output, collection_id=args.id, **_where(args))
+    print(f"wrote {path}")
+    return 0
+
+
 def _cmd_export_netcdf(args: argparse.Namespace) -> int:
     from ..query.export import export_netcdf
 
@@ -400,3 +410,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("output", help="new .nc file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     p.set_defaults(func=_cmd_export_netcdf)
+
+    p = esub.add_parser(
+        "stac", help="describe a cube snapshot as a STAC Collection (datacube extension)"
+    )
+    _add_cube(p)
+    p.add_argument("output", help="Collection JSON file")
+    p.add_argument("--id", help="Collection id (default: the cube's folder name)")
+    p.set_defaults(func=_cmd_export_stac)

@@ -278,9 +278,12 @@ def cf_dataset(view: Any, what: str) -> tuple[xr.Dataset, dict[str, dict[str, An
         The lazy Dataset and the per-variable encoding for ``to_zarr``/``to_netcdf``.
     """
     from ..cube import SCENE_VARIABLES, STR_COORDS, YEARLY_VARIABLES
-    from ..cube._schema import TIME_UNITS
 
     ds = view.dataset.copy()
+    # the cube's own time encoding (int64 microseconds keep sub-second scene times)
+    time_encoding = {
+        k: v for k, v in ds["time"].encoding.items() if k in ("units", "calendar", "dtype")
+    }
     if "yearly_clear_count" in ds:
         ds["yearly_clear_count"] = clear_count_with_fill(ds, view.location)
     for name in STR_COORDS:
@@ -311,8 +314,7 @@ def cf_dataset(view: Any, what: str) -> tuple[xr.Dataset, dict[str, dict[str, An
         else:
             fill = stored.get("fill_value", stored.get("_FillValue"))
             encoding[name] = {"_FillValue": fill}
-    if "time" in ds.coords:
-        encoding["time"].update(units=TIME_UNITS, calendar="proleptic_gregorian", dtype="int64")
+    encoding["time"].update(time_encoding)
     attrs = {k: v for k, v in ds.attrs.items() if k != "updm_snapshot"}
     for key, value in list(attrs.items()):
         if isinstance(value, Mapping | list):
@@ -525,8 +527,11 @@ def export_map(
     """Write the map of a named layer as a Cloud-Optimised GeoTIFF or a PNG picture.
 
     A ``.tif``/``.tiff`` is a COG: ``land_cover`` with the class colour table, ``trend``
-    with two bands (slope per year, p_value), ``first_change`` with the first-change year
-    (0 = none), the other layers as they are. A ``.png`` is a picture of ``land_cover`` or
+    with two bands (slope per year, p_value, with their units), ``first_change`` with the
+    first-change year (0 = none), ``clear_count`` with 65535 where no scene covered the
+    pixel, the other layers as they are. Beside it goes its STAC Item (same name,
+    ``.json``: :func:`~updm_dask.query.stac.cog_item`, with ``classification:classes`` for
+    ``land_cover``). A ``.png`` is a picture of ``land_cover`` or
     ``trend`` (:func:`~updm_dask.query.plot_land_cover_map`,
     :func:`~updm_dask.query.plot_trend_map`).
 
@@ -561,12 +566,40 @@ def export_map(
             return plots.plot_trend_map(data, out)
         raise QueryError(f"no picture for --layer {layer}; write a .tif instead")
     if layer == "land_cover":
-        return write_cog(data, out, nodata=0, colormap=class_colormap())
-    if layer == "trend":
+        written = write_cog(data, out, nodata=0, colormap=class_colormap())
+    elif layer == "trend":
         # the bands keep their units (per year, and 1), which the stacking drops
         bands = ("slope", "p_value")
         units = [str(data[b].attrs.get("units", "")) for b in bands]
-        return write_cog(data[list(bands)].to_dataarray("band"), out, units=units)
-    if layer == "first_change":
-        return write_cog(data["first_change_year"], out, nodata=0)
-    return write_cog(data, out)
+        written = write_cog(data[list(bands)].to_dataarray("band"), out, units=units)
+    elif layer == "first_change":
+        written = write_cog(data["first_change_year"], out, nodata=0)
+    else:
+        written = write_cog(data, out)
+    _write_cog_item(written, layer, data, year)
+    return written
+
+
+def _write_cog_item(path: Path, layer: str, data: Any, year: int | None) -> Path:
+    """The STAC Item of an exported COG, beside it (same name, ``.json``)."""
+    from .stac import class_objects, cog_item, write_item
+
+    attrs = data.attrs
+    if year is not None:
+        first = last = int(year)
+    else:
+        first, last = int(attrs["first_year"]), int(attrs["last_year"])
+    span = f"{first}" if first == last else f"{first}-{last}"
+    props = {
+        k: attrs[k] for k in ("cube", "updm_snapshot", "area") if isinstance(attrs.get(k), str)
+    }
+    item = cog_item(
+        path,
+        item_id=f"{path.stem}",
+        first_year=first,
+        last_year=last,
+        title=f"{layer} {span}",
+        classes=class_objects() if layer == "land_cover" else None,
+        properties={"updm:layer": layer, **{f"updm:{k}": v for k, v in props.items()}},
+    )
+    return write_item(item, path.with_suffix(".json"))
