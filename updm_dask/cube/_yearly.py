@@ -172,7 +172,9 @@ def yearly_layers_outdated(group: Any, location: str = "the cube") -> bool:
     return clear_count_fill(group[CLEAR_COUNT], location) != CLEAR_COUNT_FILL
 
 
-def clear_count_as_counted(yearly: xr.Dataset, stored: xr.DataArray, location: str) -> xr.Dataset:
+def clear_count_as_counted(
+    yearly: xr.Dataset, stored: xr.DataArray | None, location: str
+) -> xr.Dataset:
     """``yearly`` with the fill of its ``yearly_clear_count`` read as 0 clear observations.
 
     What queries count with (sums, shares, agreement): a pixel no scene covered has no
@@ -182,12 +184,13 @@ def clear_count_as_counted(yearly: xr.Dataset, stored: xr.DataArray, location: s
     ----------
     yearly : xarray.Dataset
         Per-year layers (any window of them).
-    stored : xarray.DataArray
-        ``yearly_clear_count`` as read from the cube (its encoding holds the fill).
+    stored : xarray.DataArray or None
+        ``yearly_clear_count`` as read from the cube (its encoding holds the fill); None
+        when the cube has none.
     location : str
         Named in errors.
     """
-    if CLEAR_COUNT not in yearly:
+    if CLEAR_COUNT not in yearly or stored is None:
         return yearly
     fill = clear_count_fill(stored, location)
     if fill == OLD_CLEAR_COUNT_FILL:

@@ -270,7 +270,7 @@ class ResolvedSelection:
             year=slice(int(idx[0]), int(idx[-1]) + 1), y=area.rows, x=area.cols
         )
         # queries count: a pixel no scene covered (the clear count's fill) has 0 clear
-        win = clear_count_as_counted(win, ds["yearly_clear_count"], self.location)
+        win = clear_count_as_counted(win, ds.get("yearly_clear_count"), self.location)
         win.attrs.update(cube=self.location, updm_snapshot=self.snapshot)
         return win
 
