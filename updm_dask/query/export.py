@@ -397,7 +397,11 @@ def export_zarr(
     tmp = target.with_name(target.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
-    ds.to_zarr(tmp, zarr_format=zarr_format, consolidated=True, mode="w-", encoding=encoding)
+    try:
+        ds.to_zarr(tmp, zarr_format=zarr_format, consolidated=True, mode="w-", encoding=encoding)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # the target, if any, stays as it was
+        raise
     _replace_with(tmp, target)
     return target
 
