@@ -21,10 +21,13 @@ Usage::
     updm query accuracy CUBE --samples FILE.geojson [--year Y] [area]
     updm export map CUBE --layer {land_cover,trend,first_change,mviupd_median,clear_count}
                          [--year Y] [area] [--start S] [--end E] OUT.tif|OUT.png
-    updm export zarr CUBE OUT [--snapshot ID | --tag NAME] [--overwrite]
+    updm export zarr CUBE OUT [--snapshot ID | --tag NAME] [--overwrite] [--zarr-format 2|3]
+    updm export netcdf CUBE OUT.nc [--snapshot ID | --tag NAME] [--overwrite]
+    updm export stac CUBE OUT.json [--snapshot ID | --tag NAME] [--id ID]
 
-A ``.tif`` map is a Cloud-Optimised GeoTIFF: land_cover with the class colour table,
-trend with two bands (slope per year, p_value), first_change with the year (0 = none);
+A ``.tif`` map is a Cloud-Optimised GeoTIFF with its STAC Item beside it (``.json``):
+land_cover with the class colour table, trend with two bands (slope per year, p_value),
+first_change with the year (0 = none), clear_count with 65535 where no scene covered;
 a ``.png`` is a picture (land_cover and trend layers).
 
 ``area``, ``change`` and ``first-change`` read the complete annual maps (years without a
@@ -268,8 +271,33 @@ def _cmd_export_zarr(args: argparse.Namespace) -> int:
 
     where = _pinned(args)
     with progress("Zarr copy"):
-        path = export_zarr(args.cube, args.output, overwrite=args.overwrite, **where)
-    wrote(path, "Zarr v3 store", f"snapshot {where['snapshot']}")
+        path = export_zarr(
+            args.cube,
+            args.output,
+            overwrite=args.overwrite,
+            zarr_format=args.zarr_format,
+            **where,
+        )
+    wrote(path, f"Zarr v{args.zarr_format} store", f"snapshot {where['snapshot']}")
+    return 0
+
+
+def _cmd_export_stac(args: argparse.Namespace) -> int:
+    from ..query.stac import export_stac
+
+    where = _pinned(args)
+    path = export_stac(args.cube, args.output, collection_id=args.id, **where)
+    wrote(path, "STAC Collection", f"snapshot {where['snapshot']}")
+    return 0
+
+
+def _cmd_export_netcdf(args: argparse.Namespace) -> int:
+    from ..query.export import export_netcdf
+
+    where = _pinned(args)
+    with progress("netCDF"):
+        path = export_netcdf(args.cube, args.output, overwrite=args.overwrite, **where)
+    wrote(path, "CF netCDF-4 file", f"snapshot {where['snapshot']}")
     return 0
 
 
@@ -391,7 +419,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_area(p)
     p.set_defaults(func=_cmd_accuracy)
 
-    export = subparsers.add_parser("export", help="maps as COG/PNG, a plain Zarr v3 copy")
+    export = subparsers.add_parser("export", help="maps as COG/PNG, CF Zarr and netCDF copies")
     esub = export.add_subparsers(dest="export_command", required=True)
 
     p = esub.add_parser("map", help="a map as Cloud-Optimised GeoTIFF (.tif) or picture (.png)")
@@ -410,8 +438,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("output", help="OUT.tif or OUT.png")
     p.set_defaults(func=_cmd_export_map)
 
-    p = esub.add_parser("zarr", help="copy a cube snapshot into a plain Zarr v3 store")
+    p = esub.add_parser("zarr", help="copy a cube snapshot into a plain CF Zarr store")
     _add_cube(p)
     p.add_argument("output", help="new directory")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing directory")
+    p.add_argument(
+        "--zarr-format",
+        type=int,
+        choices=(2, 3),
+        default=2,
+        help="Zarr format (default 2: GDAL 3.12 and netCDF-C read it, scene ids included)",
+    )
     p.set_defaults(func=_cmd_export_zarr)
+
+    p = esub.add_parser("netcdf", help="write a cube snapshot as a CF netCDF-4 file")
+    _add_cube(p)
+    p.add_argument("output", help="new .nc file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    p.set_defaults(func=_cmd_export_netcdf)
+
+    p = esub.add_parser(
+        "stac", help="describe a cube snapshot as a STAC Collection (datacube extension)"
+    )
+    _add_cube(p)
+    p.add_argument("output", help="Collection JSON file")
+    p.add_argument("--id", help="Collection id (default: the cube's folder name)")
+    p.set_defaults(func=_cmd_export_stac)

@@ -24,7 +24,10 @@ Layout (one Icechunk repository, root group)
 - Per-year layers, dims ``(year, y, x)``, chunked long in time and small in space
   (``updm.chunks.yearly``) for trend reads: ``yearly_land_cover``,
   ``yearly_mviupd_median``, ``yearly_clear_count``, ``yearly_class_count``, with an int16
-  ``year`` coordinate.
+  ``year`` coordinate. ``yearly_clear_count`` is 65535 (``CLEAR_COUNT_FILL``, its fill)
+  where no scene of the year covered the pixel and 0 where one did but none was clear
+  (cubes written before hold 0 for both: see ``clear_count_with_fill``); the queries
+  count the fill as 0 clear observations.
 - Time-blocked copies of the scene layers (group ``time_blocks``, chunks
   ``(B, E, E)``), built by :func:`compact_time_blocks` so a pixel's history is a few reads;
   see :mod:`updm_dask.cube._timeblocks`.
@@ -74,6 +77,7 @@ from ._derived import (
 from ._info import cube_info, format_cube_info
 from ._io import CubeConflictError, EmptyScenesError, cube_exists
 from ._schema import (
+    CLEAR_COUNT_FILL,
     CUBE_FORMAT,
     LAND_COVER_CLASSES,
     QUALITY_CLOUD,
@@ -89,9 +93,15 @@ from ._schema import (
     YEARLY_VARIABLES,
 )
 from ._timeblocks import compact_time_blocks, pixel_history, time_block_slots
-from ._yearly import yearly_summary
+from ._yearly import (
+    clear_count_as_counted,
+    clear_count_fill,
+    clear_count_with_fill,
+    yearly_summary,
+)
 
 __all__ = [
+    "CLEAR_COUNT_FILL",
     "CUBE_FORMAT",
     "LAND_COVER_CLASSES",
     "QUALITY_CLOUD",
@@ -110,6 +120,9 @@ __all__ = [
     "CubeLike",
     "DerivedSession",
     "EmptyScenesError",
+    "clear_count_as_counted",
+    "clear_count_fill",
+    "clear_count_with_fill",
     "compact_time_blocks",
     "create_cube",
     "cube_exists",

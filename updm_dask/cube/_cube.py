@@ -39,7 +39,7 @@ from ._schema import (
     YEARLY_VARIABLES,
     template,
 )
-from ._yearly import yearly_layers
+from ._yearly import yearly_layers, yearly_layers_outdated
 
 log = logging.getLogger("updm_dask.cube")
 
@@ -561,10 +561,10 @@ class Cube:
         if not target:
             return None
         existing = [int(y) for y in group["year"][:]] if "year" in group else []
-        if existing and any(n not in group for n in YEARLY_VARIABLES):
-            # layers built by an older version lack a variable: rebuild every year, so
-            # that all of them hold it
-            log.info("rebuild_yearly: %s lacks per-year variables; rebuilding all years", self)
+        if existing and yearly_layers_outdated(group, self.location):
+            # layers built by an older version lack a variable or hold the old clear-count
+            # fill: rebuild every year, so that all of them hold it and agree
+            log.info("rebuild_yearly: %s holds older per-year layers; rebuilding all years", self)
             target = set(available)
         all_years = sorted(set(existing) | target)
 

@@ -130,6 +130,11 @@ STR_COORDS: dict[str, str] = {
 #: Every per-scene coordinate besides time.
 TIME_COORDS: tuple[str, ...] = (*STR_COORDS, "sun_elevation")
 
+#: yearly_clear_count of a pixel no scene of the year covered (counts stop below it).
+CLEAR_COUNT_FILL = 65535
+#: The fill of yearly_clear_count in cubes written before: 0, which is also a valid count.
+OLD_CLEAR_COUNT_FILL = 0
+
 #: Per-year variables, dims (year, y, x).
 YEARLY_VARIABLES: dict[str, VarSpec] = {
     "yearly_land_cover": VarSpec(
@@ -147,10 +152,17 @@ YEARLY_VARIABLES: dict[str, VarSpec] = {
         np.nan,
         {"long_name": "median MVIUPD of the clear observations of the year", "units": "1"},
     ),
+    # the fill is not a count: 0 is a pixel seen but never clear, the fill one no scene
+    # covered (cubes written before held 0 for both; see clear_count_fill)
     "yearly_clear_count": VarSpec(
         "uint16",
-        0,
-        {"long_name": "number of clear observations in the year", "units": "1"},
+        CLEAR_COUNT_FILL,
+        {
+            "long_name": "number of clear observations in the year",
+            "units": "1",
+            "comment": f"{CLEAR_COUNT_FILL} (the fill value): no scene of the year covered the "
+            "pixel; 0: covered, but never clear",
+        },
     ),
     # with yearly_clear_count: the agreement of the year's observations, which the
     # complete annual maps report as their confidence

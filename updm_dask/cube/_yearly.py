@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dask.array as da
 import numpy as np
+import xarray as xr
 
 from ..errors import CubeError
-from ._schema import CLEAR_CLASSES, QUALITY_NOT_CLEAR, YEARLY_CLASS_PRIORITY, YEARLY_VARIABLES
+from ._schema import (
+    CLEAR_CLASSES,
+    CLEAR_COUNT_FILL,
+    OLD_CLEAR_COUNT_FILL,
+    QUALITY_FILL,
+    QUALITY_NOT_CLEAR,
+    YEARLY_CLASS_PRIORITY,
+    YEARLY_VARIABLES,
+)
+
+#: The per-year variable whose fill value changed (0 before, CLEAR_COUNT_FILL now).
+CLEAR_COUNT = "yearly_clear_count"
 
 
 def yearly_summary(land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarray) -> np.ndarray:
@@ -25,7 +38,9 @@ def yearly_summary(land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarr
     - class: the most frequent class among the clear observations; ties go to vegetation,
       then urban, then water; no_data (0) when there is no clear observation;
     - median: median MVIUPD of the clear observations with a finite MVIUPD; NaN if none;
-    - count: number of clear observations (capped at 65535);
+    - count: number of clear observations (capped at 65534); 65535
+      (:data:`~updm_dask.cube.CLEAR_COUNT_FILL`, the fill) where no observation covers the
+      pixel (every one has the FILL bit), so that 0 means seen but never clear;
     - class count: number of clear observations in the yearly class (capped likewise), so
       that class count / count is the agreement of the year's observations (the
       confidence of the complete annual maps, :mod:`updm_dask.science.gapfill`).
@@ -65,7 +80,9 @@ def yearly_summary(land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarr
             out[1] = np.nanmedian(np.where(clear, mv, np.nan), axis=0)
     else:
         out[1] = np.nan
-    out[2] = np.minimum(clear.sum(axis=0), np.iinfo(np.uint16).max)
+    seen = ((q.astype(np.int64) & QUALITY_FILL) == 0).any(axis=0)
+    # the fill is the largest uint16: counts stop one below it
+    out[2] = np.where(seen, np.minimum(clear.sum(axis=0), CLEAR_COUNT_FILL - 1), CLEAR_COUNT_FILL)
     out[3] = np.minimum(best_count, np.iinfo(np.uint16).max)
     return out
 
@@ -102,4 +119,135 @@ def yearly_layers(
         )
         for j, (name, spec) in enumerate(YEARLY_VARIABLES.items()):
             out[name].append(summary[j].astype(spec.dtype))
+    return out
+
+
+def clear_count_fill(stored: Any, location: str = "the cube") -> int:
+    """The fill value a stored ``yearly_clear_count`` was written with.
+
+    Parameters
+    ----------
+    stored : zarr.Array or xarray.DataArray
+        The array as stored (a Zarr array: its ``fill_value``), or as read by
+        ``xarray.open_zarr`` (its ``encoding["fill_value"]``).
+    location : str
+        Named in the error.
+
+    Returns
+    -------
+    int
+        :data:`~updm_dask.cube.CLEAR_COUNT_FILL` (layers of this version) or 0 (layers
+        written before, where 0 is both "no scene" and "no clear observation").
+
+    Raises
+    ------
+    CubeError
+        The fill is missing or neither of the two.
+    """
+    if isinstance(stored, xr.DataArray):
+        fill = stored.encoding.get("fill_value", stored.encoding.get("_FillValue"))
+    else:
+        fill = getattr(stored, "fill_value", None)
+    try:
+        value = int(fill)
+    except (TypeError, ValueError):
+        value = None
+    if value not in (CLEAR_COUNT_FILL, OLD_CLEAR_COUNT_FILL):
+        shown = fill.item() if isinstance(fill, np.generic) else fill
+        raise CubeError(
+            f"{location}: {CLEAR_COUNT} has fill value {shown!r}; expected {CLEAR_COUNT_FILL} "
+            f"(this version) or {OLD_CLEAR_COUNT_FILL} (layers written before)"
+        )
+    return value
+
+
+def yearly_layers_outdated(group: Any, location: str = "the cube") -> bool:
+    """True when the stored per-year layers must all be rebuilt to be of this version.
+
+    They lack a variable of this version, or hold ``yearly_clear_count`` with the old fill
+    (0): carrying such a year over next to rebuilt ones would mix two meanings of 0.
+    """
+    if any(n not in group for n in YEARLY_VARIABLES):
+        return True
+    return clear_count_fill(group[CLEAR_COUNT], location) != CLEAR_COUNT_FILL
+
+
+def clear_count_as_counted(
+    yearly: xr.Dataset, stored: xr.DataArray | None, location: str
+) -> xr.Dataset:
+    """``yearly`` with the fill of its ``yearly_clear_count`` read as 0 clear observations.
+
+    What queries count with (sums, shares, agreement): a pixel no scene covered has no
+    clear observation. Layers written with the old fill (0) already read so.
+
+    Parameters
+    ----------
+    yearly : xarray.Dataset
+        Per-year layers (any window of them).
+    stored : xarray.DataArray or None
+        ``yearly_clear_count`` as read from the cube (its encoding holds the fill); None
+        when the cube has none.
+    location : str
+        Named in errors.
+    """
+    if CLEAR_COUNT not in yearly or stored is None:
+        return yearly
+    fill = clear_count_fill(stored, location)
+    if fill == OLD_CLEAR_COUNT_FILL:
+        return yearly
+    var = yearly[CLEAR_COUNT]
+    counted = var.copy(data=da.where(var.data == fill, 0, var.data).astype(var.dtype))
+    return yearly.assign({CLEAR_COUNT: counted})
+
+
+def clear_count_with_fill(ds: xr.Dataset, location: str) -> xr.DataArray:
+    """The cube's ``yearly_clear_count`` with the fill of this version, lazily.
+
+    Layers of this version are returned as stored. Layers written with the old fill (0)
+    are converted: a pixel that no scene of the year covered (the FILL quality bit on
+    every observation) gets :data:`~updm_dask.cube.CLEAR_COUNT_FILL`; a covered one keeps
+    its count, 0 included. So an old cube's 0 is never read as "seen, never clear" where
+    nothing was seen.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The whole cube as read (``quality``, ``time``, ``year`` and the layer).
+    location : str
+        Named in errors.
+
+    Returns
+    -------
+    xarray.DataArray
+        uint16 (year, y, x), with this version's attributes and no encoding.
+
+    Raises
+    ------
+    CubeError
+        An unexpected fill; an old layer of a year without any scene left to tell.
+    """
+    stored = ds[CLEAR_COUNT]
+    fill = clear_count_fill(stored, location)
+    attrs = {**stored.attrs, **YEARLY_VARIABLES[CLEAR_COUNT].attrs}
+    if fill == CLEAR_COUNT_FILL:
+        out = stored.copy()
+    else:
+        scene_years = ds["time"].dt.year.values
+        quality = ds["quality"].data
+        seen = []
+        for year in ds["year"].values:
+            idx = np.flatnonzero(scene_years == int(year))
+            if idx.size == 0:
+                raise CubeError(
+                    f"{location}: the {CLEAR_COUNT} layer of {int(year)} was written with the "
+                    f"old fill (0) and no scene of {int(year)} is left to tell unseen pixels "
+                    "from pixels never clear; rebuild the per-year layers (Cube.rebuild_yearly)"
+                )
+            seen.append(((quality[idx] & QUALITY_FILL) == 0).any(axis=0))
+        covered = da.stack(seen, axis=0).rechunk(stored.data.chunks)
+        data = da.where(covered, stored.data, CLEAR_COUNT_FILL).astype(np.uint16)
+        out = stored.copy(data=data)
+    out.attrs = attrs
+    # writers choose their own encoding (the exports set _FillValue)
+    out.encoding = {}
     return out

@@ -25,7 +25,8 @@ Change: :func:`transition_matrix`, :func:`first_change`, :func:`change_table`.
 Comparison: :func:`compare_layers`, :func:`compare_scenes`, :func:`compare_sensors`.
 Rule fitting: :func:`sample_pixels`, :func:`fit_rules`.
 Exports: :func:`write_cog`, :func:`write_table`, :func:`export_map`, :func:`export_zarr`,
-:func:`class_colormap`.
+:func:`export_netcdf`, :func:`class_colormap`; STAC: :func:`cube_collection`,
+:func:`export_stac` (and an Item beside every exported COG).
 Plots (PNG): :func:`plot_class_fractions`, :func:`plot_point_series`,
 :func:`plot_land_cover_map`, :func:`plot_trend_map` (in :mod:`updm_dask.query.plots`,
 imported on first use so that matplotlib is only loaded for pictures).
@@ -49,10 +50,18 @@ from .areas import AreaSelection
 from .change import Transitions, change_table, first_change, transition_matrix
 from .compare import Comparison, compare_layers, compare_scenes, compare_sensors
 from .complete import complete_yearly
-from .export import class_colormap, export_map, export_zarr, write_cog, write_table
+from .export import (
+    class_colormap,
+    export_map,
+    export_netcdf,
+    export_zarr,
+    write_cog,
+    write_table,
+)
 from .rules_fit import RuleFit, fit_rules, sample_pixels
 from .selection import Selection
 from .series import PointSeries, point_series, scene_series, yearly_series
+from .stac import cube_collection, export_stac
 from .stats import area_statistics, land_cover_map, open_yearly
 from .trends import mviupd_trend, trend_summary
 
@@ -73,7 +82,10 @@ __all__ = [
     "compare_scenes",
     "compare_sensors",
     "complete_yearly",
+    "cube_collection",
     "export_map",
+    "export_netcdf",
+    "export_stac",
     "export_zarr",
     "first_change",
     "fit_rules",

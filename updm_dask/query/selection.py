@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from ..cube import YEARLY_VARIABLES, Cube, CubeLike, resolve_cube
+from ..cube import YEARLY_VARIABLES, Cube, CubeLike, clear_count_as_counted, resolve_cube
 from ..errors import QueryError
 from ..geo import CubeGrid
 from ..geo.points import PixelLocation, locate_point
@@ -269,6 +269,8 @@ class ResolvedSelection:
         win = ds[[n for n in YEARLY_VARIABLES if n in ds]].isel(
             year=slice(int(idx[0]), int(idx[-1]) + 1), y=area.rows, x=area.cols
         )
+        # queries count: a pixel no scene covered (the clear count's fill) has 0 clear
+        win = clear_count_as_counted(win, ds.get("yearly_clear_count"), self.location)
         win.attrs.update(cube=self.location, updm_snapshot=self.snapshot)
         return win
 

@@ -25,6 +25,7 @@ from ..cube import (
     SCENE_VARIABLES,
     YEARLY_VARIABLES,
     CubeLike,
+    clear_count_fill,
     pixel_history,
 )
 from ..errors import QueryError
@@ -149,6 +150,13 @@ class PointReader:
         lo, hi = int(idx[0]), int(idx[-1]) + 1  # years are sorted: one contiguous slice
         data: dict[str, Any] = {"year": years[lo:hi]}
         data.update(self._pixel(names, slice(lo, hi)))
+        if "yearly_clear_count" in names:
+            # a year no scene of which covered the point: 0 clear observations, as the
+            # area queries count it (layers with the old fill hold 0 already)
+            stored = self.group["yearly_clear_count"]
+            fill = clear_count_fill(stored, self.view.location)
+            counts = data["yearly_clear_count"]
+            data["yearly_clear_count"] = np.where(counts == fill, 0, counts).astype(counts.dtype)
         if "yearly_land_cover" in names:
             data["class"] = _class_names(data["yearly_land_cover"])
         return self._frame(data)
