@@ -23,12 +23,13 @@ import dask
 import pytest
 from _dask_procs import local_dask_cluster
 
+import updm_dask
 from updm_dask.cli import main
 from updm_dask.cube import open_cube
 from updm_dask.errors import JobSpecError
 from updm_dask.jobs.run import run_job_file
 
-REPO = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = str(Path(updm_dask.__file__).resolve().parents[1])
 TM_2000 = "LT05_L1TP_167055_20000309_20161214_01_T1"
 #: The grid of the Ethiopia crops (examples/ethiopia-167055.toml).
 GRID = (
@@ -211,7 +212,8 @@ def test_a_failed_scene_is_one_report_line_and_no_worker_traceback(shared_data, 
     band.write_bytes(band.read_bytes()[: band.stat().st_size // 2])  # a download cut short
     job = write_job(tmp_path, inputs)
     env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS" and "UPDM" not in k}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    # The package the tests import, whatever its location.
+    env["PYTHONPATH"] = os.pathsep.join([PACKAGE_ROOT, env.get("PYTHONPATH", "")])
     # `updm run` as a user types it: its own LocalCluster of worker processes.
     done = subprocess.run(
         [sys.executable, "-m", "updm_dask.cli", "run", str(job), "--no-progress"],
