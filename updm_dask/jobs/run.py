@@ -308,7 +308,9 @@ def grid_of_scenes(
     return covering_grid(boxes, how.resolution or min(sizes), crs), len(boxes)
 
 
-def _job_grid(spec: JobSpec, scenes: Sequence[SceneSource], say: Callable[[str], None]):
+def _job_grid(
+    spec: JobSpec, scenes: Sequence[SceneSource], say: Callable[[str], None]
+) -> CubeGrid | None:
     """The grid a new cube gets: the spec's, or (``from_scenes``) that of the scenes found."""
     if spec.grid is not None or spec.grid_from_scenes is None or cube_exists(spec.cube):
         return spec.grid
