@@ -238,7 +238,11 @@ def run(
             f"< {TARGET_BLOCKED_S:g} s",
             t_blocked_point < TARGET_BLOCKED_S,
         ),
-        _row("point scene series: per-scene layout / time blocks", t_scene_point / t_blocked_point, "x"),
+        _row(
+            "point scene series: per-scene layout / time blocks",
+            t_scene_point / t_blocked_point,
+            "x",
+        ),
         _row(
             "point full series incl. opening the cube",
             t_point_open,

@@ -138,6 +138,7 @@ def local_dask_cluster(
     nthreads: int = 1,
     *,
     nanny: bool = False,
+    dashboard: bool = False,
     timeout: float = START_TIMEOUT,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[LocalDaskCluster]:
@@ -153,6 +154,8 @@ def local_dask_cluster(
         ``--memory-limit`` of each worker (e.g. ``"1GiB"``); dask's default when ``None``.
     nthreads
         Threads per worker.
+    dashboard
+        Give the scheduler a dashboard on a free 127.0.0.1 port (off by default).
     nanny
         Run each worker under a nanny. Off by default, so that :meth:`~LocalDaskCluster.
         kill_worker` removes a worker for good (a nanny would start a new one).
@@ -198,7 +201,7 @@ def local_dask_cluster(
             "127.0.0.1",
             "--port",
             "0",  # the OS picks a free port; the scheduler file tells it
-            "--no-dashboard",
+            *(["--dashboard-address", "127.0.0.1:0"] if dashboard else ["--no-dashboard"]),
             "--scheduler-file",
             str(scheduler_file),
         ],

@@ -29,9 +29,10 @@ import numpy as np
 import pyproj
 from affine import Affine
 
+from .. import config
 from ..errors import GridError
 
-__all__ = ["CubeGrid"]
+__all__ = ["CubeGrid", "check_grid_pixels", "covering_grid", "utm_crs_of_aoi"]
 
 # Fraction of a pixel under which an offset or a resolution ratio counts as a whole number.
 PIXEL_TOLERANCE = 1e-6
@@ -400,3 +401,144 @@ class CubeGrid:
         if not all(math.isfinite(v) for v in out):
             raise GridError(f"aoi: {b!r} has no finite image in {dst.name}")
         return cls.from_bounds(out, resolution, dst, snap=snap)
+
+
+# --------------------------------------------------------------------------------------
+# Choosing and bounding a grid
+# --------------------------------------------------------------------------------------
+
+
+def lonlat_text(lon: float, lat: float) -> str:
+    """A lon/lat point as people write it, hemispheres by letter: ``"20.14 S, 44.15 W"``."""
+    ns = "N" if lat >= 0 else "S"
+    ew = "E" if lon >= 0 else "W"
+    return f"{abs(lat):.4g} {ns}, {abs(lon):.4g} {ew}"
+
+
+def utm_crs_of_aoi(aoi: Any, aoi_crs: Any = "EPSG:4326") -> tuple[str, tuple[float, float]]:
+    """The WGS 84 UTM zone of the centre of an area of interest.
+
+    Parameters
+    ----------
+    aoi : (minx, miny, maxx, maxy)
+        Box in ``aoi_crs``.
+    aoi_crs : str or pyproj.CRS
+        CRS of ``aoi`` (lon/lat order for EPSG:4326).
+
+    Returns
+    -------
+    crs : str
+        ``"EPSG:326nn"`` (north) or ``"EPSG:327nn"`` (south), as :func:`odc.geo.crs.CRS.utm`
+        picks it.
+    centre : (lon, lat)
+        The centre of the box in lon/lat, the point the zone was chosen for.
+
+    Raises
+    ------
+    GridError
+        For a malformed box, an unknown CRS, or a centre outside the UTM zones (beyond
+        84 N or 80 S), where a CRS must be named.
+    """
+    b = _check_bounds(aoi.bounds if hasattr(aoi, "bounds") else aoi, what="aoi")
+    src = _parse_crs(aoi_crs, what="aoi_crs")
+    x, y = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+    if not src.is_geographic:
+        x, y = pyproj.Transformer.from_crs(src, "EPSG:4326", always_xy=True).transform(x, y)
+    if not (math.isfinite(x) and math.isfinite(y) and -80 <= y <= 84):
+        raise GridError(
+            f"aoi: its centre ({x:.6g}, {y:.6g} lon/lat) lies outside the UTM zones (80 S to "
+            "84 N); give the grid's crs"
+        )
+    from odc.geo.crs import CRS
+
+    try:
+        crs = CRS.utm(((x + 180.0) % 360.0) - 180.0, y)
+    except ValueError as exc:  # no zone found by pyproj's database query
+        raise GridError(f"aoi: no UTM zone for its centre ({x:.6g}, {y:.6g}): {exc}") from None
+    return _crs_string(_parse_crs(str(crs))), (x, y)
+
+
+def covering_grid(
+    boxes: Sequence[tuple[Sequence[float], Any]], resolution: float, crs: Any
+) -> CubeGrid:
+    """Smallest grid of ``crs`` on the resolution lattice that covers every box.
+
+    Parameters
+    ----------
+    boxes
+        ``((minx, miny, maxx, maxy), box_crs)`` pairs, e.g. the footprints of scenes each in
+        its own UTM zone; each is transformed (densified) to ``crs``.
+    resolution : float
+        Pixel size in metres.
+    crs : str or pyproj.CRS
+        Projected CRS of the grid.
+
+    Returns
+    -------
+    CubeGrid
+        Snapped like :meth:`CubeGrid.from_bounds` (pixel centres on the lattice).
+
+    Raises
+    ------
+    GridError
+        No box, a malformed box, unknown CRSs, or a box with no finite image in ``crs``.
+    """
+    if not boxes:
+        raise GridError("boxes: no box to cover")
+    dst = _parse_crs(crs)
+    union = [math.inf, math.inf, -math.inf, -math.inf]
+    for bounds, box_crs in boxes:
+        b = _check_bounds(bounds, what="box")
+        src = _parse_crs(box_crs, what="box crs")
+        if src != dst:
+            transformer = pyproj.Transformer.from_crs(src, dst, always_xy=True)
+            try:
+                b = transformer.transform_bounds(*b, densify_pts=21)
+            except pyproj.exceptions.ProjError as exc:
+                raise GridError(f"box: cannot transform {b!r} to {dst.name}: {exc}") from None
+            if not all(math.isfinite(v) for v in b):
+                raise GridError(f"box: {bounds!r} has no finite image in {dst.name}")
+        union = [min(union[0], b[0]), min(union[1], b[1]), max(union[2], b[2]), max(union[3], b[3])]
+    return CubeGrid.from_bounds(union, resolution, dst)
+
+
+def check_grid_pixels(grid: CubeGrid, what: str = "grid") -> CubeGrid:
+    """Refuse a grid of more pixels than dask config ``updm.limits.grid-pixels`` allows.
+
+    A job's graph, driver memory and scheduler load grow with its grid, so one oversized
+    job spec could exhaust a shared scheduler; this is checked before anything is computed.
+
+    Parameters
+    ----------
+    grid
+        The grid to check.
+    what
+        How the message names the grid (e.g. ``"grid (from aoi)"``).
+
+    Returns
+    -------
+    CubeGrid
+        ``grid``, unchanged.
+
+    Raises
+    ------
+    GridError
+        Naming the size, the limit and the setting that raises it.
+    """
+    limit = int(config.get("limits.grid-pixels"))
+    pixels = grid.ny * grid.nx
+    if pixels > limit:
+        raise GridError(
+            f"{what}: {grid.ny:,} x {grid.nx:,} = {pixels:,} pixels at {grid.resolution:g} m is "
+            f"more than the limit of {limit:,} pixels (updm.limits.grid-pixels); choose a "
+            "smaller area or a coarser resolution, split the area into several jobs, or raise "
+            "the limit in dask config (e.g. DASK_UPDM__LIMITS__GRID_PIXELS="
+            f"{_round_up(pixels)})"
+        )
+    return grid
+
+
+def _round_up(n: int) -> int:
+    # A limit that admits ``n``, in two significant digits (easier to read and type).
+    step = 10 ** max(len(str(n)) - 2, 0)
+    return -(-n // step) * step

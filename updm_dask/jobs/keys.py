@@ -131,9 +131,10 @@ JOB_SPEC_KEYS: tuple[SpecKey, ...] = (
     ),
     SpecKey(
         "grid", "crs", (str,), {"type": "string"}, None,
-        "Projected CRS of the cube grid (metres). Needed when the cube does not exist yet.",
+        "Projected CRS of the cube grid (metres). Required with transform + shape. With aoi "
+        "it defaults to the WGS 84 UTM zone of the AOI's centre, with from_scenes to the CRS "
+        "most of the scenes are in; the job's notes say which was chosen.",
         '"EPSG:32637"',
-        required=True,
     ),
     SpecKey(
         "grid", "transform", (list,),
@@ -158,13 +159,22 @@ JOB_SPEC_KEYS: tuple[SpecKey, ...] = (
     ),
     SpecKey(
         "grid", "resolution", (int, float), {"type": "number", "exclusiveMinimum": 0}, None,
-        "Pixel size in metres of a grid given by its aoi.",
+        "Pixel size in metres of a grid given by its aoi (required there) or derived from "
+        "the scenes (default there: the finest pixel size of the scenes).",
         "30",
     ),
     SpecKey(
         "grid", "aoi_crs", (str,), {"type": "string"}, "EPSG:4326",
         "CRS of aoi (lon/lat order for EPSG:4326).",
         '"EPSG:4326"',
+    ),
+    SpecKey(
+        "grid", "from_scenes", (bool,), {"type": "boolean"}, False,
+        "Derive the grid from the scenes themselves: the smallest grid covering every scene "
+        "the job finds, in crs (default: the CRS most scenes are in) at resolution (default: "
+        "their finest pixel size); instead of transform + shape or aoi. Used when the cube is "
+        "created; the cube keeps that grid.",
+        "true",
     ),
     SpecKey(
         "science", "patterns", (str,), {"type": "string"}, "default",
@@ -237,8 +247,8 @@ def job_spec_schema() -> dict[str, Any]:
     """A JSON Schema (draft 2020-12) of the job-spec TOML, generated from :data:`JOB_SPEC_KEYS`.
 
     Dates are strings in the schema (TOML dates are accepted as well). The rule that a
-    grid is given either by transform + shape or by aoi + resolution, and that inputs
-    needs paths or stac, is stated with ``oneOf`` / ``anyOf``.
+    grid is given by transform + shape (+ crs), by aoi + resolution, or by from_scenes, and
+    that inputs needs paths or stac, is stated with ``oneOf`` / ``anyOf``.
 
     Returns
     -------
@@ -265,9 +275,17 @@ def job_spec_schema() -> dict[str, Any]:
         {"required": ["paths"], "properties": {"paths": {"minItems": 1}}},
         {"required": ["stac"], "properties": {"stac": {"minItems": 1}}},
     ]
+    by_scenes = {"required": ["from_scenes"], "properties": {"from_scenes": {"const": True}}}
     sections["grid"]["oneOf"] = [
-        {"required": ["transform", "shape"], "not": {"anyOf": _any_of("aoi", "resolution")}},
-        {"required": ["aoi", "resolution"], "not": {"anyOf": _any_of("transform", "shape")}},
+        {
+            "required": ["transform", "shape", "crs"],
+            "not": {"anyOf": [*_any_of("aoi", "resolution"), by_scenes]},
+        },
+        {
+            "required": ["aoi", "resolution"],
+            "not": {"anyOf": [*_any_of("transform", "shape"), by_scenes]},
+        },
+        {**by_scenes, "not": {"anyOf": _any_of("transform", "shape", "aoi")}},
     ]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

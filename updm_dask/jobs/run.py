@@ -3,16 +3,22 @@
 Orchestration only; the numerics live in :mod:`updm_dask.pipeline` and below.
 
 A job
-1. connects to a Dask cluster (:func:`updm_dask.jobs.cluster.connect`: ``--scheduler``, then
+1. checks its inputs before any cluster starts or anything is written: the science
+   settings, that a named scheduler answers (:func:`~updm_dask.jobs.cluster.check_scheduler`,
+   seconds, not the 30 s of a client's connection attempts), and its inputs, by
+   discovering the scenes (folders, globs, archives, URLs, STAC) and keeping those of its
+   sensors and time range; a missing input path fails here. Local files are read only
+   under the job's input roots and ``[inputs] allow_roots``; of several products of one
+   scene id, one is kept (:func:`~updm_dask.scenes.discover.product_preference`) and the
+   report says which and why;
+2. opens the job's cube, or creates it on the job's grid (``[grid] from_scenes``: the
+   grid covering the scenes found, :func:`grid_of_scenes`; a grid larger than dask config
+   ``updm.limits.grid-pixels`` is refused before anything is written);
+3. connects to a Dask cluster (:func:`updm_dask.jobs.cluster.connect`: ``--scheduler``, then
    ``DASK_SCHEDULER_ADDRESS`` / dask config ``scheduler-address``, then
-   ``--scheduler-file``, else a LocalCluster sized to the machine) and says which;
-2. opens the job's cube, or creates it on the job's grid;
-3. discovers the scenes of its inputs (folders, globs, archives, URLs, STAC), keeps those
-   of its sensors and time range, and skips every scene already in the cube's ledger, so
-   running a job again resumes it and never stores a scene twice. Local files are read
-   only under the job's input roots and ``[inputs] allow_roots``; of several products of
-   one scene id, one is kept (:func:`~updm_dask.scenes.discover.product_preference`) and
-   the report says which and why;
+   ``--scheduler-file``, else a LocalCluster sized to the machine) and says which, with
+   the link of its dashboard when it has one, and skips every scene already in the cube's
+   ledger, so running a job again resumes it and never stores a scene twice;
 4. processes the rest in batches: each scene is opened lazily, run through the fused
    per-chunk pipeline and placed on the cube grid, and each batch is written and committed
    as ONE Icechunk commit. Nothing is committed before a batch is complete, so a crash
@@ -53,20 +59,23 @@ import xarray as xr
 
 from .. import __version__, config
 from ..cube import Cube, CubeConflictError, EmptyScenesError, create_cube, cube_exists, open_cube
-from ..errors import JobError, JobSpecError, SceneError, UpdmError
+from ..errors import GridError, JobError, JobSpecError, SceneError, UpdmError
 from ..geo import CubeGrid, to_grid
+from ..geo.grid import check_grid_pixels, covering_grid
 from ..messages import printable, redact, shown
 from ..pipeline import Science, process_scene
 from ..scenes import SceneSource, discover_scenes, discover_stac, input_roots, open_scene
 from ..scenes.discover import preference_reason, select_scenes
-from .cluster import connect
-from .spec import JobSpec, load_job_spec
+from .cluster import check_scheduler, connect, dashboard_link
+from .keys import spec_error
+from .spec import GridFromScenes, JobSpec, load_job_spec
 
 __all__ = [
     "DuplicateScene",
     "JobProgress",
     "JobReport",
     "SceneFailure",
+    "grid_of_scenes",
     "job_science",
     "open_job_cube",
     "run_job",
@@ -252,8 +261,92 @@ def job_science(spec: JobSpec) -> Science:
     return science
 
 
-def open_job_cube(spec: JobSpec) -> Cube:
+def grid_of_scenes(
+    scenes: Sequence[SceneSource], how: GridFromScenes | None = None
+) -> tuple[CubeGrid, int]:
+    """The smallest grid covering the scenes (``[grid] from_scenes = true``).
+
+    Each scene's extent is that of its band files (their headers are read; no pixel is),
+    which is also where :func:`scene_on_grid` places it.
+
+    Parameters
+    ----------
+    scenes
+        Discovered scenes.
+    how
+        ``[grid] crs`` and ``resolution`` when the spec gives them; else the CRS most of the
+        scenes are in and their finest pixel size.
+
+    Returns
+    -------
+    grid : CubeGrid
+        Pixel centres on the resolution lattice, as :meth:`CubeGrid.from_bounds` snaps.
+    used : int
+        How many scenes it covers: a scene whose files cannot be opened is left out (the
+        job reports it when it opens it).
+
+    Raises
+    ------
+    GridError
+        No scene could be opened, or the boxes cannot be brought into the CRS.
+    """
+    how = how or GridFromScenes()
+    boxes, crss, sizes = [], [], []
+    for source in scenes:
+        try:
+            ds = open_scene(source)
+        except _SCENE_ERRORS:
+            continue
+        crs = ds.rio.crs.to_string()
+        boxes.append((ds.rio.bounds(), crs))
+        crss.append(crs)
+        sizes.append(min(abs(v) for v in ds.rio.resolution()))
+    if not boxes:
+        raise GridError("none of the scenes found could be opened to derive a grid from")
+    # Most scenes' CRS (the first such in discovery order on a tie): they land by slicing.
+    crs = how.crs or max(dict.fromkeys(crss), key=crss.count)
+    return covering_grid(boxes, how.resolution or min(sizes), crs), len(boxes)
+
+
+def _job_grid(
+    spec: JobSpec, scenes: Sequence[SceneSource], say: Callable[[str], None]
+) -> CubeGrid | None:
+    """The grid a new cube gets: the spec's, or (``from_scenes``) that of the scenes found."""
+    if spec.grid is not None or spec.grid_from_scenes is None or cube_exists(spec.cube):
+        return spec.grid
+    try:
+        grid, used = grid_of_scenes(scenes, spec.grid_from_scenes)
+        check_grid_pixels(grid, "grid (from the scenes)")
+    except UpdmError as exc:
+        raise spec_error(spec.source, "grid.from_scenes", str(exc)) from None
+    lo_x, lo_y, hi_x, hi_y = grid.bounds
+    say(
+        f"grid: derived from {used} of the {len(scenes)} scenes found: {grid.crs}, "
+        f"{grid.ny} x {grid.nx} pixels of {grid.resolution:g} m, bounds "
+        f"({lo_x:.0f}, {lo_y:.0f}, {hi_x:.0f}, {hi_y:.0f})"
+    )
+    return grid
+
+
+def _check_cube_or_grid(spec: JobSpec) -> None:
+    if spec.grid is None and spec.grid_from_scenes is None and not cube_exists(spec.cube):
+        raise JobSpecError(
+            f"{spec.source}: grid: the cube {spec.cube} does not exist yet, so the job must "
+            "declare its grid ([grid] with crs + transform + shape, aoi + resolution, or "
+            "from_scenes = true)"
+        )
+
+
+def open_job_cube(spec: JobSpec, grid: CubeGrid | None = None) -> Cube:
     """Open the job's cube, or create it on the job's grid.
+
+    Parameters
+    ----------
+    spec
+        The job.
+    grid
+        The grid to create the cube on, instead of the spec's (e.g. one derived from the
+        scenes, :func:`grid_of_scenes`); an existing cube must have it.
 
     Raises
     ------
@@ -261,7 +354,7 @@ def open_job_cube(spec: JobSpec) -> Cube:
         The cube does not exist and the spec has no ``[grid]``, or the spec's grid differs
         from the existing cube's.
     """
-    grid = spec.grid
+    grid = grid if grid is not None else spec.grid
     if cube_exists(spec.cube):
         cube = open_cube(spec.cube)
         if grid is not None and cube.grid != grid:
@@ -272,10 +365,7 @@ def open_job_cube(spec: JobSpec) -> Cube:
             )
         return cube
     if grid is None:
-        raise JobSpecError(
-            f"{spec.source}: grid: the cube {spec.cube} does not exist yet, so the job must "
-            "declare its grid ([grid] with crs + transform + shape, or aoi + resolution)"
-        )
+        _check_cube_or_grid(spec)
     return create_cube(spec.cube, grid, title=f"updm_dask cube of job {printable(spec.name)}")
 
 
@@ -541,21 +631,33 @@ def run_job(
         emit(shown(text))
 
     on_batch = _log_progress if progress is True else progress or None
-    science = job_science(spec)
-    cube = open_job_cube(spec)
-    report = JobReport(job_id=spec.job_id, cube=cube.location)
     name = printable(spec.name)
+    # Everything that can be checked without a cluster is, before one starts or anything
+    # is written: a wrong scheduler address or input path costs seconds, not a cube.
+    science = job_science(spec)
+    if client is None:
+        check_scheduler(scheduler, scheduler_file)
+    _check_cube_or_grid(spec)
+    for note in spec.notes:
+        say(f"updm run {name}: {note}")
+    found = _discover(spec)
+    grid = _job_grid(spec, found[0], lambda text: say(f"updm run {name}: {text}"))
+    cube = open_job_cube(spec, grid)
+    report = JobReport(job_id=spec.job_id, cube=cube.location)
     owned = None
     if client is None:
         owned = connect(scheduler, scheduler_file)
         client, report.cluster = owned.client, owned.description
+        dashboard = owned.dashboard
     else:
         report.cluster = f"the given client ({getattr(client.scheduler, 'address', client)})"
+        dashboard = dashboard_link(client)
     try:
         report.cores = int(sum(client.nthreads().values()))
-        say(f"updm run {name}: on {report.cluster}, {report.cores} cores")
+        where = f"dashboard {dashboard}" if dashboard else "no dashboard"
+        say(f"updm run {name}: on {report.cluster}, {report.cores} cores; {where}")
         with dask.config.set(scheduler=client):
-            _run(spec, science, cube, report, on_batch, say)
+            _run(spec, science, cube, report, on_batch, say, found)
     finally:
         if owned is not None:
             owned.close()
@@ -570,10 +672,11 @@ def _run(
     report: JobReport,
     progress: Callable[[JobProgress], None] | None,
     say: Callable[[str], None],
+    found: tuple[list[SceneSource], list[SceneFailure], list[DuplicateScene]],
 ) -> None:
     # The job's name in notes, the progress bar and commit messages: one line, always.
     name = printable(spec.name)
-    scenes, failures, duplicates = _discover(spec)
+    scenes, failures, duplicates = found
     report.failed += failures
     report.duplicates += duplicates
     report.found = len(scenes) + len(failures)

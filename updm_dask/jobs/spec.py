@@ -20,7 +20,9 @@ Example::
     crs = "EPSG:32637"
     transform = [30.0, 0.0, 589035.0, 0.0, -30.0, 756165.0]
     shape = [101, 101]
-    # ... or an AOI:  aoi = [lon_min, lat_min, lon_max, lat_max]; resolution = 30; crs = ...
+    # ... or an AOI:  aoi = [lon_min, lat_min, lon_max, lat_max]; resolution = 30
+    #     (crs optional: the UTM zone of the AOI's centre when left out)
+    # ... or the scenes' own extent:  from_scenes = true (crs, resolution optional)
 
     [science]
     patterns = "default"          # or a CSV of four spectra
@@ -39,6 +41,10 @@ Every key, its type, default and meaning is one row of
 it as a JSON Schema and as the docs' table). Relative paths are taken relative to the job
 file. Unknown keys and bad values are rejected with a
 :class:`~updm_dask.errors.JobSpecError` naming the key; the file is parsed, never evaluated.
+
+A grid larger than dask config ``updm.limits.grid-pixels`` is refused when the spec is read
+(or, with ``from_scenes``, when the scenes are found), before a cluster starts or anything
+is written.
 
 Local files are read only from the job's input roots (the folders, archives and metadata
 files' folders of ``paths``, each STAC file's folder) and from ``allow_roots``: symbolic
@@ -62,13 +68,30 @@ from .. import config
 from ..errors import JobSpecError, UpdmError
 from ..frozen import FrozenMap
 from ..geo import CubeGrid
+from ..geo.grid import check_grid_pixels, lonlat_text, utm_crs_of_aoi
 from ..pipeline import Science
 from ..scenes import file_kind
 from ..science.patterns import default_pattern_set, load_pattern_set
 from ..science.sensors import SENSOR_NAMES, canonical_sensor_name
 from .keys import check_keys, spec_error, value_of
 
-__all__ = ["JobSpec", "load_job_spec", "parse_job_spec"]
+__all__ = ["GridFromScenes", "JobSpec", "load_job_spec", "parse_job_spec"]
+
+
+@dataclass(frozen=True)
+class GridFromScenes:
+    """``[grid] from_scenes = true``: the cube grid is derived from the scenes the job finds.
+
+    Parameters
+    ----------
+    crs
+        ``[grid] crs``; ``None``: the CRS most of the scenes are in.
+    resolution
+        ``[grid] resolution`` in metres; ``None``: the finest pixel size of the scenes.
+    """
+
+    crs: str | None = None
+    resolution: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +123,12 @@ class JobSpec:
     allow_roots
         ``[inputs] allow_roots``, relative paths made absolute: local folders files found
         through the inputs may lie in besides the inputs' own.
+    grid_from_scenes
+        Set by ``[grid] from_scenes = true`` (``grid`` is None then): the job derives its
+        grid from its scenes (:func:`~updm_dask.jobs.run.grid_of_scenes`).
+    notes
+        What the spec left to the package and what was chosen (e.g. the UTM zone of an
+        AOI given without a CRS); a job prints them with its other notes.
     """
 
     name: str
@@ -114,6 +143,8 @@ class JobSpec:
     sensors: tuple[str, ...] = SENSOR_NAMES
     source: str = "<memory>"
     allow_roots: tuple[str, ...] = ()
+    grid_from_scenes: GridFromScenes | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def rules(self) -> str | Mapping[str, Any]:
@@ -129,19 +160,22 @@ class JobSpec:
         change how, or what may be read, not what is computed).
         """
         grid = self.grid
-        text = repr(
-            (
-                self.name,
-                self.inputs,
-                self.stac,
-                self.cube,
-                None if grid is None else (grid.crs, tuple(grid.transform)[:6], grid.shape),
-                self.start,
-                self.end,
-                self.sensors,
-                self.science.sha256(),
-            )
+        parts: tuple = (
+            self.name,
+            self.inputs,
+            self.stac,
+            self.cube,
+            None if grid is None else (grid.crs, tuple(grid.transform)[:6], grid.shape),
+            self.start,
+            self.end,
+            self.sensors,
+            self.science.sha256(),
         )
+        if self.grid_from_scenes is not None:
+            # Only then: the ids of specs written before from_scenes existed stay the same.
+            derived = self.grid_from_scenes
+            parts += (("from_scenes", derived.crs, derived.resolution),)
+        text = repr(parts)
         return f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
@@ -184,17 +218,35 @@ def _check_path(source: str, key: str, value: str) -> str:
     return value
 
 
-def _parse_grid(data: Mapping[str, Any], source: str) -> CubeGrid | None:
+def _parse_grid(
+    data: Mapping[str, Any], source: str
+) -> tuple[CubeGrid | None, GridFromScenes | None, tuple[str, ...]]:
+    """The ``[grid]`` table: (grid, how to derive it from the scenes, notes)."""
     grid = data.get("grid", {})
     if not grid:
-        return None
+        return None, None, ()
     explicit = {"transform", "shape"} & grid.keys()
     by_aoi = {"aoi", "resolution"} & grid.keys()
+    from_scenes = value_of(data, "grid", "from_scenes")
+    if from_scenes:
+        if explicit or "aoi" in grid:
+            given = ", ".join(sorted((explicit | {"aoi"}) & grid.keys()))
+            raise spec_error(
+                source,
+                "grid.from_scenes",
+                f"true derives the grid from the scenes; leave out {given} (or set it false)",
+            )
+        return None, _parse_from_scenes(grid, source), ()
     if explicit and by_aoi:
         raise spec_error(
             source, "grid", "give either transform + shape or aoi + resolution, not both"
         )
+    notes: tuple[str, ...] = ()
     if explicit:
+        if "crs" not in grid:
+            raise spec_error(
+                source, "grid.crs", 'is required with transform + shape (e.g. "EPSG:32637")'
+            )
         transform, shape = grid.get("transform"), grid.get("shape")
         if not _numbers(transform, 6):
             raise spec_error(
@@ -224,15 +276,41 @@ def _parse_grid(data: Mapping[str, Any], source: str) -> CubeGrid | None:
                 f"expected a positive number, got {grid.get('resolution')!r}",
             )
     else:
-        raise spec_error(source, "grid", "needs transform + shape, or aoi + resolution")
+        raise spec_error(
+            source, "grid", "needs transform + shape, aoi + resolution, or from_scenes = true"
+        )
+    aoi_crs = value_of(data, "grid", "aoi_crs")
     try:
         if explicit:
-            return CubeGrid(grid["crs"], tuple(grid["transform"]), tuple(grid["shape"]))
-        return CubeGrid.from_aoi(
-            grid["aoi"], grid["resolution"], grid["crs"], aoi_crs=value_of(data, "grid", "aoi_crs")
-        )
+            cube_grid = CubeGrid(grid["crs"], tuple(grid["transform"]), tuple(grid["shape"]))
+        else:
+            crs = grid.get("crs")
+            if crs is None:
+                crs, (lon, lat) = utm_crs_of_aoi(grid["aoi"], aoi_crs)
+                notes = (
+                    f"grid: no [grid] crs given; using {crs}, the UTM zone of the AOI's centre "
+                    f"({lonlat_text(lon, lat)})",
+                )
+            cube_grid = CubeGrid.from_aoi(grid["aoi"], grid["resolution"], crs, aoi_crs=aoi_crs)
+        check_grid_pixels(cube_grid, "grid (from aoi)" if by_aoi else "grid")
     except UpdmError as exc:
         raise spec_error(source, "grid", str(exc)) from None
+    return cube_grid, None, notes
+
+
+def _parse_from_scenes(grid: Mapping[str, Any], source: str) -> GridFromScenes:
+    crs = grid.get("crs")
+    if crs is not None:
+        try:
+            CubeGrid(crs, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), (1, 1))  # projected, in metres
+        except UpdmError as exc:
+            raise spec_error(source, "grid.crs", str(exc)) from None
+    resolution = grid.get("resolution")
+    if resolution is not None and not (_is_number(resolution) and resolution > 0):
+        raise spec_error(
+            source, "grid.resolution", f"expected a positive number, got {resolution!r}"
+        )
+    return GridFromScenes(crs, None if resolution is None else float(resolution))
 
 
 def _parse_science(data: Mapping[str, Any], source: str, base: Path | None) -> Science:
@@ -354,12 +432,13 @@ def parse_job_spec(
     if not sensors:
         raise spec_error(source, "inputs.sensors", "is empty; leave it out to take every sensor")
 
+    grid, grid_from_scenes, notes = _parse_grid(data, source)
     return JobSpec(
         name=value_of(data, "job", "name"),
         inputs=tuple(_resolve(base, p) for p in paths),
         stac=tuple(_resolve(base, p) for p in stac),
         cube=_resolve(base, _check_path(source, "cube.path", data["cube"]["path"])),
-        grid=_parse_grid(data, source),
+        grid=grid,
         science=_parse_science(data, source, base),
         batch_size=_batch_size(data, source),
         start=start,
@@ -370,6 +449,8 @@ def parse_job_spec(
             _resolve(base, p[len("file://") :] if p.lower().startswith("file://") else p)
             for p in allow_roots
         ),
+        grid_from_scenes=grid_from_scenes,
+        notes=notes,
     )
 
 
