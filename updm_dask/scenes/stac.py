@@ -387,9 +387,12 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
             reason = remote.transient_reason(exc)
             if reason is not None:  # requests' own text of a timeout is a page of nesting
                 retries = int(config.get("io.retries"))
-                reason += f"; {retries + 1} attempts (updm.io.retries = {retries})"
+                attempts = f"{retries + 1} attempt{'s' if retries else ''}"
+                reason += f"; {attempts} (updm.io.retries = {retries})"
+            # The search's keys, not its values: a filter may be a page long.
+            keys = ", ".join(arguments) or "no conditions"
             raise SceneError(
-                shown(f"STAC API {url}: search {dict(search)} failed: {reason or exc}")
+                shown(f"STAC API {url}: search ({keys}) failed: {reason or exc}")
             ) from None
     if isinstance(source, pystac.Item):
         return [source], f"STAC item {source.id}", None
