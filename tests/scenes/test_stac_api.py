@@ -309,10 +309,11 @@ def test_each_search_condition_filters_the_items(landsat, stac_api, signer):
     every = set(metadata)
     assert len(every) == len(SCENES)
     ethiopia = {_scene_id(landsat / d) for d, _ in SCENES if d.startswith("ethiopia")}
-    found = discover_stac(stac_api, search={}, sign=signer)
+    found = discover_stac(stac_api, search={"collections": ["landsat-l1", "para"]}, sign=signer)
     assert found.problems == [] and _ids(found) == every
 
     def search(**conditions) -> set[str]:
+        conditions.setdefault("collections", ["landsat-l1", "para"])
         result = discover_stac(stac_api, search=conditions, sign=signer)
         assert result.problems == []
         return _ids(result)
@@ -631,3 +632,36 @@ def test_an_unreachable_stac_api_is_one_line_naming_it_and_the_search_keys():
         f"STAC API {url}: search (bbox, filter) failed: the connection failed "
         "(ConnectionRefusedError); 1 attempt (updm.io.retries = 0)"
     )
+
+
+def test_the_json_schema_and_the_docs_table_know_the_search_table(tmp_path):
+    import tomllib
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from updm_dask.jobs.keys import STAC_SEARCH_KEYS, format_stac_search_keys, job_spec_schema
+
+    schema = job_spec_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    search = schema["properties"]["inputs"]["properties"]["stac_search"]
+    assert list(search["properties"]) == [k.key for k in STAC_SEARCH_KEYS]
+    job = _job(
+        tmp_path,
+        f'url = "http://127.0.0.1:9/"\nbbox = {ETHIOPIA_BBOX}\n'
+        'filter = { op = "<>", args = [{ property = "platform" }, "landsat-7"] }\n',
+        'sign = "json:dumps"',
+    )
+    good = tomllib.loads(job.read_text())
+    load_job_spec(job)  # the validator takes it ...
+    jsonschema.validate(good, schema)  # ... and so does the schema
+    for bad in (
+        {"url": "http://x", "bbox": [0, 0, 1, 1], "intersects": {"type": "Point"}},
+        {"bbox": [0, 0, 1, 1]},
+        {"url": "http://x", "max_items": 0},
+        {"url": "http://x", "limt": 3},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**good, "inputs": {"stac_search": bad}}, schema)
+    jsonschema.validate({**good, "inputs": {"stac_search": {"url": "http://x"}}}, schema)
+    table = format_stac_search_keys().splitlines()
+    assert len(table) == 2 + len(STAC_SEARCH_KEYS)
+    assert table[2].startswith("| url | str | yes |")
