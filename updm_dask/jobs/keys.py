@@ -24,9 +24,11 @@ __all__ = [
     "JOB_SPEC_KEYS",
     "KEYS_BY_SECTION",
     "REQUIRED_SECTIONS",
+    "STAC_SEARCH_KEYS",
     "SpecKey",
     "check_keys",
     "format_job_spec_keys",
+    "format_stac_search_keys",
     "job_spec_schema",
     "spec_error",
     "value_of",
@@ -79,6 +81,87 @@ _DATE = {"type": "string", "format": "date"}
 _CALIBRATIONS = ("mtl", "note-1985-landsat5", "chander2009")
 _METHODS = ("boxcar", "rsr")
 
+#: The keys of the ``[inputs.stac_search]`` table: one STAC API search (pystac-client's
+#: ``Client.search`` arguments), whose Items become scenes like those of ``inputs.stac``.
+STAC_SEARCH_KEYS: tuple[SpecKey, ...] = (
+    SpecKey(
+        "inputs.stac_search", "url", (str,), {"type": "string", "minLength": 1}, None,
+        "Root URL (landing page) of the STAC API to search.",
+        '"https://planetarycomputer.microsoft.com/api/stac/v1"',
+        required=True,
+    ),
+    SpecKey(
+        "inputs.stac_search", "collections", (list,), _STRINGS, None,
+        "Collections searched; all of the API's when left out.",
+        '["landsat-c2-l1", "landsat-c2-l2"]',
+    ),
+    SpecKey(
+        "inputs.stac_search", "bbox", (list,),
+        {"type": "array", "items": _NUMBER, "minItems": 4, "maxItems": 4}, None,
+        "Items intersecting [lon_min, lat_min, lon_max, lat_max] (WGS84); not with "
+        "intersects.",
+        "[39.4, 8.0, 39.5, 8.1]",
+    ),
+    SpecKey(
+        "inputs.stac_search", "intersects", (dict,),
+        {"type": "object", "required": ["type"]}, None,
+        "Items intersecting this GeoJSON geometry (WGS84); not with bbox.",
+        '{ type = "Point", coordinates = [39.45, 8.05] }',
+    ),
+    SpecKey(
+        "inputs.stac_search", "datetime", (str,), {"type": "string", "minLength": 1}, None,
+        "Acquisition time: one instant or an RFC 3339 interval start/end, \"..\" for an "
+        "open end.",
+        '"2000-01-01/2020-12-31"',
+    ),
+    SpecKey(
+        "inputs.stac_search", "query", (dict,), {"type": "object"}, None,
+        "Query-extension conditions on Item properties; refused when the API does not "
+        "support the extension (it would be ignored).",
+        '{ "eo:cloud_cover" = { lt = 20 } }',
+    ),
+    SpecKey(
+        "inputs.stac_search", "filter", (dict,), {"type": "object", "required": ["op"]}, None,
+        "A CQL2-JSON filter on Item properties (filter extension); refused when the API "
+        "does not support it (it would be ignored).",
+        '{ op = "<", args = [{ property = "eo:cloud_cover" }, 20] }',
+    ),
+    SpecKey(
+        "inputs.stac_search", "limit", (int,), {"type": "integer", "minimum": 1}, None,
+        "Items per page the API is asked for; the API's own default when left out.",
+        "100",
+    ),
+    SpecKey(
+        "inputs.stac_search", "max_items", (int,), {"type": "integer", "minimum": 1}, None,
+        "At most this many Items in all; every matching Item when left out.",
+        "500",
+    ),
+)  # fmt: skip
+
+
+def _table_schema(keys: tuple[SpecKey, ...]) -> dict[str, Any]:
+    properties = {}
+    for key in keys:
+        prop = {**key.schema, "description": key.description}
+        if key.default is not None:
+            prop["default"] = key.default
+        properties[key.key] = prop
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    required = [k.key for k in keys if k.required]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+_STAC_SEARCH_SCHEMA = {
+    **_table_schema(STAC_SEARCH_KEYS),
+    "not": {"required": ["bbox", "intersects"]},
+}
+
 #: Every key of a job spec, section by section, in the order the docs list them.
 JOB_SPEC_KEYS: tuple[SpecKey, ...] = (
     SpecKey(
@@ -89,14 +172,30 @@ JOB_SPEC_KEYS: tuple[SpecKey, ...] = (
     SpecKey(
         "inputs", "paths", (list,), _STRINGS, [],
         "Folders (searched recursively), globs, .tar/.tar.gz archives, metadata files or "
-        "URLs (s3://, gs://, https://) to find scenes in. inputs.paths or inputs.stac is "
-        "required.",
+        "URLs (s3://, gs://, https://) to find scenes in. inputs.paths, inputs.stac or "
+        "[inputs.stac_search] is required.",
         '["../data/landsat/ethiopia-167055"]',
     ),
     SpecKey(
         "inputs", "stac", (list,), _STRINGS, [],
         "STAC Item or ItemCollection JSON files (paths or URLs) describing scenes.",
         '["items.json"]',
+    ),
+    SpecKey(
+        "inputs", "stac_search", (dict,), _STAC_SEARCH_SCHEMA, None,
+        "A STAC API search, as the table [inputs.stac_search] with the keys url, "
+        "collections, bbox or intersects, datetime, query and/or filter (CQL2-JSON), limit, "
+        "max_items (see STAC_SEARCH_KEYS); its Items are read like those of inputs.stac.",
+        '{ url = "https://earth-search.aws.element84.com/v1", collections = '
+        '["landsat-c2-l2"], bbox = [39.4, 8.0, 39.5, 8.1] }',
+    ),
+    SpecKey(
+        "inputs", "sign", (str,), {"type": "string", "pattern": "^[\\w.]+:[\\w.]+$"}, None,
+        'A "module:function" called with every remote href of a STAC Item (metadata, '
+        "bands, QA) before it is read, returning the href to read instead: signed URLs "
+        "(e.g. Planetary Computer's SAS tokens), presigned object-store URLs. The module "
+        "must be importable by the job (installed, or on PYTHONPATH).",
+        '"planetary_computer:sign"',
     ),
     SpecKey(
         "inputs", "allow_roots", (list,), _STRINGS, [],
@@ -274,6 +373,7 @@ def job_spec_schema() -> dict[str, Any]:
     sections["inputs"]["anyOf"] = [
         {"required": ["paths"], "properties": {"paths": {"minItems": 1}}},
         {"required": ["stac"], "properties": {"stac": {"minItems": 1}}},
+        {"required": ["stac_search"]},
     ]
     by_scenes = {"required": ["from_scenes"], "properties": {"from_scenes": {"const": True}}}
     sections["grid"]["oneOf"] = [
@@ -322,6 +422,25 @@ def format_job_spec_keys() -> str:
     return "\n".join(rows)
 
 
+def format_stac_search_keys() -> str:
+    """The keys of ``[inputs.stac_search]`` as a Markdown table, like :func:`format_job_spec_keys`.
+
+    Returns
+    -------
+    str
+    """
+    rows = [
+        "| key | type | required | description | example |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for k in STAC_SEARCH_KEYS:
+        rows.append(
+            f"| {k.key} | {k.type_name} | {'yes' if k.required else ''} | {k.description} | "
+            f"`{k.example}` |"
+        )
+    return "\n".join(rows)
+
+
 def _toml(value: Any) -> str:
     # The defaults are strings, booleans and lists of strings, which TOML writes as JSON does.
     return f"`{json.dumps(value)}`"
@@ -336,6 +455,50 @@ def spec_error(source: str, key: str, message: str) -> JobSpecError:
     return JobSpecError(printable(f"{source}: [{key}] {message}"))
 
 
+#: Keys whose value is a table of its own keys: (section, key) -> the sub-table's keys.
+SUBTABLES: dict[tuple[str, str], tuple[SpecKey, ...]] = {
+    ("inputs", "stac_search"): STAC_SEARCH_KEYS
+}
+
+
+def _check_table(
+    body: Mapping[str, Any], keys: Mapping[str, SpecKey], section: str, source: str
+) -> None:
+    for key, value in body.items():
+        spec = keys.get(key)
+        if spec is None:
+            raise spec_error(
+                source, f"{section}.{key}", f"unknown key; expected one of {', '.join(keys)}"
+            )
+        # TOML booleans are Python ints: a number key must not take true/false.
+        if not isinstance(value, spec.types) or (
+            isinstance(value, bool) and bool not in spec.types
+        ):
+            raise spec_error(
+                source, f"{section}.{key}", f"expected {spec.type_name}, got {_short(value)}"
+            )
+        if spec.choices and value not in spec.choices:
+            *head, last = (repr(c) for c in spec.choices)
+            raise spec_error(
+                source,
+                f"{section}.{key}",
+                f"expected {', '.join(head)} or {last}, got {value!r}",
+            )
+        sub = SUBTABLES.get((section, key))
+        if sub is not None:
+            _check_table(value, {k.key: k for k in sub}, f"{section}.{key}", source)
+            for spec in sub:
+                if spec.required and spec.key not in value:
+                    raise spec_error(
+                        source, f"{spec.section}.{spec.key}", f"is required (e.g. {spec.example})"
+                    )
+
+
+def _short(value: Any) -> str:
+    # A whole table would make a page of a message; its kind says enough.
+    return "a table" if isinstance(value, Mapping) else repr(value)
+
+
 def check_keys(data: Mapping[str, Any], source: str) -> None:
     """Every section and key known, every value of an accepted type, required keys there."""
     for section, body in data.items():
@@ -345,28 +508,7 @@ def check_keys(data: Mapping[str, Any], source: str) -> None:
             )
         if not isinstance(body, Mapping):
             raise spec_error(source, section, "must be a table")
-        for key, value in body.items():
-            spec = KEYS_BY_SECTION[section].get(key)
-            if spec is None:
-                raise spec_error(
-                    source,
-                    f"{section}.{key}",
-                    f"unknown key; expected one of {', '.join(KEYS_BY_SECTION[section])}",
-                )
-            # TOML booleans are Python ints: a number key must not take true/false.
-            if not isinstance(value, spec.types) or (
-                isinstance(value, bool) and bool not in spec.types
-            ):
-                raise spec_error(
-                    source, f"{section}.{key}", f"expected {spec.type_name}, got {value!r}"
-                )
-            if spec.choices and value not in spec.choices:
-                *head, last = (repr(c) for c in spec.choices)
-                raise spec_error(
-                    source,
-                    f"{section}.{key}",
-                    f"expected {', '.join(head)} or {last}, got {value!r}",
-                )
+        _check_table(body, KEYS_BY_SECTION[section], section, source)
     for spec in JOB_SPEC_KEYS:
         present = spec.section in data or spec.section in REQUIRED_SECTIONS
         if spec.required and present and spec.key not in data.get(spec.section, {}):

@@ -422,8 +422,12 @@ def _discover(
         found = discover_scenes(list(spec.inputs), allow_roots=spec.allow_roots, **filters)
         scenes += found.scenes + found.duplicates
         problems += found.problems
-    for stac in spec.stac:
-        found = discover_stac(stac, roots=roots, **filters)
+    stac_sources = [(stac, None) for stac in spec.stac]
+    if spec.stac_search is not None:
+        search = {k: v for k, v in spec.stac_search.items() if k != "url"}
+        stac_sources.append((spec.stac_search["url"], search))
+    for stac, search in stac_sources:
+        found = discover_stac(stac, search=search, roots=roots, sign=spec.sign, **filters)
         scenes += found.scenes + found.duplicates
         problems += found.problems
     merged = select_scenes(scenes, problems)

@@ -12,6 +12,15 @@ Example::
     start = "1972-01-01"                          # optional time range (inclusive)
     end = "2024-12-31"
     sensors = ["MSS", "TM", "ETM+", "OLI", "OLI-2"]
+    # sign = "my_module:sign"                     # signs remote STAC hrefs before reading
+
+    [inputs.stac_search]                          # a STAC API search (optional)
+    url = "https://stac.example.org/v1"
+    collections = ["landsat-c2-l1"]
+    bbox = [39.4, 8.0, 39.5, 8.1]                 # or intersects = { type = ..., ... }
+    datetime = "1972-01-01/2024-12-31"
+    filter = { op = "<", args = [{ property = "eo:cloud_cover" }, 20] }   # CQL2-JSON
+    max_items = 500
 
     [cube]
     path = "ethiopia.icechunk"                    # local path or s3://bucket/prefix
@@ -46,6 +55,13 @@ A grid larger than dask config ``updm.limits.grid-pixels`` is refused when the s
 (or, with ``from_scenes``, when the scenes are found), before a cluster starts or anything
 is written.
 
+``[inputs.stac_search]`` searches a STAC API (through pystac-client) and reads the Items it
+returns like those of ``inputs.stac``: hrefs relative to an Item resolve on the API's
+server, local (``file://``) hrefs must lie under ``allow_roots``. A ``query`` or ``filter``
+the API does not support is refused, never silently ignored. ``[inputs] sign`` names a
+``"module:function"`` that every remote asset href passes through before it is read
+(:func:`~updm_dask.scenes.stac.discover_stac`, parameter ``sign``, says what it receives).
+
 Local files are read only from the job's input roots (the folders, archives and metadata
 files' folders of ``paths``, each STAC file's folder) and from ``allow_roots``: symbolic
 links and STAC hrefs leading elsewhere are refused unread (see
@@ -66,7 +82,7 @@ from typing import Any
 
 from .. import config
 from ..errors import JobSpecError, UpdmError
-from ..frozen import FrozenMap
+from ..frozen import FrozenMap, freeze
 from ..geo import CubeGrid
 from ..geo.grid import check_grid_pixels, lonlat_text, utm_crs_of_aoi
 from ..pipeline import Science
@@ -129,6 +145,11 @@ class JobSpec:
     notes
         What the spec left to the package and what was chosen (e.g. the UTM zone of an
         AOI given without a CRS); a job prints them with its other notes.
+    stac_search
+        ``[inputs.stac_search]``, validated, ready for ``pystac_client.Client.search``
+        (``url`` apart), or None.
+    sign
+        ``[inputs] sign``: the ``"module:function"`` remote STAC hrefs are signed with.
     """
 
     name: str
@@ -145,6 +166,8 @@ class JobSpec:
     allow_roots: tuple[str, ...] = ()
     grid_from_scenes: GridFromScenes | None = None
     notes: tuple[str, ...] = ()
+    stac_search: FrozenMap | None = None
+    sign: str | None = None
 
     @property
     def rules(self) -> str | Mapping[str, Any]:
@@ -156,8 +179,8 @@ class JobSpec:
         """Stable id of what the job does: its name + a hash of its content.
 
         The science enters through its own hash (:meth:`~updm_dask.pipeline.Science.sha256`,
-        also in every commit's metadata); the batch size and ``allow_roots`` do not (they
-        change how, or what may be read, not what is computed).
+        also in every commit's metadata); the batch size, ``allow_roots`` and ``sign`` do
+        not (they change how, or what may be read, not what is computed).
         """
         grid = self.grid
         parts: tuple = (
@@ -176,7 +199,117 @@ class JobSpec:
             derived = self.grid_from_scenes
             parts += (("from_scenes", derived.crs, derived.resolution),)
         text = repr(parts)
+        if self.stac_search is not None:
+            # Added only when there is a search, so that the ids of other jobs stay as they were.
+            text += repr(_thaw(self.stac_search))
         return f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(value[k]) for k in sorted(value)}
+    if isinstance(value, tuple | list):
+        return [_thaw(v) for v in value]
+    return value
+
+
+_GEOMETRY_TYPES = (
+    "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
+    "GeometryCollection",
+)  # fmt: skip
+
+
+def _datetime_part(part: str) -> bool:
+    if part in ("", ".."):
+        return True
+    try:
+        # RFC 3339 says "Z" for UTC; fromisoformat reads it from Python 3.11 on.
+        dt.datetime.fromisoformat(part)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_stac_search(data: Mapping[str, Any], source: str) -> FrozenMap | None:
+    """``[inputs.stac_search]`` checked key by key (types were checked by ``check_keys``)."""
+    table = data.get("inputs", {}).get("stac_search")
+    if table is None:
+        return None
+    key = "inputs.stac_search"
+    url = table["url"]
+    if not url.lower().startswith(("http://", "https://")):
+        raise spec_error(source, f"{key}.url", "expected the http:// or https:// URL of a STAC API")
+    _check_path(source, f"{key}.url", url)
+    if "collections" in table and not (
+        table["collections"] and all(isinstance(c, str) and c for c in table["collections"])
+    ):
+        raise spec_error(source, f"{key}.collections", "expected a list of collection ids")
+    if "bbox" in table and "intersects" in table:
+        raise spec_error(source, key, "give either bbox or intersects, not both")
+    if "bbox" in table:
+        bbox = table["bbox"]
+        if not (
+            _numbers(bbox, 4)
+            and all(-180 <= bbox[i] <= 180 for i in (0, 2))
+            and -90 <= bbox[1] <= bbox[3] <= 90
+        ):
+            raise spec_error(
+                source,
+                f"{key}.bbox",
+                "expected [lon_min, lat_min, lon_max, lat_max] in degrees (longitudes in "
+                f"-180..180, latitudes in -90..90, lat_min <= lat_max), got {bbox!r}",
+            )
+    if "intersects" in table:
+        geometry = table["intersects"]
+        kind = geometry.get("type")
+        member = "geometries" if kind == "GeometryCollection" else "coordinates"
+        if kind not in _GEOMETRY_TYPES or not isinstance(geometry.get(member), list):
+            raise spec_error(
+                source,
+                f"{key}.intersects",
+                "expected a GeoJSON geometry: a type (Point, Polygon, MultiPolygon ...) and "
+                "its coordinates",
+            )
+    if "datetime" in table:
+        parts = table["datetime"].split("/")
+        if len(parts) > 2 or not all(_datetime_part(p) for p in parts) or parts == ["", ""]:
+            raise spec_error(
+                source,
+                f"{key}.datetime",
+                "expected an RFC 3339 date-time or interval such as "
+                '"2000-01-01/2020-12-31" or "2000-01-01T00:00:00Z/..", '
+                f"got {table['datetime']!r}",
+            )
+    if "query" in table and not all(isinstance(v, Mapping) for v in table["query"].values()):
+        raise spec_error(
+            source,
+            f"{key}.query",
+            'expected property = { operator = value } tables, e.g. { "eo:cloud_cover" = '
+            "{ lt = 20 } }",
+        )
+    if "filter" in table and not isinstance(table["filter"].get("op"), str):
+        raise spec_error(
+            source, f"{key}.filter", 'expected a CQL2-JSON expression: a table with "op" and "args"'
+        )
+    for name in ("limit", "max_items"):
+        if name in table and table[name] < 1:
+            raise spec_error(
+                source, f"{key}.{name}", f"expected a positive integer, got {table[name]}"
+            )
+    return freeze(dict(table))
+
+
+def _check_sign(data: Mapping[str, Any], source: str) -> str | None:
+    name = data.get("inputs", {}).get("sign")
+    if name is None:
+        return None
+    from ..scenes.stac import load_signer
+
+    try:
+        load_signer(name)  # imported now: a typo fails before any cluster starts
+    except UpdmError as exc:
+        raise spec_error(source, "inputs.sign", str(exc)) from None
+    return name
 
 
 def _resolve(base: Path | None, value: str) -> str:
@@ -407,9 +540,13 @@ def parse_job_spec(
     for key, listed in (("inputs.paths", paths), ("inputs.stac", stac)):
         for p in listed:
             _check_path(source, key, p)
-    if not paths and not stac:
+    stac_search = _parse_stac_search(data, source)
+    if not paths and not stac and stac_search is None:
         raise spec_error(
-            source, "inputs.paths", "is required (or inputs.stac): the job has no scenes to find"
+            source,
+            "inputs.paths",
+            "is required (or inputs.stac) unless an [inputs.stac_search] table searches a "
+            "STAC API: the job has no scenes to find",
         )
     allow_roots = value_of(data, "inputs", "allow_roots")
     if not all(isinstance(p, str) and p for p in allow_roots):
@@ -451,6 +588,8 @@ def parse_job_spec(
         ),
         grid_from_scenes=grid_from_scenes,
         notes=notes,
+        stac_search=stac_search,
+        sign=_check_sign(data, source),
     )
 
 

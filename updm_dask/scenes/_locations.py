@@ -21,7 +21,13 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import SceneError
 from ..messages import redact
-from ._remote import gdal_http_env, remote_call, storage_options, transient_reason
+from ._remote import (
+    gdal_http_env,
+    remote_call,
+    requester_pays,
+    storage_options,
+    transient_reason,
+)
 
 # GDAL keeps a seek index for every .tar.gz it reads through /vsitar/ and, by default,
 # saves it as a side-car "<archive>.properties" NEXT TO THE ARCHIVE. Scene archives often
@@ -37,12 +43,17 @@ def gdal_env(path: str) -> dict[str, str]:
     """GDAL configuration for opening ``path`` (passed to ``rasterio.Env``).
 
     Remote rasters are opened without listing their folder: band files need no side-cars,
-    and on an object store or web server a listing per open is a needless request.
+    and on an object store or web server a listing per open is a needless request. S3
+    reads ask to be billed to the requester (``AWS_REQUEST_PAYER=requester``) when
+    :func:`~updm_dask.scenes._remote.requester_pays` says so: requester-pays buckets
+    answer HTTP 403 to any other request.
     """
     env = {"CPL_VSIL_GZIP_WRITE_PROPERTIES": "NO"}
     if any(prefix in path for prefix in _REMOTE_VSI):
         env["GDAL_DISABLE_READDIR_ON_OPEN"] = "EMPTY_DIR"
         env.update(gdal_http_env())
+        if "/vsis3/" in path and requester_pays():
+            env["AWS_REQUEST_PAYER"] = "requester"
     return env
 
 

@@ -9,6 +9,7 @@ GDAL's own reads of remote rasters get the same settings through :func:`gdal_htt
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -54,13 +55,28 @@ def _scheme(location: str) -> str:
     return found.group(1).lower() if found else ""
 
 
+def requester_pays() -> bool:
+    """True when S3 reads must ask to be billed to the requester (requester-pays buckets).
+
+    Dask config ``updm.io.requester-pays`` (read at every read, so workers follow their own
+    config, e.g. ``DASK_UPDM__IO__REQUESTER_PAYS=true``) or ``AWS_REQUEST_PAYER=requester``
+    in the environment, the variable GDAL and the AWS tools read themselves.
+    """
+    if os.environ.get("AWS_REQUEST_PAYER", "").strip().lower() == "requester":
+        return True
+    return bool(config.get("io.requester-pays"))
+
+
 def storage_options(location: str) -> dict[str, Any]:
-    """fsspec storage options for ``location``: request timeouts for HTTP(S).
+    """fsspec storage options for ``location``: request timeouts for HTTP(S), and for S3
+    ``requester_pays`` when :func:`requester_pays` says so.
 
     Without them aiohttp waits five minutes for each request, and one file costs several
     requests (``exists``, ``info`` by HEAD then GET, the read): a server that accepts the
     connection and never answers held a job for more than ten minutes per file.
     """
+    if _scheme(location) in ("s3", "s3a"):
+        return {"requester_pays": True} if requester_pays() else {}
     if _scheme(location) not in ("http", "https"):
         return {}
     import aiohttp

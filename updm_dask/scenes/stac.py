@@ -9,7 +9,9 @@ assets used here:
   always read: calibration needs it, and it decides sensor, level and band layout;
 - the UPDM bands, by the Collection-2 asset keys: ``coastal``, ``blue``, ``green``, ``red``,
   ``nir08``, ``swir16``, ``swir22`` (MSS Level-1: ``green``, ``red``, ``nir08``, ``nir09``),
-  else by the asset's ``eo:bands`` name (``B4``, ``SR_B4``, ``TM-SR_B4``) or common name;
+  else by the band name (``B4``, ``SR_B4``, ``TM-SR_B4``) or common name given by the
+  asset's STAC 1.1 ``bands`` (``name``, ``eo:common_name``) or STAC 1.0 ``eo:bands``
+  (``name``, ``common_name``);
 - ``qa_pixel`` (or ``qa``/``bqa``) and ``qa_radsat``.
 
 Hrefs become GDAL paths (``/vsis3/``, ``/vsicurl/``, plain local paths); relative hrefs are
@@ -23,17 +25,26 @@ file's own folder: ``file:///etc/passwd`` or ``../../etc/passwd`` is refused wit
 read. Remote hrefs (``https://``, ``s3://`` ...) are not confined: catalogues point at object
 stores by design, and reading them exposes nothing of the machine running the job. Local
 files must be regular files in any case (a FIFO would block the reader for ever).
+
+Signed URLs and requester-pays buckets: ``sign`` (a callable, or ``[inputs] sign =
+"module:function"`` in a job spec) is called with every remote href of an Item before it
+is read and returns the href to read instead; see :func:`discover_stac`. Requests to
+requester-pays S3 buckets carry ``x-amz-request-payer: requester`` when dask config
+``updm.io.requester-pays`` is true or the environment has ``AWS_REQUEST_PAYER=requester``
+(see :func:`~updm_dask.scenes._locations.gdal_env`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import os
 import posixpath
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pystac
@@ -48,7 +59,7 @@ from . import _remote as remote
 from . import _roots as rootcheck
 from .discover import Discovery, SceneSource, scene_source, select_scenes
 
-__all__ = ["STAC_BAND_KEYS", "discover_stac"]
+__all__ = ["STAC_BAND_KEYS", "discover_stac", "load_signer"]
 
 #: UPDM spectral role (``sensors.BandSpec.name``) -> Landsat Collection-2 STAC asset key.
 STAC_BAND_KEYS = {
@@ -133,8 +144,20 @@ def _mtl_asset(item: pystac.Item) -> pystac.Asset | None:
 
 
 def _eo_bands(asset: pystac.Asset) -> list[Mapping[str, Any]]:
-    bands = asset.extra_fields.get("eo:bands") or []
-    return [b for b in bands if isinstance(b, Mapping)]
+    """The asset's bands as ``{"name", "common_name"}``: STAC 1.1 ``bands`` then ``eo:bands``.
+
+    STAC 1.1 moved ``eo:bands`` into the common ``bands`` array, whose common name is the
+    field ``eo:common_name``; catalogues of either version (or both) are read alike.
+    """
+    found: list[Mapping[str, Any]] = []
+    for field, common in (("bands", "eo:common_name"), ("eo:bands", "common_name")):
+        bands = asset.extra_fields.get(field)
+        if not isinstance(bands, list):
+            continue
+        for band in bands:
+            if isinstance(band, Mapping):
+                found.append({"name": band.get("name"), "common_name": band.get(common)})
+    return found
 
 
 def _band_asset(item: pystac.Item, label: str, role: str) -> pystac.Asset | None:
@@ -143,7 +166,7 @@ def _band_asset(item: pystac.Item, label: str, role: str) -> pystac.Asset | None
     if key in assets:
         return assets[key]
     for asset in item.assets.values():
-        names = [str(b.get("name", "")) for b in _eo_bands(asset)]
+        names = [str(b.get("name") or "") for b in _eo_bands(asset)]
         if any((m := _EO_NAME_RE.search(n)) and m.group(1) == label for n in names):
             return asset
     aliases = _COMMON_NAME_ALIASES.get(key, (key,))
@@ -169,8 +192,75 @@ def _exists(gdal: str) -> bool | None:
     return os.path.isfile(gdal)
 
 
+Signer = Callable[[str], str]
+
+
+def load_signer(name: str) -> Signer:
+    """The signing hook named ``"module:function"`` (``[inputs] sign`` of a job spec).
+
+    Parameters
+    ----------
+    name
+        ``"package.module:function"``; the module must be importable (installed, or on
+        ``PYTHONPATH``). ``function`` may be a dotted attribute path (``"mod:Signer.sign"``).
+
+    Returns
+    -------
+    callable
+        ``function`` itself: see ``sign`` of :func:`discover_stac` for what it receives.
+
+    Raises
+    ------
+    SceneError
+        ``name`` is not ``"module:function"``, the module cannot be imported, or it has no
+        such callable; the message names the module and function.
+    """
+    module_name, sep, attribute = name.partition(":")
+    if not sep or not module_name or not attribute:
+        raise SceneError(f'expected "module:function", got {name!r}')
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or any error the module raises as it loads
+        raise SceneError(
+            f"cannot import the signing module {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
+    for part in attribute.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            break
+    if not callable(target):
+        raise SceneError(f"module {module_name!r} has no function {attribute!r}")
+    return target
+
+
+def _signed(href: str, sign: Signer | None, where: str) -> str:
+    """``href`` passed through ``sign`` when it is remote; local ones are never signed."""
+    if sign is None or _local_path(href) is not None:
+        return href
+    try:
+        signed = sign(href)
+    except UpdmError:
+        raise
+    except Exception as exc:  # the hook is the user's code: say whose error it is
+        raise SceneError(
+            shown(f"{where}: the signing hook failed on {href}: {type(exc).__name__}: {exc}")
+        ) from None
+    if not isinstance(signed, str) or not loc.is_url(signed):
+        raise SceneError(
+            shown(
+                f"{where}: the signing hook returned {type(signed).__name__} for {href}; "
+                "expected the URL to read (a str with a scheme, e.g. https://...)"
+            )
+        )
+    return signed
+
+
 def _item_source(
-    item: pystac.Item, origin: str, base: str | None, roots: Sequence[str] | None = None
+    item: pystac.Item,
+    origin: str,
+    base: str | None,
+    roots: Sequence[str] | None = None,
+    sign: Signer | None = None,
 ) -> SceneSource:
     where = f"STAC item {item.id}"
     base = item.get_self_href() or base
@@ -182,6 +272,7 @@ def _item_source(
         )
     mtl_href = _absolute(mtl.href, base)
     _check_local(mtl_href, f"metadata asset of {where}", roots)
+    mtl_href = _signed(mtl_href, sign, where)
     metadata = _read_metadata(mtl_href)
     sensor = get_sensor(metadata.sensor, metadata.satellite)
     level2 = metadata.is_level2
@@ -204,7 +295,7 @@ def _item_source(
         if name:
             href = _absolute(asset.href, base)
             _check_local(href, f"band {spec.label} asset of {where}", roots)
-            by_name[name.lower()] = loc.url_to_gdal(href)
+            by_name[name.lower()] = loc.url_to_gdal(_signed(href, sign, where))
 
     def resolve(name: str) -> str | None:
         path = by_name.get(name.lower())
@@ -226,7 +317,7 @@ def _item_source(
             if key in assets:
                 href = _absolute(assets[key].href, base)
                 _check_local(href, f"{key} asset of {where}", roots)
-                path = loc.url_to_gdal(href)
+                path = loc.url_to_gdal(_signed(href, sign, where))
                 if _exists(path) is not False:
                     qa_paths[role] = path
                 break
@@ -266,22 +357,42 @@ def _stac_api_io():
 def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, str | None]:
     if search is not None:
         from pystac_client import Client
+        from pystac_client.warnings import DoesNotConformTo
 
         url = os.fspath(source)
+        arguments = _plain(search)
         try:
             stac_io = _stac_api_io()
-            # Client.open hands its own timeout (default None: wait for ever) to stac_io.
-            client = Client.open(url, stac_io=stac_io, timeout=stac_io.timeout)
-            return list(client.search(**search).items()), url, None
+            with warnings.catch_warnings():
+                # pystac-client only warns when the API lacks an extension the search uses,
+                # and the API then ignores that part: every Item would come back unfiltered.
+                warnings.simplefilter("error", DoesNotConformTo)
+                # Client.open hands its own timeout (default None: wait for ever) to stac_io.
+                client = Client.open(url, stac_io=stac_io, timeout=stac_io.timeout)
+                return list(client.search(**arguments).items()), url, None
         except UpdmError:
             raise
+        except DoesNotConformTo as exc:
+            missing = str(exc.args[0] if exc.args else exc).lower()
+            used = sorted(k for k in ("query", "filter", "sortby", "fields") if k in arguments)
+            raise SceneError(
+                shown(
+                    f"STAC API {url}: the server does not support the {missing} extension "
+                    f"(it is not among its conformance classes), so it would ignore the "
+                    f"search's {', '.join(used) or missing} and return unfiltered Items; "
+                    "use a condition it supports (e.g. filter instead of query)"
+                )
+            ) from None
         except Exception as exc:  # pystac-client raises many kinds; name the API
             reason = remote.transient_reason(exc)
             if reason is not None:  # requests' own text of a timeout is a page of nesting
                 retries = int(config.get("io.retries"))
-                reason += f"; {retries + 1} attempts (updm.io.retries = {retries})"
+                attempts = f"{retries + 1} attempt{'s' if retries else ''}"
+                reason += f"; {attempts} (updm.io.retries = {retries})"
+            # The search's keys, not its values: a filter may be a page long.
+            keys = ", ".join(arguments) or "no conditions"
             raise SceneError(
-                shown(f"STAC API {url}: search {dict(search)} failed: {reason or exc}")
+                shown(f"STAC API {url}: search ({keys}) failed: {reason or exc}")
             ) from None
     if isinstance(source, pystac.Item):
         return [source], f"STAC item {source.id}", None
@@ -330,6 +441,15 @@ def _load_items(source, search: Mapping[str, Any] | None) -> tuple[list, str, st
     )
 
 
+def _plain(value: Any) -> Any:
+    # Job specs hold read-only mappings and tuples; pystac-client sends JSON.
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _items_from_dict(data: Any, location: str) -> list[pystac.Item]:
     kind = data.get("type") if isinstance(data, Mapping) else None
     try:
@@ -358,6 +478,7 @@ def discover_stac(
     start: dt.date | dt.datetime | str | None = None,
     end: dt.date | dt.datetime | str | None = None,
     roots: Sequence[str | os.PathLike] | None = None,
+    sign: Signer | str | None = None,
 ) -> Discovery:
     """Find Landsat scenes described by STAC Items.
 
@@ -369,7 +490,10 @@ def discover_stac(
         with ``search``, the root URL of a STAC API.
     search
         Keyword arguments of ``pystac_client.Client.search`` (``collections``, ``bbox``,
-        ``datetime``, ``query`` ...); makes ``source`` a STAC API URL.
+        ``intersects``, ``datetime``, ``query``, ``filter``, ``limit``, ``max_items``
+        ...); makes ``source`` a STAC API URL (a job's ``[inputs.stac_search]``). A
+        ``query`` or ``filter`` the API does not declare support for is refused: the API
+        would ignore it and return every Item.
     sensors, start, end
         Filters, as for :func:`~updm_dask.scenes.discover_scenes`.
     roots
@@ -377,6 +501,20 @@ def discover_stac(
         besides the folder of ``source`` when it is a local file; others are refused
         without being read. ``None`` (the default): local hrefs are not confined, for
         catalogues you wrote yourself; a job always passes its input roots.
+    sign
+        The signing hook, for signed URLs (Planetary Computer's SAS tokens, presigned S3
+        URLs ...): a callable, or its ``"module:function"`` name (:func:`load_signer`;
+        ``[inputs] sign`` of a job spec). It is called once for every REMOTE href of an
+        Item (metadata, band and QA assets; local paths and ``file://`` hrefs are never
+        passed), after relative hrefs were resolved, with the absolute href as a str
+        (``https://...``, ``s3://...``), and returns the href to read instead, a URL
+        (``https://...?token=...`` ...). It runs during discovery, in the process that
+        calls this function: workers read the signed URLs and need no hook, but a token
+        must stay valid until the job has read the scene. An exception it raises, or a
+        return value that is no URL, makes the Item a problem naming the hook. Example::
+
+            def sign(href: str) -> str:
+                return href + "?" + get_token(href)  # e.g. a SAS token from your provider
 
     Returns
     -------
@@ -390,6 +528,7 @@ def discover_stac(
     SceneError
         When the source itself cannot be read (no such file, not STAC JSON, failed search).
     """
+    signer = load_signer(sign) if isinstance(sign, str) else sign
     items, origin, base = _load_items(source, search)
     confined = None
     if roots is not None:
@@ -402,7 +541,7 @@ def discover_stac(
     problems: list[tuple[str, str]] = []
     for item in items:
         try:
-            scenes.append(_item_source(item, origin, base, confined))
+            scenes.append(_item_source(item, origin, base, confined, signer))
         except (UpdmError, OSError) as exc:
             problems.append((f"STAC item {item.id}", redact(str(exc))))
     return select_scenes(scenes, problems, sensors=sensors, start=start, end=end)
