@@ -121,8 +121,7 @@ def _cmd_compact(args: argparse.Namespace) -> int:
 
 
 def _compact(location: str) -> None:
-    from ..cube import compact_time_blocks, open_cube
-    from ..cube._timeblocks import time_blocks_info
+    from ..cube import compact_time_blocks, open_cube, time_blocks_info
 
     cube = open_cube(location)
     snap = compact_time_blocks(cube)

@@ -92,7 +92,12 @@ from ._schema import (
     YEARLY_CLASS_PRIORITY,
     YEARLY_VARIABLES,
 )
-from ._timeblocks import compact_time_blocks, pixel_history, time_block_slots
+from ._timeblocks import (
+    compact_time_blocks,
+    pixel_history,
+    time_block_slots,
+    time_blocks_info,
+)
 from ._yearly import (
     clear_count_as_counted,
     clear_count_fill,
@@ -135,6 +140,7 @@ __all__ = [
     "read_derived",
     "resolve_cube",
     "time_block_slots",
+    "time_blocks_info",
     "write_derived",
     "yearly_summary",
 ]

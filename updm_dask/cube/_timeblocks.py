@@ -40,7 +40,13 @@ from ._cube import CubeLike, resolve_cube
 from ._io import root_attrs, write_dask
 from ._schema import SCENE_VARIABLES
 
-__all__ = ["TIME_BLOCKS", "compact_time_blocks", "pixel_history", "time_block_slots"]
+__all__ = [
+    "TIME_BLOCKS",
+    "compact_time_blocks",
+    "pixel_history",
+    "time_block_slots",
+    "time_blocks_info",
+]
 
 log = logging.getLogger("updm_dask.cube")
 
@@ -255,7 +261,19 @@ def pixel_history(
 
 
 def time_blocks_info(store: Any) -> dict[str, Any] | None:
-    """``{"slots", "block_slots", "edge"}`` of a store's time blocks, or None."""
+    """What the time blocks of a cube's store hold.
+
+    Parameters
+    ----------
+    store
+        A cube session's store.
+
+    Returns
+    -------
+    dict or None
+        ``{"slots", "block_slots", "edge"}``: the leading time slots copied, the slots per
+        chunk and the chunks' spatial edge; None when the cube has no time blocks.
+    """
     if root_attrs(store) is None:
         return None
     group = zarr.open_group(store, mode="r")
