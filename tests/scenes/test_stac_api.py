@@ -301,6 +301,7 @@ def _ids(found) -> set[str]:
 # Searches: every condition really narrows what the API returns
 
 
+@pytest.mark.slow
 def test_each_search_condition_filters_the_items(landsat, stac_api, signer):
     metadata = {
         md.scene_id: md
@@ -340,6 +341,7 @@ def test_a_query_the_api_would_ignore_is_refused(stac_api):
     assert "would ignore the search's query and return unfiltered Items" in message
 
 
+@pytest.mark.slow
 def test_unsigned_hrefs_are_refused_by_the_server_and_signed_ones_read(landsat, stac_api, signer):
     [unsigned] = discover_stac(stac_api, search={"collections": ["para"]}).problems
     assert unsigned[0].startswith("STAC item ") and "HTTP 403" in unsigned[1]
@@ -551,6 +553,7 @@ def requester_pays_s3() -> Iterator[str]:
         werkzeug.setLevel(level)
 
 
+@pytest.mark.slow
 def test_requester_pays_buckets_are_read_with_the_header(landsat, requester_pays_s3, monkeypatch):
     import boto3
 
