@@ -41,7 +41,10 @@ def make_demo_cube(workdir: Path) -> Path:
 
     from updm_dask.demo.run import run_demo
 
-    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as c:
+    # a free local port for the scheduler's HTTP server: 8787 may be taken
+    with Client(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address="127.0.0.1:0"
+    ) as c:
         run = run_demo(workdir, n_scenes=DEMO_SCENES, size=DEMO_SIZE, client=c)
     if run.exit_code != 0:
         raise RuntimeError(f"the documentation demo job failed:\n{run.text}")

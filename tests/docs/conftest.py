@@ -161,7 +161,7 @@ def docs_cluster():
         processes=False,
         protocol="tcp://",
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # a free port: 8787 may be taken
     ) as cluster:
         yield cluster.scheduler_address
 
