@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import atexit
+import re
 import shutil
 import sys
 import tempfile
@@ -102,6 +103,24 @@ def on_files(files: Any, config: Any) -> Any:
     for name, path in _demo().paths.items():
         files.append(File.generated(config, f"figures/{name}", abs_src_path=str(path)))
     return files
+
+
+# The docstrings cross-reference in Sphinx roles (:func:`~updm_dask.query.Selection`), which
+# mkdocstrings renders as the role's name before a code span: keep the code span, and for
+# ``~`` (Sphinx's "show the last part") only the last dotted part.
+_ROLE = re.compile(
+    r":(?:py:)?(?:func|class|meth|attr|mod|data|exc|obj|const|ref):<code>(~?)([^<]*)</code>"
+)
+
+
+def _role(match: re.Match[str]) -> str:
+    tilde, target = match.groups()
+    return f"<code>{target.rsplit('.', 1)[-1] if tilde else target}</code>"
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """Sphinx roles of the docstrings as plain code spans."""
+    return _ROLE.sub(_role, html)
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
