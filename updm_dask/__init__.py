@@ -41,6 +41,9 @@ A first session
 From the shell: ``updm demo``, ``updm run job.toml``, ``updm info CUBE``,
 ``updm query point CUBE --lonlat LON LAT``. Every error the package raises on purpose is a
 :class:`updm_dask.errors.UpdmError`.
+
+Documentation: the tutorial, the job-spec reference, the cube schema and the how-tos are in
+``docs/`` (``./bootstrap docs`` builds the site into ``site/``).
 """
 
 from __future__ import annotations
