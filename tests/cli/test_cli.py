@@ -311,7 +311,7 @@ def test_writing_commands_confirm_path_size_and_snapshot(sw_cube, tmp_path, caps
     files = [p for p in z.rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files)
     assert out == (
-        f"wrote {z} ({len(files):,} files, {size:,} bytes; Zarr v3 store; snapshot {first})\n"
+        f"wrote {z} ({len(files):,} files, {size:,} bytes; Zarr v2 store; snapshot {first})\n"
     )
     table = tmp_path / "a.csv"
     code, out, _ = run(capsys, "query", "area", sw_cube, "-o", table)
