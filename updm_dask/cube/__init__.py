@@ -68,6 +68,7 @@ from ._derived import (
     read_derived,
     write_derived,
 )
+from ._gc import GarbageReport, collect_garbage
 from ._info import cube_info, format_cube_info
 from ._io import CubeConflictError, EmptyScenesError, cube_exists
 from ._schema import (
@@ -106,6 +107,8 @@ __all__ = [
     "CubeLike",
     "DerivedSession",
     "EmptyScenesError",
+    "GarbageReport",
+    "collect_garbage",
     "create_cube",
     "cube_exists",
     "cube_info",
