@@ -138,7 +138,7 @@ def test_a_cube_made_without_splitting_gets_it_when_opened_for_writing(tmp_path,
     assert split_sizes(tmp_path / "c") == ""
 
     with open_cube(tmp_path / "c", for_writing=True) as cube:
-        assert 'dimension_name("^time$"), 256' in split_sizes(tmp_path / "c")
+        assert 'dimension_name("^time$"), 64' in split_sizes(tmp_path / "c")
         assert_same(values(cube), before)  # the scenes stored before read as they were
         append(cube, "S3", seed=5)
     assert open_cube(tmp_path / "c").scene_ids() == {"S1", "S2", "S3"}
@@ -515,3 +515,25 @@ def test_a_job_killed_while_creating_its_cube_completes_when_run_again(tmp_path,
     cube = open_cube(tmp_path / "cube")
     assert len(cube.scene_ids()) == 1
     assert cube.stale_years() == []
+
+
+# --------------------------------------------------------------------------------------
+# 3. The commits benchmark runs (its figures come from benchmarks/bench_commits.py)
+
+
+@pytest.mark.slow
+def test_the_commits_benchmark_measures_both_modes(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import bench_commits
+
+    try:
+        records = {on: bench_commits.grow(tmp_path / str(on), 100, on) for on in (False, True)}
+    finally:
+        for name in ("bench_commits", "_common"):
+            sys.modules.pop(name, None)
+    for recs in records.values():
+        assert [r["scenes"] for r in recs] == [100]
+        assert recs[0]["commit_s"] > 0 and recs[0]["manifest_on_disk"] > 0
+    # the "off" cube really is unsplit and the "on" one split
+    assert split_sizes(tmp_path / "False") == ""
+    assert 'dimension_name("^time$"), 64' in split_sizes(tmp_path / "True")
