@@ -487,6 +487,7 @@ def test_a_folder_with_anything_else_is_refused_and_left_untouched(tmp_path):
     with pytest.raises(CubeError, match="is a non-empty directory that is not a cube"):
         open_job_cube(load_job_spec(_job(tmp_path, tmp_path)))
     assert (target / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in target.iterdir()) == ["notes.txt", "snapshots"]
     assert (target / "snapshots" / "1CECHNKREP0F1RSTCMT0").is_file()
 
 

@@ -31,6 +31,7 @@ from ._io import (
     root_attrs,
     slot_has_data,
     storage_for,
+    unfinished_leftovers,
     write_dask,
     zstd_codec,
 )
@@ -108,6 +109,10 @@ def create_cube(
     cy, cx = min(c, grid.ny), min(c, grid.nx)
     repo_config = repository_config()
     storage, name = storage_for(location)
+    if "://" not in name and Path(name).is_dir() and not repository_exists(storage, name):
+        # refuse someone else's folder before leaving a lock file in it
+        if unfinished_leftovers(Path(name)) is None:
+            raise CubeError(f"{name!r} is a non-empty directory that is not a cube")
     # Local cubes: the lock comes first, so that no other process creates or writes the
     # cube while this one looks at what is there and completes it.
     lock = _writer_lock(name)

@@ -166,12 +166,10 @@ def ensure_writer_config(repo: icechunk.Repository, name: str) -> icechunk.Repos
     return repo
 
 
-def clear_unfinished(path: Path) -> bool:
-    """Remove what an interrupted ``Repository.create`` left in the local directory ``path``.
+def unfinished_leftovers(path: Path) -> list[Path] | None:
+    """The entries of ``path`` an interrupted creation left, or None if it holds others.
 
-    Returns True when ``path`` holds nothing else than such leftovers (and the writer lock
-    file) and they were removed, so that a repository can be created there; False when it
-    holds anything else, which is then left untouched.
+    The writer lock file is neither; an empty directory gives ``[]``.
     """
     from ._lock import LOCK_NAME
 
@@ -179,16 +177,29 @@ def clear_unfinished(path: Path) -> bool:
     for entry in path.iterdir():
         if entry.name == LOCK_NAME:
             continue
-        if entry.is_file() and entry.name.startswith("repo#"):
+        if entry.is_file() and not entry.is_symlink() and entry.name.startswith("repo#"):
             leftovers.append(entry)
             continue
         initial = _CREATE_LEFTOVERS.get(entry.name)
         if initial is None or not entry.is_dir() or entry.is_symlink():
-            return False
+            return None
         for item in entry.iterdir():
             if not item.is_file() or item.name.split("#", 1)[0] != initial:
-                return False
+                return None
         leftovers.append(entry)
+    return leftovers
+
+
+def clear_unfinished(path: Path) -> bool:
+    """Remove what an interrupted ``Repository.create`` left in the local directory ``path``.
+
+    Returns True when ``path`` holds nothing else than such leftovers (and the writer lock
+    file) and they were removed, so that a repository can be created there; False when it
+    holds anything else, which is then left untouched.
+    """
+    leftovers = unfinished_leftovers(path)
+    if leftovers is None:
+        return False
     for entry in leftovers:
         if entry.is_dir():
             shutil.rmtree(entry)
