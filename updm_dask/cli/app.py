@@ -136,6 +136,14 @@ def _compact(location: str) -> None:
         )
 
 
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from ..cube import collect_garbage
+
+    report = collect_garbage(args.cube, older_than_days=args.older_than, keep_tags=args.keep_tags)
+    print(report.format())
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="updm",
@@ -181,6 +189,21 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     compact.add_argument("cube", help="cube location (path or s3://...)")
     compact.set_defaults(func=_cmd_compact)
+
+    gc = sub.add_parser(
+        "gc", help="expire old snapshots of a cube and delete the storage only they used"
+    )
+    gc.add_argument("cube", help="cube location (path or s3://...)")
+    gc.add_argument(
+        "--older-than",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="expire snapshots older than DAYS days (default: updm.cube.gc-older-than-days); "
+        "the branch tip and the first commit are always kept",
+    )
+    gc.add_argument("--keep-tags", action="store_true", help="keep tagged snapshots, however old")
+    gc.set_defaults(func=_cmd_gc)
 
     from . import embed, query
 

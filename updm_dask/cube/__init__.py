@@ -44,9 +44,22 @@ tip; :meth:`Cube.append_scenes` skips scenes already in it. Two writers appendin
 branch both grow the same arrays, which Icechunk cannot merge without risking a slot being
 claimed twice, so the second to commit gets :class:`CubeConflictError`, nothing of its batch
 is stored, and it should re-read the ledger and retry. On a local path Icechunk cannot make
-two exactly simultaneous commits atomic (it warns about it when a repository is opened):
-give a local cube one writer at a time (the job driver) and use an object store when
-several jobs write to one cube concurrently.
+two exactly simultaneous commits atomic (it warns about it when a repository is opened), so
+a local cube takes one writing process at a time: the writer holds an OS lock (``flock`` on
+``.updm-writer.lock`` in the cube's folder) from its first write, or from
+``open_cube(..., for_writing=True)`` as a job does, until :meth:`Cube.close` or the end of
+the process (however it ends); a second writing process gets a :class:`CubeError` naming
+the first. Use an object store when several jobs write to one cube concurrently.
+
+Commits stay cheap as the cube grows: manifests are split along ``time``
+(``updm.cube.manifest-split-scenes`` slots each, saved in the repository when the cube is
+created or first opened for writing), so a commit rewrites the manifests of the slots it
+wrote, not the history. Old snapshots are expired, and the storage only they used deleted,
+by :func:`collect_garbage` (``updm gc CUBE [--older-than DAYS] [--keep-tags]``).
+
+A cube whose creation was killed at any step (a folder with only the writer lock, the files
+of an unfinished ``Repository.create``, or a repository holding only its first commit) is
+completed by the next :func:`create_cube` or job run at that location.
 
 Locations
 ---------
@@ -74,6 +87,7 @@ from ._derived import (
     read_derived,
     write_derived,
 )
+from ._gc import GarbageReport, collect_garbage
 from ._info import cube_info, format_cube_info
 from ._io import CubeConflictError, EmptyScenesError, cube_exists
 from ._schema import (
@@ -125,9 +139,11 @@ __all__ = [
     "CubeLike",
     "DerivedSession",
     "EmptyScenesError",
+    "GarbageReport",
     "clear_count_as_counted",
     "clear_count_fill",
     "clear_count_with_fill",
+    "collect_garbage",
     "compact_time_blocks",
     "create_cube",
     "cube_exists",

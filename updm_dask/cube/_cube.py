@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,21 @@ import zarr
 
 from ..errors import CubeError, GridError, VersionError
 from ..geo import CubeGrid
+from . import _lock
 from ._io import (
     CubeConflictError,
     EmptyScenesError,
     chunk_edge,
+    clear_unfinished,
+    ensure_writer_config,
+    is_unfinished,
     open_repository,
+    repository_config,
     repository_exists,
     root_attrs,
     slot_has_data,
     storage_for,
+    unfinished_leftovers,
     write_dask,
     zstd_codec,
 )
@@ -50,6 +57,15 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
+
+
+def _step(name: str) -> None:
+    """A named point of :func:`create_cube` (fault tests stop a real process at each)."""
+
+
+def _writer_lock(name: str) -> _lock.WriterLock | None:
+    """The writer lock of a local cube (None for object stores, which take many writers)."""
+    return None if "://" in name else _lock.acquire(name)
 
 
 def create_cube(
@@ -91,57 +107,102 @@ def create_cube(
         raise CubeError(f"create_cube: grid must be a CubeGrid, got {type(grid).__name__}")
     c = chunk_edge(chunks, "chunks.cube")
     cy, cx = min(c, grid.ny), min(c, grid.nx)
+    repo_config = repository_config()
     storage, name = storage_for(location)
+    if "://" not in name and Path(name).is_dir() and not repository_exists(storage, name):
+        # refuse someone else's folder before leaving a lock file in it
+        if unfinished_leftovers(Path(name)) is None:
+            raise CubeError(f"{name!r} is a non-empty directory that is not a cube")
+    # Local cubes: the lock comes first, so that no other process creates or writes the
+    # cube while this one looks at what is there and completes it.
+    lock = _writer_lock(name)
+    try:
+        _step("locked")
+        repo = _repository_to_fill(storage, name, grid, exist_ok, repo_config, lock)
+        if isinstance(repo, Cube):
+            return repo
+        _step("repository")
+        version = _version()
+        ds, encoding = template(grid, title, (cy, cx), version)
+        session = repo.writable_session("main")
+        ds.to_zarr(session.store, mode="w", consolidated=False, zarr_format=3, encoding=encoding)
+        _step("template")
+        metadata = {
+            "action": "create",
+            "grid": grid.to_dict(),
+            "chunks": [cy, cx],
+            "updm_dask_version": version,
+        }
+        try:
+            session.commit("create cube", metadata=metadata)
+        except icechunk.ConflictError as exc:
+            raise CubeConflictError(
+                f"another writer created or changed {name!r} at the same time: {exc.message}"
+            ) from None
+        _step("committed")
+        log.info("created cube %s (%s, shape %s)", name, grid.crs, grid.shape)
+        return Cube._open(repo, name, writer_lock=lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _repository_to_fill(
+    storage: icechunk.Storage,
+    name: str,
+    grid: CubeGrid,
+    exist_ok: bool,
+    repo_config: icechunk.RepositoryConfig,
+    lock: _lock.WriterLock | None,
+) -> icechunk.Repository | Cube:
+    """The repository :func:`create_cube` fills in, or the existing cube (``exist_ok``).
+
+    Completes what an interrupted creation left: a repository holding only its initial
+    commit is filled in, and the files of an interrupted ``Repository.create`` (no
+    repository yet) are removed before the repository is created again.
+    """
     if repository_exists(storage, name):
-        repo = icechunk.Repository.open(storage)
+        try:
+            repo = icechunk.Repository.open(storage)
+        except icechunk.IcechunkError as exc:
+            raise CubeError(f"cannot open the cube repository at {name!r}: {exc.message}") from None
         attrs = root_attrs(repo.readonly_session("main").store)
         if attrs and MARKER in attrs:
             if not exist_ok:
                 raise CubeError(
                     f"{name!r} already holds a cube; open it with open_cube() or pass exist_ok=True"
                 )
-            cube = Cube._open(repo, name)
+            cube = Cube._open(repo, name, writer_lock=lock)
             if cube.grid != grid:
                 raise CubeError(
                     f"{name!r} already holds a cube with another grid ({cube.grid.crs}, shape "
                     f"{cube.grid.shape}, bounds {cube.grid.bounds}) than the one asked for "
                     f"({grid.crs}, shape {grid.shape}, bounds {grid.bounds})"
                 )
+            cube._prepare_writer()
             return cube
-        if attrs is not None or len(list(repo.ancestry(branch="main"))) > 1:
+        if attrs is not None or not is_unfinished(repo):
             raise CubeError(
                 f"{name!r} holds an Icechunk repository that is not a cube; "
                 "choose an empty location"
             )
-        # else: an empty repository, e.g. left by an interrupted create_cube; fill it in
-    else:
-        if "://" not in name:
-            path = Path(name)
-            if path.is_dir() and any(path.iterdir()):
+        # an empty repository left by an interrupted create_cube: fill it in
+        log.info("create_cube: completing the interrupted creation of %s", name)
+        return ensure_writer_config(repo, name)
+    clean = True
+    if "://" not in name:
+        path = Path(name)
+        if path.is_dir() and any(p.name != _lock.LOCK_NAME for p in path.iterdir()):
+            if not clear_unfinished(path):
                 raise CubeError(f"{name!r} is a non-empty directory that is not a cube")
-        try:
-            repo = icechunk.Repository.create(storage)
-        except icechunk.IcechunkError as exc:
-            raise CubeError(f"cannot create a cube at {name!r}: {exc.message}") from None
-
-    version = _version()
-    ds, encoding = template(grid, title, (cy, cx), version)
-    session = repo.writable_session("main")
-    ds.to_zarr(session.store, mode="w", consolidated=False, zarr_format=3, encoding=encoding)
-    metadata = {
-        "action": "create",
-        "grid": grid.to_dict(),
-        "chunks": [cy, cx],
-        "updm_dask_version": version,
-    }
+            log.info("create_cube: removed what an interrupted creation left in %s", name)
+        # the writer lock file is the only thing in the directory
+        clean = False
     try:
-        session.commit("create cube", metadata=metadata)
-    except icechunk.ConflictError as exc:
-        raise CubeConflictError(
-            f"another writer created or changed {name!r} at the same time: {exc.message}"
-        ) from None
-    log.info("created cube %s (%s, shape %s)", name, grid.crs, grid.shape)
-    return Cube._open(repo, name)
+        return icechunk.Repository.create(storage, config=repo_config, check_clean_root=clean)
+    except icechunk.IcechunkError as exc:
+        raise CubeError(f"cannot create a cube at {name!r}: {exc.message}") from None
 
 
 def open_cube(
@@ -150,6 +211,7 @@ def open_cube(
     branch: str = "main",
     snapshot: str | None = None,
     tag: str | None = None,
+    for_writing: bool = False,
 ) -> Cube:
     """Open a cube at a branch tip, or pinned to a snapshot or tag (time travel).
 
@@ -161,6 +223,10 @@ def open_cube(
         Branch whose tip is read (and appended to); ignored with ``snapshot``/``tag``.
     snapshot, tag : str, optional
         Pin the (read-only) view to one snapshot id or tag; at most one of them.
+    for_writing : bool
+        Become the cube's writer now rather than at the first write: on a local path, take
+        the writer lock (held until :meth:`Cube.close` or until the view is dropped), and
+        save the manifest-splitting setting in the repository. A job opens its cube so.
 
     Returns
     -------
@@ -169,12 +235,32 @@ def open_cube(
     Raises
     ------
     CubeError
-        ``location`` holds no cube, or the branch/snapshot/tag does not exist.
+        ``location`` holds no cube, or the branch/snapshot/tag does not exist; with
+        ``for_writing``, another process writes the local cube, or the view is pinned.
+
+    Notes
+    -----
+    A local cube takes one writing process at a time: a second one gets a CubeError
+    naming the process that writes it (pid, host, since when). The lock is the operating
+    system's, so it goes with the process that held it, however that process ended.
+    Reading never takes it.
     """
     if snapshot is not None and tag is not None:
         raise CubeError("open_cube: give snapshot or tag, not both")
+    if for_writing and (snapshot is not None or tag is not None):
+        raise CubeError("open_cube: for_writing needs a branch, not a snapshot or tag")
     repo, name = open_repository(location)
-    return Cube._open(repo, name, branch=branch, snapshot=snapshot, tag=tag)
+    if not for_writing:
+        return Cube._open(repo, name, branch=branch, snapshot=snapshot, tag=tag)
+    lock = _writer_lock(name)
+    try:
+        cube = Cube._open(repo, name, branch=branch, writer_lock=lock)
+        cube._prepare_writer()
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return cube
 
 
 class Cube:
@@ -192,12 +278,22 @@ class Cube:
         *,
         branch: str = "main",
         snapshot: str | None = None,
+        writer_lock: _lock.WriterLock | None = None,
     ) -> None:
         self._repo = repository
         self.location = location
         self._grid = grid
         self.branch = branch
         self._snapshot = snapshot
+        self._lock: _lock.WriterLock | None = None
+        self._writer_ready = False
+        if writer_lock is not None:
+            self._hold(writer_lock)
+
+    def _hold(self, lock: _lock.WriterLock) -> None:
+        self._lock = lock
+        # a view dropped without close() still gives its share of the lock back
+        weakref.finalize(self, lock.release)
 
     @classmethod
     def _open(
@@ -208,6 +304,7 @@ class Cube:
         branch: str = "main",
         snapshot: str | None = None,
         tag: str | None = None,
+        writer_lock: _lock.WriterLock | None = None,
     ) -> Cube:
         try:
             if tag is not None:
@@ -222,6 +319,11 @@ class Cube:
             raise CubeError(f"cube {name!r}: cannot open {what}: {detail}") from None
         attrs = root_attrs(session.store)
         if not attrs or MARKER not in attrs:
+            if snapshot is None and is_unfinished(repo):
+                raise CubeError(
+                    f"{name!r} holds a cube whose creation was interrupted; run the job "
+                    "again, or create_cube() there, to complete it"
+                )
             raise CubeError(f"{name!r} is an Icechunk repository but not a cube")
         if int(attrs[MARKER]) > CUBE_FORMAT:
             raise CubeError(
@@ -232,7 +334,7 @@ class Cube:
             grid = CubeGrid.from_dict(attrs["grid"])
         except (KeyError, GridError) as exc:
             raise CubeError(f"cube {name!r}: bad grid in the root attributes: {exc}") from None
-        return cls(repo, name, grid, branch=branch, snapshot=snapshot)
+        return cls(repo, name, grid, branch=branch, snapshot=snapshot, writer_lock=writer_lock)
 
     def __repr__(self) -> str:
         at = f"snapshot={self._snapshot!r}" if self._snapshot else f"branch={self.branch!r}"
@@ -352,12 +454,41 @@ class Cube:
 
     # -- writing -------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Stop writing: give back this view's share of the local writer lock.
+
+        Reading goes on working; a later write takes the lock again. Also called when the
+        view is used as a context manager (``with open_cube(p, for_writing=True) as c:``).
+        """
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self._writer_ready = False
+
+    def __enter__(self) -> Cube:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _prepare_writer(self) -> None:
+        """Become the writer: the local writer lock, then the repository's write settings."""
+        if self._writer_ready:
+            return
+        if self._lock is None or self._lock.released:
+            lock = _writer_lock(self.location)
+            if lock is not None:
+                self._hold(lock)
+        self._repo = ensure_writer_config(self._repo, self.location)
+        self._writer_ready = True
+
     def _writable(self, what: str) -> icechunk.Session:
         if self.read_only:
             raise CubeError(
                 f"{what}: this view of {self.location!r} is pinned to snapshot "
                 f"{self._snapshot!r} and read-only; open the branch to write"
             )
+        self._prepare_writer()
         return self._repo.writable_session(self.branch)
 
     def _commit(self, session: icechunk.Session, message: str, metadata: dict) -> str:

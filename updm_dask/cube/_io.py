@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,107 @@ def storage_for(location: str | os.PathLike) -> tuple[icechunk.Storage, str]:
     return storage, f"s3://{bucket}/{prefix}"
 
 
+#: Files an interrupted ``Repository.create`` leaves in a local directory, in the order
+#: Icechunk writes them (each through a ``NAME#n`` temporary file renamed into place): the
+#: initial snapshot, its transaction log, then the ``repo`` record that makes the
+#: directory a repository. Nothing else is ever removed by :func:`clear_unfinished`.
+_INITIAL_SNAPSHOT = "1CECHNKREP0F1RSTCMT0"
+_CREATE_LEFTOVERS = {"snapshots": _INITIAL_SNAPSHOT, "transactions": _INITIAL_SNAPSHOT}
+
+
+def repository_config() -> icechunk.RepositoryConfig:
+    """The Icechunk settings every cube is created and written with.
+
+    Manifests are split along ``time`` every ``updm.cube.manifest-split-scenes`` time slots,
+    so a commit rewrites only the manifests of the slots it wrote: its cost follows the
+    batch, not the number of scenes already in the cube. Arrays without a ``time`` axis
+    keep one manifest each.
+    """
+    size = config.get("cube.manifest-split-scenes")
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise CubeError(
+            "dask config updm.cube.manifest-split-scenes: expected a positive whole number "
+            f"of time slots, got {size!r}"
+        )
+    splitting = icechunk.ManifestSplittingConfig.from_dict(
+        {
+            icechunk.ManifestSplitCondition.AnyArray(): {
+                icechunk.ManifestSplitDimCondition.DimensionName("^time$"): size
+            }
+        }
+    )
+    return icechunk.RepositoryConfig(manifest=icechunk.ManifestConfig(splitting=splitting))
+
+
+def _split_sizes(repo_config: icechunk.RepositoryConfig) -> str:
+    manifest = repo_config.manifest
+    splitting = manifest.splitting if manifest is not None else None
+    return repr(splitting.split_sizes) if splitting is not None else ""
+
+
+def ensure_writer_config(repo: icechunk.Repository, name: str) -> icechunk.Repository:
+    """``repo`` with :func:`repository_config`'s manifest splitting, saved in the repository.
+
+    A cube made before manifests were split (or with another split size) gets the current
+    setting persisted, so that every later opener writes with it; its existing manifests
+    stay as they are until a commit rewrites them. Returns ``repo`` itself when nothing
+    changes, else a reopened repository.
+    """
+    wanted = repository_config()
+    if _split_sizes(repo.config) == _split_sizes(wanted):
+        return repo
+    try:
+        repo = repo.reopen(config=wanted)
+        repo.save_config()
+    except icechunk.IcechunkError as exc:
+        raise CubeError(
+            f"cube {name!r}: cannot save its manifest-splitting setting: {exc.message}"
+        ) from None
+    return repo
+
+
+def unfinished_leftovers(path: Path) -> list[Path] | None:
+    """The entries of ``path`` an interrupted creation left, or None if it holds others.
+
+    The writer lock file is neither; an empty directory gives ``[]``.
+    """
+    from ._lock import LOCK_NAME
+
+    leftovers: list[Path] = []
+    for entry in path.iterdir():
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_file() and not entry.is_symlink() and entry.name.startswith("repo#"):
+            leftovers.append(entry)
+            continue
+        initial = _CREATE_LEFTOVERS.get(entry.name)
+        if initial is None or not entry.is_dir() or entry.is_symlink():
+            return None
+        for item in entry.iterdir():
+            if not item.is_file() or item.name.split("#", 1)[0] != initial:
+                return None
+        leftovers.append(entry)
+    return leftovers
+
+
+def clear_unfinished(path: Path) -> bool:
+    """Remove what an interrupted ``Repository.create`` left in the local directory ``path``.
+
+    Returns True when ``path`` holds nothing else than such leftovers (and the writer lock
+    file) and they were removed, so that a repository can be created there; False when it
+    holds anything else, which is then left untouched.
+    """
+    leftovers = unfinished_leftovers(path)
+    if leftovers is None:
+        return False
+    for entry in leftovers:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return True
+
+
 def cube_exists(location: str | os.PathLike) -> bool:
     """Whether ``location`` holds an Icechunk repository (a cube, or what is left of one).
 
@@ -118,8 +220,31 @@ def cube_exists(location: str | os.PathLike) -> bool:
     ------
     CubeError
         The location is malformed or cannot be reached.
+
+    Notes
+    -----
+    What an interrupted :func:`~updm_dask.cube.create_cube` left (a repository with only
+    its initial commit and no cube in it) does not count: ``create_cube`` at that location
+    finishes the creation, so a job that was killed while creating its cube resumes.
     """
-    return repository_exists(*storage_for(location))
+    storage, name = storage_for(location)
+    if not repository_exists(storage, name):
+        return False
+    try:
+        repo = icechunk.Repository.open(storage)
+    except icechunk.IcechunkError:
+        return True  # a repository, if a broken one: opening it says what is wrong
+    return not is_unfinished(repo)
+
+
+def is_unfinished(repo: icechunk.Repository) -> bool:
+    """Whether ``repo`` holds nothing but its initial commit (an interrupted creation)."""
+    try:
+        tip = repo.lookup_branch("main")
+        first = next(iter(repo.ancestry(snapshot_id=tip)))
+    except (icechunk.IcechunkError, StopIteration, ValueError):
+        return False
+    return first.parent_id is None and root_attrs(repo.readonly_session("main").store) is None
 
 
 def repository_exists(storage: icechunk.Storage, name: str) -> bool:

@@ -356,7 +356,7 @@ def open_job_cube(spec: JobSpec, grid: CubeGrid | None = None) -> Cube:
     """
     grid = grid if grid is not None else spec.grid
     if cube_exists(spec.cube):
-        cube = open_cube(spec.cube)
+        cube = open_cube(spec.cube, for_writing=True)
         if grid is not None and cube.grid != grid:
             raise JobSpecError(
                 f"{spec.source}: grid: the cube {cube.location} already has another grid "
