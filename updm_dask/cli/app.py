@@ -104,6 +104,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from ..cube import migrate_cube
+
+    print(migrate_cube(args.cube).format())
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="updm",
@@ -135,6 +142,12 @@ def _build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="grid, variables, scenes per sensor/decade, commits")
     info.add_argument("cube", help="cube location (path or s3://...)")
     info.set_defaults(func=_cmd_info)
+
+    migrate = sub.add_parser(
+        "migrate", help="re-encode a cube of an older format (one commit), rebuild per-year layers"
+    )
+    migrate.add_argument("cube", help="cube location (path or s3://...)")
+    migrate.set_defaults(func=_cmd_migrate)
 
     from . import embed, query
 

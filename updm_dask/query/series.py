@@ -28,6 +28,7 @@ from ..cube import (
     SCENE_VARIABLES,
     YEARLY_VARIABLES,
     CubeLike,
+    decode_layer,
 )
 from ..errors import QueryError
 from ..geo.points import PixelLocation
@@ -119,7 +120,10 @@ class PointReader:
             # gathering lets the chunk reads of all variables overlap
             return await asyncio.gather(*(a.getitem(at) for a in arrays))
 
-        return {n: np.asarray(v) for n, v in zip(names, _run(fetch()), strict=True)}
+        # packed scene layers come back as their float values, as Cube.to_xarray reads them
+        return {
+            n: decode_layer(n, np.asarray(v)) for n, v in zip(names, _run(fetch()), strict=True)
+        }
 
     def _frame(self, data: dict[str, Any]) -> pd.DataFrame:
         df = pd.DataFrame(data)
@@ -154,7 +158,7 @@ class PointReader:
             got = self._pixel(names, slice(lo, hi))
             point = {n: v[order - lo] for n, v in got.items()}
         else:
-            point = {n: np.array([], dtype=self.group[n].dtype) for n in names}
+            point = {n: decode_layer(n, np.array([], dtype=self.group[n].dtype)) for n in names}
         data.update(point)
         if "land_cover" in names:
             data["class"] = _class_names(point["land_cover"])
