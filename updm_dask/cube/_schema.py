@@ -314,7 +314,15 @@ def decode_dataset(ds: xr.Dataset) -> xr.Dataset:
     """
     for name in SCENE_VARIABLES:
         if is_packed(name) and name in ds.variables and ds[name].dtype != np.float32:
-            ds[name] = ds[name].astype(np.float32)
+            var = ds[name].astype(np.float32)
+            # keep where the chunks lie; the packing stays with the cube: a copy written
+            # with to_zarr holds these float32 values exactly
+            var.encoding = {
+                k: v
+                for k, v in ds[name].encoding.items()
+                if k in ("chunks", "preferred_chunks", "source")
+            }
+            ds[name] = var
     return ds
 
 
