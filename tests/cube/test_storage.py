@@ -114,6 +114,7 @@ def plain_xarray(path) -> xr.Dataset:
 # Item 1: scaled integers that plain xarray decodes to floats
 
 
+@pytest.mark.slow
 def test_plain_xarray_decodes_the_packed_layers_to_floats_with_nan_where_fill(tmp_path):
     values = float_values(0)
     # out of the encodable range: clipped to its ends, never wrapped
@@ -196,6 +197,7 @@ def test_every_scene_layer_states_its_precision():
     assert SCENE_VARIABLES["uC4"].dtype == SCENE_VARIABLES["mviupd"].dtype == "int16"
 
 
+@pytest.mark.slow
 def test_stored_values_are_the_float_results_within_half_a_step_and_classes_identical(
     tmp_path,
 ):
@@ -246,6 +248,7 @@ def test_a_format_1_cube_is_refused_with_a_message_that_says_to_migrate(tmp_path
     assert "has format 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_updm_migrate_re_encodes_in_one_commit_then_rebuilds_the_yearly_layers(tmp_path, capsys):
     scenes = [scene("A", "2001-05-01", float_values(1)), scene("B", "2003-07-01", float_values(2))]
     old = format_1_cube(tmp_path / "old", scenes)
@@ -335,6 +338,7 @@ CRASH = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_migration_killed_half_way_leaves_the_cube_at_its_last_commit(tmp_path, capsys):
     path = tmp_path / "old"
     scenes = [scene("A", "2001-05-01", float_values(1)), scene("B", "2003-07-01", float_values(2))]
@@ -359,6 +363,34 @@ def test_a_migration_killed_half_way_leaves_the_cube_at_its_last_commit(tmp_path
     got = open_cube(path).to_xarray().load()
     for n in PACKED:
         close_within_precision(n, got[n].values, before[n].values)
+
+
+@pytest.mark.slow
+def test_a_migration_killed_before_its_yearly_rebuild_is_finished_by_a_second_run(tmp_path, capsys):
+    path = tmp_path / "old"
+    scenes = [scene("A", "2001-05-01", float_values(1)), scene("B", "2003-07-01", float_values(2))]
+    format_1_cube(path, scenes)
+    kill_in_rebuild = (
+        "import os, sys\n"
+        "from updm_dask.cube import Cube, migrate_cube\n"
+        "Cube.rebuild_yearly = lambda *a, **k: os._exit(4)\n"
+        "migrate_cube(sys.argv[1])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", kill_in_rebuild, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 4, proc.stderr
+    cube = open_cube(path)  # the re-encoding was committed: format 2
+    assert cube.history()[0]["metadata"]["action"] == "migrate"
+    assert main(["migrate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "already has format 2" in out and "per-year layers rebuilt" in out
+    assert open_cube(path).history()[0]["metadata"]["action"] == "rebuild_yearly"
+    assert main(["migrate", str(path)]) == 0
+    assert "per-year layers rebuilt" not in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------------------
