@@ -241,7 +241,7 @@ def _measure(
     rows.append(_common.row(f"{label}: after / before", total_after / sum(before.values()), "x"))
     rows.append(
         _common.row(
-            f"{label}: floor, float32 product, zstd 19",
+            f"{label}: floor, float32 product, zstd 19 per scene layer",
             per_px(sum(floor_float.values())),
             "B/px/scene",
         )
