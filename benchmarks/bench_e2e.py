@@ -55,7 +55,7 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from updm_dask.cube import SCENE_VARIABLES, create_cube
+from updm_dask.cube import SCENE_VARIABLES, create_cube, encode_layer
 from updm_dask.geo import CubeGrid
 from updm_dask.jobs.run import scene_on_grid
 from updm_dask.pipeline import process_scene
@@ -274,8 +274,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             t = time.perf_counter()
             on_grid = scene_on_grid(source, grid)
             arrays = [
-                on_grid[n].data.astype(spec.dtype).rechunk(cube_chunks)
-                for n, spec in SCENE_VARIABLES.items()
+                encode_layer(n, on_grid[n].data).rechunk(cube_chunks) for n in SCENE_VARIABLES
             ]
             dask.compute(*_discard(arrays))
             return time.perf_counter() - t

@@ -130,18 +130,15 @@ def _job(source, grid: CubeGrid, chunk: int, path: Path) -> None:
 
 
 def _compute_only(source, grid: CubeGrid, chunk: int) -> None:
-    # What the job computes before writing (scene_on_grid, then the cast and rechunk of
+    # What the job computes before writing (scene_on_grid, then the encoding and rechunk of
     # append_scenes), each chunk reduced to nothing instead of written.
     import dask.array as da
     import numpy as np
 
-    from updm_dask.cube import SCENE_VARIABLES
+    from updm_dask.cube import SCENE_VARIABLES, encode_layer
 
     placed = scene_on_grid(source, grid, chunks=chunk)
-    arrays = [
-        placed[n].data.astype(spec.dtype).rechunk((chunk, chunk))
-        for n, spec in SCENE_VARIABLES.items()
-    ]
+    arrays = [encode_layer(n, placed[n].data).rechunk((chunk, chunk)) for n in SCENE_VARIABLES]
     tiny = [
         a.map_blocks(
             lambda b: np.zeros((1, 1), np.int8),

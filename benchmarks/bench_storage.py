@@ -1,8 +1,8 @@
-"""Storage: bytes per pixel per scene on disk, per cube variable, and what other encodings
-would store, measured in one run.
+"""Storage: bytes per pixel per scene on disk, before (cube format 1) and after (format 2),
+against the floor, per variable, with the precision of every packed layer, in one run.
 
-The cube as the package writes it (``scene_on_grid`` + ``Cube.append_scenes``), with the
-supplementary pattern on (``Science(supplementary=True)``) so that every float layer is filled:
+The scenes, with the supplementary pattern on (``Science(supplementary=True)``) so that
+every float layer is filled:
 
 * the TM scene of a generated demo archive on its 2048 x 2048 grid (cube chunks
   ``(1, 512, 512)``), and
@@ -10,27 +10,27 @@ supplementary pattern on (``Science(supplementary=True)``) so that every float l
   SLC-off, OLI 2017) on their one 101 x 101 grid (one chunk per scene), when the folder is
   found (``$UPDM_SHARED_DATA``, else ``../shared/data`` beside the repository).
 
-Stored size of a variable = the sum of the sizes of its chunk objects, asked of the
-Icechunk session's Zarr store key by key (``<variable>/c/...``; ``store.getsize``), which
-is exactly what the repository holds for that variable's chunks (manifests and metadata
-left out). The encoding behind it (dtype, fill value, codecs and level, chunks) is read
-from the arrays' Zarr metadata and shown with each row.
+Each scene's layers are computed once (``scene_on_grid``, float32) and then:
 
-Alternatives for the six float32 layers, written with Zarr into a memory store with the
-cube's chunking (the sizes are those a cube would store: Icechunk stores Zarr's encoded
-chunk bytes as they are; a row checks this for the cube's own encoding):
+* **after**: appended to a cube as the package writes it now (format 2: scaled integers,
+  byte shuffle + zstd). Stored size of a variable = the sum of its chunk objects, asked of
+  the Icechunk session's store key by key (``<variable>/c/...``; manifests and metadata left
+  out); the whole repository on disk (``du`` of its folder: chunks, manifests, snapshots,
+  coordinates) is shown too.
+* **before**: the same layers written with format 1's encoding (float32, NaN fill, zstd at
+  the cube's level; land_cover and quality as in format 2) into a Zarr memory store with the
+  cube's chunks. Icechunk stores Zarr's encoded chunk bytes as they are, so these are the
+  bytes a format-1 cube held (the row ``check`` compares the memory store with the cube for
+  format 2's own encoding: 1.0 means the two ways of measuring agree).
+* **floor**: zstd at level 19 of the float32 product and of the quantized product (the
+  same integer codes, byte-shuffled), one frame per scene layer, no Zarr: what the bytes
+  themselves cost with a far slower codec and no chunking.
+* the codec choice: the quantized product with zstd alone and with Blosc bit shuffle,
+  against the cube's byte shuffle.
 
-* lossless: zstd level 1, 3 (the cube's), 9; Blosc-zstd level 3 with byte shuffle;
-* scaled integers: int16 = round(value / 1e-4), offset 0 (range +-3.2767; NaN -> -32768,
-  the fill), with zstd 3 and with Blosc-zstd 3 + shuffle. The maximum absolute error
-  (half a step, 5e-5, unless values fall outside the range, which are counted) is
-  measured on the real scenes and on the demo scene.
-
-Encode speeds are MB of float32 layer data per second of Zarr writes into the memory store
-(one write each; the int16 scaling itself is not in it): indicative, as they include Zarr's
-own overheads. The alternatives and their speeds are taken on a 512 x 1024 window of the
-demo scene (two cube chunks per layer, since zstd 9 on noisy floats is slow) and on the
-whole of the real scenes.
+The precision row is the largest ``|stored - float| / (step / 2)`` over every valid pixel of
+every packed layer (the schema promises <= 1 within the encodable range). The load average
+is read at the start and at the end of the run.
 
 Usage::
 
@@ -39,75 +39,62 @@ Usage::
 
 from __future__ import annotations
 
+import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import _common
 import dask
+import numcodecs
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.storage import MemoryStore
 
-from updm_dask.cube import SCENE_VARIABLES, create_cube
+from updm_dask.cube import SCENE_VARIABLES, create_cube, decode_layer, encode_layer
 from updm_dask.geo import CubeGrid
 from updm_dask.jobs.run import scene_on_grid
 from updm_dask.pipeline import FLOAT_LAYERS, Science
 
 SIZE, QUICK_SIZE = 2048, 128
-WINDOW = (512, 1024)  # rows, columns of the demo scene the alternatives are measured on
 ETHIOPIA = Path("landsat") / "ethiopia-167055"
 ETHIOPIA_GRID = ("EPSG:32637", (30.0, 0.0, 589035.0, 0.0, -30.0, 756165.0), (101, 101))
-INT16_SCALE = 1e-4
-INT16_FILL = -32768
 # The supplementary pattern on, so that every float layer holds values: the largest cube the
 # package writes. With the default (three patterns) uC4 is all fill and stores no chunk.
 SCIENCE = Science(supplementary=True)
+TARGET = 5.0  # bytes per pixel per scene, whole cube (the issue's target; DEA stores 4)
+
+
+def _load() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 # --------------------------------------------------------------------------------------
-# The cube as written
+# The layers, and the cube as written
+
+
+def computed_scenes(grid: CubeGrid, sources: list) -> list:
+    """The scenes on ``grid``, computed once (numpy-backed Datasets)."""
+    with dask.config.set(scheduler="threads"):
+        return [scene_on_grid(s, grid, SCIENCE).compute() for s in sources]
+
+
+def stacked(scenes: list) -> dict[str, np.ndarray]:
+    """Every scene variable of ``scenes`` as one (time, y, x) array (float32 or uint8)."""
+    out = {}
+    for name, spec in SCENE_VARIABLES.items():
+        dtype = np.float32 if spec.scale_factor is not None else spec.dtype
+        out[name] = np.stack([np.asarray(s[name].values, dtype=dtype) for s in scenes])
+    return out
 
 
 def write_cube(path: Path, grid: CubeGrid, scenes: list) -> Any:
-    """The package's cube of ``scenes`` (threaded scheduler); returns the Cube."""
+    """The package's cube of the computed ``scenes`` (threaded scheduler); returns it."""
     cube = create_cube(path, grid)
     with dask.config.set(scheduler="threads"):
-        cube.append_scenes(
-            [scene_on_grid(s, grid, SCIENCE) for s in scenes],
-            metadata={"job_id": "bench-storage"},
-            message="bench storage",
-        )
+        cube.append_scenes(scenes, metadata={"job_id": "bench-storage"}, message="bench storage")
     return cube
-
-
-def _codec_text(codec: Any) -> str:
-    d = codec.to_dict()
-    name, conf = d["name"], d.get("configuration", {})
-    if name == "zstd":
-        return f"zstd {conf.get('level')}"
-    if name == "blosc":
-        return f"blosc-{conf.get('cname')} {conf.get('clevel')} {conf.get('shuffle')}"
-    return name
-
-
-def encodings(cube: Any) -> dict[str, dict[str, Any]]:
-    """dtype, fill value, codecs and chunks of every scene variable, from Zarr metadata."""
-    group = zarr.open_group(cube.session().store, mode="r")
-    out = {}
-    for name in SCENE_VARIABLES:
-        arr = group[name]
-        fill = np.asarray(arr.metadata.fill_value).item()
-        out[name] = {
-            "dtype": str(arr.dtype),
-            "fill_value": "NaN" if isinstance(fill, float) and np.isnan(fill) else str(fill),
-            "codecs": [_codec_text(c) for c in arr.compressors],
-            "chunks": list(arr.chunks),
-        }
-    return out
 
 
 def stored_sizes(cube: Any) -> dict[str, int]:
@@ -116,243 +103,236 @@ def stored_sizes(cube: Any) -> dict[str, int]:
     return {name: _common.stored_chunk_bytes(store, name)[0] for name in SCENE_VARIABLES}
 
 
+def folder_bytes(path: Path) -> int:
+    """Bytes of every file under ``path`` (the repository on disk)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def chunks_of(cube: Any) -> tuple[int, ...]:
+    return tuple(zarr.open_group(cube.session().store, mode="r")["uCw"].chunks)
+
+
 # --------------------------------------------------------------------------------------
-# Alternative encodings of the float layers
+# Encodings into a memory store
 
 
-def _float32(codec: Callable[[], Any]) -> dict[str, Any]:
-    return {"dtype": "float32", "codec": codec, "encode": None, "decode": None}
+def _zstd(level: int) -> Any:
+    return lambda dtype: ZstdCodec(level=level)
 
 
-def _int16(codec: Callable[[], Any]) -> dict[str, Any]:
-    return {"dtype": "int16", "codec": codec, "encode": to_int16, "decode": from_int16}
+def _blosc(level: int, shuffle: str) -> Any:
+    return lambda dtype: BloscCodec(
+        cname="zstd", clevel=level, shuffle=shuffle, typesize=np.dtype(dtype).itemsize
+    )
 
 
-def to_int16(values: np.ndarray) -> np.ndarray:
-    """round(values / 1e-4) as int16; NaN -> -32768; out of range clipped to +-32767."""
-    q = np.rint(values.astype(np.float64) / INT16_SCALE)
-    q = np.clip(q, -32767, 32767)
-    return np.where(np.isnan(values), INT16_FILL, q).astype(np.int16)
-
-
-def from_int16(q: np.ndarray) -> np.ndarray:
-    """The float32 values ``q`` stands for (NaN for the fill)."""
-    return np.where(q == INT16_FILL, np.nan, q * INT16_SCALE).astype(np.float32)
-
-
-VARIANTS: dict[str, dict[str, Any]] = {
-    "float32, zstd 1": _float32(lambda: ZstdCodec(level=1)),
-    "float32, zstd 3 (the cube's)": _float32(lambda: ZstdCodec(level=3)),
-    "float32, zstd 9": _float32(lambda: ZstdCodec(level=9)),
-    "float32, blosc-zstd 3 + shuffle": _float32(
-        lambda: BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=4)
-    ),
-    "int16 x 1e-4, zstd 3": _int16(lambda: ZstdCodec(level=3)),
-    "int16 x 1e-4, blosc-zstd 3 + shuffle": _int16(
-        lambda: BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=2)
-    ),
-}
-
-
-def encode_layers(
-    layers: dict[str, np.ndarray], chunks: tuple[int, ...], variant: dict[str, Any]
-) -> dict[str, Any]:
-    """Write ``layers`` (time, y, x) with one encoding into a memory store.
-
-    Returns the stored chunk bytes, the seconds the writes took, the largest absolute
-    error of the decoded values (NaN must stay NaN), and how many values fell outside the
-    encoding's range.
-    """
+def encoded_bytes(
+    layers: dict[str, np.ndarray], chunks: tuple[int, ...], codec: Any, *, packed: bool
+) -> dict[str, int]:
+    """Bytes of each layer written with ``codec`` (float32 values, or the packed codes)."""
     store = MemoryStore()
-    size = 0
-    seconds = 0.0
-    max_error = 0.0
-    clipped = 0
+    out = {}
     for name, values in layers.items():
-        data = values if variant["encode"] is None else variant["encode"](values)
-        if variant["encode"] is not None:
-            clipped += int(np.sum(np.abs(np.rint(values / INT16_SCALE)) > 32767))
+        spec = SCENE_VARIABLES[name]
+        if spec.scale_factor is not None and packed:
+            data, fill = encode_layer(name, values), spec.fill
+        else:
+            data, fill = values, (np.nan if values.dtype.kind == "f" else spec.fill)
         arr = zarr.create_array(
             store,
             name=name,
             shape=data.shape,
             chunks=chunks,
             dtype=data.dtype,
-            compressors=[variant["codec"]()],
-            fill_value=np.nan if data.dtype.kind == "f" else INT16_FILL,
+            compressors=[codec(data.dtype)],
+            fill_value=fill,
             config={"write_empty_chunks": False},
         )
-        t0 = time.perf_counter()
         arr[...] = data
-        seconds += time.perf_counter() - t0
-        size += _common.stored_chunk_bytes(store, name)[0]
-        back = arr[...]
-        if variant["decode"] is not None:
-            back = variant["decode"](back)
-        if not np.array_equal(np.isnan(back), np.isnan(values)):
+        out[name] = _common.stored_chunk_bytes(store, name)[0]
+    return out
+
+
+def floor_bytes(layers: dict[str, np.ndarray], *, packed: bool) -> dict[str, int]:
+    """zstd 19 of each scene's whole layer: float32 values, or packed codes byte-shuffled.
+
+    One frame per scene layer (no chunking), no Zarr: what the bytes themselves cost.
+    """
+    zstd = numcodecs.Zstd(level=19)
+    out = {}
+    for name, values in layers.items():
+        spec = SCENE_VARIABLES[name]
+        data = encode_layer(name, values) if packed and spec.scale_factor is not None else values
+        size = 0
+        for one in data:
+            raw = np.ascontiguousarray(one)
+            # byte shuffle: all first bytes, then all second bytes ...
+            shuffled = raw.view(np.uint8).reshape(-1, raw.itemsize).T.copy() if packed else raw
+            size += len(zstd.encode(shuffled.tobytes()))
+        out[name] = size
+    return out
+
+
+def precision_ratio(layers: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
+    """Largest |decoded - float| / (step / 2) over all packed layers, and per layer."""
+    per = {}
+    for name in FLOAT_LAYERS:
+        spec = SCENE_VARIABLES[name]
+        v = layers[name]
+        back = decode_layer(name, encode_layer(name, v))
+        ok = ~np.isnan(v)
+        if not np.array_equal(np.isnan(back), ~ok):
             raise AssertionError(f"{name}: the no-data pixels changed in encoding")
-        valid = ~np.isnan(values)
-        if valid.any():
-            max_error = max(max_error, float(np.max(np.abs(back[valid] - values[valid]))))
-    return {"bytes": size, "seconds": seconds, "max_abs_error": max_error, "clipped": clipped}
-
-
-def float_layers(cube: Any, window: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
-    """The float layers of every scene of ``cube`` as (time, y, x) arrays."""
-    ds = cube.to_xarray()
-    if window is not None:
-        ds = ds.isel(y=slice(0, window[0]), x=slice(0, window[1]))
-    with dask.config.set(scheduler="threads"):
-        return {name: np.asarray(ds[name].values, dtype=np.float32) for name in FLOAT_LAYERS}
+        err = float(np.max(np.abs(back[ok].astype(np.float64) - v[ok]))) if ok.any() else 0.0
+        per[name] = err / (spec.scale_factor / 2)
+    return max(per.values()), per
 
 
 # --------------------------------------------------------------------------------------
 # The benchmark
 
 
-def _ethiopia(tmp: Path) -> tuple[Any, int] | None:
-    from updm_dask.scenes import discover_scenes
+def _measure(
+    label: str, path: Path, grid: CubeGrid, scenes: list, rows: list, check: bool
+) -> dict[str, Any]:
+    layers = stacked(scenes)
+    cube = write_cube(path, grid, scenes)
+    chunks = chunks_of(cube)
+    pixels = int(np.prod(layers["uCw"].shape))
+    per_px = lambda b: b / pixels  # noqa: E731
+    after = stored_sizes(cube)
+    level = int(dask.config.get("updm.compression.zstd-level"))
+    before = encoded_bytes(layers, chunks, _zstd(level), packed=False)
+    floor_float = floor_bytes(layers, packed=False)
+    floor_packed = floor_bytes(layers, packed=True)
+    no_shuffle = encoded_bytes(layers, chunks, _zstd(level), packed=True)
+    bitshuffle = encoded_bytes(layers, chunks, _blosc(level, "bitshuffle"), packed=True)
+    packed_names = [n for n in SCENE_VARIABLES if SCENE_VARIABLES[n].scale_factor is not None]
+    total_after = sum(after.values())
+    whole = folder_bytes(path)
+    worst, per_layer = precision_ratio(layers)
+    n = len(SCENE_VARIABLES)
 
-    base = _common.shared_data_dir()
-    folder = None if base is None else base / ETHIOPIA
-    if folder is None or not folder.is_dir():
-        return None
-    scenes = discover_scenes(str(folder)).scenes
-    crs, transform, shape = ETHIOPIA_GRID
-    return write_cube(tmp / "ethiopia", CubeGrid(crs, transform, shape), scenes), len(scenes)
+    rows.append(
+        _common.row(
+            f"{label}: before, format 1 (float32 + zstd {level}), all {n} variables",
+            per_px(sum(before.values())),
+            "B/px/scene",
+        )
+    )
+    rows.append(
+        _common.row(
+            f"{label}: after, format 2, all {n} variables (stored chunks)",
+            per_px(total_after),
+            "B/px/scene",
+            f"<= {TARGET:g}",
+            per_px(total_after) <= TARGET,
+        )
+    )
+    rows.append(
+        _common.row(
+            f"{label}: after, whole repository on disk (metadata, manifests, coordinates)",
+            per_px(whole),
+            "B/px/scene",
+            f"<= {TARGET:g}",
+            per_px(whole) <= TARGET,
+        )
+    )
+    rows.append(_common.row(f"{label}: after / before", total_after / sum(before.values()), "x"))
+    rows.append(
+        _common.row(
+            f"{label}: floor, float32 product, zstd 19 per scene layer",
+            per_px(sum(floor_float.values())),
+            "B/px/scene",
+        )
+    )
+    rows.append(
+        _common.row(
+            f"{label}: floor, quantized product, byte shuffle + zstd 19 per scene layer",
+            per_px(sum(floor_packed.values())),
+            "B/px/scene",
+        )
+    )
+    for name in SCENE_VARIABLES:
+        spec = SCENE_VARIABLES[name]
+        how = (
+            f"{spec.dtype} x {spec.scale_factor:g}, shuffle + zstd {level}"
+            if spec.scale_factor is not None
+            else f"{spec.dtype}, zstd {level}"
+        )
+        if after[name]:
+            rows.append(_common.row(f"{label}: {name} ({how})", per_px(after[name]), "B/px/scene"))
+    packed_after = sum(after[n] for n in packed_names)
+    for what, sizes in (("zstd alone", no_shuffle), ("bit shuffle + zstd", bitshuffle)):
+        rows.append(
+            _common.row(
+                f"{label}: packed layers with {what}, size vs the cube's byte shuffle",
+                sum(sizes[n] for n in packed_names) / packed_after,
+                "x",
+            )
+        )
+    rows.append(
+        _common.row(
+            f"{label}: max |stored - float| / half a step, all packed layers",
+            max(worst, 1e-9),
+            "x",
+            "<= 1",
+            worst <= 1.0 + 1e-6,
+        )
+    )
+    if check:
+        # the same encoding through Zarr's memory store must give the cube's own bytes
+        same = encoded_bytes(
+            {k: layers[k] for k in packed_names},
+            chunks,
+            _blosc(level, "shuffle"),
+            packed=True,
+        )
+        rows.append(
+            _common.row(
+                "check: memory-store bytes / cube bytes, packed layers, same encoding",
+                sum(same.values()) / packed_after,
+                "x",
+            )
+        )
+    return {
+        "before": {k: per_px(v) for k, v in before.items()},
+        "after": {k: per_px(v) for k, v in after.items()},
+        "whole_repository": per_px(whole),
+        "floor_float32_zstd19": per_px(sum(floor_float.values())),
+        "floor_quantized_zstd19_shuffle": per_px(sum(floor_packed.values())),
+        "precision_ratio": per_layer,
+        "pixels_x_scenes": pixels,
+        "chunks": list(chunks),
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    """Measure stored sizes and alternatives; JSON-ready summary with ``rows``."""
+    """Measure before/after/floor sizes and precision; JSON-ready summary with ``rows``."""
+    load_start = _load()
     env = _common.environment()
     size = QUICK_SIZE if quick else SIZE
     archive = _common.demo_archive(size, n_scenes=2)
     rows: list[dict[str, Any]] = []
     results: dict[str, Any] = {}
     with _common.workspace("updm-bench-storage-") as tmp:
-        demo = write_cube(tmp / "demo", archive.grid, [archive.scene("TM")])
-        enc = encodings(demo)
-        demo_sizes = stored_sizes(demo)
-        demo_pixels = archive.grid.ny * archive.grid.nx
-        chunks = (1, *enc["uCw"]["chunks"][1:])
-        window = None if quick else WINDOW
-        demo_floats = float_layers(demo, window)
-        ethiopia = _ethiopia(tmp)
-        if ethiopia is not None:
-            real_cube, n_real = ethiopia
-            real_sizes = stored_sizes(real_cube)
-            real_pixels = real_cube.grid.ny * real_cube.grid.nx * n_real
-            real_enc = encodings(real_cube)
-            real_floats = float_layers(real_cube)
-
-        for name, e in enc.items():
-            rows.append(
-                _common.row(
-                    f"demo TM {size}^2: {name} ({e['dtype']}, fill {e['fill_value']}, "
-                    f"{'+'.join(e['codecs'])}, chunks {tuple(e['chunks'][1:])})",
-                    demo_sizes[name] / demo_pixels,
-                    "B/px/scene",
-                )
-            )
-        rows.append(
-            _common.row(
-                f"demo TM {size}^2: all {len(enc)} variables",
-                sum(demo_sizes.values()) / demo_pixels,
-                "B/px/scene",
-            )
+        demo_scenes = computed_scenes(archive.grid, [archive.scene("TM")])
+        results["demo"] = _measure(
+            f"demo TM {size}^2", tmp / "demo", archive.grid, demo_scenes, rows, check=True
         )
-        lc = enc["land_cover"]["dtype"]
-        rows.append(
-            _common.row(
-                "land_cover bytes per pixel before compression",
-                np.dtype(lc).itemsize,
-                "B/px",
-                "uint8",
-                lc == "uint8",
-            )
-        )
-        if ethiopia is not None:
-            rows.append(
-                _common.row(
-                    f"Ethiopia, {n_real} real scenes 101^2: all {len(SCENE_VARIABLES)} variables",
-                    sum(real_sizes.values()) / real_pixels,
-                    "B/px/scene",
-                )
-            )
-            results["ethiopia_bytes_per_pixel"] = {
-                n: real_sizes[n] / real_pixels for n in SCENE_VARIABLES
-            }
+        del demo_scenes
+        base = _common.shared_data_dir()
+        folder = None if base is None else base / ETHIOPIA
+        if folder is not None and folder.is_dir():
+            from updm_dask.scenes import discover_scenes
 
-        # The same encoding through Zarr's memory store must give the cube's own bytes.
-        whole = float_layers(demo)
-        check = encode_layers(whole, chunks, VARIANTS["float32, zstd 3 (the cube's)"])
-        rows.append(
-            _common.row(
-                "check: memory-store bytes / cube bytes, float layers, same encoding",
-                check["bytes"] / sum(demo_sizes[n] for n in FLOAT_LAYERS),
-                "x",
+            crs, transform, shape = ETHIOPIA_GRID
+            grid = CubeGrid(crs, transform, shape)
+            sources = discover_scenes(str(folder)).scenes
+            real = computed_scenes(grid, sources)
+            results["ethiopia"] = _measure(
+                f"Ethiopia, {len(real)} real scenes 101^2", tmp / "eth", grid, real, rows, False
             )
-        )
-        del whole
-
-        datasets = {"demo": (demo_floats, chunks)}
-        if ethiopia is not None:
-            datasets["Ethiopia"] = (real_floats, (1, *real_enc["uCw"]["chunks"][1:]))
-        current = "float32, zstd 3 (the cube's)"
-        for label, (layers, ch) in datasets.items():
-            pixels = int(np.prod(layers["uCw"].shape))
-            what = (
-                f"demo window {layers['uCw'].shape[1]}x{layers['uCw'].shape[2]}"
-                if label == "demo"
-                else f"Ethiopia {layers['uCw'].shape[0]} scenes"
-            )
-            out = {name: encode_layers(layers, ch, v) for name, v in VARIANTS.items()}
-            results[label] = out
-            rows.append(
-                _common.row(
-                    f"{what}, 6 float layers, {current}",
-                    out[current]["bytes"] / pixels,
-                    "B/px/scene",
-                )
-            )
-            for name, r in out.items():
-                if name != current:
-                    rows.append(
-                        _common.row(
-                            f"{what}: {name}, size vs the cube's",
-                            r["bytes"] / out[current]["bytes"],
-                            "x",
-                        )
-                    )
-            for name in ("int16 x 1e-4, zstd 3",):
-                rows.append(
-                    _common.row(
-                        f"{what}: int16 x 1e-4 max abs error (all float layers)",
-                        out[name]["max_abs_error"],
-                        "1",
-                    )
-                )
-            if label == "demo":
-                mb = 4 * pixels * len(FLOAT_LAYERS) / 1e6
-                for name in VARIANTS:
-                    rows.append(
-                        _common.row(
-                            f"{what}: encode speed, {name}",
-                            mb / out[name]["seconds"],
-                            "MB/s",
-                        )
-                    )
-    per_variable_error = {}
-    if ethiopia is not None:
-        for name in FLOAT_LAYERS:
-            v = real_floats[name]
-            valid = ~np.isnan(v)
-            per_variable_error[name] = {
-                "max_abs_error": float(np.max(np.abs(from_int16(to_int16(v))[valid] - v[valid])))
-                if valid.any()
-                else 0.0,
-                "range": [float(np.nanmin(v)), float(np.nanmax(v))] if valid.any() else None,
-            }
     return {
         "benchmark": "storage",
         "rows": rows,
@@ -360,13 +340,20 @@ def run(quick: bool = False) -> dict[str, Any]:
             "quick": quick,
             "demo_scene": archive.scene("TM").scene_id,
             "demo_size": size,
-            "demo_window": list(window) if window else None,
-            "ethiopia": ethiopia is not None,
-            "encodings": enc,
-            "int16": {"scale": INT16_SCALE, "offset": 0.0, "fill": INT16_FILL},
+            "ethiopia": "ethiopia" in results,
+            "encodings": {
+                n: {
+                    "dtype": s.dtype,
+                    "scale_factor": s.scale_factor,
+                    "add_offset": s.add_offset if s.scale_factor is not None else None,
+                    "fill": s.fill if s.scale_factor is not None else str(s.fill),
+                }
+                for n, s in SCENE_VARIABLES.items()
+            },
+            "load_average_start": load_start,
+            "load_average_end": _load(),
         },
-        "alternatives": results,
-        "int16_error_per_variable_ethiopia": per_variable_error,
+        "results": results,
         "environment": env,
     }
 
@@ -376,6 +363,10 @@ def report(summary: dict[str, Any]) -> str:
     cfg = summary["config"]
     head = f"storage benchmark: demo scene {cfg['demo_scene']} ({cfg['demo_size']}^2 px)" + (
         "; real Ethiopia scenes" if cfg["ethiopia"] else "; real scenes not found"
+    )
+    head += (
+        f"\nload average (1, 5, 15 min): {cfg['load_average_start']} at the start, "
+        f"{cfg['load_average_end']} at the end"
     )
     return head + "\n" + _common.format_rows(summary["rows"])
 

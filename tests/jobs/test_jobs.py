@@ -15,7 +15,7 @@ import xarray as xr
 
 import updm_dask.cube._cube as cube_impl
 from updm_dask.cli import main
-from updm_dask.cube import Cube, open_cube
+from updm_dask.cube import Cube, decode_layer, encode_layer, open_cube
 from updm_dask.demo import make_demo_archive
 from updm_dask.errors import JobError, JobSpecError
 from updm_dask.jobs.run import run_job_file, scene_on_grid
@@ -109,12 +109,14 @@ def test_example_job_runs_end_to_end_and_a_second_run_adds_nothing(shared_data, 
     assert sorted(int(y) for y in ds["year"].values) == [2000, 2010, 2017]
 
     # The scenes lie exactly on the example grid, so the cube holds the pipeline's own
-    # output unchanged (regridding is the identity, storage is lossless).
+    # output (regridding is the identity), each layer as stored at its stated precision.
     oli = next(f for f in data.iterdir() if f.name.startswith("LC08"))
     direct = process_scene(open_scene(oli)).compute()
     slot = ids.index(read_mtl(next(oli.glob("*_MTL.txt"))).scene_id)
     for name in LAYERS:
-        np.testing.assert_array_equal(ds[name].isel(time=slot).values, direct[name].values)
+        stored = decode_layer(name, encode_layer(name, direct[name].values))
+        got = ds[name].isel(time=slot).values.astype(stored.dtype)
+        np.testing.assert_array_equal(got, stored, err_msg=name)
     valid = ds["land_cover"].isin([2, 3, 4]).mean(("y", "x")).values
     assert (valid > 0.5).all()
 
@@ -230,7 +232,9 @@ def test_mss_and_tm_land_on_one_grid(archive, tmp_path, client):
         for name in ("land_cover", "uCv", "mviupd"):
             # 60 m MSS pixels are repeated onto the 30 m grid (each 30 m pixel takes the
             # 60 m pixel it lies in); 30 m scenes are on the grid already.
+            # (float layers as stored: packed to their stated step)
             expected = np.repeat(np.repeat(native[name].values, factor, 0), factor, 1)
+            expected = decode_layer(name, encode_layer(name, expected))
             np.testing.assert_array_equal(cube_layers[name].values, expected)
 
 

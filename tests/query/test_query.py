@@ -9,7 +9,8 @@ June 9 of every year) holds this planted history:
 - block B (rows 8-11, cols 0-3, 16 pixels) vegetation until 1987, urban from 1988;
 - MVIUPD: vegetation 0.5 + 0.01 * (year - 1984), water -0.5, urban 0.1;
 - 1989: the TM scene is all cloud (the ETM+ one clear); 1992: rows 0-5 cloudy in both;
-- coefficients: ETM+ = 0.9 * TM + 0.01 for uCw, uCv, uCs (a known linear conversion);
+- coefficients: ETM+ = 0.8 * TM + 0.01 for uCw, uCv, uCs (a known linear conversion), all
+  on the cube's 2e-4 coefficient step, so the stored values are the planted ones;
 - the cube is tagged "early" after 1984-1987 were stored and their layers built.
 """
 
@@ -75,7 +76,7 @@ def planted_mviupd(year: int, c: np.ndarray) -> np.ndarray:
 
 def planted_coefficients(c: np.ndarray) -> tuple[np.ndarray, ...]:
     r, k = np.mgrid[0:NY, 0:NX]
-    uCw = (0.01 + 0.0005 * r).astype(np.float32)
+    uCw = (0.01 + 0.001 * r).astype(np.float32)
     uCv = (np.where(c == 3, 0.1, np.where(c == 2, 0.003, 0.02)) + 0.002 * k).astype(np.float32)
     uCs = (0.05 + 0.001 * (r + k)).astype(np.float32)
     return uCw, uCv, uCs
@@ -104,7 +105,7 @@ def year_scenes(year: int) -> list[xr.Dataset]:
             quality[:6] = QUALITY_CLOUD
         coefs = planted_coefficients(c)
         if k == 1:
-            coefs = tuple((0.9 * v + 0.01).astype(np.float32) for v in coefs)
+            coefs = tuple((0.8 * v + 0.01).astype(np.float32) for v in coefs)
         layers = dict(zip(("uCw", "uCv", "uCs"), coefs, strict=True))
         layers.update(land_cover=lc, quality=quality, mviupd=planted_mviupd(year, c))
         out.append(make_scene(f"{sensor}{year}", f"{year}-06-{day:02d}", sensor, platform, layers))
@@ -171,9 +172,9 @@ def test_point_series_by_xy_and_by_lonlat(cube_path):
     assert not by_xy.set_index("scene_id").loc["TM1992", "clear"]
     row = by_xy.set_index("scene_id").loc["TM1986"]
     assert row["mviupd"] == pytest.approx(0.52, abs=1e-6)
-    assert row["uCw"] == pytest.approx(0.011, abs=1e-7)  # 0.01 + 0.0005 * row 2
+    assert row["uCw"] == pytest.approx(0.012, abs=1e-7)  # 0.01 + 0.001 * row 2
     assert by_xy.set_index("scene_id").loc["ETM+1986", "uCw"] == pytest.approx(
-        0.9 * 0.011 + 0.01, abs=1e-6
+        0.8 * 0.012 + 0.01, abs=1e-6
     )
 
 
@@ -685,7 +686,7 @@ def test_compare_sensors_recovers_the_planted_conversion(cube_path):
     assert cmp.overall_agreement == 1.0
     conv = cmp.conversion_table.set_index("quantity")
     for name in ("uCw", "uCv", "uCs"):
-        assert conv.loc[name, "a"] == pytest.approx(0.9, abs=1e-5)
+        assert conv.loc[name, "a"] == pytest.approx(0.8, abs=1e-5)
         assert conv.loc[name, "b"] == pytest.approx(0.01, abs=1e-6)
         assert conv.loc[name, "r"] == pytest.approx(1.0, abs=1e-9)
         assert conv.loc[name, "n"] == 3 * NY * NX
@@ -892,7 +893,7 @@ def test_sample_pixels_from_the_cube_under_points_and_polygons(cube_path):
     assert sorted(s.groupby("class").size().items()) == [("urban", 2), ("water", 20)]
     a = s[s["class"] == "urban"].sort_values("scene_id")
     assert a["scene_id"].tolist() == ["ETM+1993", "TM1993"]
-    assert a["uCw"].tolist() == pytest.approx([0.9 * 0.011 + 0.01, 0.011], abs=1e-6)
+    assert a["uCw"].tolist() == pytest.approx([0.8 * 0.012 + 0.01, 0.012], abs=1e-6)
     # the 1992 scenes are cloudy over A: a non-cloud label there gives no sample
     with pytest.raises(QueryError, match="no usable sample"):
         q.sample_pixels(cube_path, labels["features"][0], crs="EPSG:32637", start=1992, end=1992)

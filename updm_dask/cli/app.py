@@ -144,6 +144,13 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from ..cube import migrate_cube
+
+    print(migrate_cube(args.cube).format())
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="updm",
@@ -204,6 +211,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("--keep-tags", action="store_true", help="keep tagged snapshots, however old")
     gc.set_defaults(func=_cmd_gc)
+
+    migrate = sub.add_parser(
+        "migrate", help="re-encode a cube of an older format (one commit), rebuild per-year layers"
+    )
+    migrate.add_argument("cube", help="cube location (path or s3://...)")
+    migrate.set_defaults(func=_cmd_migrate)
 
     from . import embed, query
 

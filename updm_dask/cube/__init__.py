@@ -11,10 +11,14 @@ Layout (one Icechunk repository, root group)
   gives a georeferenced Dataset without any updm_dask code.
 - Scene-level arrays, dims ``(time, y, x)``, chunks ``(1, C, C)`` (``C`` from dask config
   ``updm.chunks.cube``, clipped to the grid) so that every scene owns its chunks: ``uCw``,
-  ``uCv``, ``uCs``, ``uC4``, ``residual``, ``mviupd`` (float32, NaN fill), ``land_cover``
+  ``uCv``, ``uCs``, ``uC4``, ``residual``, ``mviupd`` (scaled integers with CF
+  ``scale_factor``/``add_offset``/``_FillValue``, read as float with NaN; each layer's step
+  and precision are in its attributes and :data:`SCENE_VARIABLES`), ``land_cover``
   (uint8, CF flags 0 no_data, 1 cloud, 2 water, 3 vegetation, 4 non_vegetated; fill 0) and
   ``quality`` (uint8 bit flags of :mod:`updm_dask.science.masks`; fill 1 = FILL). Zstandard
-  compression (``updm.compression.zstd-level``); all-fill chunks are never written.
+  compression (``updm.compression.zstd-level``), after a byte shuffle for the packed layers;
+  all-fill chunks are never written. Cubes of format 1 (float32 layers) are refused until
+  ``updm migrate`` (:func:`migrate_cube`) re-encodes them.
 - Per-scene coordinates along ``time``: ``time`` (acquisition, UTC; int64 microseconds
   since 1970 on disk), ``scene_id``, ``product_id``, ``sensor``, ``platform``,
   ``sun_elevation``, and the provenance of the scene's coefficients and classes
@@ -90,6 +94,7 @@ from ._derived import (
 from ._gc import GarbageReport, collect_garbage
 from ._info import cube_info, format_cube_info
 from ._io import CubeConflictError, EmptyScenesError, cube_exists
+from ._migrate import MigrationResult, migrate_cube
 from ._schema import (
     CLEAR_COUNT_FILL,
     CUBE_FORMAT,
@@ -105,6 +110,9 @@ from ._schema import (
     STR_COORDS,
     YEARLY_CLASS_PRIORITY,
     YEARLY_VARIABLES,
+    decode_dataset,
+    decode_layer,
+    encode_layer,
 )
 from ._timeblocks import (
     compact_time_blocks,
@@ -140,6 +148,7 @@ __all__ = [
     "DerivedSession",
     "EmptyScenesError",
     "GarbageReport",
+    "MigrationResult",
     "clear_count_as_counted",
     "clear_count_fill",
     "clear_count_with_fill",
@@ -148,9 +157,13 @@ __all__ = [
     "create_cube",
     "cube_exists",
     "cube_info",
+    "decode_dataset",
+    "decode_layer",
     "delete_derived",
+    "encode_layer",
     "format_cube_info",
     "list_derived",
+    "migrate_cube",
     "open_cube",
     "pixel_history",
     "read_derived",

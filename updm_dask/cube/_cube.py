@@ -37,13 +37,15 @@ from ._io import (
 )
 from ._scenes import SceneRecord, json_metadata, scene_record
 from ._schema import (
-    CUBE_FORMAT,
     MARKER,
     SCENE_VARIABLES,
     STR,
     STR_COORDS,
     TIME_COORDS,
     YEARLY_VARIABLES,
+    check_format,
+    decode_dataset,
+    decode_layer,
     template,
 )
 from ._yearly import yearly_layers, yearly_layers_outdated
@@ -325,11 +327,7 @@ class Cube:
                     "again, or create_cube() there, to complete it"
                 )
             raise CubeError(f"{name!r} is an Icechunk repository but not a cube")
-        if int(attrs[MARKER]) > CUBE_FORMAT:
-            raise CubeError(
-                f"cube {name!r} has format {attrs[MARKER]}, newer than this package reads "
-                f"({CUBE_FORMAT}); upgrade updm_dask"
-            )
+        check_format(attrs[MARKER], name, pinned=snapshot is not None)
         try:
             grid = CubeGrid.from_dict(attrs["grid"])
         except (KeyError, GridError) as exc:
@@ -378,6 +376,7 @@ class Cube:
             within a commit.
         """
         ds = xr.open_zarr(self.session().store, consolidated=False, zarr_format=3, chunks={})
+        ds = decode_dataset(ds)
         if "spatial_ref" in ds.data_vars:
             ds = ds.set_coords("spatial_ref")
         if sortby_time and not ds.indexes["time"].is_monotonic_increasing:
@@ -709,7 +708,7 @@ class Cube:
             arr = rgroup[name]
             return da.from_zarr(arr, chunks=arr.chunks, name=f"updm-cube-{name}-{base}")
 
-        scenes = {n: lazy(n) for n in ("land_cover", "quality", "mviupd")}
+        scenes = {n: decode_layer(n, lazy(n)) for n in ("land_cover", "quality", "mviupd")}
         done = sorted(target)
         built = yearly_layers(scenes, scene_years, done, (ys, xs))
         carried = [y for y in all_years if y not in target]

@@ -15,7 +15,7 @@ import xarray as xr
 
 from ..errors import CubeError, GridError
 from ..geo import CubeGrid
-from ._schema import SCENE_VARIABLES, STR_COORDS
+from ._schema import SCENE_VARIABLES, STR_COORDS, encode_layer
 
 #: Per-scene values that must be present.
 REQUIRED = ("scene_id", "time", "sensor", "platform")
@@ -133,7 +133,7 @@ def scene_record(scene: Any, index: int, grid: CubeGrid, chunks: tuple[int, int]
                     "regrid it with updm_dask.geo.to_grid first"
                 )
         kind = var.dtype.kind
-        if spec.dtype.startswith("uint") and kind not in "iub":
+        if spec.scale_factor is None and spec.dtype.startswith("uint") and kind not in "iub":
             raise CubeError(f"{label}: {name!r} must hold integer codes, has dtype {var.dtype}")
         if kind not in "iubf":
             raise CubeError(f"{label}: {name!r} has non-numeric dtype {var.dtype}")
@@ -141,7 +141,8 @@ def scene_record(scene: Any, index: int, grid: CubeGrid, chunks: tuple[int, int]
         if not isinstance(arr, da.Array):
             arr = da.from_array(np.asarray(arr), chunks=chunks)
         # dask blocks == zarr chunks: each task writes whole chunks, no two tasks share one
-        data[name] = arr.astype(spec.dtype).rechunk(chunks)
+        # packed layers become their integer codes here (schema: encode_layer)
+        data[name] = encode_layer(name, arr).rechunk(chunks)
     return SceneRecord(sid, time, coords, data)
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
+from zarr.codecs import BloscCodec
 
+from ..errors import CubeError
 from ..geo import CubeGrid
 from ..science.classify import CLASS_LONG_NAMES as _CLASS_LONG_NAMES
 from ..science.classify import LAND_COVER_CLASSES as _CLASS_CODES
@@ -26,9 +29,46 @@ from ..science.masks import (
 )
 from ._io import zstd_codec
 
-CUBE_FORMAT = 1
+#: Format of the cubes this package writes and reads. 1: float32 scene layers (NaN fill),
+#: zstd; 2: scaled-integer scene layers (CF scale_factor/add_offset, see
+#: :data:`SCENE_VARIABLES`), byte shuffle + zstd. Format-1 cubes are refused until
+#: ``updm migrate`` re-encodes them.
+CUBE_FORMAT = 2
 #: Root attribute that marks an Icechunk repository as a cube (value: format version).
 MARKER = "updm_cube_format"
+
+
+def check_format(value: Any, name: str, *, pinned: bool = False) -> int:
+    """The format of cube ``name`` from its root marker; CubeError unless it is this one.
+
+    A cube of an older format is refused rather than misread (its scene layers are
+    encoded otherwise); the message says how to migrate it.
+    """
+    try:
+        fmt = int(value)
+    except (TypeError, ValueError):
+        raise CubeError(
+            f"cube {name!r}: root attribute {MARKER!r} must be a format number, got {value!r}"
+        ) from None
+    if fmt > CUBE_FORMAT:
+        raise CubeError(
+            f"cube {name!r} has format {fmt}, newer than this package reads "
+            f"({CUBE_FORMAT}); upgrade updm_dask"
+        )
+    if fmt < CUBE_FORMAT:
+        how = (
+            f"a snapshot of that format cannot be read: run `updm migrate {name}` if that "
+            "is not done yet and read a snapshot taken after it"
+            if pinned
+            else f"run `updm migrate {name}` to re-encode it (one commit, then the per-year "
+            "layers are rebuilt)"
+        )
+        raise CubeError(
+            f"cube {name!r} has format {fmt}, older than the format {CUBE_FORMAT} this package "
+            f"reads (scene layers are stored differently); {how}"
+        )
+    return fmt
+
 
 #: Land-cover class codes (CF flag_values) and their names, shared with classification.
 LAND_COVER_CLASSES: dict[int, str] = {code: name for name, code in _CLASS_CODES.items()}
@@ -61,15 +101,86 @@ STR = np.dtypes.StringDType()
 
 @dataclass(frozen=True)
 class VarSpec:
-    """dtype, fill value and CF attributes of one cube variable."""
+    """dtype, fill value and CF attributes of one cube variable, as stored.
+
+    A packed variable (``scale_factor`` set) stores ``round((value - add_offset) /
+    scale_factor)`` as the integer ``dtype``, ``fill`` where the value is NaN, and reads
+    as float (CF packing: xarray decodes it). :func:`encode_layer` and
+    :func:`decode_layer` are the one implementation of that mapping in the package.
+    """
 
     dtype: str
     fill: Any
     attrs: dict[str, Any] = field(default_factory=dict)
+    scale_factor: float | None = None
+    add_offset: float = 0.0
+
+    @property
+    def codes(self) -> tuple[int, int]:
+        """Smallest and largest integer code that stands for a value (the fill excluded)."""
+        info = np.iinfo(self.dtype)
+        lo = info.min + 1 if self.fill == info.min else info.min
+        hi = info.max - 1 if self.fill == info.max else info.max
+        return int(lo), int(hi)
+
+    @property
+    def cf_attrs(self) -> dict[str, Any]:
+        """The CF packing attributes as written on the Zarr array (empty when not packed)."""
+        if self.scale_factor is None:
+            return {}
+        return {
+            "scale_factor": self.scale_factor,
+            "add_offset": self.add_offset,
+            "_FillValue": self.fill,
+        }
+
+
+def _packed(long_name: str, dtype: str, step: float, why: str, **attrs: Any) -> VarSpec:
+    """A float layer stored as ``dtype`` integers of ``step`` (the fill: the code of NaN).
+
+    The precision stated in the attributes is what a test checks against the float
+    pipeline: within the encodable range the value read differs from the computed one by
+    at most half a step; values beyond the range are clipped to its ends (never wrapped).
+    """
+    info = np.iinfo(dtype)
+    fill = int(info.max if info.min == 0 else info.min)
+    spec = VarSpec(dtype, fill, {}, step, 0.0)
+    lo, hi = spec.codes
+    lo_value, hi_value = round(lo * step, 10), round(hi * step, 10)
+    return VarSpec(
+        dtype,
+        fill,
+        {
+            "long_name": long_name,
+            "units": "1",
+            **attrs,
+            "quantization_step": step,
+            "precision": step / 2,
+            "encodable_range": [lo_value, hi_value],
+            "encoding_comment": (
+                f"stored as {dtype} codes of {step!r} (CF scale_factor; decoded value = code x "
+                f"scale_factor + add_offset, NaN where _FillValue): the value read differs from "
+                f"the computed float by at most half a step ({step / 2!r}); values outside "
+                f"[{lo_value!r}, {hi_value!r}] are clipped to that range. {why}"
+            ),
+        },
+        step,
+        0.0,
+    )
+
+
+#: Attributes that state a packed layer's precision (format 2 only).
+_PACKING_ATTRS = ("quantization_step", "precision", "encodable_range", "encoding_comment")
+
+_COEF_WHY = (
+    "Half a step is a tenth of one TM/ETM+ quantisation step in reflectance "
+    "(0.0011-0.0029) and far below the rule thresholds' 0.001 resolution."
+)
 
 
 def _coef(long_name: str) -> VarSpec:
-    return VarSpec("float32", np.nan, {"long_name": long_name, "units": "1"})
+    # NNLS coefficients are non-negative: unsigned codes double the range of int16
+    return _packed(long_name, "uint16", 2e-4, _COEF_WHY)
 
 
 def _land_cover_attrs(long_name: str) -> dict[str, Any]:
@@ -90,20 +201,35 @@ SCENE_VARIABLES: dict[str, VarSpec] = {
     "uCw": _coef("UPDM coefficient of the water pattern"),
     "uCv": _coef("UPDM coefficient of the vegetation pattern"),
     "uCs": _coef("UPDM coefficient of the soil pattern"),
-    "uC4": _coef("UPDM coefficient of the supplementary (fourth) pattern"),
-    "residual": _coef("root-mean-square residual of the UPDM fit"),
-    "mviupd": VarSpec(
-        "float32",
-        np.nan,
-        {
-            "long_name": "modified vegetation index based on UPDM (MVIUPD)",
-            "units": "1",
-            "dark_limit": MVIUPD_DARK_LIMIT,
-            "comment": f"NaN where S = uCw + uCv + uCs < {MVIUPD_DARK_LIMIT!r}: too dark "
-            "for the ratio to mean anything (quality bit dark_mviupd_undefined)",
-        },
+    # the supplementary coefficient is not constrained to be non-negative: signed codes
+    "uC4": _packed(
+        "UPDM coefficient of the supplementary (fourth) pattern", "int16", 2e-4, _COEF_WHY
     ),
-    "land_cover": VarSpec("uint8", NO_DATA, _land_cover_attrs("land-cover class")),
+    "residual": _packed(
+        "root-mean-square residual of the UPDM fit",
+        "uint16",
+        1e-4,
+        "A fit diagnostic (non-negative) of typically 0.001-0.04: 1e-4 keeps it to 0.5 % "
+        "or better where it matters.",
+    ),
+    # Stored rather than derived from the stored coefficients at read: a ratio of
+    # quantised coefficients errs by up to ~0.014 near the dark limit and could cross the
+    # limit itself, so neither the value nor the NaN pattern would be the pipeline's.
+    "mviupd": _packed(
+        "modified vegetation index based on UPDM (MVIUPD)",
+        "int16",
+        1e-3,
+        "MVIUPD's own noise is about 1.2 x 0.001 / S (0.004 at S = 0.3, 0.1 at the dark "
+        "limit) and the rule thresholds (0.458 TM, 0.286 MSS) are multiples of 0.001; with "
+        "the dark limit |MVIUPD| stays far inside the range.",
+        dark_limit=MVIUPD_DARK_LIMIT,
+        comment=f"NaN where S = uCw + uCv + uCs < {MVIUPD_DARK_LIMIT!r}: too dark "
+        "for the ratio to mean anything (quality bit dark_mviupd_undefined)",
+    ),
+    # codes and bit flags are stored exactly: precision 0
+    "land_cover": VarSpec(
+        "uint8", NO_DATA, {**_land_cover_attrs("land-cover class"), "precision": 0}
+    ),
     "quality": VarSpec(
         "uint8",
         QUALITY_FILL,
@@ -112,9 +238,108 @@ SCENE_VARIABLES: dict[str, VarSpec] = {
             "units": "1",
             "flag_masks": list(FLAG_MASKS),
             "flag_meanings": FLAG_MEANINGS,
+            "precision": 0,
         },
     ),
 }
+
+#: Scene-level float layers of format 1 (float32, NaN fill, zstd): what ``updm migrate``
+#: expects to find and re-encodes. land_cover and quality are stored alike in both formats.
+_FORMAT_1_FLOAT_LAYERS: dict[str, VarSpec] = {
+    name: VarSpec(
+        "float32", np.nan, {k: v for k, v in spec.attrs.items() if k not in _PACKING_ATTRS}
+    )
+    for name, spec in SCENE_VARIABLES.items()
+    if spec.scale_factor is not None
+}
+
+
+def is_packed(name: str) -> bool:
+    """Whether scene layer ``name`` is stored as scaled integers (CF packing)."""
+    spec = SCENE_VARIABLES.get(name)
+    return spec is not None and spec.scale_factor is not None
+
+
+def _pack(values: np.ndarray, spec: VarSpec) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = spec.codes
+    with np.errstate(invalid="ignore"):
+        # clip, never wrap: +-inf and out-of-range values take the nearest end code
+        q = np.clip(np.rint((v - spec.add_offset) / spec.scale_factor), lo, hi)
+        return np.where(np.isnan(v), spec.fill, q).astype(spec.dtype)
+
+
+def _unpack(codes: np.ndarray, spec: VarSpec) -> np.ndarray:
+    c = np.asarray(codes)
+    # float64 arithmetic as xarray's CF decoding does, then float32 as the layers were
+    values = c.astype(np.float64) * spec.scale_factor + spec.add_offset
+    return np.where(c == spec.fill, np.nan, values).astype(np.float32)
+
+
+def encode_layer(name: str, values: Any) -> Any:
+    """Values of scene layer ``name`` (numpy or dask) as the cube stores them.
+
+    Packed layers: ``round((value - add_offset) / scale_factor)`` in the layer's integer
+    dtype, its fill where NaN, clipped to the encodable range. Other layers: cast to
+    their dtype.
+    """
+    spec = SCENE_VARIABLES[name]
+    if spec.scale_factor is None:
+        return values.astype(spec.dtype)
+    if isinstance(values, da.Array):
+        return values.map_blocks(_pack, spec, dtype=np.dtype(spec.dtype))
+    return _pack(values, spec)
+
+
+def decode_layer(name: str, stored: Any) -> Any:
+    """Stored values of scene layer ``name`` (numpy or dask) as float32 (NaN for fill).
+
+    Readers of raw Zarr arrays call this; xarray (``Cube.to_xarray``) decodes the CF
+    attributes the same way. Non-packed layers are returned as they are.
+    """
+    spec = SCENE_VARIABLES.get(name)
+    if spec is None or spec.scale_factor is None:
+        return stored
+    if isinstance(stored, da.Array):
+        return stored.map_blocks(_unpack, spec, dtype=np.float32)
+    return _unpack(stored, spec)
+
+
+def decode_dataset(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` (opened with xarray) with its packed scene layers as float32.
+
+    xarray decodes CF packing to float64; the layers are float32 values (as computed, and
+    as :func:`decode_layer` gives them), at half the memory. The values are the same:
+    both compute ``code x scale_factor + add_offset`` in float64.
+    """
+    for name in SCENE_VARIABLES:
+        if is_packed(name) and name in ds.variables and ds[name].dtype != np.float32:
+            var = ds[name].astype(np.float32)
+            # keep where the chunks lie; the packing stays with the cube: a copy written
+            # with to_zarr holds these float32 values exactly
+            var.encoding = {
+                k: v
+                for k, v in ds[name].encoding.items()
+                if k in ("chunks", "preferred_chunks", "source")
+            }
+            ds[name] = var
+    return ds
+
+
+def packed_codec(spec: VarSpec) -> BloscCodec:
+    """Byte shuffle + zstd at the ``updm.compression.zstd-level`` level (Blosc).
+
+    Shuffling groups the bytes of the integer codes (high bytes nearly constant) before
+    zstd: 10-20 % smaller than zstd alone on the demo and the real scenes, and smaller
+    than bit shuffle on all but near-constant layers (benchmarks/bench_storage.py).
+    """
+    return BloscCodec(
+        cname="zstd",
+        clevel=zstd_codec().level,
+        shuffle="shuffle",
+        typesize=np.dtype(spec.dtype).itemsize,
+    )
+
 
 #: Per-scene string coordinates along time (names as the scene pipeline's attributes).
 STR_COORDS: dict[str, str] = {
@@ -184,7 +409,12 @@ def template(
     ny, nx = grid.shape
     cy, cx = chunks
     variables = {
-        name: (("time", "y", "x"), np.zeros((0, ny, nx), dtype=spec.dtype), dict(spec.attrs))
+        name: (
+            ("time", "y", "x"),
+            # packed layers are float in memory; the encoding below packs them
+            np.zeros((0, ny, nx), dtype="float32" if spec.scale_factor else spec.dtype),
+            dict(spec.attrs),
+        )
         for name, spec in SCENE_VARIABLES.items()
     }
     coords: dict[str, Any] = {
@@ -244,6 +474,14 @@ def template(
         # listing spatial_ref here makes it a coordinate, not a data variable, on reading
         var.encoding["coordinates"] = coord_names
         encoding[name] = {"chunks": (1, cy, cx), "compressors": [zstd], "fill_value": spec.fill}
+        if spec.scale_factor is not None:
+            encoding[name].update(
+                dtype=spec.dtype,
+                scale_factor=spec.scale_factor,
+                add_offset=spec.add_offset,
+                _FillValue=spec.fill,
+                compressors=[packed_codec(spec)],
+            )
     encoding["time"] = {
         "units": TIME_UNITS,
         "calendar": "proleptic_gregorian",

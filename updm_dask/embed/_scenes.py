@@ -17,7 +17,7 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from ..cube import Cube
+from ..cube import Cube, decode_layer
 from ._kernel import INPUTS, time_axes
 from ._period import Period
 
@@ -83,10 +83,14 @@ class SceneInputs:
                 chunks=(tc, min(cs, ny), min(cs, nx)),
                 name=f"updm-embed-read-{name}-{self.snapshot}-{tc}-{cs}",
             )
+            a = decode_layer(name, a)  # packed scene layers read as float32 values
             arrays.append(a if self.keep.size == self.n_slots else a[self.keep])
         return arrays
 
     def window(self, rows: slice, cols: slice, mask: np.ndarray) -> list[np.ndarray]:
         """The :data:`~._kernel.INPUTS` of the period's slots at the ``mask`` pixels of a
         window: ``(time, n_pixels)`` numpy arrays."""
-        return [np.asarray(self.group[n].oindex[self.keep, rows, cols])[:, mask] for n in INPUTS]
+        return [
+            decode_layer(n, np.asarray(self.group[n].oindex[self.keep, rows, cols]))[:, mask]
+            for n in INPUTS
+        ]

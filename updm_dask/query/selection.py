@@ -17,7 +17,14 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from ..cube import YEARLY_VARIABLES, Cube, CubeLike, clear_count_as_counted, resolve_cube
+from ..cube import (
+    YEARLY_VARIABLES,
+    Cube,
+    CubeLike,
+    clear_count_as_counted,
+    decode_dataset,
+    resolve_cube,
+)
 from ..errors import QueryError
 from ..geo import CubeGrid
 from ..geo.points import PixelLocation, locate_point
@@ -234,6 +241,7 @@ class ResolvedSelection:
         ``attrs["updm_snapshot"]`` is the commit's id.
         """
         ds = xr.open_zarr(self.session.store, consolidated=False, zarr_format=3, chunks={})
+        ds = decode_dataset(ds)  # packed scene layers as float32, as Cube.to_xarray reads them
         if "spatial_ref" in ds.data_vars:
             ds = ds.set_coords("spatial_ref")
         if not ds.indexes["time"].is_monotonic_increasing:

@@ -26,6 +26,7 @@ from ..cube import (
     YEARLY_VARIABLES,
     CubeLike,
     clear_count_fill,
+    decode_layer,
     pixel_history,
 )
 from ..errors import QueryError
@@ -91,7 +92,9 @@ class PointReader:
     def _pixel(self, names: Sequence[str], slots: slice) -> dict[str, np.ndarray]:
         """``names[k][slots, row, col]`` for all names, from the time blocks where built."""
         point = self.view.point
-        return pixel_history(self.group, names, slots, point.row, point.col)
+        got = pixel_history(self.group, names, slots, point.row, point.col)
+        # packed scene layers come back as their float values, as Cube.to_xarray reads them
+        return {n: decode_layer(n, v) for n, v in got.items()}
 
     def _frame(self, data: dict[str, Any]) -> pd.DataFrame:
         df = pd.DataFrame(data)
@@ -126,7 +129,7 @@ class PointReader:
             got = self._pixel(names, slice(lo, hi))
             point = {n: v[order - lo] for n, v in got.items()}
         else:
-            point = {n: np.array([], dtype=self.group[n].dtype) for n in names}
+            point = {n: decode_layer(n, np.array([], dtype=self.group[n].dtype)) for n in names}
         data.update(point)
         if "land_cover" in names:
             data["class"] = _class_names(point["land_cover"])
