@@ -23,7 +23,6 @@ from ._io import (
     open_repository,
     repository_exists,
     root_attrs,
-    slot_has_data,
     storage_for,
     write_dask,
     zstd_codec,
@@ -441,7 +440,10 @@ class Cube:
             raise CubeError("append_scenes: message must be a non-empty string")
         meta = json_metadata(metadata)
         session = self._writable("append_scenes")
-        group = zarr.open_group(session.store, mode="r+")
+        # Every change goes through one fork of the clean session: forking a session with
+        # uncommitted changes (the resize below) would flush them to a second snapshot.
+        fork = session.fork()
+        group = zarr.open_group(fork.store, mode="r+")
         chunks = tuple(group["uCw"].chunks[1:])
         ledger = _ledger(group)
         new: list[SceneRecord] = []
@@ -470,25 +472,20 @@ class Cube:
         group["sun_elevation"][n0:] = np.array(
             [s.coords["sun_elevation"] for s in new], dtype=np.float32
         )
-        sources, names = [], []
-        for name, spec in SCENE_VARIABLES.items():
-            if not any(name in s.data for s in new):
-                continue  # resized slots already read as the fill value
-            parts = [
-                s.data[name][None]
-                if name in s.data
-                else da.full((1, ny, nx), spec.fill, dtype=spec.dtype, chunks=(1, *chunks))
-                for s in new
-            ]
-            sources.append(da.concatenate(parts, axis=0))
-            names.append(name)
-        write_dask(session, sources, names, n0)
+        # Each scene writes its own window of the grid only (missing layers and the rest of
+        # the slot read as the fill value), so its tasks follow its pixels, not the grid.
+        sources, names, regions = [], [], []
+        for i, s in enumerate(new):
+            r0, c0, rows, cols = s.window
+            region = (slice(n0 + i, n0 + i + 1), slice(r0, r0 + rows), slice(c0, c0 + cols))
+            for name in SCENE_VARIABLES:
+                if name in s.data:
+                    sources.append(_with_time_axis(s.data[name]))
+                    names.append(name)
+                    regions.append(region)
+        valid = write_dask(fork, sources, names, regions)
         if reject_empty:
-            empty = [
-                s.scene_id
-                for i, s in enumerate(new)
-                if not slot_has_data(session, "land_cover", n0 + i)
-            ]
+            empty = [s.scene_id for i, s in enumerate(new) if not (valid or {}).get(n0 + i)]
             if empty:
                 raise EmptyScenesError(
                     f"{len(empty)} scene(s) have no valid pixel on the grid of "
@@ -496,10 +493,13 @@ class Cube:
                     "nothing of this batch was stored",
                     empty,
                 )
+        session.merge(fork)
 
         meta.setdefault("action", "append_scenes")
         meta.setdefault("scene_ids", [s.scene_id for s in new])
         meta.setdefault("skipped_scene_ids", skipped)
+        # where each scene lies on the grid: a per-year rebuild touches only these chunks
+        meta.setdefault("scene_windows", {s.scene_id: list(s.window) for s in new})
         meta.setdefault("updm_dask_version", _version())
         snap = self._commit(session, message, meta)
         log.info("appended %d scene(s) to %s: snapshot %s", k, self.location, snap)
@@ -629,6 +629,24 @@ class Cube:
         )
         log.info("rebuilt yearly layers of %s for %s: snapshot %s", self.location, done, snap)
         return snap
+
+
+def _with_time_axis(arr: da.Array) -> da.Array:
+    """``arr[None]`` as a blockwise operation, which dask fuses with its neighbours."""
+    return da.blockwise(
+        _add_axis,
+        "tyx",
+        arr,
+        "yx",
+        new_axes={"t": 1},
+        dtype=arr.dtype,
+        meta=np.empty((0, 0, 0), dtype=arr.dtype),
+        concatenate=True,
+    )
+
+
+def _add_axis(block: np.ndarray) -> np.ndarray:
+    return block[None]
 
 
 def _ledger(group: zarr.Group) -> set[str]:
