@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import icechunk
 import numpy as np
@@ -20,6 +21,7 @@ from ._io import (
     CubeConflictError,
     EmptyScenesError,
     chunk_edge,
+    merge_forks,
     open_repository,
     repository_exists,
     root_attrs,
@@ -38,7 +40,7 @@ from ._schema import (
     YEARLY_VARIABLES,
     template,
 )
-from ._yearly import yearly_layers
+from ._yearly import rebuild_block, touched_blocks
 
 log = logging.getLogger("updm_dask.cube")
 
@@ -561,39 +563,106 @@ class Cube:
         if not target:
             return None
         existing = [int(y) for y in group["year"][:]] if "year" in group else []
-        if existing and any(n not in group for n in YEARLY_VARIABLES):
+        complete = all(n in group for n in YEARLY_VARIABLES)
+        if existing and not complete:
             # layers built by an older version lack a variable: rebuild every year, so
             # that all of them hold it
             log.info("rebuild_yearly: %s lacks per-year variables; rebuilding all years", self)
             target = set(available)
         all_years = sorted(set(existing) | target)
-
-        edge = chunk_edge(None, "chunks.yearly")
-        ys, xs = min(edge, self._grid.ny), min(edge, self._grid.nx)
-        yc = min(chunk_edge(None, "chunks.yearly-years"), len(all_years))
-        # read from the immutable base snapshot, not the session being rewritten
-        rgroup = zarr.open_group(self._repo.readonly_session(snapshot_id=base).store, mode="r")
-
-        def lazy(name: str) -> da.Array:
-            arr = rgroup[name]
-            return da.from_zarr(arr, chunks=arr.chunks, name=f"updm-cube-{name}-{base}")
-
-        scenes = {n: lazy(n) for n in ("land_cover", "quality", "mviupd")}
         done = sorted(target)
-        built = yearly_layers(scenes, scene_years, done, (ys, xs))
-        carried = [y for y in all_years if y not in target]
-        old = {n: lazy(n) for n in YEARLY_VARIABLES} if carried else {}
-        layers: dict[str, list[da.Array]] = {n: [] for n in YEARLY_VARIABLES}
-        for year in all_years:
-            for n in YEARLY_VARIABLES:
-                if year in target:
-                    layers[n].append(built[n][done.index(year)])
-                else:
-                    layers[n].append(old[n][existing.index(year)])
+        ny, nx = self._grid.shape
 
+        if existing and complete and all(y in existing or y > existing[-1] for y in target):
+            # The layers stay in place: new years go at the end of the year axis and only
+            # the chunks the rebuilt years' scenes touch are rewritten. Every change goes
+            # through one fork of the clean session: one snapshot.
+            fork = session.fork()
+            group = zarr.open_group(fork.store, mode="r+")
+            if len(all_years) > len(existing):
+                for n in YEARLY_VARIABLES:
+                    group[n].resize((len(all_years), ny, nx))
+                group["year"].resize((len(all_years),))
+                group["year"][:] = np.array(all_years, dtype=np.int16)
+        else:
+            fork = self._recreate_yearly(session, base, existing, all_years, target)
+            group = zarr.open_group(fork.store, mode="r+")
+
+        first = group[next(iter(YEARLY_VARIABLES))]
+        yc, ys, xs = first.chunks
+        # A task covers whole per-year chunks and about one scene chunk, so that it reads
+        # each scene chunk once; it writes the chunks no other task touches.
+        scene_edge = group["land_cover"].chunks[1:]
+        block = (-(-scene_edge[0] // ys) * ys, -(-scene_edge[1] // xs) * xs)
+        windows = self._scene_windows(base)
+        ids = [str(v) for v in group["scene_id"][:].tolist()]
+        work: dict[tuple[int, int, int], list[tuple[int, list[int]]]] = {}
+        for year in done:
+            index = all_years.index(year)
+            by_block: dict[tuple[int, int], list[int]] = {}
+            for slot in np.flatnonzero(scene_years == year).tolist():
+                window = windows.get(ids[slot], (0, 0, ny, nx))
+                for ij in touched_blocks([window], block):
+                    by_block.setdefault(ij, []).append(slot)
+            for (i, j), slots in by_block.items():
+                work.setdefault((index // yc, i, j), []).append((index, slots))
+        tasks = [
+            dask.delayed(rebuild_block, pure=False)(
+                fork,
+                entries,
+                (i * block[0], min((i + 1) * block[0], ny)),
+                (j * block[1], min((j + 1) * block[1], nx)),
+            )
+            for (_, i, j), entries in sorted(work.items())
+        ]
+        results = dask.compute(*tasks)
+        merge_forks(session, fork, [f for f, _ in results])
+        snap = self._commit(
+            session,
+            message or f"rebuild yearly layers for {year_ranges(done)}",
+            {"action": "rebuild_yearly", "years": done, "updm_dask_version": _version()},
+        )
+        log.info(
+            "rebuilt yearly layers of %s for %s over %d block(s): snapshot %s",
+            self.location,
+            done,
+            len(tasks),
+            snap,
+        )
+        return snap
+
+    def _recreate_yearly(
+        self,
+        session: icechunk.Session,
+        base: str,
+        existing: list[int],
+        all_years: list[int],
+        target: set[int],
+    ) -> Any:
+        """Create the per-year arrays anew for ``all_years``, carrying over the years kept.
+
+        Used for the first build, when the year axis changes order (a year before the last
+        one built) or when the stored layers lack a variable; the years in ``target`` are
+        left as fill here and written by the caller over the chunks their scenes touch.
+        Returns the fork to write through. Arrays deleted in a fork cannot be merged back
+        from its copies, so they are replaced in ``session`` and the fork flushes them:
+        this path costs a second snapshot.
+        """
+        group = zarr.open_group(session.store, mode="r+")
+        carried = [y for y in all_years if y not in target]
+        old: dict[str, da.Array] = {}
+        if carried:
+            # read from the immutable base snapshot, not the fork being rewritten
+            rgroup = zarr.open_group(self._repo.readonly_session(snapshot_id=base).store, mode="r")
+            for n in YEARLY_VARIABLES:
+                arr = rgroup[n]
+                old[n] = da.from_zarr(arr, chunks=arr.chunks, name=f"updm-cube-{n}-{base}")
         for n in (*YEARLY_VARIABLES, "year"):
             if n in group:
                 del group[n]
+        edge = chunk_edge(None, "chunks.yearly")
+        ys, xs = min(edge, self._grid.ny), min(edge, self._grid.nx)
+        yc = min(chunk_edge(None, "chunks.yearly-years"), len(all_years))
         zstd = zstd_codec()
         ny, nx = self._grid.shape
         group.create_array(
@@ -620,15 +689,33 @@ class Cube:
                     "coordinates": "spatial_ref",
                 },
             )
-            sources.append(da.stack(layers[n], axis=0).rechunk((yc, ys, xs)))
-        write_dask(session, sources, list(YEARLY_VARIABLES), 0)
-        snap = self._commit(
-            session,
-            message or f"rebuild yearly layers for {year_ranges(done)}",
-            {"action": "rebuild_yearly", "years": done, "updm_dask_version": _version()},
-        )
-        log.info("rebuilt yearly layers of %s for %s: snapshot %s", self.location, done, snap)
-        return snap
+            if carried:
+                layers = [
+                    old[n][existing.index(y)]
+                    if y in carried
+                    else da.full((ny, nx), spec.fill, dtype=spec.dtype, chunks=(ys, xs))
+                    for y in all_years
+                ]
+                sources.append(da.stack(layers, axis=0).rechunk((yc, ys, xs)))
+        fork = session.fork()
+        if carried:
+            write_dask(fork, sources, list(YEARLY_VARIABLES), 0)
+        return fork
+
+    def _scene_windows(self, snapshot: str) -> dict[str, tuple[int, int, int, int]]:
+        """Where each scene lies on the grid, as its append commit recorded it.
+
+        Scenes appended before windows were recorded are missing: they count as covering
+        the whole grid.
+        """
+        out: dict[str, tuple[int, int, int, int]] = {}
+        for commit in self._repo.ancestry(snapshot_id=snapshot):
+            recorded = (commit.metadata or {}).get("scene_windows")
+            if isinstance(recorded, dict):
+                for sid, window in recorded.items():
+                    if isinstance(window, list) and len(window) == 4:
+                        out.setdefault(str(sid), tuple(int(v) for v in window))
+        return out
 
 
 def _with_time_axis(arr: da.Array) -> da.Array:

@@ -190,8 +190,18 @@ def _fork_for(session: icechunk.Session) -> icechunk.session.ForkSession:
     return session.fork()
 
 
-def _merge_back(session: icechunk.Session, fork: Any, results: Sequence[Any]) -> None:
-    """Merge the forks tasks returned into ``fork``, then ``fork`` into ``session``."""
+def merge_forks(session: icechunk.Session, fork: Any, results: Sequence[Any]) -> None:
+    """Merge the forks tasks returned into ``fork``, then ``fork`` into ``session``.
+
+    Parameters
+    ----------
+    session : icechunk.Session
+        The session the caller commits (or ``fork`` itself).
+    fork : icechunk.session.ForkSession
+        The fork the tasks wrote through.
+    results : sequence of ForkSession
+        The forks the tasks handed back (copies from worker processes, or ``fork``).
+    """
     seen = {id(fork)}
     others = []
     for f in results:
@@ -284,7 +294,7 @@ def write_dask(
             (slice(start, start + s.shape[0]),) + (slice(None),) * (s.ndim - 1) for s in sources
         ]
         merged = store_dask(sources=sources, targets=targets, regions=regions)
-        _merge_back(session, fork, [merged])
+        merge_forks(session, fork, [merged])
         return None
     if len(start) != len(sources) or len(names) != len(sources):
         raise CubeError(
@@ -327,5 +337,5 @@ def write_dask(
         for f, n in result.ravel():
             forks.append(f)
             valid[slot] = valid.get(slot, 0) + n
-    _merge_back(session, fork, forks)
+    merge_forks(session, fork, forks)
     return valid

@@ -103,3 +103,50 @@ def yearly_layers(
         for j, (name, spec) in enumerate(YEARLY_VARIABLES.items()):
             out[name].append(summary[j].astype(spec.dtype))
     return out
+
+
+def touched_blocks(
+    windows: Sequence[tuple[int, int, int, int]], edge: tuple[int, int]
+) -> set[tuple[int, int]]:
+    """Spatial chunk indices (of edge ``edge``) that windows ``(row0, col0, rows, cols)`` touch."""
+    ys, xs = edge
+    out: set[tuple[int, int]] = set()
+    for r0, c0, rows, cols in windows:
+        for i in range(r0 // ys, (r0 + rows - 1) // ys + 1):
+            for j in range(c0 // xs, (c0 + cols - 1) // xs + 1):
+                out.add((i, j))
+    return out
+
+
+def rebuild_block(
+    fork: object,
+    years: Sequence[tuple[int, Sequence[int]]],
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+) -> tuple[object, int]:
+    """Summarise some years over one spatial block and write them; ``(fork, chunks)`` back.
+
+    ``years`` holds, per year, its index on the year axis and the time slots of the scenes
+    of that year that touch the block: only those slots are read. Every year of one task
+    lies in one chunk along the year axis, and no other task writes that chunk.
+    """
+    import zarr
+
+    store = fork.store  # type: ignore[attr-defined]
+    region = (slice(*rows), slice(*cols))
+    scenes = {
+        n: zarr.open_array(store, path=n, mode="r") for n in ("land_cover", "quality", "mviupd")
+    }
+    targets = {
+        n: zarr.open_array(store, path=n, mode="a", config={"write_empty_chunks": False})
+        for n in YEARLY_VARIABLES
+    }
+    for index, slots in years:
+        picked = [
+            scenes[n].get_orthogonal_selection((np.asarray(slots, dtype=np.int64), *region))
+            for n in ("land_cover", "quality", "mviupd")
+        ]
+        summary = yearly_summary(*picked)
+        for j, (name, spec) in enumerate(YEARLY_VARIABLES.items()):
+            targets[name][(index, *region)] = summary[j].astype(spec.dtype)
+    return fork, len(YEARLY_VARIABLES)

@@ -549,7 +549,7 @@ def to_grid(
             ) from None
         # The window is a grid on the same lattice, so every rule gives the same pixels
         # there as on the whole grid.
-        grid = CubeGrid(grid.crs, grid.transform * Affine.translation(c0, r0), (r1 - r0, c1 - c0))
+        grid = CubeGrid(grid.crs, grid.transform @ Affine.translation(c0, r0), (r1 - r0, c1 - c0))
     plan, params = _plan(tr, src_crs, grid)
 
     def one(var: xr.DataArray) -> xr.DataArray:
