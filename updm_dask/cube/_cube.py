@@ -392,8 +392,11 @@ class Cube:
         Parameters
         ----------
         scenes : sequence of xarray.Dataset
-            Each with dims ``(y, x)`` equal to the grid's (lazy dask data welcome; same
-            CRS and coordinates when it carries them), holding any of the scene-level
+            Each with dims ``(y, x)`` equal to the grid's, or to the window of the grid its
+            ``grid_window`` attribute ``[row0, col0, rows, cols]`` declares (what
+            ``to_grid(..., window=True)`` and ``scene_on_grid`` hand over; only that window
+            is written) (lazy dask data welcome; same CRS and coordinates when it carries
+            them), holding any of the scene-level
             variables (missing ones read as their fill: NaN, land_cover no_data, quality
             FILL) and, as scalar coordinates or attributes, ``scene_id``, ``time`` (or
             ``acquired``), ``sensor``, ``platform`` (required) and ``product_id``,
@@ -432,9 +435,12 @@ class Cube:
         Scenes whose scene_id is in the ledger, or repeated within the batch, are skipped:
         a scene is never stored twice. New scenes take new time slots (in acquisition
         order within the batch); every slot owns its chunks ``(1, C, C)``. The active dask
-        scheduler computes and writes the chunks through forked Icechunk sessions, and
-        only this process commits: any exception before the commit (in validation or
-        during the computation) leaves the branch exactly as it was.
+        scheduler computes and writes the chunks through forked Icechunk sessions, one task
+        per block writing every layer of that block and counting its valid land-cover
+        pixels (so ``reject_empty`` lists no chunk keys), and only this process commits,
+        once: one snapshot per batch. Any exception before the commit (in validation or
+        during the computation) leaves the branch exactly as it was. The commit metadata
+        records each scene's window (``scene_windows``) for :meth:`rebuild_yearly`.
         """
         if isinstance(scenes, xr.Dataset) or not isinstance(scenes, Sequence):
             raise CubeError("append_scenes: scenes must be a sequence of xarray.Dataset")
@@ -542,10 +548,14 @@ class Cube:
         are carried over from the previous snapshot (all years are rebuilt when the stored
         layers lack a variable of this version). The gap-filled (complete) annual maps are
         not stored: queries compute them from these layers, so they follow any rebuilt
-        year (see :mod:`updm_dask.query.complete`). Computed lazily with the active dask
-        scheduler, one task per spatial block of ``updm.chunks.yearly`` pixels and year, so
-        memory is bounded by the block, not the cube. Chunks: (up to
-        ``updm.chunks.yearly-years`` years) x block.
+        year (see :mod:`updm_dask.query.complete`). A year is rebuilt from its own scenes
+        only, over the chunks they touched (their windows, recorded at append; scenes
+        appended without one count as covering the grid): one task per block of about a
+        scene chunk reads the slots of the year's scenes that touch it and rewrites that
+        block's per-year chunks, in place, in one snapshot. The arrays are created anew
+        (years not asked for carried over, one more snapshot) for the first build, a year
+        before the last one built, or layers that lack a variable. Chunks: (up to
+        ``updm.chunks.yearly-years`` years) x ``updm.chunks.yearly`` pixels.
         """
         session = self._writable("rebuild_yearly")
         base = session.snapshot_id
