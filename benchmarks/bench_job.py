@@ -316,8 +316,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         _common.row("Mpx/s per CPU second (all scenes)", n * pixels / total(t2) / 1e6, "Mpx/s"),
         _common.row("2 workers vs 1 (wall)", speedup, "x", ">= 1.7x", speedup >= 1.7),
         _common.row("scheduler share of the job's CPU", 100 * share, "%", "< 5 %", share < 0.05),
-        _common.row("load average (1 min) before", load_before[0], ""),
-        _common.row("load average (1 min) after", load_after[0], ""),
+        _common.row("load average (1 min) before", load_before[0], "1"),
+        _common.row("load average (1 min) after", load_after[0], "1"),
     ]
     return {
         "benchmark": "job",
