@@ -358,6 +358,11 @@ def process_scene_array(
     )
 
 
+def _pick_layer(stack: np.ndarray, *, index: int, out_dtype: np.dtype) -> np.ndarray:
+    """Layer ``index`` of a kernel output block, as ``out_dtype``."""
+    return stack[index].astype(out_dtype, copy=False)
+
+
 def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Dataset:
     """UPDM layers of one scene, lazily.
 
@@ -414,9 +419,21 @@ def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Datas
     coords = {"y": scene["y"], "x": scene["x"]}
     variables = {}
     for i, name in enumerate(LAYERS):
-        layer = stack[i]
-        if name in ("land_cover", "quality"):
-            layer = layer.astype(np.uint8)
+        dtype = np.dtype(np.uint8 if name in ("land_cover", "quality") else np.float32)
+        # Blockwise, not stack[i]: dask then fuses the kernel, the layer picks and their
+        # consumers (the cube's block writes) into one task per block.
+        layer = da.blockwise(
+            _pick_layer,
+            "yx",
+            stack,
+            "cyx",
+            dtype=dtype,
+            meta=np.empty((0, 0), dtype=dtype),
+            name=f"updm-layer-{name}-{stack.name}",
+            concatenate=True,
+            index=i,
+            out_dtype=dtype,
+        )
         variables[name] = xr.DataArray(layer, dims=("y", "x"), coords=coords)
     out = xr.Dataset(variables)
     if "spatial_ref" in scene.coords:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import icechunk
 import numpy as np
@@ -25,11 +26,11 @@ from ._io import (
     clear_unfinished,
     ensure_writer_config,
     is_unfinished,
+    merge_forks,
     open_repository,
     repository_config,
     repository_exists,
     root_attrs,
-    slot_has_data,
     storage_for,
     unfinished_leftovers,
     write_dask,
@@ -45,10 +46,9 @@ from ._schema import (
     YEARLY_VARIABLES,
     check_format,
     decode_dataset,
-    decode_layer,
     template,
 )
-from ._yearly import yearly_layers, yearly_layers_outdated
+from ._yearly import rebuild_block, touched_blocks, yearly_layers_outdated
 
 log = logging.getLogger("updm_dask.cube")
 
@@ -521,8 +521,11 @@ class Cube:
         Parameters
         ----------
         scenes : sequence of xarray.Dataset
-            Each with dims ``(y, x)`` equal to the grid's (lazy dask data welcome; same
-            CRS and coordinates when it carries them), holding any of the scene-level
+            Each with dims ``(y, x)`` equal to the grid's, or to the window of the grid its
+            ``grid_window`` attribute ``[row0, col0, rows, cols]`` declares (what
+            ``to_grid(..., window=True)`` and ``scene_on_grid`` hand over; only that window
+            is written) (lazy dask data welcome; same CRS and coordinates when it carries
+            them), holding any of the scene-level
             variables (missing ones read as their fill: NaN, land_cover no_data, quality
             FILL) and, as scalar coordinates or attributes, ``scene_id``, ``time`` (or
             ``acquired``), ``sensor``, ``platform`` (required) and ``product_id``,
@@ -561,9 +564,12 @@ class Cube:
         Scenes whose scene_id is in the ledger, or repeated within the batch, are skipped:
         a scene is never stored twice. New scenes take new time slots (in acquisition
         order within the batch); every slot owns its chunks ``(1, C, C)``. The active dask
-        scheduler computes and writes the chunks through forked Icechunk sessions, and
-        only this process commits: any exception before the commit (in validation or
-        during the computation) leaves the branch exactly as it was.
+        scheduler computes and writes the chunks through forked Icechunk sessions, one task
+        per block writing every layer of that block and counting its valid land-cover
+        pixels (so ``reject_empty`` lists no chunk keys), and only this process commits,
+        once: one snapshot per batch. Any exception before the commit (in validation or
+        during the computation) leaves the branch exactly as it was. The commit metadata
+        records each scene's window (``scene_windows``) for :meth:`rebuild_yearly`.
         """
         if isinstance(scenes, xr.Dataset) or not isinstance(scenes, Sequence):
             raise CubeError("append_scenes: scenes must be a sequence of xarray.Dataset")
@@ -571,7 +577,10 @@ class Cube:
             raise CubeError("append_scenes: message must be a non-empty string")
         meta = json_metadata(metadata)
         session = self._writable("append_scenes")
-        group = zarr.open_group(session.store, mode="r+")
+        # Every change goes through one fork of the clean session: forking a session with
+        # uncommitted changes (the resize below) would flush them to a second snapshot.
+        fork = session.fork()
+        group = zarr.open_group(fork.store, mode="r+")
         chunks = tuple(group["uCw"].chunks[1:])
         ledger = _ledger(group)
         new: list[SceneRecord] = []
@@ -600,25 +609,20 @@ class Cube:
         group["sun_elevation"][n0:] = np.array(
             [s.coords["sun_elevation"] for s in new], dtype=np.float32
         )
-        sources, names = [], []
-        for name, spec in SCENE_VARIABLES.items():
-            if not any(name in s.data for s in new):
-                continue  # resized slots already read as the fill value
-            parts = [
-                s.data[name][None]
-                if name in s.data
-                else da.full((1, ny, nx), spec.fill, dtype=spec.dtype, chunks=(1, *chunks))
-                for s in new
-            ]
-            sources.append(da.concatenate(parts, axis=0))
-            names.append(name)
-        write_dask(session, sources, names, n0)
+        # Each scene writes its own window of the grid only (missing layers and the rest of
+        # the slot read as the fill value), so its tasks follow its pixels, not the grid.
+        sources, names, regions = [], [], []
+        for i, s in enumerate(new):
+            r0, c0, rows, cols = s.window
+            region = (slice(n0 + i, n0 + i + 1), slice(r0, r0 + rows), slice(c0, c0 + cols))
+            for name in SCENE_VARIABLES:
+                if name in s.data:
+                    sources.append(_with_time_axis(s.data[name]))
+                    names.append(name)
+                    regions.append(region)
+        valid = write_dask(fork, sources, names, regions)
         if reject_empty:
-            empty = [
-                s.scene_id
-                for i, s in enumerate(new)
-                if not slot_has_data(session, "land_cover", n0 + i)
-            ]
+            empty = [s.scene_id for i, s in enumerate(new) if not (valid or {}).get(n0 + i)]
             if empty:
                 raise EmptyScenesError(
                     f"{len(empty)} scene(s) have no valid pixel on the grid of "
@@ -626,10 +630,13 @@ class Cube:
                     "nothing of this batch was stored",
                     empty,
                 )
+        session.merge(fork)
 
         meta.setdefault("action", "append_scenes")
         meta.setdefault("scene_ids", [s.scene_id for s in new])
         meta.setdefault("skipped_scene_ids", skipped)
+        # where each scene lies on the grid: a per-year rebuild touches only these chunks
+        meta.setdefault("scene_windows", {s.scene_id: list(s.window) for s in new})
         meta.setdefault("updm_dask_version", _version())
         snap = self._commit(session, message, meta)
         log.info("appended %d scene(s) to %s: snapshot %s", k, self.location, snap)
@@ -670,10 +677,14 @@ class Cube:
         are carried over from the previous snapshot (all years are rebuilt when the stored
         layers lack a variable of this version). The gap-filled (complete) annual maps are
         not stored: queries compute them from these layers, so they follow any rebuilt
-        year (see :mod:`updm_dask.query.complete`). Computed lazily with the active dask
-        scheduler, one task per spatial block of ``updm.chunks.yearly`` pixels and year, so
-        memory is bounded by the block, not the cube. Chunks: (up to
-        ``updm.chunks.yearly-years`` years) x block.
+        year (see :mod:`updm_dask.query.complete`). A year is rebuilt from its own scenes
+        only, over the chunks they touched (their windows, recorded at append; scenes
+        appended without one count as covering the grid): one task per block of about a
+        scene chunk reads the slots of the year's scenes that touch it and rewrites that
+        block's per-year chunks, in place, in one snapshot. The arrays are created anew
+        (years not asked for carried over, one more snapshot) for the first build, a year
+        before the last one built, or layers that lack a variable. Chunks: (up to
+        ``updm.chunks.yearly-years`` years) x ``updm.chunks.yearly`` pixels.
         """
         session = self._writable("rebuild_yearly")
         base = session.snapshot_id
@@ -691,39 +702,106 @@ class Cube:
         if not target:
             return None
         existing = [int(y) for y in group["year"][:]] if "year" in group else []
-        if existing and yearly_layers_outdated(group, self.location):
+        outdated = bool(existing) and yearly_layers_outdated(group, self.location)
+        if outdated:
             # layers built by an older version lack a variable or hold the old clear-count
             # fill: rebuild every year, so that all of them hold it and agree
             log.info("rebuild_yearly: %s holds older per-year layers; rebuilding all years", self)
             target = set(available)
         all_years = sorted(set(existing) | target)
-
-        edge = chunk_edge(None, "chunks.yearly")
-        ys, xs = min(edge, self._grid.ny), min(edge, self._grid.nx)
-        yc = min(chunk_edge(None, "chunks.yearly-years"), len(all_years))
-        # read from the immutable base snapshot, not the session being rewritten
-        rgroup = zarr.open_group(self._repo.readonly_session(snapshot_id=base).store, mode="r")
-
-        def lazy(name: str) -> da.Array:
-            arr = rgroup[name]
-            return da.from_zarr(arr, chunks=arr.chunks, name=f"updm-cube-{name}-{base}")
-
-        scenes = {n: decode_layer(n, lazy(n)) for n in ("land_cover", "quality", "mviupd")}
         done = sorted(target)
-        built = yearly_layers(scenes, scene_years, done, (ys, xs))
-        carried = [y for y in all_years if y not in target]
-        old = {n: lazy(n) for n in YEARLY_VARIABLES} if carried else {}
-        layers: dict[str, list[da.Array]] = {n: [] for n in YEARLY_VARIABLES}
-        for year in all_years:
-            for n in YEARLY_VARIABLES:
-                if year in target:
-                    layers[n].append(built[n][done.index(year)])
-                else:
-                    layers[n].append(old[n][existing.index(year)])
+        ny, nx = self._grid.shape
 
+        if existing and not outdated and all(y in existing or y > existing[-1] for y in target):
+            # The layers stay in place: new years go at the end of the year axis and only
+            # the chunks the rebuilt years' scenes touch are rewritten. Every change goes
+            # through one fork of the clean session: one snapshot.
+            fork = session.fork()
+            group = zarr.open_group(fork.store, mode="r+")
+            if len(all_years) > len(existing):
+                for n in YEARLY_VARIABLES:
+                    group[n].resize((len(all_years), ny, nx))
+                group["year"].resize((len(all_years),))
+                group["year"][:] = np.array(all_years, dtype=np.int16)
+        else:
+            fork = self._recreate_yearly(session, base, existing, all_years, target)
+            group = zarr.open_group(fork.store, mode="r+")
+
+        first = group[next(iter(YEARLY_VARIABLES))]
+        yc, ys, xs = first.chunks
+        # A task covers whole per-year chunks and about one scene chunk, so that it reads
+        # each scene chunk once; it writes the chunks no other task touches.
+        scene_edge = group["land_cover"].chunks[1:]
+        block = (-(-scene_edge[0] // ys) * ys, -(-scene_edge[1] // xs) * xs)
+        windows = self._scene_windows(base)
+        ids = [str(v) for v in group["scene_id"][:].tolist()]
+        work: dict[tuple[int, int, int], list[tuple[int, list[int]]]] = {}
+        for year in done:
+            index = all_years.index(year)
+            by_block: dict[tuple[int, int], list[int]] = {}
+            for slot in np.flatnonzero(scene_years == year).tolist():
+                window = windows.get(ids[slot], (0, 0, ny, nx))
+                for ij in touched_blocks([window], block):
+                    by_block.setdefault(ij, []).append(slot)
+            for (i, j), slots in by_block.items():
+                work.setdefault((index // yc, i, j), []).append((index, slots))
+        tasks = [
+            dask.delayed(rebuild_block, pure=False)(
+                fork,
+                entries,
+                (i * block[0], min((i + 1) * block[0], ny)),
+                (j * block[1], min((j + 1) * block[1], nx)),
+            )
+            for (_, i, j), entries in sorted(work.items())
+        ]
+        results = dask.compute(*tasks)
+        merge_forks(session, fork, [f for f, _ in results])
+        snap = self._commit(
+            session,
+            message or f"rebuild yearly layers for {year_ranges(done)}",
+            {"action": "rebuild_yearly", "years": done, "updm_dask_version": _version()},
+        )
+        log.info(
+            "rebuilt yearly layers of %s for %s over %d block(s): snapshot %s",
+            self.location,
+            done,
+            len(tasks),
+            snap,
+        )
+        return snap
+
+    def _recreate_yearly(
+        self,
+        session: icechunk.Session,
+        base: str,
+        existing: list[int],
+        all_years: list[int],
+        target: set[int],
+    ) -> Any:
+        """Create the per-year arrays anew for ``all_years``, carrying over the years kept.
+
+        Used for the first build, when the year axis changes order (a year before the last
+        one built) or when the stored layers lack a variable; the years in ``target`` are
+        left as fill here and written by the caller over the chunks their scenes touch.
+        Returns the fork to write through. Arrays deleted in a fork cannot be merged back
+        from its copies, so they are replaced in ``session`` and the fork flushes them:
+        this path costs a second snapshot.
+        """
+        group = zarr.open_group(session.store, mode="r+")
+        carried = [y for y in all_years if y not in target]
+        old: dict[str, da.Array] = {}
+        if carried:
+            # read from the immutable base snapshot, not the fork being rewritten
+            rgroup = zarr.open_group(self._repo.readonly_session(snapshot_id=base).store, mode="r")
+            for n in YEARLY_VARIABLES:
+                arr = rgroup[n]
+                old[n] = da.from_zarr(arr, chunks=arr.chunks, name=f"updm-cube-{n}-{base}")
         for n in (*YEARLY_VARIABLES, "year"):
             if n in group:
                 del group[n]
+        edge = chunk_edge(None, "chunks.yearly")
+        ys, xs = min(edge, self._grid.ny), min(edge, self._grid.nx)
+        yc = min(chunk_edge(None, "chunks.yearly-years"), len(all_years))
         zstd = zstd_codec()
         ny, nx = self._grid.shape
         group.create_array(
@@ -750,15 +828,51 @@ class Cube:
                     "coordinates": "spatial_ref",
                 },
             )
-            sources.append(da.stack(layers[n], axis=0).rechunk((yc, ys, xs)))
-        write_dask(session, sources, list(YEARLY_VARIABLES), 0)
-        snap = self._commit(
-            session,
-            message or f"rebuild yearly layers for {year_ranges(done)}",
-            {"action": "rebuild_yearly", "years": done, "updm_dask_version": _version()},
-        )
-        log.info("rebuilt yearly layers of %s for %s: snapshot %s", self.location, done, snap)
-        return snap
+            if carried:
+                layers = [
+                    old[n][existing.index(y)]
+                    if y in carried
+                    else da.full((ny, nx), spec.fill, dtype=spec.dtype, chunks=(ys, xs))
+                    for y in all_years
+                ]
+                sources.append(da.stack(layers, axis=0).rechunk((yc, ys, xs)))
+        fork = session.fork()
+        if carried:
+            write_dask(fork, sources, list(YEARLY_VARIABLES), 0)
+        return fork
+
+    def _scene_windows(self, snapshot: str) -> dict[str, tuple[int, int, int, int]]:
+        """Where each scene lies on the grid, as its append commit recorded it.
+
+        Scenes appended before windows were recorded are missing: they count as covering
+        the whole grid.
+        """
+        out: dict[str, tuple[int, int, int, int]] = {}
+        for commit in self._repo.ancestry(snapshot_id=snapshot):
+            recorded = (commit.metadata or {}).get("scene_windows")
+            if isinstance(recorded, dict):
+                for sid, window in recorded.items():
+                    if isinstance(window, list) and len(window) == 4:
+                        out.setdefault(str(sid), tuple(int(v) for v in window))
+        return out
+
+
+def _with_time_axis(arr: da.Array) -> da.Array:
+    """``arr[None]`` as a blockwise operation, which dask fuses with its neighbours."""
+    return da.blockwise(
+        _add_axis,
+        "tyx",
+        arr,
+        "yx",
+        new_axes={"t": 1},
+        dtype=arr.dtype,
+        meta=np.empty((0, 0, 0), dtype=arr.dtype),
+        concatenate=True,
+    )
+
+
+def _add_axis(block: np.ndarray) -> np.ndarray:
+    return block[None]
 
 
 def _ledger(group: zarr.Group) -> set[str]:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import dask
 import dask.array as da
 import icechunk
+import icechunk.session
+import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
@@ -34,21 +38,6 @@ class EmptyScenesError(CubeError):
 
     def __reduce__(self):  # keep scene_ids when pickled between processes
         return (type(self), (str(self), self.scene_ids))
-
-
-def slot_has_data(session: icechunk.Session, name: str, index: int) -> bool:
-    """Whether any chunk of time slot ``index`` of the (time, y, x) array ``name`` is stored.
-
-    All-fill chunks are never written, so a slot without stored chunks holds only fill.
-    Asks the session (uncommitted writes included) for each chunk of the slot's grid.
-    """
-    _, ny, nx = zarr.open_array(session.store, path=name, mode="r").cdata_shape
-    path = "/" + name.strip("/")
-    return any(
-        session.chunk_type(path, (index, i, j)) != icechunk.ChunkType.uninitialized
-        for i in range(ny)
-        for j in range(nx)
-    )
 
 
 def storage_for(location: str | os.PathLike) -> tuple[icechunk.Storage, str]:
@@ -295,26 +284,168 @@ def chunk_edge(value: Any, key: str) -> int:
     return c
 
 
-def write_dask(
-    session: icechunk.Session, sources: list[da.Array], names: list[str], start: int
-) -> None:
-    """Compute ``sources`` into arrays ``names`` from index ``start`` of their first axis.
+#: The layer whose valid pixels say whether a scene holds anything.
+COUNTED = "land_cover"
 
-    Tasks run on whatever dask scheduler is active and write through a forked session
-    (picklable to any worker); the changes come back as fork sessions merged into
-    ``session``, which only the caller commits. The dask blocks must coincide with the
-    Zarr chunks (callers rechunk), so no two tasks ever write one chunk. All-fill chunks
-    are not written.
+
+def _fork_for(session: icechunk.Session) -> icechunk.session.ForkSession:
+    """The fork that tasks write through: ``session`` itself when it is one already.
+
+    Forking a session with uncommitted changes flushes them to an extra snapshot, so
+    writers make their changes (resizes, coordinates) in a fork of a clean session and
+    hand that fork here: one snapshot per commit.
+    """
+    if isinstance(session, icechunk.session.ForkSession):
+        return session
+    return session.fork()
+
+
+def merge_forks(session: icechunk.Session, fork: Any, results: Sequence[Any]) -> None:
+    """Merge the forks tasks returned into ``fork``, then ``fork`` into ``session``.
+
+    Parameters
+    ----------
+    session : icechunk.Session
+        The session the caller commits (or ``fork`` itself).
+    fork : icechunk.session.ForkSession
+        The fork the tasks wrote through.
+    results : sequence of ForkSession
+        The forks the tasks handed back (copies from worker processes, or ``fork``).
+    """
+    seen = {id(fork)}
+    others = []
+    for f in results:
+        if id(f) not in seen:  # threads share one fork object; merge each copy once
+            seen.add(id(f))
+            others.append(f)
+    if others:
+        fork.merge(*others)
+    if fork is not session:
+        session.merge(fork)
+
+
+def _write_blocks(
+    *blocks: np.ndarray,
+    fork: Any,
+    paths: tuple[str, ...],
+    origin: tuple[int, int, int],
+    count: int | None,
+    fill: Any,
+    block_info: dict | None = None,
+) -> np.ndarray:
+    """Write one block of every layer of one scene; return ``[[[(fork, valid pixels)]]]``."""
+    if block_info is None:  # dask probing the function with empty blocks
+        return np.empty((0, 0, 0), dtype=object)
+    (t0, t1), (y0, y1), (x0, x1) = block_info[0]["array-location"]
+    t, r, c = origin
+    region = (slice(t + t0, t + t1), slice(r + y0, r + y1), slice(c + x0, c + x1))
+    for path, block in zip(paths, blocks, strict=True):
+        target = zarr.open_array(
+            fork.store, path=path, mode="a", config={"write_empty_chunks": False}
+        )
+        target[region] = block
+    # Emptiness from the pixels just computed: no listing of stored chunks afterwards.
+    valid = 0 if count is None else int(np.count_nonzero(blocks[count] != fill))
+    out = np.empty((1, 1, 1), dtype=object)
+    out[0, 0, 0] = (fork, valid)
+    return out
+
+
+def write_dask(
+    session: icechunk.Session,
+    sources: list[da.Array],
+    names: list[str],
+    start: int | Sequence[tuple[slice, ...]],
+) -> dict[int, int] | None:
+    """Compute ``sources`` into the arrays ``names`` of ``session``; return valid counts.
+
+    Parameters
+    ----------
+    session : icechunk.Session or ForkSession
+        Where the writes land. Tasks write through a fork of it (picklable to any worker)
+        and their forks are merged back; only the caller commits. Hand a
+        :class:`~icechunk.session.ForkSession` holding the uncommitted metadata changes
+        (see :func:`_fork_for`) to keep one snapshot per commit.
+    sources : list of dask.array.Array
+        The data, with their first axis the arrays' first (time or year) axis.
+    names : list of str
+        Target array of each source.
+    start : int or sequence of tuple of slice
+        An int: every source is written whole from this index of its target's first axis
+        (its dask blocks must coincide with the Zarr chunks). A sequence: one region
+        ``(time slice, row slice, column slice)`` per source; the sources sharing one
+        region (the layers of one scene) are written together, one task per block writing
+        that block of every layer. Blocks must cover chunks no other block touches: their
+        inner edges on chunk edges.
+
+    Returns
+    -------
+    dict of int to int or None
+        With regions: per time index written, the number of valid ``land_cover`` pixels
+        (not no_data), counted in the blocks as they are written, so that emptiness needs
+        no listing of stored chunks; 0 for a scene without land cover. With an int: None.
+
+    Notes
+    -----
+    All-fill chunks are not written. Nothing is committed; an exception leaves
+    ``session`` without any of the writes.
     """
     if not sources:
-        return
-    from icechunk.dask import store_dask
+        return None if isinstance(start, int) else {}
+    fork = _fork_for(session)
+    if isinstance(start, int):
+        from icechunk.dask import store_dask
 
-    fork = session.fork()
-    targets = [
-        zarr.open_array(fork.store, path=n, mode="a", config={"write_empty_chunks": False})
-        for n in names
-    ]
-    regions = [(slice(start, start + s.shape[0]),) + (slice(None),) * (s.ndim - 1) for s in sources]
-    merged = store_dask(sources=sources, targets=targets, regions=regions)
-    session.merge(merged)
+        targets = [
+            zarr.open_array(fork.store, path=n, mode="a", config={"write_empty_chunks": False})
+            for n in names
+        ]
+        regions = [
+            (slice(start, start + s.shape[0]),) + (slice(None),) * (s.ndim - 1) for s in sources
+        ]
+        merged = store_dask(sources=sources, targets=targets, regions=regions)
+        merge_forks(session, fork, [merged])
+        return None
+    if len(start) != len(sources) or len(names) != len(sources):
+        raise CubeError(
+            f"write_dask: {len(sources)} sources, {len(names)} names and {len(start)} regions"
+        )
+    from ._schema import SCENE_VARIABLES  # the schema imports this module
+
+    fill = SCENE_VARIABLES[COUNTED].fill
+    groups: dict[tuple, list[int]] = {}
+    for i, region in enumerate(start):
+        key = tuple((r.start, r.stop) for r in region)
+        groups.setdefault(key, []).append(i)
+    outputs = []
+    slots = []
+    for key, members in groups.items():
+        arrays = [sources[i] for i in members]
+        paths = tuple(names[i] for i in members)
+        counted = paths.index(COUNTED) if COUNTED in paths else None
+        first = arrays[0]
+        outputs.append(
+            da.map_blocks(
+                _write_blocks,
+                *arrays,
+                chunks=tuple((1,) * len(c) for c in first.chunks),
+                dtype=object,
+                meta=np.empty((0, 0, 0), dtype=object),
+                name=f"updm-write-{uuid.uuid4().hex}",
+                fork=fork,
+                paths=paths,
+                origin=(key[0][0], key[1][0], key[2][0]),
+                count=counted,
+                fill=fill,
+            )
+        )
+        slots.append(key[0][0])
+    results = dask.compute(*outputs)
+    forks: list[Any] = []
+    valid: dict[int, int] = {}
+    for slot, result in zip(slots, results, strict=True):
+        for f, n in result.ravel():
+            forks.append(f)
+            valid[slot] = valid.get(slot, 0) + n
+    merge_forks(session, fork, forks)
+    return valid

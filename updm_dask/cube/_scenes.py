@@ -15,6 +15,7 @@ import xarray as xr
 
 from ..errors import CubeError, GridError
 from ..geo import CubeGrid
+from ..geo.regrid import WINDOW_ATTR, lattice_chunks
 from ._schema import SCENE_VARIABLES, STR_COORDS, encode_layer
 
 #: Per-scene values that must be present.
@@ -29,6 +30,8 @@ class SceneRecord:
     time: np.datetime64
     coords: dict[str, Any]
     data: dict[str, da.Array]
+    #: ``(row0, col0, rows, cols)``: the part of the grid the layers cover.
+    window: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 def _scalar(scene: xr.Dataset, name: str, label: str) -> Any:
@@ -69,8 +72,46 @@ def _same_crs(crs: Any, grid: CubeGrid) -> bool:
         return False
 
 
+def _declared_window(scene: xr.Dataset, grid: CubeGrid, label: str) -> tuple[int, ...] | None:
+    """The window a scene declares in ``attrs["grid_window"]``, checked against the grid."""
+    value = scene.attrs.get(WINDOW_ATTR)
+    if value is None:
+        return None
+    try:
+        window = tuple(int(v) for v in value)
+        ok = len(window) == 4 and all(float(a) == b for a, b in zip(value, window, strict=True))
+    except (TypeError, ValueError):
+        ok = False
+    if ok:
+        r0, c0, rows, cols = window
+        ok = r0 >= 0 and c0 >= 0 and rows > 0 and cols > 0
+        ok = ok and r0 + rows <= grid.ny and c0 + cols <= grid.nx
+    if not ok:
+        raise GridError(
+            f"{label}: attribute {WINDOW_ATTR!r} must be four whole numbers [row0, col0, rows, "
+            f"cols] of a non-empty part of the cube grid (shape {grid.shape}), got {value!r}"
+        )
+    return window
+
+
+def _on_lattice(chunks: tuple[int, ...], start: int, edge: int) -> bool:
+    """Whether every inner block edge of ``chunks`` (from grid index ``start``) is a chunk edge."""
+    at = start
+    for c in chunks[:-1]:
+        at += c
+        if at % edge:
+            return False
+    return True
+
+
 def scene_record(scene: Any, index: int, grid: CubeGrid, chunks: tuple[int, int]) -> SceneRecord:
-    """Validate one scene against the grid and schema; lazy layers rechunked to ``chunks``.
+    """Validate one scene against the grid and schema; lazy layers on the ``chunks`` lattice.
+
+    A scene covers either the whole grid or the window of it that its ``grid_window``
+    attribute declares (``to_grid(..., window=True)`` sets it), with that part's
+    ``y``/``x`` coordinates when it carries coordinates.
+    Its dask blocks are kept when their inner edges fall on the cube's chunk edges (so each
+    block fills whole chunks that no other block touches) and rechunked to them otherwise.
 
     Raises
     ------
@@ -110,6 +151,8 @@ def scene_record(scene: Any, index: int, grid: CubeGrid, chunks: tuple[int, int]
             "regrid it with updm_dask.geo.to_grid first"
         )
     data: dict[str, da.Array] = {}
+    declared = _declared_window(scene, grid, label)
+    window = declared if declared is not None else (0, 0, *grid.shape)
     for name, spec in SCENE_VARIABLES.items():
         if name not in scene.data_vars:
             continue
@@ -119,12 +162,18 @@ def scene_record(scene: Any, index: int, grid: CubeGrid, chunks: tuple[int, int]
         if set(var.dims) != {"y", "x"}:
             raise GridError(f"{label}: variable {name!r} has dims {var.dims}, expected (y, x)")
         var = var.transpose("y", "x")
-        if var.shape != grid.shape:
+        if declared is None and var.shape != grid.shape:
             raise GridError(
                 f"{label}: variable {name!r} has shape {var.shape}, the cube grid is "
                 f"{grid.shape}; regrid it with updm_dask.geo.to_grid first"
             )
-        for dim, expected in (("y", grid.y), ("x", grid.x)):
+        if declared is not None and var.shape != declared[2:]:
+            raise GridError(
+                f"{label}: variable {name!r} has shape {var.shape}, but the scene's "
+                f"{WINDOW_ATTR!r} attribute declares a window of {declared[2:]} pixels"
+            )
+        r0, c0, rows, cols = window
+        for dim, expected in (("y", grid.y[r0 : r0 + rows]), ("x", grid.x[c0 : c0 + cols])):
             if dim in var.coords and not np.allclose(
                 var[dim].values, expected, rtol=0, atol=grid.resolution * 1e-6
             ):
@@ -138,12 +187,18 @@ def scene_record(scene: Any, index: int, grid: CubeGrid, chunks: tuple[int, int]
         if kind not in "iubf":
             raise CubeError(f"{label}: {name!r} has non-numeric dtype {var.dtype}")
         arr = var.data
+        lattice = (lattice_chunks(r0, rows, chunks[0]), lattice_chunks(c0, cols, chunks[1]))
         if not isinstance(arr, da.Array):
-            arr = da.from_array(np.asarray(arr), chunks=chunks)
-        # dask blocks == zarr chunks: each task writes whole chunks, no two tasks share one
-        # packed layers become their integer codes here (schema: encode_layer)
-        data[name] = encode_layer(name, arr).rechunk(chunks)
-    return SceneRecord(sid, time, coords, data)
+            arr = da.from_array(np.asarray(arr), chunks=lattice)
+        elif not (
+            _on_lattice(arr.chunks[0], r0, chunks[0]) and _on_lattice(arr.chunks[1], c0, chunks[1])
+        ):
+            # block edges on chunk edges: each task writes chunks no other task touches
+            arr = arr.rechunk(lattice)
+        # packed layers become their integer codes here (schema: encode_layer); the
+        # encoding is blockwise, so the blocks stay on the chunk lattice
+        data[name] = encode_layer(name, arr)
+    return SceneRecord(sid, time, coords, data, window)
 
 
 def json_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:

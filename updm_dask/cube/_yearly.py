@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import dask.array as da
@@ -19,6 +19,7 @@ from ._schema import (
     QUALITY_NOT_CLEAR,
     YEARLY_CLASS_PRIORITY,
     YEARLY_VARIABLES,
+    decode_layer,
 )
 
 #: The per-year variable whose fill value changed (0 before, CLEAR_COUNT_FILL now).
@@ -84,41 +85,6 @@ def yearly_summary(land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarr
     # the fill is the largest uint16: counts stop one below it
     out[2] = np.where(seen, np.minimum(clear.sum(axis=0), CLEAR_COUNT_FILL - 1), CLEAR_COUNT_FILL)
     out[3] = np.minimum(best_count, np.iinfo(np.uint16).max)
-    return out
-
-
-def yearly_layers(
-    scenes: Mapping[str, da.Array],
-    scene_years: np.ndarray,
-    years: Sequence[int],
-    spatial_chunks: tuple[int, int],
-) -> dict[str, list[da.Array]]:
-    """Lazy per-year layers for ``years``, one (y, x) dask array per year and variable.
-
-    ``scenes`` holds the land_cover, quality and mviupd arrays (time, y, x) and
-    ``scene_years`` the year of each time slot. Each task summarises one spatial block of
-    ``spatial_chunks`` pixels over all scenes of a year, so memory is bounded by
-    (scenes in the year) x (block), never by the cube.
-    """
-    ys, xs = spatial_chunks
-    out: dict[str, list[da.Array]] = {n: [] for n in YEARLY_VARIABLES}
-    for year in years:
-        idx = np.flatnonzero(scene_years == year)
-        if idx.size == 0:
-            raise CubeError(f"yearly layers: no scene in year {year}")
-        ins = [
-            scenes[n][idx].rechunk((idx.size, ys, xs)) for n in ("land_cover", "quality", "mviupd")
-        ]
-        summary = da.map_blocks(
-            yearly_summary,
-            *ins,
-            chunks=((len(YEARLY_VARIABLES),), ins[0].chunks[1], ins[0].chunks[2]),
-            dtype=np.float32,
-            meta=np.empty((0, 0, 0), dtype=np.float32),
-            token=f"updm-yearly-{year}",
-        )
-        for j, (name, spec) in enumerate(YEARLY_VARIABLES.items()):
-            out[name].append(summary[j].astype(spec.dtype))
     return out
 
 
@@ -251,3 +217,52 @@ def clear_count_with_fill(ds: xr.Dataset, location: str) -> xr.DataArray:
     # writers choose their own encoding (the exports set _FillValue)
     out.encoding = {}
     return out
+
+
+def touched_blocks(
+    windows: Sequence[tuple[int, int, int, int]], edge: tuple[int, int]
+) -> set[tuple[int, int]]:
+    """Spatial chunk indices (of edge ``edge``) that windows ``(row0, col0, rows, cols)`` touch."""
+    ys, xs = edge
+    out: set[tuple[int, int]] = set()
+    for r0, c0, rows, cols in windows:
+        for i in range(r0 // ys, (r0 + rows - 1) // ys + 1):
+            for j in range(c0 // xs, (c0 + cols - 1) // xs + 1):
+                out.add((i, j))
+    return out
+
+
+def rebuild_block(
+    fork: object,
+    years: Sequence[tuple[int, Sequence[int]]],
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+) -> tuple[object, int]:
+    """Summarise some years over one spatial block and write them; ``(fork, chunks)`` back.
+
+    ``years`` holds, per year, its index on the year axis and the time slots of the scenes
+    of that year that touch the block: only those slots are read. Every year of one task
+    lies in one chunk along the year axis, and no other task writes that chunk.
+    """
+    import zarr
+
+    store = fork.store  # type: ignore[attr-defined]
+    region = (slice(*rows), slice(*cols))
+    scenes = {
+        n: zarr.open_array(store, path=n, mode="r") for n in ("land_cover", "quality", "mviupd")
+    }
+    targets = {
+        n: zarr.open_array(store, path=n, mode="a", config={"write_empty_chunks": False})
+        for n in YEARLY_VARIABLES
+    }
+    for index, slots in years:
+        picked = [
+            scenes[n].get_orthogonal_selection((np.asarray(slots, dtype=np.int64), *region))
+            for n in ("land_cover", "quality", "mviupd")
+        ]
+        # MVIUPD is stored packed: summarise its values, not its integer codes
+        picked[2] = decode_layer("mviupd", picked[2])
+        summary = yearly_summary(*picked)
+        for j, (name, spec) in enumerate(YEARLY_VARIABLES.items()):
+            targets[name][(index, *region)] = summary[j].astype(spec.dtype)
+    return fork, len(YEARLY_VARIABLES)

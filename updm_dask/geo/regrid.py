@@ -59,6 +59,10 @@ from ..errors import GridError
 from .grid import PIXEL_TOLERANCE, CubeGrid
 
 Method = Literal["average", "nearest", "mode"]
+
+#: Attribute ``[row0, col0, rows, cols]`` that ``to_grid(..., window=True)`` puts on its
+#: result: where on the grid the window lies (``Cube.append_scenes`` reads it).
+WINDOW_ATTR = "grid_window"
 _METHODS = ("average", "nearest", "mode")
 
 #: Class codes in tie-break order for ``"mode"``: vegetation, urban, water, cloud.
@@ -360,12 +364,124 @@ def _reproject_var(var: xr.DataArray, grid: CubeGrid, method: str, fill: Any) ->
     return out
 
 
+def _window(tr: Affine, shape: tuple[int, int], src_crs: pyproj.CRS, grid: CubeGrid) -> tuple:
+    """Rows ``[r0, r1)`` and columns ``[c0, c1)`` of the grid the data cover, clipped to it.
+
+    Exact for the aligned rules (slice, refine, coarsen); for a reprojection, the grid
+    pixels whose centres can fall inside the data's transformed bounds (the whole grid when
+    the bounds cannot be transformed). Raises :class:`_NoOverlap` when the window is empty.
+    """
+    sh, sw = shape
+    plan, p = _plan(tr, src_crs, grid)
+    if plan == "slice":
+        r0, r1, c0, c1 = p["row0"], p["row0"] + sh, p["col0"], p["col0"] + sw
+    elif plan == "refine":
+        r0, c0 = p["row0"], p["col0"]
+        r1, c1 = r0 + sh * p["ky"], c0 + sw * p["kx"]
+    elif plan == "coarsen":
+        ky, kx, row0, col0 = p["ky"], p["kx"], p["row0"], p["col0"]
+        r0, r1 = row0 // ky, -(-(row0 + sh) // ky)
+        c0, c1 = col0 // kx, -(-(col0 + sw) // kx)
+    else:
+        bounds = (
+            min(tr.c, tr.c + tr.a * sw),
+            min(tr.f, tr.f + tr.e * sh),
+            max(tr.c, tr.c + tr.a * sw),
+            max(tr.f, tr.f + tr.e * sh),
+        )
+        try:
+            tb = pyproj.Transformer.from_crs(
+                src_crs, grid.pyproj_crs, always_xy=True
+            ).transform_bounds(*bounds, densify_pts=21)
+        except pyproj.exceptions.ProjError:
+            tb = (math.nan,) * 4
+        if not all(math.isfinite(v) for v in tb):
+            return 0, grid.ny, 0, grid.nx
+        g, gt = grid.resolution, grid.transform
+        # one pixel of margin: the resampling kernel may reach a pixel beyond the bounds
+        r0 = math.floor((gt.f - tb[3]) / g) - 1
+        r1 = math.ceil((gt.f - tb[1]) / g) + 1
+        c0 = math.floor((tb[0] - gt.c) / g) - 1
+        c1 = math.ceil((tb[2] - gt.c) / g) + 1
+    r0, r1 = max(r0, 0), min(r1, grid.ny)
+    c0, c1 = max(c0, 0), min(c1, grid.nx)
+    if r0 >= r1 or c0 >= c1:
+        raise _NoOverlap()
+    return r0, r1, c0, c1
+
+
+def grid_window(data: xr.DataArray | xr.Dataset, grid: CubeGrid) -> tuple[int, int, int, int]:
+    """The part of ``grid`` that ``data`` cover: ``(row0, col0, rows, cols)``.
+
+    Parameters
+    ----------
+    data : xarray.DataArray or xarray.Dataset
+        Georeferenced data with dims ``(..., y, x)``, as :func:`to_grid` takes them.
+    grid : CubeGrid
+        Target grid.
+
+    Returns
+    -------
+    tuple of int
+        First row and column of the window on the grid, and its size, clipped to the grid.
+        Exact where the data lie on the grid's lattice; for a reprojection, a bounding box
+        of the data's footprint with one pixel of margin.
+
+    Raises
+    ------
+    GridError
+        No CRS, no ``y``/``x`` dims, or no overlap with the grid.
+    """
+    name = repr(data.name) if isinstance(data, xr.DataArray) else "the dataset"
+    if data.rio.crs is None:
+        raise GridError(f"grid_window: {name} has no CRS; set one with .rio.write_crs(...)")
+    src_crs = pyproj.CRS.from_user_input(data.rio.crs.to_wkt())
+    tr = _src_transform(data, name)
+    try:
+        r0, r1, c0, c1 = _window(tr, (data.sizes["y"], data.sizes["x"]), src_crs, grid)
+    except _NoOverlap:
+        raise GridError(
+            f"grid_window: {name} does not overlap the cube grid (bounds {grid.bounds})"
+        ) from None
+    return r0, c0, r1 - r0, c1 - c0
+
+
+def lattice_offset(data: xr.DataArray | xr.Dataset, grid: CubeGrid) -> tuple[int, int] | None:
+    """Grid row and column of the data's pixel (0, 0) when the data lie on the grid's lattice.
+
+    That is the first rule of :func:`to_grid` (same CRS and resolution, pixel edges a whole
+    number of pixels from the grid's): the data are then the grid's pixels, shifted. None
+    for anything that needs resampling, or data without a CRS or transform.
+    """
+    try:
+        if data.rio.crs is None:
+            return None
+        src_crs = pyproj.CRS.from_user_input(data.rio.crs.to_wkt())
+        tr = _src_transform(data, "data")
+    except GridError:
+        return None
+    plan, params = _plan(tr, src_crs, grid)
+    return (params["row0"], params["col0"]) if plan == "slice" else None
+
+
+def lattice_chunks(start: int, size: int, edge: int) -> tuple[int, ...]:
+    """Chunks of ``size`` pixels from grid index ``start``, cut where the index is a multiple
+    of ``edge`` (the cube's chunk edges); ``start`` may be negative."""
+    out, at, stop = [], start, start + size
+    while at < stop:
+        nxt = min((at // edge + 1) * edge, stop)
+        out.append(nxt - at)
+        at = nxt
+    return tuple(out)
+
+
 def to_grid(
     data: xr.DataArray | xr.Dataset,
     grid: CubeGrid,
     *,
     method: Method | Mapping[str, Method] = "average",
     fill: Any = None,
+    window: bool = False,
 ) -> xr.DataArray | xr.Dataset:
     """Put georeferenced data on the cube grid, lazily (rules in the module docstring).
 
@@ -383,11 +499,17 @@ def to_grid(
     fill : scalar, optional
         Value for grid pixels the data do not cover. Default: NaN for floats; for integers
         the variable's nodata, else 0.
+    window : bool
+        Return only the part of the grid the data cover (:func:`grid_window`), with that
+        part's ``y``/``x`` coordinates, instead of the whole grid padded with ``fill``: the
+        size (and the dask graph) of the result then follows the data, not the grid. The
+        values inside the window are the same as those of the whole-grid result.
 
     Returns
     -------
     Same type as ``data``
-        With the grid's ``y``/``x`` coordinates (pixel centres) and CRS (``spatial_ref``).
+        With the grid's ``y``/``x`` coordinates (pixel centres) and CRS (``spatial_ref``);
+        with ``window=True``, those of the window and the window's transform.
 
     Raises
     ------
@@ -418,6 +540,16 @@ def to_grid(
             f"to_grid: {name} (bounds {src_bounds} in {src_crs.name}) does not overlap the "
             f"cube grid (bounds {grid.bounds} in {grid.pyproj_crs.name})"
         )
+    if window:
+        try:
+            r0, r1, c0, c1 = _window(tr, (ny, nx), src_crs, grid)
+        except _NoOverlap:
+            raise GridError(
+                f"to_grid: {name} does not overlap the cube grid (bounds {grid.bounds})"
+            ) from None
+        # The window is a grid on the same lattice, so every rule gives the same pixels
+        # there as on the whole grid.
+        grid = CubeGrid(grid.crs, grid.transform @ Affine.translation(c0, r0), (r1 - r0, c1 - c0))
     plan, params = _plan(tr, src_crs, grid)
 
     def one(var: xr.DataArray) -> xr.DataArray:
@@ -459,4 +591,6 @@ def to_grid(
     out = out.drop_vars("spatial_ref", errors="ignore")
     out = out.rio.write_crs(grid.crs_wkt)
     out = out.rio.write_transform(grid.transform)
+    if window:
+        out.attrs[WINDOW_ATTR] = [r0, c0, r1 - r0, c1 - c0]
     return out

@@ -56,12 +56,14 @@ from typing import Any
 import dask.config
 import rasterio.errors
 import xarray as xr
+import zarr
 
 from .. import __version__, config
 from ..cube import Cube, CubeConflictError, EmptyScenesError, create_cube, cube_exists, open_cube
 from ..errors import GridError, JobError, JobSpecError, SceneError, UpdmError
 from ..geo import CubeGrid, to_grid
 from ..geo.grid import check_grid_pixels, covering_grid
+from ..geo.regrid import WINDOW_ATTR, lattice_chunks, lattice_offset
 from ..messages import printable, redact, shown
 from ..pipeline import Science, process_scene
 from ..scenes import SceneSource, discover_scenes, discover_stac, input_roots, open_scene
@@ -375,8 +377,9 @@ def scene_on_grid(
     science: Science | None = None,
     *,
     chunks: int | None = None,
+    cube_chunks: int | tuple[int, int] | None = None,
 ) -> xr.Dataset:
-    """One scene's UPDM layers on the cube grid, lazily (nothing is read).
+    """One scene's UPDM layers on its window of the cube grid, lazily (nothing is read).
 
     Parameters
     ----------
@@ -387,22 +390,58 @@ def scene_on_grid(
     science
         Science parameters (default :class:`~updm_dask.pipeline.Science`).
     chunks
-        Spatial chunk edge of the scene (default dask config ``updm.chunks.spatial``).
+        Spatial chunk edge of the scene as it is read (default dask config
+        ``updm.chunks.spatial``).
+    cube_chunks
+        Chunk edge of the cube's scene-level arrays (default dask config
+        ``updm.chunks.cube``, clipped to the grid). When the scene lies on the grid's
+        lattice, its blocks are cut on these chunk edges before the fused kernel runs, so
+        that every block is computed, encoded and written by one task and no chunk is
+        shared between tasks.
 
     Returns
     -------
     xarray.Dataset
-        The layers of :func:`~updm_dask.pipeline.process_scene` on ``grid``
-        (:data:`REGRID_METHODS`), with the scene's attributes minus the Python objects,
-        ready for :meth:`~updm_dask.cube.Cube.append_scenes`; ``attrs["scene_pixels"]``
-        is the scene's own pixel count.
+        The layers of :func:`~updm_dask.pipeline.process_scene` (:data:`REGRID_METHODS`)
+        on the part of ``grid`` the scene covers (``to_grid(..., window=True)``: the
+        ``grid_window`` attribute says where), with the scene's attributes minus the
+        Python objects, ready for :meth:`~updm_dask.cube.Cube.append_scenes`;
+        ``attrs["scene_pixels"]`` is the scene's own pixel count.
     """
     scene = open_scene(source, chunks=chunks)
+    if chunks is None:
+        lattice = _chunk_lattice(scene, grid, cube_chunks)
+        if lattice is not None:
+            # read again, cut on the cube's chunk edges: no rechunk before the kernel
+            scene = open_scene(source, chunks=lattice)
     layers = process_scene(scene, science)
-    placed = to_grid(layers, grid, method=REGRID_METHODS)
+    placed = to_grid(layers, grid, method=REGRID_METHODS, window=True)
+    window = placed.attrs[WINDOW_ATTR]
     placed.attrs = {k: v for k, v in layers.attrs.items() if not k.startswith("updm_")}
+    placed.attrs[WINDOW_ATTR] = window
     placed.attrs["scene_pixels"] = int(scene.sizes["y"] * scene.sizes["x"])
     return placed
+
+
+def _chunk_lattice(
+    scene: xr.Dataset, grid: CubeGrid, cube_chunks: int | tuple[int, int] | None
+) -> dict[str, tuple[int, ...]] | None:
+    """Chunks of the scene cut on the cube's chunk edges, when it lies on the grid's lattice.
+
+    Then the kernel's blocks are the write blocks: each block is read, computed, encoded
+    and written without a rechunk, and no two blocks share a chunk. None for scenes that
+    need resampling (the cube rechunks those).
+    """
+    if cube_chunks is None:
+        cube_chunks = int(config.get("chunks.cube"))
+    cy, cx = (cube_chunks, cube_chunks) if isinstance(cube_chunks, int) else cube_chunks
+    offset = lattice_offset(scene, grid)
+    if offset is None:
+        return None
+    return {
+        "y": lattice_chunks(offset[0], scene.sizes["y"], min(cy, grid.ny)),
+        "x": lattice_chunks(offset[1], scene.sizes["x"], min(cx, grid.nx)),
+    }
 
 
 def _product(source: SceneSource) -> str:
@@ -707,6 +746,8 @@ def _run(
 
     tell(0)
     years: set[int] = set()
+    # scenes are cut on the cube's own chunk edges, so each block is one fused task
+    cube_chunks = tuple(zarr.open_array(cube.session().store, path="uCw", mode="r").chunks[1:])
     n_batches = -(-len(todo) // spec.batch_size)
     t0 = time.perf_counter()
     for batch_no, start in enumerate(range(0, len(todo), spec.batch_size), start=1):
@@ -714,7 +755,8 @@ def _run(
         prepared: list[tuple[SceneSource, xr.Dataset]] = []
         for source in sources:
             try:
-                prepared.append((source, scene_on_grid(source, cube.grid, science)))
+                placed = scene_on_grid(source, cube.grid, science, cube_chunks=cube_chunks)
+                prepared.append((source, placed))
             except _SCENE_ERRORS as exc:
                 report.failed.append(SceneFailure(source.scene_id, "open", redact(str(exc))))
         metadata = _commit_metadata(

@@ -490,9 +490,18 @@ def _spatial_chunks(chunks) -> tuple[int, int]:
         values = (chunks, chunks)
     out = []
     for value in values:
+        if isinstance(value, tuple) and isinstance(chunks, Mapping) and value:
+            # explicit block sizes (e.g. cut on a cube's chunk edges); summed below
+            if all(
+                not isinstance(v, bool) and isinstance(v, int | np.integer) and v >= 1
+                for v in value
+            ):
+                out.append(tuple(int(v) for v in value))
+                continue
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise _error(
                 f"open_scene: chunks={chunks!r}; expected a positive int or {{'y': int, 'x': int}}"
+                " (or, per dimension, a tuple of positive ints that add up to its size)"
             )
         out.append(int(value))
     return out[0], out[1]
@@ -587,6 +596,13 @@ def open_scene(
 
     cy, cx = _spatial_chunks(chunks)
     rows, cols = ref.shape
+    for dim, given, size in (("y", cy, rows), ("x", cx, cols)):
+        if isinstance(given, tuple) and sum(given) != size:
+            raise _error(
+                f"open_scene: chunks[{dim!r}] add up to {sum(given)} pixels; scene {scene} has "
+                f"{size} along {dim}",
+                scene_id=source.scene_id,
+            )
     dn = _lazy(
         RasterStack(
             [source.band_paths[b] for b in labels],

@@ -1,0 +1,279 @@
+"""Work that follows a scene's pixels, not the grid: windows, fused block writes, one
+snapshot per batch, and per-year layers rebuilt over the chunks a year's scenes touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import icechunk
+import numpy as np
+import pytest
+import rioxarray  # noqa: F401
+import xarray as xr
+import zarr
+from affine import Affine
+from dask.callbacks import Callback
+
+from updm_dask.cube import QUALITY_FILL, EmptyScenesError, create_cube, open_cube
+from updm_dask.demo import make_demo_archive
+from updm_dask.errors import GridError, SceneError
+from updm_dask.geo import CubeGrid, to_grid
+from updm_dask.jobs.run import REGRID_METHODS, scene_on_grid
+from updm_dask.pipeline import process_scene
+from updm_dask.scenes import discover_scenes, open_scene
+
+PARA = Path("landsat") / "para-224063-1988"
+
+
+class _TaskCount(Callback):
+    """Counts the tasks a dask computation runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks = 0
+
+    def _pretask(self, key, dsk, state):
+        self.tasks += 1
+
+
+def _snapshot_files(location: Path) -> int:
+    return len(list((location / "snapshots").iterdir()))
+
+
+def _tasks_to_append(location: Path, grid: CubeGrid, source, chunks: int) -> tuple[int, Path]:
+    cube = create_cube(location, grid, chunks=chunks)
+    placed = scene_on_grid(source, grid, cube_chunks=chunks)
+    counter = _TaskCount()
+    with dask.config.set(scheduler="sync"), counter:
+        cube.append_scenes([placed], metadata={}, message="one scene", reject_empty=True)
+    return counter.tasks, location
+
+
+# --------------------------------------------------------------------------------------
+# Item: a scene's graph grows with its pixels, not with the grid
+
+
+@pytest.mark.slow
+def test_a_scene_on_a_continental_grid_costs_what_it_costs_on_its_own_grid(shared_data, tmp_path):
+    source = discover_scenes(str(shared_data / PARA)).scenes[0]
+    scene = open_scene(source)
+    tr, crs = scene.rio.transform(), str(scene.rio.crs)
+    own = CubeGrid(crs, tr, (scene.sizes["y"], scene.sizes["x"]))
+    # 131,072^2 pixels (17 G pixels; never allocated), the scene in its middle, off the
+    # chunk lattice by a few pixels
+    big = CubeGrid(
+        crs,
+        Affine(tr.a, 0, tr.c - (65_536 + 7) * tr.a, 0, tr.e, tr.f - (65_536 + 5) * tr.e),
+        (131_072, 131_072),
+    )
+    own_tasks, own_path = _tasks_to_append(tmp_path / "own", own, source, 32)
+    big_tasks, big_path = _tasks_to_append(tmp_path / "big", big, source, 32)
+    assert own_tasks > 0
+    assert big_tasks <= 1.5 * own_tasks, (own_tasks, big_tasks)
+
+    # the same pixels are stored, at the scene's place on each grid
+    small = zarr.open_group(open_cube(own_path).session().store, mode="r")
+    large = zarr.open_group(open_cube(big_path).session().store, mode="r")
+    r0, c0 = 65_536 + 5, 65_536 + 7
+    ny, nx = own.shape
+    for name in ("uCw", "mviupd", "land_cover", "quality"):
+        np.testing.assert_array_equal(
+            large[name][0, r0 : r0 + ny, c0 : c0 + nx], small[name][0], err_msg=name
+        )
+    # nothing outside the window was written: only chunks the scene touches are stored
+    cube = open_cube(big_path)
+    created, appended = (h["id"] for h in reversed(cube.history()[:2]))
+    rows = range(r0 // 32, -(-(r0 + ny) // 32))
+    cols = range(c0 // 32, -(-(c0 + nx) // 32))
+    written = _changed_chunks(cube, created, appended, "land_cover")
+    assert written and written <= {(0, i, j) for i in rows for j in cols}
+
+
+# --------------------------------------------------------------------------------------
+# Item: results identical to whole-grid placement (the demo, several sensors, 60 m MSS)
+
+
+@pytest.mark.slow
+def test_windowed_scenes_store_exactly_what_whole_grid_scenes_stored(tmp_path):
+    archive = make_demo_archive(tmp_path / "demo", seed=3, n_scenes=6, size=48)
+    demo = CubeGrid(archive.grid.crs, Affine(*archive.grid.transform), tuple(archive.grid.shape))
+    t = demo.transform
+    # a grid larger than the scenes, with chunk edges that cut through them
+    grid = CubeGrid(demo.crs, Affine(t.a, 0, t.c - 23 * t.a, 0, t.e, t.f - 9 * t.e), (90, 100))
+    sources = discover_scenes([str(archive.root)]).scenes
+    whole, windowed = [], []
+    for source in sources:
+        layers = process_scene(open_scene(source))
+        # padded to the whole grid, with the cube's fill (quality: the FILL bit)
+        placed = to_grid(layers, grid, method=REGRID_METHODS, fill={"quality": QUALITY_FILL})
+        placed.attrs = {k: v for k, v in layers.attrs.items() if not k.startswith("updm_")}
+        whole.append(placed)
+        windowed.append(scene_on_grid(source, grid, cube_chunks=16))
+    assert all(w.attrs["grid_window"][2:] != list(grid.shape) for w in windowed)
+    a = create_cube(tmp_path / "whole", grid, chunks=16)
+    b = create_cube(tmp_path / "windowed", grid, chunks=16)
+    a.append_scenes(whole, metadata={}, message="whole")
+    b.append_scenes(windowed, metadata={}, message="windowed")
+    a.rebuild_yearly()
+    b.rebuild_yearly()
+    da_, db = a.to_xarray().load(), b.to_xarray().load()
+    assert set(da_.data_vars) == set(db.data_vars)
+    for name in da_.data_vars:
+        np.testing.assert_array_equal(da_[name].values, db[name].values, err_msg=name)
+    # and the windowed cube holds fewer chunks: nothing of the padding was written
+    for name in ("uCw", "land_cover"):
+        za = zarr.open_array(a.session().store, path=name)
+        zb = zarr.open_array(b.session().store, path=name)
+        assert zb.nchunks_initialized == za.nchunks_initialized
+
+
+# --------------------------------------------------------------------------------------
+# Emptiness from the computed pixels; bad windows
+
+
+GRID = CubeGrid("EPSG:32637", Affine(30, 0, 589035, 0, -30, 756165), (64, 64))
+
+
+def _window_scene(sid: str, time: str, rows: slice, cols: slice, lc: int, q: int = 0):
+    """Layers of a scene covering ``rows`` x ``cols`` of GRID, as to_grid(window=True)
+    hands them over (a georeferenced source array regridded onto GRID)."""
+    ny, nx = rows.stop - rows.start, cols.stop - cols.start
+    t = GRID.transform
+    src = xr.Dataset(
+        {
+            "land_cover": (("y", "x"), np.full((ny, nx), lc, np.uint8)),
+            "quality": (("y", "x"), np.full((ny, nx), q, np.uint8)),
+            "mviupd": (("y", "x"), np.full((ny, nx), 0.25 * lc, np.float32)),
+        },
+        coords={"y": GRID.y[rows], "x": GRID.x[cols]},
+    ).rio.write_crs(GRID.crs)
+    src = src.rio.write_transform(t @ Affine.translation(cols.start, rows.start))
+    out = to_grid(src, GRID, method="nearest", window=True)
+    out = out.assign_coords(scene_id=sid, time=np.datetime64(time, "us"))
+    out.attrs.update(sensor="TM", platform="LANDSAT_5")
+    return out
+
+
+def test_emptiness_comes_from_the_pixels_not_from_listing_chunks(tmp_path, monkeypatch):
+    cube = create_cube(tmp_path / "c", GRID, chunks=16)
+
+    def no_listing(self, *args, **kwargs):
+        raise AssertionError("chunk keys were listed")
+
+    monkeypatch.setattr(icechunk.Session, "chunk_type", no_listing)
+    full = _window_scene("FULL", "2001-01-01", slice(3, 30), slice(20, 61), lc=3)
+    empty = _window_scene("EMPTY", "2001-02-01", slice(40, 50), slice(0, 10), lc=0)
+    with pytest.raises(EmptyScenesError, match="EMPTY") as info:
+        cube.append_scenes([full, empty], metadata={}, message="m", reject_empty=True)
+    assert info.value.scene_ids == ("EMPTY",)
+    assert cube.scene_ids() == set()
+    cube.append_scenes([full], metadata={}, message="m", reject_empty=True)
+    lc = cube.to_xarray().land_cover.values[0]
+    assert (lc[3:30, 20:61] == 3).all() and lc.sum() == 3 * 27 * 41
+
+
+def test_a_bad_window_is_refused_with_its_attribute_named(tmp_path):
+    cube = create_cube(tmp_path / "c", GRID, chunks=16)
+    scene = _window_scene("W", "2001-01-01", slice(3, 30), slice(20, 61), lc=3)
+    for bad in ("junk", [1, 2, 3], [60, 0, 10, 10], [0.5, 0, 27, 41]):
+        odd = scene.copy()
+        odd.attrs["grid_window"] = bad
+        with pytest.raises(GridError, match=r"'W'.*'grid_window' must be four whole numbers"):
+            cube.append_scenes([odd], metadata={}, message="m")
+    wrong = scene.copy()
+    wrong.attrs["grid_window"] = [3, 20, 27, 40]
+    with pytest.raises(GridError, match=r"shape \(27, 41\).*declares a window of \(27, 40\)"):
+        cube.append_scenes([wrong], metadata={}, message="m")
+    assert cube.scene_ids() == set()
+
+
+def test_explicit_read_chunks_must_add_up_to_the_scene(shared_data):
+    folder = shared_data / PARA
+    with pytest.raises(SceneError, match=r"chunks\['y'\] add up to 300 pixels.*310"):
+        open_scene(folder, chunks={"y": (100, 200), "x": 64})
+    scene = open_scene(folder, chunks={"y": (10, 300), "x": (287,)})
+    assert scene["dn"].chunks[1:] == ((10, 300), (287,))
+
+
+# --------------------------------------------------------------------------------------
+# One snapshot per batch
+
+
+def test_a_batch_and_a_rebuild_each_write_one_snapshot(tmp_path):
+    location = tmp_path / "c"
+    cube = create_cube(location, GRID, chunks=16)
+    before = _snapshot_files(location)
+    cube.append_scenes(
+        [
+            _window_scene("A", "2001-01-01", slice(0, 20), slice(0, 64), lc=3),
+            _window_scene("B", "2002-01-01", slice(10, 64), slice(5, 40), lc=2),
+        ],
+        metadata={},
+        message="batch 1",
+    )
+    assert _snapshot_files(location) == before + 1
+    cube.rebuild_yearly()  # the first build creates the arrays
+    after_first_build = _snapshot_files(location)
+    cube.append_scenes(
+        [_window_scene("C", "2002-06-01", slice(0, 8), slice(0, 8), lc=4)],
+        metadata={},
+        message="batch 2",
+    )
+    assert _snapshot_files(location) == after_first_build + 1
+    cube.rebuild_yearly([2002])
+    assert _snapshot_files(location) == after_first_build + 2
+    assert len(cube.history()) == 6  # initialise, create, 2 batches, 2 rebuilds
+
+
+# --------------------------------------------------------------------------------------
+# Per-year layers: one year's scenes, the chunks they touched
+
+
+def _changed_chunks(cube, before: str, after: str, name: str) -> set[tuple[int, ...]]:
+    diff = cube.repository.diff(from_snapshot_id=before, to_snapshot_id=after)
+    return {tuple(c) for c in diff.updated_chunks.get("/" + name, set())}
+
+
+def test_rebuilding_a_year_reads_its_scenes_and_writes_the_chunks_they_touched(tmp_path):
+    with dask.config.set({"updm.chunks.yearly": 16}):
+        cube = create_cube(tmp_path / "c", GRID, chunks=16)
+        cube.append_scenes(
+            [
+                _window_scene("S1", "2001-03-01", slice(0, 32), slice(0, 32), lc=3),
+                _window_scene("S2", "2003-03-01", slice(0, 64), slice(0, 64), lc=2),
+            ],
+            metadata={},
+            message="first",
+        )
+        cube.rebuild_yearly()
+        cube.append_scenes(
+            [_window_scene("S3", "2001-08-01", slice(40, 56), slice(40, 64), lc=4)],
+            metadata={},
+            message="second",
+        )
+        # S2 (2003) is spoiled behind the cube's back: a rebuild of 2001 that read it
+        # would not notice, but 2003's layer must not change either.
+        session = cube.repository.writable_session("main")
+        zarr.open_array(session.store, path="land_cover", mode="a")[1] = 4
+        session.commit("spoil the 2003 scene")
+        before = cube.snapshot_id
+        cube.rebuild_yearly([2001])
+        after = cube.snapshot_id
+
+    ds = cube.to_xarray().load()
+    assert list(ds.year.values) == [2001, 2003]
+    expected = np.zeros((64, 64), np.uint8)
+    expected[0:32, 0:32] = 3
+    expected[40:56, 40:64] = 4
+    np.testing.assert_array_equal(ds.yearly_land_cover.values[0], expected)
+    np.testing.assert_array_equal(ds.yearly_clear_count.values[0], (expected > 0).astype(int))
+    np.testing.assert_array_equal(ds.yearly_land_cover.values[1], np.full((64, 64), 2))
+    # written: the chunks S1 (rows/cols 0-31: blocks 0-1 x 0-1) and S3 (rows 40-55,
+    # cols 40-63: blocks 2-3 x 2-3) touch, in the one year-chunk; none of the other 8
+    touched = {(0, i, j) for i in (0, 1) for j in (0, 1)} | {
+        (0, i, j) for i in (2, 3) for j in (2, 3)
+    }
+    for name in ("yearly_land_cover", "yearly_clear_count"):
+        assert _changed_chunks(cube, before, after, name) == touched, name
+    assert _changed_chunks(cube, before, after, "land_cover") == set()
