@@ -48,7 +48,7 @@ from ._schema import (
     decode_dataset,
     template,
 )
-from ._yearly import rebuild_block, touched_blocks, yearly_layers_outdated
+from ._yearly import rebuild_arrays, rebuild_block, touched_blocks, yearly_layers_outdated
 
 log = logging.getLogger("updm_dask.cube")
 
@@ -745,9 +745,10 @@ class Cube:
                     by_block.setdefault(ij, []).append(slot)
             for (i, j), slots in by_block.items():
                 work.setdefault((index // yc, i, j), []).append((index, slots))
+        arrays = rebuild_arrays(fork)
         tasks = [
             dask.delayed(rebuild_block, pure=False)(
-                fork,
+                arrays,
                 entries,
                 (i * block[0], min((i + 1) * block[0], ny)),
                 (j * block[1], min((j + 1) * block[1], nx)),
@@ -755,7 +756,7 @@ class Cube:
             for (_, i, j), entries in sorted(work.items())
         ]
         results = dask.compute(*tasks)
-        merge_forks(session, fork, [f for f, _ in results])
+        merge_forks(session, fork, [f for forks, _ in results for f in forks])
         snap = self._commit(
             session,
             message or f"rebuild yearly layers for {year_ranges(done)}",

@@ -324,10 +324,14 @@ def merge_forks(session: icechunk.Session, fork: Any, results: Sequence[Any]) ->
         session.merge(fork)
 
 
+def _open_target(fork: Any, path: str) -> Any:
+    """The Zarr array ``path`` of ``fork``, open for writing without all-fill chunks."""
+    return zarr.open_array(fork.store, path=path, mode="a", config={"write_empty_chunks": False})
+
+
 def _write_blocks(
     *blocks: np.ndarray,
-    fork: Any,
-    paths: tuple[str, ...],
+    targets: tuple[Any, ...],
     origin: tuple[int, int, int],
     count: int | None,
     fill: Any,
@@ -339,15 +343,16 @@ def _write_blocks(
     (t0, t1), (y0, y1), (x0, x1) = block_info[0]["array-location"]
     t, r, c = origin
     region = (slice(t + t0, t + t1), slice(r + y0, r + y1), slice(c + x0, c + x1))
-    for path, block in zip(paths, blocks, strict=True):
-        target = zarr.open_array(
-            fork.store, path=path, mode="a", config={"write_empty_chunks": False}
-        )
+    # The targets were opened once by the caller: opening Zarr arrays inside threaded tasks
+    # on one shared Icechunk session can deadlock; a worker process unpickles its own copy.
+    for target, block in zip(targets, blocks, strict=True):
         target[region] = block
+    # Each target unpickled in a worker holds its own copy of the fork: hand back all.
+    forks = tuple(t.store.session for t in targets)
     # Emptiness from the pixels just computed: no listing of stored chunks afterwards.
     valid = 0 if count is None else int(np.count_nonzero(blocks[count] != fill))
     out = np.empty((1, 1, 1), dtype=object)
-    out[0, 0, 0] = (fork, valid)
+    out[0, 0, 0] = (forks, valid)
     return out
 
 
@@ -419,10 +424,15 @@ def write_dask(
         groups.setdefault(key, []).append(i)
     outputs = []
     slots = []
+    opened: dict[str, Any] = {}
     for key, members in groups.items():
         arrays = [sources[i] for i in members]
         paths = tuple(names[i] for i in members)
         counted = paths.index(COUNTED) if COUNTED in paths else None
+        for p in paths:
+            if p not in opened:
+                opened[p] = _open_target(fork, p)
+        targets = tuple(opened[p] for p in paths)
         first = arrays[0]
         outputs.append(
             da.map_blocks(
@@ -432,8 +442,7 @@ def write_dask(
                 dtype=object,
                 meta=np.empty((0, 0, 0), dtype=object),
                 name=f"updm-write-{uuid.uuid4().hex}",
-                fork=fork,
-                paths=paths,
+                targets=targets,
                 origin=(key[0][0], key[1][0], key[2][0]),
                 count=counted,
                 fill=fill,
@@ -444,8 +453,8 @@ def write_dask(
     forks: list[Any] = []
     valid: dict[int, int] = {}
     for slot, result in zip(slots, results, strict=True):
-        for f, n in result.ravel():
-            forks.append(f)
+        for fs, n in result.ravel():
+            forks.extend(fs)
             valid[slot] = valid.get(slot, 0) + n
     merge_forks(session, fork, forks)
     return valid

@@ -233,36 +233,45 @@ def touched_blocks(
 
 
 def rebuild_block(
-    fork: object,
+    arrays: dict[str, Any],
     years: Sequence[tuple[int, Sequence[int]]],
     rows: tuple[int, int],
     cols: tuple[int, int],
-) -> tuple[object, int]:
-    """Summarise some years over one spatial block and write them; ``(fork, chunks)`` back.
+) -> tuple[tuple[object, ...], int]:
+    """Summarise some years over one spatial block and write them; ``(forks, chunks)`` back.
 
-    ``years`` holds, per year, its index on the year axis and the time slots of the scenes
-    of that year that touch the block: only those slots are read. Every year of one task
-    lies in one chunk along the year axis, and no other task writes that chunk.
+    ``arrays`` holds the scene layers read (land_cover, quality, mviupd) and the yearly
+    layers written, opened once by the caller on one fork: opening Zarr arrays inside
+    threaded tasks on a shared Icechunk session can deadlock, and a worker process gets
+    its own pickled copy anyway. ``years`` holds, per year, its index on the year axis and
+    the time slots of the scenes of that year that touch the block: only those slots are
+    read. Every year of one task lies in one chunk along the year axis, and no other task
+    writes that chunk.
     """
-    import zarr
-
-    store = fork.store  # type: ignore[attr-defined]
     region = (slice(*rows), slice(*cols))
-    scenes = {
-        n: zarr.open_array(store, path=n, mode="r") for n in ("land_cover", "quality", "mviupd")
-    }
-    targets = {
-        n: zarr.open_array(store, path=n, mode="a", config={"write_empty_chunks": False})
-        for n in YEARLY_VARIABLES
-    }
     for index, slots in years:
         picked = [
-            scenes[n].get_orthogonal_selection((np.asarray(slots, dtype=np.int64), *region))
+            arrays[n].get_orthogonal_selection((np.asarray(slots, dtype=np.int64), *region))
             for n in ("land_cover", "quality", "mviupd")
         ]
         # MVIUPD is stored packed: summarise its values, not its integer codes
         picked[2] = decode_layer("mviupd", picked[2])
         summary = yearly_summary(*picked)
         for j, (name, spec) in enumerate(YEARLY_VARIABLES.items()):
-            targets[name][(index, *region)] = summary[j].astype(spec.dtype)
-    return fork, len(YEARLY_VARIABLES)
+            arrays[name][(index, *region)] = summary[j].astype(spec.dtype)
+    # Each array unpickled in a worker holds its own copy of the fork: hand back those
+    # written to.
+    forks = tuple(arrays[n].store.session for n in YEARLY_VARIABLES)
+    return forks, len(YEARLY_VARIABLES)
+
+
+def rebuild_arrays(fork: Any) -> dict[str, Any]:
+    """The arrays :func:`rebuild_block` reads and writes, opened on ``fork``."""
+    import zarr
+
+    store = fork.store
+    read = ("land_cover", "quality", "mviupd")
+    arrays = {n: zarr.open_array(store, path=n, mode="r") for n in read}
+    for n in YEARLY_VARIABLES:
+        arrays[n] = zarr.open_array(store, path=n, mode="a", config={"write_empty_chunks": False})
+    return arrays
