@@ -88,8 +88,8 @@ def test_slc_gap_flags_and_layers_do_not_depend_on_chunks(shared_data):
 # Peak memory per task is bounded by the chunk, not by the scene
 
 
-def _measure(source, chunks: int) -> tuple[int, int]:
-    """(largest peak of traced memory within one kernel call in bytes, scene pixels)."""
+def _measure(source, chunks: int) -> tuple[list[int], int]:
+    """(peak of traced memory within each kernel call in bytes, scene pixels)."""
     kernel_peaks: list[int] = []
     original = pipeline.process_block
 
@@ -117,15 +117,16 @@ def _measure(source, chunks: int) -> tuple[int, int]:
     assert all(np.isfinite(v) for v in values)
     n_chunks = int(np.prod([len(c) for c in stack["uCw"].data.chunks]))
     assert len(kernel_peaks) == n_chunks
-    return max(kernel_peaks), scene.sizes["y"] * scene.sizes["x"]
+    return kernel_peaks, scene.sizes["y"] * scene.sizes["x"]
 
 
 @pytest.mark.slow
 def test_peak_memory_is_bounded_by_the_chunk_not_the_scene(tm_archive, tmp_path):
     chunk = 64
     big = make_demo_archive(tmp_path / "big", n_scenes=3, size=1024)
-    kernel_small, pixels_small = _measure(_tm_source(tm_archive), chunk)
-    kernel_big, pixels_big = _measure(_tm_source(big), chunk)
+    peaks_small, pixels_small = _measure(_tm_source(tm_archive), chunk)
+    peaks_big, pixels_big = _measure(_tm_source(big), chunk)
+    kernel_big = max(peaks_big)
     assert pixels_big == 16 * pixels_small == 1024 * 1024
     scene_output_bytes = len(LAYERS) * 4 * pixels_big  # the whole float32 layer stack
     chunk_output_bytes = len(LAYERS) * 4 * chunk * chunk
@@ -133,8 +134,11 @@ def test_peak_memory_is_bounded_by_the_chunk_not_the_scene(tm_archive, tmp_path)
     assert kernel_big < 40 * chunk_output_bytes
     # ... far below the scene's own output ...
     assert kernel_big < scene_output_bytes / 8
-    # ... and does not grow with the scene (16x the pixels).
-    assert kernel_big < 1.25 * kernel_small + 64 * 1024
+    # ... and does not grow with the scene (16x the pixels). tracemalloc counts every
+    # thread's allocations, so a single call can catch a stray allocation of another
+    # thread (a leftover event loop of an earlier test): compare the typical call.
+    typical_small, typical_big = np.median(peaks_small), np.median(peaks_big)
+    assert typical_big < 1.25 * typical_small + 64 * 1024
 
 
 # --------------------------------------------------------------------------------------
