@@ -133,6 +133,25 @@ def test_netcdf_export_passes_the_cf_checker(demo_cube, tmp_path, offline_cf_che
     assert sorted(scene_ids) == sorted(open_cube(demo_cube).scene_ids())
 
 
+def test_netcdf_export_gives_the_class_count_a_fill_that_is_not_a_count(demo_cube, tmp_path):
+    # the demo's 2007 scene leaves a quarter of the grid uncovered; its 1974 layer has
+    # covered pixels that were never clear (count 0, which must stay 0)
+    out = tmp_path / "cube.nc"
+    assert main(["export", "netcdf", str(demo_cube), str(out)]) == 0
+    ds = open_cube(demo_cube).to_xarray()
+    with xr.open_dataset(out, mask_and_scale=False) as f:
+        assert f["yearly_class_count"].attrs["_FillValue"] == CLEAR_COUNT_FILL
+        for year in (1974, 2007):
+            covered, clear = _expected_counts(demo_cube, year)
+            exported = f["yearly_class_count"].sel(year=year).values
+            stored = ds["yearly_class_count"].sel(year=year).values
+            np.testing.assert_array_equal(exported, np.where(covered, stored, CLEAR_COUNT_FILL))
+            # the class count never exceeds the clear count where a scene was seen
+            assert (exported[covered] <= clear[covered]).all()
+        assert (~_expected_counts(demo_cube, 2007)[0]).any()
+        assert (f["yearly_class_count"].sel(year=1974).values == 0).any()
+
+
 def test_netcdf_export_refuses_an_existing_file_and_keeps_it(demo_cube, tmp_path, capsys):
     out = tmp_path / "cube.nc"
     out.write_bytes(b"not mine")
@@ -148,8 +167,9 @@ def test_zarr_export_passes_the_cf_checker_through_netcdf_c(
     assert main(["export", "zarr", str(demo_cube), str(out)]) == 0
     failed = offline_cf_checker(str(out))
     # Two findings come from the reader, not the store: CF 2.1 asks netCDF *files* to end
-    # in .nc, and netCDF-C (NCZarr) does not list Zarr-2 scalar arrays, which is how
-    # xarray stores the grid mapping spatial_ref (checked below with zarr itself).
+    # in .nc, and netCDF-C (NCZarr) does not list Zarr-2 scalar arrays (Unidata/netcdf-c
+    # issue 3108), which is how xarray stores the grid mapping spatial_ref (checked below
+    # with zarr itself, and the reader's blindness shown on a store of xarray's own).
     for _weight, name, msgs in failed:
         if name.startswith("§2.1"):
             assert all("must end with" in m for m in msgs)
@@ -159,14 +179,19 @@ def test_zarr_export_passes_the_cf_checker_through_netcdf_c(
                 "must exist" in m or "not a variable" in m or "non-existent" in m for m in msgs
             )
     assert {n.split()[0] for _, n, _ in failed} <= {"§2.1", "§5", "§5.6"}
+    import netCDF4
+
+    plain = tmp_path / "xarray-scalar.zarr"
+    xr.Dataset({"a": ("x", [1, 2])}, coords={"crs": 0}).to_zarr(plain, zarr_format=2)
+    with netCDF4.Dataset(f"file://{plain}#mode=nczarr,file") as nc:
+        # When this fails, netCDF-C lists scalars: drop the spatial_ref allowance above.
+        assert "a" in nc.variables and "crs" not in nc.variables
 
     store = zarr.open_consolidated(out, mode="r")  # consolidated metadata
     assert (out / ".zmetadata").is_file()
     assert store["spatial_ref"].attrs["grid_mapping_name"] == "transverse_mercator"
     for name in ("time", "y", "x", "year", "scene_id", "sun_elevation"):
         assert store[name].fill_value is None and "_FillValue" not in store[name].attrs, name
-    import netCDF4
-
     with netCDF4.Dataset(f"file://{out}#mode=nczarr,file") as nc:
         assert nc["land_cover"].getncattr("flag_values").dtype == np.uint8
         assert nc["quality"].getncattr("flag_masks").dtype == np.uint8

@@ -265,13 +265,32 @@ def _fixed_width_bytes(values: Any) -> np.ndarray:
     return np.array(text, dtype=f"S{width}")
 
 
+def _class_count_with_fill(ds: xr.Dataset) -> xr.DataArray:
+    """``yearly_class_count`` with the clear count's fill where no scene covered the pixel.
+
+    The cube stores 0 there, which is also the count of a pixel seen but never clear;
+    exports use the fill that is not a count (as for ``yearly_clear_count``, whose fill
+    says where nothing was seen), so that GDAL and CF readers skip those pixels only.
+    """
+    counted = ds["yearly_class_count"]
+    uncovered = ds["yearly_clear_count"] == CLEAR_COUNT_FILL
+    out = counted.where(~uncovered, CLEAR_COUNT_FILL).astype("uint16")
+    out.attrs = {
+        **counted.attrs,
+        "comment": f"{CLEAR_COUNT_FILL} (the fill value): no scene of the year covered the "
+        "pixel; 0: covered, but never clear",
+    }
+    return out
+
+
 def cf_dataset(view: Any, what: str) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
     """A cube snapshot as a CF-1.10 Dataset ready to write, and its encoding.
 
     What the exports write: the cube's variables and coordinates with ``_FillValue`` on
     data variables only (never on coordinates), ``flag_values``/``flag_masks`` in the
-    variable's dtype, per-scene strings as fixed-width bytes, ``yearly_clear_count`` with
-    its fill where no scene covered the pixel (:func:`~updm_dask.cube.clear_count_with_fill`),
+    variable's dtype, per-scene strings as fixed-width bytes, ``yearly_clear_count`` and
+    ``yearly_class_count`` with a fill that is not a count where no scene covered the pixel
+    (:func:`~updm_dask.cube.clear_count_with_fill`),
     the grid description as JSON text and a ``history`` line.
 
     Parameters
@@ -295,6 +314,8 @@ def cf_dataset(view: Any, what: str) -> tuple[xr.Dataset, dict[str, dict[str, An
     }
     if "yearly_clear_count" in ds:
         ds["yearly_clear_count"] = clear_count_with_fill(ds, view.location)
+        if "yearly_class_count" in ds:
+            ds["yearly_class_count"] = _class_count_with_fill(ds)
     for name in STR_COORDS:
         if name in ds.coords:
             ds = ds.assign_coords({name: (ds[name].dims, _fixed_width_bytes(ds[name].values))})
@@ -316,7 +337,7 @@ def cf_dataset(view: Any, what: str) -> tuple[xr.Dataset, dict[str, dict[str, An
             var.attrs.setdefault("long_name", "coordinate reference system of the grid")
         if name in ds.coords or name == "spatial_ref":
             encoding[name] = {"_FillValue": None}
-        elif name == "yearly_clear_count":
+        elif name in ("yearly_clear_count", "yearly_class_count"):
             encoding[name] = {"_FillValue": np.uint16(CLEAR_COUNT_FILL)}
         elif name in specs:
             encoding[name] = {"_FillValue": np.asarray(specs[name].fill, dtype=var.dtype)[()]}
