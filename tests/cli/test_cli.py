@@ -98,6 +98,55 @@ def test_every_point_command_takes_lonlat_or_xy_in_the_cube_crs(sw_cube, tmp_pat
     assert tables[0] == tables[1] and len(tables[0]) == 3
 
 
+def test_area_commands_take_the_same_point_with_a_radius(sw_cube, tmp_path, capsys):
+    cube = str(sw_cube)
+    # the pixel alone; then the pixels whose centre lies within one pixel (30 m): itself
+    # and its four neighbours (PIXEL is not on the grid's edge)
+    for radius, pixels in ((None, 1), (30, 5), (45, 9)):
+        extra = [] if radius is None else ["--radius", radius]
+        for where in (
+            ["--lonlat", LON, LAT],
+            ["--xy", X, Y],
+            ["--xy", LON, LAT, "--crs", "EPSG:4326"],
+        ):
+            code, out, err = run(capsys, "query", "area", cube, *where, *extra, "--format", "json")
+            assert code == 0, err
+            assert json.loads(out)["metadata"]["area"]["n_pixels"] == pixels, (where, radius)
+    # export map: the window around the point, the pixels outside the radius as nodata
+    tif = tmp_path / "lc.tif"
+    code, _, err = run(
+        capsys,
+        "export",
+        "map",
+        cube,
+        "--layer",
+        "land_cover",
+        "--year",
+        1995,
+        "--lonlat",
+        LON,
+        LAT,
+        "--radius",
+        30,
+        tif,
+    )
+    assert code == 0, err
+    import rasterio
+
+    with rasterio.open(tif) as f:
+        band, nodata = f.read(1), f.nodata
+    assert band.shape == (3, 3)
+    assert (band != nodata).sum() == 5
+    assert band[1, 1] == (3 if PIXEL[1] < 5 else 2)  # columns 0-4 are vegetation (class 3)
+    # bad combinations name the option
+    code, _, err = run(capsys, "query", "area", cube, "--lonlat", LON, LAT, "--crs", "EPSG:32723")
+    assert code == 2 and "--crs: it is the CRS of --bbox, --geojson or --xy" in err
+    code, _, err = run(capsys, "query", "area", cube, "--radius", 30)
+    assert code == 2 and "radius: give it with a point" in err
+    with pytest.raises(SystemExit):
+        run(capsys, "query", "area", cube, "--lonlat", LON, LAT, "--bbox", -45, -21, -44, -20)
+
+
 def test_former_lon_lat_spelling_still_works_hidden_and_deprecated(sw_cube, capsys):
     cube = str(sw_cube)
     code, new, _ = run(capsys, "embed", cube, "--lonlat", LON, LAT, "--json")

@@ -5,7 +5,8 @@ Usage::
     updm query point CUBE (--lonlat LON LAT | --xy X Y [--crs CRS]) [--yearly]
                           [--start S] [--end E] [--vars V,...] [--format table|csv|json]
                           [-o FILE] [--plot PNG] [--snapshot ID | --tag NAME]
-    updm query area CUBE [--bbox MINX MINY MAXX MAXY | --geojson FILE] [--crs CRS]
+    updm query area CUBE [--bbox MINX MINY MAXX MAXY | --geojson FILE
+                          | (--lonlat LON LAT | --xy X Y) [--radius M]] [--crs CRS]
                          [--start S] [--end E] [--format ...] [-o FILE] [--plot PNG]
                          [--observed-only | --fill-window N]
     updm query trend CUBE [area] [--start S] [--end E] [--min-years N] [--alpha A]
@@ -50,6 +51,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import QueryError
 from ._output import progress, wrote
 from ._points import add_point
 
@@ -71,6 +73,8 @@ def _add_cube(p: argparse.ArgumentParser) -> None:
 
 
 def _add_area(p: argparse.ArgumentParser) -> None:
+    # The area is a box, a polygon, or a point (the one point syntax of every command,
+    # see _points) with an optional radius around it.
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "--bbox",
@@ -80,7 +84,28 @@ def _add_area(p: argparse.ArgumentParser) -> None:
         help="bounding box (lon/lat unless --crs)",
     )
     g.add_argument("--geojson", help="GeoJSON file of the area (Polygon/MultiPolygon)")
-    p.add_argument("--crs", help="CRS of --bbox/--geojson coordinates (e.g. EPSG:32637)")
+    g.add_argument(
+        "--lonlat",
+        nargs=2,
+        type=float,
+        metavar=("LON", "LAT"),
+        help="the pixel at this point (longitude, latitude in WGS 84 degrees; west and "
+        "south negative), or the pixels within --radius of it",
+    )
+    g.add_argument(
+        "--xy",
+        nargs=2,
+        type=float,
+        metavar=("X", "Y"),
+        help="as --lonlat, with the point in the cube's CRS (or in --crs)",
+    )
+    p.add_argument(
+        "--radius",
+        type=float,
+        metavar="METRES",
+        help="with --lonlat/--xy: the pixels whose centre lies within this many metres",
+    )
+    p.add_argument("--crs", help="CRS of --bbox/--geojson/--xy coordinates (e.g. EPSG:32637)")
 
 
 def _add_time(p: argparse.ArgumentParser) -> None:
@@ -114,13 +139,18 @@ def _add_maps(p: argparse.ArgumentParser) -> None:
 def _where(args: argparse.Namespace) -> dict[str, Any]:
     """The selection options given, as fields of :class:`updm_dask.query.Selection`, and
     the choice of maps (``observed_only``, ``window``) where the command has it."""
-    names = ("bbox", "geojson", "crs", "start", "end", "snapshot", "tag")
+    names = ("bbox", "geojson", "crs", "radius", "start", "end", "snapshot", "tag")
     where = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "observed_only", False):
         where["observed_only"] = True
     if getattr(args, "fill_window", None) is not None:
         where["window"] = args.fill_window
     if getattr(args, "lonlat", None):
+        if getattr(args, "crs", None) is not None:
+            raise QueryError(
+                "--crs: it is the CRS of --bbox, --geojson or --xy; --lonlat is always WGS 84 "
+                "degrees"
+            )
         where.update(lon=args.lonlat[0], lat=args.lonlat[1])
     if getattr(args, "xy", None):
         where.update(x=args.xy[0], y=args.xy[1])
