@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -436,16 +437,20 @@ def write_dask(
         first = arrays[0]
         outputs.append(
             da.map_blocks(
-                _write_blocks,
+                # bound here, not given as keywords: dask walks keywords looking for
+                # collections, and a Zarr array (a dataclass) costs it ~4 ms per block
+                functools.partial(
+                    _write_blocks,
+                    targets=targets,
+                    origin=(key[0][0], key[1][0], key[2][0]),
+                    count=counted,
+                    fill=fill,
+                ),
                 *arrays,
                 chunks=tuple((1,) * len(c) for c in first.chunks),
                 dtype=object,
                 meta=np.empty((0, 0, 0), dtype=object),
                 name=f"updm-write-{uuid.uuid4().hex}",
-                targets=targets,
-                origin=(key[0][0], key[1][0], key[2][0]),
-                count=counted,
-                fill=fill,
             )
         )
         slots.append(key[0][0])
