@@ -3,8 +3,11 @@
 - ``<!-- generated: NAME -->`` lines are replaced by ``docs/_reference.py`` (job-spec keys
   and schema, cube schema) and by the two generators below, which read the demo cube the
   build makes (the arrays as stored, the commit metadata of a real job);
-- the tutorial's pictures (``figures/*.png``) are drawn from that cube by
-  ``docs/_figures.py`` into a temporary folder and added to the site, never committed.
+- the tutorial's pictures (``figures/*.png``) are drawn from that cube and from the real
+  Ethiopian cube by ``docs/_figures.py`` into a temporary folder and added to the site,
+  never committed. Built without the shared Landsat data, a page shows a note in place of
+  each Ethiopian picture (so no link is broken), or, with ``UPDM_REQUIRE_DATA=1``, the
+  build fails naming what is missing.
 """
 
 from __future__ import annotations
@@ -30,9 +33,15 @@ _made: dict[str, Any] = {}
 def _demo() -> _figures.Figures:
     # Once per build (mkdocs serve rebuilds reuse it).
     if "figures" not in _made:
+        from mkdocs.exceptions import PluginError
+
         work = Path(tempfile.mkdtemp(prefix="updm-docs-"))
         atexit.register(shutil.rmtree, work, ignore_errors=True)
-        _made["figures"] = _figures.make_figures(work)
+        try:
+            _made["figures"] = _figures.make_figures(work)
+        except _figures.MissingDataError as exc:
+            # mkdocs reports a PluginError as one line and stops, without a traceback
+            raise PluginError(f"docs build: {exc}") from None
     return _made["figures"]
 
 
@@ -118,11 +127,27 @@ def _role(match: re.Match[str]) -> str:
     return f"<code>{target.rsplit('.', 1)[-1] if tilde else target}</code>"
 
 
+# A picture on a line of its own: ![alt](figures/NAME.png)
+_PICTURE = re.compile(r"^!\[([^\]]*)\]\(figures/([A-Za-z0-9._-]+\.png)\)[ \t]*$", re.MULTILINE)
+
+
+def _missing_pictures(markdown: str, missing: dict[str, str]) -> str:
+    # A picture the build could not draw becomes a note saying why: no broken image.
+    def one(match: re.Match[str]) -> str:
+        alt, name = match.groups()
+        if name not in missing:
+            return match.group(0)
+        return f'!!! note "Picture not built: {alt}"\n    {missing[name]}'
+
+    return _PICTURE.sub(one, markdown)
+
+
 def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
     """Sphinx roles of the docstrings as plain code spans."""
     return _ROLE.sub(_role, html)
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    """Expand the ``<!-- generated: NAME -->`` lines of a page."""
+    """Expand the ``<!-- generated: NAME -->`` lines of a page; notes for missing pictures."""
+    markdown = _missing_pictures(markdown, _demo().missing)
     return _reference.expand(markdown, page.file.src_uri, GENERATED)
