@@ -53,3 +53,19 @@ def _keep_shared_data_unchanged():
     # the shared folder must stay untouched (and is read-only in CI).
     os.environ.setdefault("CPL_VSIL_GZIP_WRITE_PROPERTIES", "NO")
     yield
+
+
+@pytest.fixture(scope="module")
+def client():
+    """An in-process distributed cluster (1 worker, 2 threads): jobs run their batches
+    through it without starting processes. Tests that need real scheduler and worker
+    processes use tests/_dask_procs.py instead."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c

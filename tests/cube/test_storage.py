@@ -397,20 +397,6 @@ def test_a_migration_killed_before_its_yearly_rebuild_is_finished_by_a_second_ru
 # Items 1-2 through real jobs: the demo archive and the real TM / ETM+ / OLI scenes
 
 
-@pytest.fixture(scope="module")
-def client():
-    """An in-process cluster: the format-1 reference job sees the format-1 table."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
 def stored_bytes(cube, names) -> int:
     """Bytes of the stored chunks of the arrays ``names`` (what the repository holds)."""
     from zarr.core.sync import sync

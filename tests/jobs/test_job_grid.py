@@ -24,20 +24,6 @@ def parse(text: str):
     return parse_job_spec(tomllib.loads(HEAD + text), source="job.toml", base=Path("/x"))
 
 
-@pytest.fixture(scope="module")
-def client():
-    """An in-process distributed cluster (the job runs its batches through it)."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
 @pytest.mark.parametrize(
     ("aoi", "crs", "centre"),
     [

@@ -28,20 +28,6 @@ EXAMPLE = REPO / "examples" / "ethiopia-167055.toml"
 
 
 @pytest.fixture(scope="module")
-def client():
-    """An in-process distributed cluster (the job runs its batches through it)."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
-@pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     """Six synthetic scenes: MSS 1975 and 1985 (60 m), TM, ETM+ (SLC-off), OLI, OLI-2."""
     return make_demo_archive(tmp_path_factory.mktemp("demo"), n_scenes=6, size=48)

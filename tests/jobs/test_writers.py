@@ -30,19 +30,6 @@ def ethiopia(shared_data) -> Path:
     return shared_data / "landsat" / "ethiopia-167055"
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
 def _job(tmp_path: Path, folders: list[Path]) -> Path:
     """A job over some of the real scenes, on the example's grid."""
     paths = ", ".join(f'"{f}"' for f in folders)

@@ -21,7 +21,7 @@ import pytest
 import rasterio
 import xarray as xr
 import zarr
-from affine import Affine
+from _demo_cube import build_demo_cube
 
 from updm_dask.cli import main
 from updm_dask.cube import (
@@ -29,14 +29,9 @@ from updm_dask.cube import (
     QUALITY_FILL,
     QUALITY_NOT_CLEAR,
     clear_count_fill,
-    create_cube,
     open_cube,
 )
-from updm_dask.demo import make_demo_archive
 from updm_dask.errors import CubeError
-from updm_dask.geo import CubeGrid, to_grid
-from updm_dask.pipeline import Science, process_scene
-from updm_dask.scenes import discover_scenes, open_scene
 
 pytestmark = pytest.mark.slow
 
@@ -44,19 +39,7 @@ CLEAR_CODES = (2, 3, 4)  # water, vegetation, non_vegetated
 
 
 def _build_demo_cube(root: Path) -> Path:
-    archive = make_demo_archive(root, seed=7, n_scenes=9, size=32)
-    grid = CubeGrid(archive.grid.crs, Affine(*archive.grid.transform), tuple(archive.grid.shape))
-    cube = create_cube(root / "cube", grid)
-    science = Science()
-    placed = []
-    for source in discover_scenes([str(archive.root)]).scenes:
-        layers = process_scene(open_scene(source), science)
-        methods = {v: "mode" if v in ("land_cover", "quality") else "average" for v in layers}
-        scene = to_grid(layers, grid, method=methods)
-        scene.attrs = {k: v for k, v in layers.attrs.items() if not k.startswith("updm_")}
-        placed.append(scene)
-    cube.append_scenes(placed, metadata={"job_id": "export-test"}, message="demo")
-    cube.rebuild_yearly()
+    build_demo_cube(root, seed=7, n_scenes=9, size=32, job_id="export-test")
     return root / "cube"
 
 

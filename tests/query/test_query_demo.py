@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from affine import Affine
+from _demo_cube import build_demo_cube
 
 from updm_dask import query as q
-from updm_dask.cube import create_cube
-from updm_dask.demo import RESERVOIR_FILL_YEAR, format_recovery, make_demo_archive, recovery_report
-from updm_dask.geo import CubeGrid, to_grid
-from updm_dask.pipeline import Science, process_scene
-from updm_dask.scenes import discover_scenes, open_scene
+from updm_dask.demo import RESERVOIR_FILL_YEAR, format_recovery, recovery_report
 
 pytestmark = pytest.mark.slow
 
@@ -25,21 +21,9 @@ PERSISTENCE = 3
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("demo")
-    archive = make_demo_archive(work, seed=5, n_scenes=24, size=40)
-    grid = CubeGrid(archive.grid.crs, Affine(*archive.grid.transform), tuple(archive.grid.shape))
-    cube = create_cube(work / "cube", grid)
-    science = Science()
-    placed = []
-    for source in discover_scenes([str(archive.root)]).scenes:
-        layers = process_scene(open_scene(source), science)
-        methods = {v: "mode" if v in ("land_cover", "quality") else "average" for v in layers}
-        scene = to_grid(layers, grid, method=methods)
-        scene.attrs = {k: v for k, v in layers.attrs.items() if not k.startswith("updm_")}
-        placed.append(scene)
-    cube.append_scenes(placed, metadata={"job_id": "demo-test"}, message="demo")
-    cube.rebuild_yearly()
-    return archive, cube
+    return build_demo_cube(
+        tmp_path_factory.mktemp("demo"), seed=5, n_scenes=24, size=40, job_id="demo-test"
+    )
 
 
 def test_yearly_classes_match_the_planted_story(demo):

@@ -168,19 +168,6 @@ def _job(tmp_path: Path, *, paths=(), stac=(), allow_roots=()) -> Path:
     return job
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
 # --------------------------------------------------------------------------------------
 # A job with scenes behind a server that never answers
 
