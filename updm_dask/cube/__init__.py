@@ -65,6 +65,13 @@ A cube whose creation was killed at any step (a folder with only the writer lock
 of an unfinished ``Repository.create``, or a repository holding only its first commit) is
 completed by the next :func:`create_cube` or job run at that location.
 
+Tiled collections
+-----------------
+A grid larger than one tile (``updm.tiles.edge`` pixels, or a job spec's ``[tiles] edge``)
+is stored as a tiled collection: one cube per tile under ``LOCATION/tiles/r{i}c{j}`` and a
+small catalogue at ``LOCATION/catalogue``; see :mod:`updm_dask.cube._tiles`,
+:func:`open_collection` and :class:`Collection`. ``open_cube`` on a collection says so.
+
 Locations
 ---------
 A local directory, or ``s3://bucket/prefix`` through the same API. Credentials come from
@@ -114,6 +121,14 @@ from ._schema import (
     decode_layer,
     encode_layer,
 )
+from ._tiles import (
+    Collection,
+    Tiling,
+    collection_exists,
+    create_collection,
+    open_collection,
+    tile_edge,
+)
 from ._timeblocks import (
     compact_time_blocks,
     pixel_history,
@@ -142,6 +157,7 @@ __all__ = [
     "STR_COORDS",
     "YEARLY_CLASS_PRIORITY",
     "YEARLY_VARIABLES",
+    "Collection",
     "Cube",
     "CubeConflictError",
     "CubeLike",
@@ -149,11 +165,14 @@ __all__ = [
     "EmptyScenesError",
     "GarbageReport",
     "MigrationResult",
+    "Tiling",
     "clear_count_as_counted",
     "clear_count_fill",
     "clear_count_with_fill",
     "collect_garbage",
+    "collection_exists",
     "compact_time_blocks",
+    "create_collection",
     "create_cube",
     "cube_exists",
     "cube_info",
@@ -164,10 +183,12 @@ __all__ = [
     "format_cube_info",
     "list_derived",
     "migrate_cube",
+    "open_collection",
     "open_cube",
     "pixel_history",
     "read_derived",
     "resolve_cube",
+    "tile_edge",
     "time_block_slots",
     "time_blocks_info",
     "write_derived",
