@@ -1,0 +1,193 @@
+"""Jobs over a tiled collection: real Ethiopian scenes, (scene, tile) pairs, one cube per tile."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from updm_dask.cube import open_collection, open_cube
+from updm_dask.errors import JobSpecError
+from updm_dask.jobs.run import run_job_file
+
+# The four Ethiopian scenes lie on one 101 x 101 grid whose north-west corner is
+# (589035, 756165) in UTM 37N. The job grid starts 20 pixels west and north of it and is
+# 140 x 300 pixels: in tiles of 64 the scenes (rows and columns 20-120) touch r0c0, r0c1,
+# r1c0 and r1c1, straddling the tile edges both ways; the 11 other tiles stay empty.
+X0, Y0 = 589035.0 - 20 * 30, 756165.0 + 20 * 30
+SHAPE = (140, 300)
+EDGE = 64
+TOUCHED = ["r0c0", "r0c1", "r1c0", "r1c1"]
+
+
+def write_spec(folder: Path, data: Path, cube: Path, tiles: str = "") -> Path:
+    spec = folder / f"{cube.stem}.toml"
+    spec.write_text(
+        f"""
+[job]
+name = "tiled"
+
+[inputs]
+paths = ["{data}"]
+
+[cube]
+path = "{cube}"
+
+[grid]
+crs = "EPSG:32637"
+transform = [30.0, 0.0, {X0}, 0.0, -30.0, {Y0}]
+shape = [{SHAPE[0]}, {SHAPE[1]}]
+
+[batch]
+size = 2
+{tiles}
+"""
+    )
+    return spec
+
+
+@pytest.fixture(scope="module")
+def client():
+    """An in-process distributed cluster (the jobs run their batches through it)."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+@pytest.fixture(scope="module")
+def ethiopia(shared_data) -> Path:
+    return shared_data / "landsat" / "ethiopia-167055"
+
+
+@pytest.fixture(scope="module")
+def runs(ethiopia, tmp_path_factory, client):
+    """The same job run into a single cube and into a collection of 64-pixel tiles."""
+    folder = tmp_path_factory.mktemp("tiled")
+    out = {}
+    for key, tiles in (("single", ""), ("tiled", f"[tiles]\nedge = {EDGE}\n")):
+        spec = write_spec(folder, ethiopia, folder / f"{key}.icechunk", tiles)
+        t0 = time.perf_counter()
+        report = run_job_file(spec, client=client, progress=False, echo=lambda _t: None)
+        out[key] = (spec, report, time.perf_counter() - t0)
+    return folder, out
+
+
+def quiet(_text: str) -> None:
+    pass
+
+
+@pytest.mark.slow
+def test_a_tiled_job_writes_the_touched_tiles_with_each_scene_once_and_the_same_pixels(runs):
+    folder, out = runs
+    _, single, _ = out["single"]
+    _, tiled, _ = out["tiled"]
+    assert single.exit_code == 0 and tiled.exit_code == 0, tiled.format()
+    assert sorted(single.done) == sorted(tiled.done) and len(tiled.done) == 4
+    assert tiled.found == 4 and tiled.failed == [] and tiled.pixels == single.pixels
+    assert sorted(tiled.tiles) == TOUCHED and tiled.years_rebuilt == single.years_rebuilt
+    assert "tiles: 4 run, 0 failed" in tiled.format()
+    # the single cube stays a single cube (its grid fits in one tile of the default edge)
+    whole = open_cube(folder / "single.icechunk").to_xarray().load()
+    coll = open_collection(folder / "tiled.icechunk")
+    assert coll.tiles() == TOUCHED and coll.tiling.edge == EDGE
+    assert sorted(p.name for p in (folder / "tiled.icechunk" / "tiles").iterdir()) == TOUCHED
+    for tile in TOUCHED:
+        cube = coll.open_tile(tile)
+        part = cube.to_xarray().load()
+        ids = [str(s) for s in part["scene_id"].values]
+        assert sorted(ids) == sorted(single.done)  # every scene once in every tile it touches
+        r0, c0, nr, nc = coll.tiling.tile_window(tile)
+        expected = whole.isel(y=slice(r0, r0 + nr), x=slice(c0, c0 + nc))
+        np.testing.assert_array_equal(part["x"].values, expected["x"].values)
+        np.testing.assert_array_equal(part["y"].values, expected["y"].values)
+        assert [str(s) for s in expected["scene_id"].values] == ids
+        for name in ("land_cover", "quality", "uCw", "uCv", "uCs", "mviupd", "residual"):
+            np.testing.assert_array_equal(part[name].values, expected[name].values, err_msg=name)
+        for name in ("yearly_land_cover", "yearly_mviupd_median", "yearly_clear_count"):
+            np.testing.assert_array_equal(part[name].values, expected[name].values, err_msg=name)
+        assert not cube.stale_years()
+
+
+@pytest.mark.slow
+def test_a_tiled_job_run_again_stores_nothing(runs, client):
+    folder, out = runs
+    spec, first, _ = out["tiled"]
+    before = {
+        t: open_collection(folder / "tiled.icechunk").open_tile(t).snapshot_id for t in TOUCHED
+    }
+    again = run_job_file(spec, client=client, progress=False, echo=quiet)
+    assert again.exit_code == 0
+    assert again.done == [] and again.commits == [] and sorted(again.skipped) == sorted(first.done)
+    after = {
+        t: open_collection(folder / "tiled.icechunk").open_tile(t).snapshot_id for t in TOUCHED
+    }
+    assert after == before
+
+
+@pytest.mark.slow
+def test_tiles_select_runs_only_the_named_tiles_and_refuses_unknown_ones(
+    ethiopia, tmp_path, client
+):
+    cube = tmp_path / "sel.icechunk"
+    bad = write_spec(
+        tmp_path, ethiopia, cube, f'[tiles]\nedge = {EDGE}\nselect = ["r1c1", "r9c0"]\n'
+    )
+    with pytest.raises(JobSpecError, match=r"\[tiles.select\] unknown tile\(s\) 'r9c0'.*3 x 5"):
+        run_job_file(bad, client=client, progress=False, echo=quiet)
+    assert not cube.exists()  # refused before anything was written
+    spec = write_spec(tmp_path, ethiopia, cube, f'[tiles]\nedge = {EDGE}\nselect = ["r1c1"]\n')
+    notes = []
+    report = run_job_file(spec, client=client, progress=False, echo=notes.append)
+    assert report.exit_code == 0 and list(report.tiles) == ["r1c1"] and len(report.done) == 4
+    assert open_collection(cube).tiles() == ["r1c1"]
+    assert any("not selected: r0c0, r0c1, r1c0" in n for n in notes)
+    # a second driver takes another tile of the same collection
+    other = write_spec(tmp_path, ethiopia, cube, f'[tiles]\nedge = {EDGE}\nselect = ["r0c0"]\n')
+    assert run_job_file(other, client=client, progress=False, echo=quiet).exit_code == 0
+    assert open_collection(cube).tiles() == ["r0c0", "r1c1"]
+    # the collection's tile edge is fixed when it is created
+    changed = write_spec(tmp_path, ethiopia, cube, "[tiles]\nedge = 50\n")
+    with pytest.raises(JobSpecError, match=r"\[tiles.edge\] 50, but .* tiles of 64 pixels"):
+        run_job_file(changed, client=client, progress=False, echo=quiet)
+
+
+@pytest.mark.slow
+def test_a_failing_tile_is_reported_and_the_others_go_on(ethiopia, tmp_path, client):
+    cube = tmp_path / "fail.icechunk"
+    # tile r0c1's folder holds something else: that tile cannot be created
+    (cube / "tiles" / "r0c1").mkdir(parents=True)
+    (cube / "tiles" / "r0c1" / "notes.txt").write_text("not a cube")
+    spec = write_spec(tmp_path, ethiopia, cube, f"[tiles]\nedge = {EDGE}\n")
+    report = run_job_file(spec, client=client, progress=False, echo=quiet)
+    assert report.exit_code == 1 and report.tiles_failed == ["r0c1"]
+    assert report.tiles["r0c1"].startswith("FAILED") and "not a cube" in report.tiles["r0c1"]
+    assert open_collection(cube).tiles() == ["r0c0", "r1c0", "r1c1"]
+    for tile in ("r0c0", "r1c0", "r1c1"):
+        assert len(open_collection(cube).open_tile(tile).scene_ids()) == 4
+    assert "r0c1: FAILED" in report.format()
+
+
+def test_bad_tiles_keys_are_refused_naming_the_key(tmp_path, shared_data):
+    from updm_dask.jobs.spec import load_job_spec
+
+    data = shared_data / "landsat" / "ethiopia-167055"
+    cube = tmp_path / "c.icechunk"
+    for table, message in (
+        ("[tiles]\nedge = 0\n", r"\[tiles.edge\] expected a positive number of pixels, got 0"),
+        ("[tiles]\nedge = 1.5\n", r"\[tiles.edge\] expected int, got 1.5"),
+        ('[tiles]\nselect = ["r0c0", "tile1"]\n', r"\[tiles.select\] .*got 'tile1'"),
+        ("[tiles]\nselect = []\n", r"\[tiles.select\] .*got an empty list"),
+        ("[tiles]\nsize = 3\n", r"\[tiles.size\] unknown key; expected one of edge, select"),
+    ):
+        with pytest.raises(JobSpecError, match=message):
+            load_job_spec(write_spec(tmp_path, data, cube, table))
+    spec = load_job_spec(write_spec(tmp_path, data, cube, '[tiles]\nselect = ["r1c0", "r1c0"]\n'))
+    assert spec.tile_select == ("r1c0",) and spec.tile_edge is None
