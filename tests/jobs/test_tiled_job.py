@@ -175,6 +175,73 @@ def test_a_failing_tile_is_reported_and_the_others_go_on(ethiopia, tmp_path, cli
     assert "r0c1: FAILED" in report.format()
 
 
+@pytest.mark.slow
+def test_to_xarray_over_an_area_equals_the_single_cube_over_it(runs):
+    folder, _ = runs
+    whole = open_cube(folder / "single.icechunk").to_xarray()
+    coll = open_collection(folder / "tiled.icechunk")
+    # a box across the four tiles' corner, one reaching into empty tiles, the whole grid
+    for box in ((slice(50, 80), slice(40, 90)), (slice(10, 140), slice(100, 170)), None):
+        if box is None:
+            got, want = coll.to_xarray(), whole
+        else:
+            rows, cols = box
+            xs, ys = whole["x"].values[cols], whole["y"].values[rows]
+            bbox = (xs[0] - 5, ys[-1] - 5, xs[-1] + 5, ys[0] + 5)
+            got = coll.to_xarray(bbox)
+            want = whole.sel(x=slice(bbox[0], bbox[2]), y=slice(bbox[3], bbox[1]))
+            assert got.sizes["y"] == rows.stop - rows.start
+        assert dict(got.sizes) == dict(want.sizes)
+        for name in ("x", "y", "time", "scene_id", "sensor", "year"):
+            np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
+        assert set(got.data_vars) == set(want.data_vars)
+        for name in want.data_vars:
+            assert got[name].dtype == want[name].dtype, name
+            np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
+    assert got.rio.transform() == whole.rio.transform()
+    assert got.rio.crs == whole.rio.crs
+
+
+@pytest.mark.slow
+def test_updm_info_and_tag_on_a_collection(runs, capsys):
+    from updm_dask.cli import main
+
+    folder, out = runs
+    location = folder / "tiled.icechunk"
+    assert main(["info", str(location)]) == 0
+    text = capsys.readouterr().out
+    assert "tiles       4 present of 15 (3 x 5 tiles of 64 pixels)" in text
+    assert "scenes      4 distinct over the tiles" in text
+    assert "years       2000, 2010, 2017" in text
+    assert "lon/lat     " in text and "° N" in text and "° E" in text
+    for tile in TOUCHED:
+        assert f"  {tile}         4 scene(s), years 2000, 2010, 2017" in text
+    size = int(text.split("bytes       ")[1].split("\n")[0].replace(",", ""))
+    assert size == sum(p.stat().st_size for p in location.rglob("*") if p.is_file())
+    # one tile, as a single cube's info shows it
+    assert main(["info", str(location), "--tile", "r1c0"]) == 0
+    text = capsys.readouterr().out
+    assert "tile        r1c0 of" in text and "scenes      4" in text
+    assert "grid        EPSG:32637, 30 m, 64 x 64 pixels" in text
+    assert main(["info", str(location), "--tile", "r2c4"]) == 2
+    assert "tile 'r2c4' holds no data; tiles present: r0c0, r0c1, r1c0, r1c1" in (
+        capsys.readouterr().err
+    )
+    # a tag pins every tile; the single cube is tagged at its tip
+    assert main(["tag", str(location), "v1"]) == 0
+    assert "tagged 'v1': 4 tile(s) pinned" in capsys.readouterr().out
+    pinned = open_collection(location, tag="v1")
+    assert pinned.snapshots() == {
+        t: open_collection(location).open_tile(t).snapshot_id for t in TOUCHED
+    }
+    assert main(["tag", str(location), "v1"]) == 2
+    assert "already has a tag 'v1'" in capsys.readouterr().err
+    assert main(["tag", str(folder / "single.icechunk"), "v1"]) == 0
+    assert open_cube(folder / "single.icechunk", tag="v1").scene_ids() == set(out["single"][1].done)
+    assert main(["info", str(folder / "single.icechunk"), "--tile", "r0c0"]) == 2
+    assert "is a single cube, not tiled" in capsys.readouterr().err
+
+
 def test_bad_tiles_keys_are_refused_naming_the_key(tmp_path, shared_data):
     from updm_dask.jobs.spec import load_job_spec
 

@@ -99,7 +99,7 @@ from ._derived import (
     write_derived,
 )
 from ._gc import GarbageReport, collect_garbage
-from ._info import cube_info, format_cube_info
+from ._info import collection_info, cube_info, format_collection_info, format_cube_info
 from ._io import CubeConflictError, EmptyScenesError, cube_exists
 from ._migrate import MigrationResult, migrate_cube
 from ._schema import (
@@ -171,6 +171,7 @@ __all__ = [
     "clear_count_with_fill",
     "collect_garbage",
     "collection_exists",
+    "collection_info",
     "compact_time_blocks",
     "create_collection",
     "create_cube",
@@ -180,6 +181,7 @@ __all__ = [
     "decode_layer",
     "delete_derived",
     "encode_layer",
+    "format_collection_info",
     "format_cube_info",
     "list_derived",
     "migrate_cube",
