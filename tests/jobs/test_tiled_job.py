@@ -242,6 +242,28 @@ def test_updm_info_and_tag_on_a_collection(runs, capsys):
     assert "is a single cube, not tiled" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_updm_query_point_on_a_collection_reads_the_tile_holding_the_point(runs, capsys):
+    from updm_dask.cli import main
+
+    folder, _ = runs
+    tiled, single = str(folder / "tiled.icechunk"), str(folder / "single.icechunk")
+    coll = open_collection(tiled)
+    # pixel centres in three tiles, one of them next to a tile edge
+    for row, col in ((30, 30), (63, 64), (100, 90)):
+        x, y = coll.grid.x[col], coll.grid.y[row]
+        for extra in ([], ["--yearly"]):
+            args = ["-q", "query", "point", "--xy", str(x), str(y), "--format", "csv", *extra]
+            assert main([*args[:3], tiled, *args[3:]]) == 0
+            got = capsys.readouterr().out
+            assert main([*args[:3], single, *args[3:]]) == 0
+            assert got == capsys.readouterr().out and got.count("\n") >= 4
+    assert main(["-q", "query", "point", tiled, "--xy", str(x), str(y), "--snapshot", "abc"]) == 2
+    assert "pin it with a tag" in capsys.readouterr().err
+    assert main(["-q", "query", "point", tiled, "--xy", "599000", "755000"]) == 2
+    assert "is outside the grid" in capsys.readouterr().err
+
+
 def test_bad_tiles_keys_are_refused_naming_the_key(tmp_path, shared_data):
     from updm_dask.jobs.spec import load_job_spec
 
