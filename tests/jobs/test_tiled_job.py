@@ -280,3 +280,78 @@ def test_bad_tiles_keys_are_refused_naming_the_key(tmp_path, shared_data):
             load_job_spec(write_spec(tmp_path, data, cube, table))
     spec = load_job_spec(write_spec(tmp_path, data, cube, '[tiles]\nselect = ["r1c0", "r1c0"]\n'))
     assert spec.tile_select == ("r1c0",) and spec.tile_edge is None
+
+
+# A tiled job in a process of its own, killed (SIGKILL, nothing cleaned up) at a point of
+# the collection's life: right after the catalogue repository was made (before its first
+# commit), after a tile's cube was made but before it was registered, or after the first
+# batch of a tile was committed.
+KILLED_JOB = """
+import os, signal, sys
+from distributed import Client, LocalCluster
+import updm_dask.cube._tiles as tiles
+import updm_dask.cube._cube as cubes
+from updm_dask.jobs.run import run_job_file
+
+job, where = sys.argv[1], sys.argv[2]
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+if where == "catalogue":
+    make = tiles._catalogue_to_fill
+    def _fill(*a):
+        make(*a)
+        die()
+    tiles._catalogue_to_fill = _fill
+elif where == "register":
+    register = tiles.Collection._register
+    def _register(self, tile):
+        if tile == "r1c1":
+            die()
+        register(self, tile)
+    tiles.Collection._register = _register
+else:
+    commit = cubes.Cube._commit
+    def _commit(self, *a):
+        snap = commit(self, *a)
+        die()
+    cubes.Cube._commit = _commit
+with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                  dashboard_address=None) as cluster, Client(cluster) as client:
+    run_job_file(job, client=client, progress=False, echo=lambda _t: None)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["catalogue", "register", "batch"])
+def test_a_tiled_job_killed_at_any_point_is_completed_by_the_next_run(
+    ethiopia, tmp_path, client, where
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    cube = tmp_path / "killed.icechunk"
+    spec = write_spec(tmp_path, ethiopia, cube, f"[tiles]\nedge = {EDGE}\n")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
+    }
+    env.setdefault("ICECHUNK_LOG", "error")
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_JOB, str(spec), where],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
+    report = run_job_file(spec, client=client, progress=False, echo=quiet)
+    assert report.exit_code == 0, report.format()
+    coll = open_collection(cube)
+    assert coll.tiles() == TOUCHED
+    for tile in TOUCHED:
+        stored = [str(s) for s in coll.open_tile(tile).to_xarray()["scene_id"].values]
+        assert len(stored) == 4 and len(set(stored)) == 4  # every scene, once
+        assert not coll.open_tile(tile).stale_years()
