@@ -355,3 +355,49 @@ def test_a_tiled_job_killed_at_any_point_is_completed_by_the_next_run(
         stored = [str(s) for s in coll.open_tile(tile).to_xarray()["scene_id"].values]
         assert len(stored) == 4 and len(set(stored)) == 4  # every scene, once
         assert not coll.open_tile(tile).stale_years()
+
+
+@pytest.mark.slow
+def test_scene_tile_pairs_without_data_are_recorded_once_and_not_computed_again(
+    ethiopia, tmp_path, client
+):
+    import shutil
+
+    import rasterio
+
+    # Real scenes with fill where a scene's collar would be: the TM 2000 scene's first 44
+    # rows (grid rows 20-63, the first tile row) and the whole TM 2010 scene are set to
+    # the fill value 0 in band 1 (any band at fill makes the pixel fill).
+    data = tmp_path / "data"
+    partial, blank = "LT05_L1TP_167055_20000309_20161214_01_T1", "LT51670552010352MLK00"
+    for name in (partial, blank, "LC08_L1TP_167055_20170308_20170317_01_T1"):
+        shutil.copytree(ethiopia / name, data / name)
+    for name, rows in ((partial, 44), (blank, None)):
+        band = next(p for p in (data / name).iterdir() if p.name.upper().endswith("_B1.TIF"))
+        band.chmod(0o644)
+        with rasterio.open(band, "r+") as f:
+            dn = f.read(1)
+            dn[: rows if rows is not None else dn.shape[0]] = 0
+            f.write(dn, 1)
+    cube = tmp_path / "collars.icechunk"
+    spec = write_spec(tmp_path, data, cube, f"[tiles]\nedge = {EDGE}\n")
+    first = run_job_file(spec, client=client, progress=False, echo=quiet)
+    tm2000 = [s for s in first.done if s.startswith("LT51670552000")]
+    assert len(first.done) == 2 and len(tm2000) == 1
+    # the scene without any valid pixel fails as it does in a single cube; the partial one
+    # does not (it is stored where it has data)
+    assert [(f.scene, f.stage) for f in first.failed] == [(blank, "empty")]
+    coll = open_collection(cube)
+    for tile in ("r0c0", "r0c1"):
+        assert tm2000[0] not in coll.open_tile(tile).scene_ids()
+        assert tm2000[0] in coll.empty_scenes(tile)
+    for tile in ("r1c0", "r1c1"):
+        assert tm2000[0] in coll.open_tile(tile).scene_ids()
+        assert tm2000[0] not in coll.empty_scenes(tile)
+    notes = []
+    again = run_job_file(spec, client=client, progress=False, echo=notes.append)
+    assert again.done == [] and again.commits == [] and len(again.skipped) == 2
+    assert [f.stage for f in again.failed] == ["empty"]  # still said, not recomputed
+    # nothing left to compute in any tile: the known-empty pairs are not read again
+    to_process = [n for n in notes if "[tile " in n and " to process " in n]
+    assert len(to_process) == 4 and all(", 0 to process" in n for n in to_process), to_process

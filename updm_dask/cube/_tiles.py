@@ -9,8 +9,9 @@ Layout at LOCATION (a local folder or ``s3://bucket/prefix``)
   never grow each other's manifests.
 - ``LOCATION/catalogue``: a small Icechunk repository whose root attributes hold
   ``updm_tiled_collection`` (the format marker), ``grid`` (the whole grid), ``tile_edge``,
-  ``tiles`` (the tiles that exist) and, from the last :meth:`Collection.tag`, the snapshot
-  id of every tile (``tile_snapshots``). Registering a tile or tagging is one catalogue
+  ``tiles`` (the tiles that exist), ``empty_scenes`` (per tile, the scenes whose footprint
+  touches it but which hold only fill there) and, from the last :meth:`Collection.tag`, the
+  snapshot id of every tile (``tile_snapshots``). Registering a tile or tagging is one catalogue
   commit, re-read and retried when another driver committed first.
 
 A grid that fits in one tile is not tiled: it is a single cube, exactly as before.
@@ -574,6 +575,39 @@ class Collection:
             return True
 
         self._commit_attrs(add, f"register tile {tile}", {"action": "register", "tile": tile})
+
+    def empty_scenes(self, tile: str) -> set[str]:
+        """Scenes recorded as holding no valid pixel in tile ``tile`` (see
+        :meth:`record_empty`)."""
+        self.tiling.index(tile)
+        return set(self._attrs().get("empty_scenes", {}).get(tile, []))
+
+    def record_empty(self, tile: str, scene_ids: Sequence[str]) -> None:
+        """Record that these scenes hold no valid pixel in tile ``tile``.
+
+        A scene's footprint box touches tiles where the scene holds only fill (the collar
+        of a tilted Landsat scene); a job records such (scene, tile) pairs here, in one
+        catalogue commit, so that running it again neither stores nor recomputes them.
+        """
+        self.tiling.index(tile)
+        new = {str(s) for s in scene_ids}
+        if not new:
+            return
+
+        def add(attrs: dict) -> bool:
+            empty = dict(attrs.get("empty_scenes", {}))
+            known = set(empty.get(tile, []))
+            if new <= known:
+                return False
+            empty[tile] = sorted(known | new)
+            attrs["empty_scenes"] = empty
+            return True
+
+        self._commit_attrs(
+            add,
+            f"record {len(new)} scene(s) without data in tile {tile}",
+            {"action": "record_empty", "tile": tile, "scene_ids": sorted(new)},
+        )
 
     def tag(self, name: str) -> str:
         """Pin the current snapshot of every tile under the catalogue tag ``name``.

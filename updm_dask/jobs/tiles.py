@@ -184,6 +184,9 @@ def run_tiles(
         f"tiles of {tiling.edge} pixels of {collection.location}; running "
         f"{len(tiles)} tile(s)" + (" (selected by [tiles] select)" if spec.tile_select else "")
     )
+    # (scene, tile) pairs an earlier run found empty (only fill there): neither stored nor
+    # computed again
+    known_empty = {t: collection.empty_scenes(t) for t in tiles}
     pairs = sum(len(by_tile[t]) for t in tiles)
     handled = 0
     started = time.perf_counter()
@@ -202,10 +205,13 @@ def run_tiles(
 
         sub = JobReport(job_id=spec.job_id, cube=collection.tile_location(tile))
         cube = collection.create_tile(tile, title=f"updm_dask cube of job {name}, tile {tile}")
+        todo = [s for s in by_tile[tile] if s.scene_id not in known_empty[tile]]
         try:
-            _run(spec, science, cube, sub, None, tile_say, (by_tile[tile], [], []))
+            _run(spec, science, cube, sub, None, tile_say, (todo, [], []))
         finally:
             cube.close()
+        sub.skipped += [s.scene_id for s in by_tile[tile] if s.scene_id in known_empty[tile]]
+        collection.record_empty(tile, [f.scene for f in sub.failed if f.stage == "empty"])
         return sub
 
     tell()
@@ -233,7 +239,10 @@ def run_tiles(
     for tile, sub in subs.items():
         stored |= set(sub.done)
         for sid in sub.skipped:
-            skipped.setdefault(sid, set()).add(tile)
+            if sid in known_empty[tile]:
+                empty.setdefault(sid, []).append(tile)
+            else:
+                skipped.setdefault(sid, set()).add(tile)
         for f in sub.failed:
             if f.stage == "empty":
                 empty.setdefault(f.scene, []).append(tile)
@@ -244,9 +253,11 @@ def run_tiles(
         years |= set(sub.years_rebuilt)
         stale |= set(sub.years_stale)
         report.stale_reason = report.stale_reason or sub.stale_reason
+        n_empty = sum(1 for f in sub.failed if f.stage == "empty")
         report.tiles[tile] = (
-            f"{len(sub.done)} scene(s) stored, {len(sub.skipped)} already there, "
-            f"{len(sub.failed)} failed or empty here, {len(sub.commits)} commit(s)"
+            f"{len(sub.done)} scene(s) stored, {len(sub.skipped)} already there or known "
+            f"empty, {n_empty} without data here, {len(sub.failed) - n_empty} failed, "
+            f"{len(sub.commits)} commit(s)"
         )
     ran = set(subs) | set(report.tiles_failed)
     tiles_of: dict[str, list[str]] = {}
