@@ -81,7 +81,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             bar.close()
     print(report.format())
     if args.compact and report.cube:
-        _compact(report.cube)
+        from ..cube import collection_exists, open_collection
+
+        if collection_exists(report.cube):  # a tiled collection: every tile
+            coll = open_collection(report.cube)
+            for tile in coll.tiles():
+                _compact(coll.tile_location(tile))
+        else:
+            _compact(report.cube)
     return report.exit_code
 
 
@@ -109,9 +116,43 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from ..cube import cube_info, format_cube_info
+    from ..cube import (
+        collection_exists,
+        collection_info,
+        cube_info,
+        format_collection_info,
+        format_cube_info,
+        open_collection,
+    )
 
-    print(format_cube_info(cube_info(args.cube)))
+    if not collection_exists(args.cube):
+        if args.tile is not None:
+            raise UpdmError(f"--tile {args.tile}: {args.cube!r} is a single cube, not tiled")
+        print(format_cube_info(cube_info(args.cube)))
+    elif args.tile is None:
+        print(format_collection_info(collection_info(args.cube)))
+    else:
+        coll = open_collection(args.cube)
+        coll.open_tile(args.tile)  # a bad or empty tile: say which exist
+        print(f"tile        {args.tile} of {coll.location}")
+        print(format_cube_info(cube_info(coll.tile_location(args.tile))))
+    return 0
+
+
+def _cmd_tag(args: argparse.Namespace) -> int:
+    from ..cube import collection_exists, open_collection, open_cube
+
+    if collection_exists(args.cube):
+        coll = open_collection(args.cube)
+        snap = coll.tag(args.name)
+        print(
+            f"{coll.location}: tagged {args.name!r}: {len(coll.tiles())} tile(s) pinned at "
+            f"their current snapshots (catalogue snapshot {snap})"
+        )
+    else:
+        cube = open_cube(args.cube)
+        snap = cube.create_tag(args.name)
+        print(f"{cube.location}: tagged {args.name!r} at snapshot {snap}")
     return 0
 
 
@@ -187,8 +228,16 @@ def _build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser(
         "info", help="grid (in its CRS and lon/lat), variables, scenes per sensor/decade, commits"
     )
-    info.add_argument("cube", help="cube location (path or s3://...)")
+    info.add_argument("cube", help="cube or tiled collection location (path or s3://...)")
+    info.add_argument("--tile", help="of a tiled collection, show this tile (e.g. r0c1)")
     info.set_defaults(func=_cmd_info)
+
+    tag = sub.add_parser(
+        "tag", help="tag the current state of a cube, or of every tile of a tiled collection"
+    )
+    tag.add_argument("cube", help="cube or tiled collection location (path or s3://...)")
+    tag.add_argument("name", help="tag name; read it back with --tag / open_collection(tag=)")
+    tag.set_defaults(func=_cmd_tag)
 
     compact = sub.add_parser(
         "compact",

@@ -65,6 +65,13 @@ A cube whose creation was killed at any step (a folder with only the writer lock
 of an unfinished ``Repository.create``, or a repository holding only its first commit) is
 completed by the next :func:`create_cube` or job run at that location.
 
+Tiled collections
+-----------------
+A grid larger than one tile (``updm.tiles.edge`` pixels, or a job spec's ``[tiles] edge``)
+is stored as a tiled collection: one cube per tile under ``LOCATION/tiles/r{i}c{j}`` and a
+small catalogue at ``LOCATION/catalogue``; see :mod:`updm_dask.cube._tiles`,
+:func:`open_collection` and :class:`Collection`. ``open_cube`` on a collection says so.
+
 Locations
 ---------
 A local directory, or ``s3://bucket/prefix`` through the same API. Credentials come from
@@ -92,7 +99,7 @@ from ._derived import (
     write_derived,
 )
 from ._gc import GarbageReport, collect_garbage
-from ._info import cube_info, format_cube_info
+from ._info import collection_info, cube_info, format_collection_info, format_cube_info
 from ._io import CubeConflictError, EmptyScenesError, cube_exists
 from ._migrate import MigrationResult, migrate_cube
 from ._schema import (
@@ -113,6 +120,14 @@ from ._schema import (
     decode_dataset,
     decode_layer,
     encode_layer,
+)
+from ._tiles import (
+    Collection,
+    Tiling,
+    collection_exists,
+    create_collection,
+    open_collection,
+    tile_edge,
 )
 from ._timeblocks import (
     compact_time_blocks,
@@ -142,6 +157,7 @@ __all__ = [
     "STR_COORDS",
     "YEARLY_CLASS_PRIORITY",
     "YEARLY_VARIABLES",
+    "Collection",
     "Cube",
     "CubeConflictError",
     "CubeLike",
@@ -149,11 +165,15 @@ __all__ = [
     "EmptyScenesError",
     "GarbageReport",
     "MigrationResult",
+    "Tiling",
     "clear_count_as_counted",
     "clear_count_fill",
     "clear_count_with_fill",
     "collect_garbage",
+    "collection_exists",
+    "collection_info",
     "compact_time_blocks",
+    "create_collection",
     "create_cube",
     "cube_exists",
     "cube_info",
@@ -161,13 +181,16 @@ __all__ = [
     "decode_layer",
     "delete_derived",
     "encode_layer",
+    "format_collection_info",
     "format_cube_info",
     "list_derived",
     "migrate_cube",
+    "open_collection",
     "open_cube",
     "pixel_history",
     "read_derived",
     "resolve_cube",
+    "tile_edge",
     "time_block_slots",
     "time_blocks_info",
     "write_derived",

@@ -119,3 +119,111 @@ def format_cube_info(info: Mapping[str, Any]) -> str:
     for c in info["commits"]:
         lines.append(f"  {c['id']}  {c['time']}  {c['message']}")
     return "\n".join(lines)
+
+
+def _bytes_on_disk(location: str) -> int | None:
+    """Bytes of the files under a local location (None for an object store)."""
+    if "://" in location:
+        return None
+    total = 0
+    for root, _, files in os.walk(location):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass  # a file removed meanwhile (gc, a temporary file renamed)
+    return total
+
+
+def collection_info(location: str | os.PathLike, *, tag: str | None = None) -> dict[str, Any]:
+    """JSON-able summary of a tiled collection, for ``updm info LOCATION``.
+
+    Parameters
+    ----------
+    location : str or path-like
+        The collection (local folder or ``s3://bucket/prefix``).
+    tag : str, optional
+        Summarise the collection as the catalogue tag recorded it.
+
+    Returns
+    -------
+    dict
+        ``location``, ``tag``, ``title``, ``grid`` (crs, resolution, shape, bounds),
+        ``lonlat_bounds``, ``tiling`` (edge, rows, cols, total), ``tiles`` (present, row by
+        row), ``per_tile`` (tile -> scenes, years, snapshot), ``scenes`` (distinct ids over
+        the tiles), ``years`` (with scenes), ``bytes`` (on disk; None for object stores),
+        ``tags`` (of the catalogue).
+
+    Raises
+    ------
+    CubeError
+        ``location`` holds no collection, or the tag does not exist.
+    """
+    from ._tiles import open_collection
+
+    coll = open_collection(location, tag=tag)
+    per_tile: dict[str, Any] = {}
+    ids: set[str] = set()
+    years: set[int] = set()
+    for tile in coll.tiles():
+        cube = coll.open_tile(tile)
+        group = zarr.open_group(cube.session().store, mode="r")
+        sids = {str(s) for s in group["scene_id"][:].tolist()}
+        tile_years = sorted({int(y) for y in years_of(group["time"][:])})
+        per_tile[tile] = {"scenes": len(sids), "years": tile_years, "snapshot": cube.snapshot_id}
+        ids |= sids
+        years |= set(tile_years)
+    g = coll.grid
+    attrs = coll._attrs()
+    return {
+        "location": coll.location,
+        "tag": tag,
+        "title": attrs.get("title") or "",
+        "grid": {
+            "crs": g.crs,
+            "resolution": g.resolution,
+            "shape": list(g.shape),
+            "bounds": list(g.bounds),
+        },
+        "lonlat_bounds": list(lonlat_bounds(g)),
+        "tiling": {
+            "edge": coll.tiling.edge,
+            "rows": coll.tiling.rows,
+            "cols": coll.tiling.cols,
+            "total": len(coll.tiling),
+        },
+        "tiles": list(per_tile),
+        "per_tile": per_tile,
+        "scenes": {"distinct": len(ids)},
+        "years": sorted(years),
+        "bytes": _bytes_on_disk(coll.location),
+        "tags": coll.tags(),
+    }
+
+
+def format_collection_info(info: Mapping[str, Any]) -> str:
+    """Plain-text report of :func:`collection_info` output."""
+    g, t = info["grid"], info["tiling"]
+    b = g["bounds"]
+    w, s, e, n = info["lonlat_bounds"]
+    size = info.get("bytes")
+    lines = [
+        f"collection  {info['location']}" + (f" at tag {info['tag']}" if info.get("tag") else ""),
+        f"title       {info.get('title') or ''}",
+        f"grid        {g['crs']}, {g['resolution']:g} m, {g['shape'][0]} x {g['shape'][1]} "
+        f"pixels, bounds ({b[0]:.10g}, {b[1]:.10g}, {b[2]:.10g}, {b[3]:.10g})",
+        f"lon/lat     {format_lon(w)} to {format_lon(e)}, {format_lat(s)} to {format_lat(n)}",
+        f"tiles       {len(info['tiles'])} present of {t['total']} ({t['rows']} x {t['cols']} "
+        f"tiles of {t['edge']} pixels)",
+        f"scenes      {info['scenes']['distinct']} distinct over the tiles",
+        f"years       {year_ranges(info['years'])}",
+        f"bytes       {size:,}" if size is not None else "bytes       (object store: not counted)",
+        f"tags        {', '.join(info['tags']) if info['tags'] else 'none'}",
+        "per tile    (updm info LOCATION --tile ID shows one)",
+    ]
+    for tile, v in info["per_tile"].items():
+        lines.append(
+            f"  {tile:<8}{v['scenes']:>6} scene(s), years {year_ranges(v['years'])}, "
+            f"snapshot {v['snapshot']}"
+        )
+    return "\n".join(lines)

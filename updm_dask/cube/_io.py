@@ -249,6 +249,13 @@ def open_repository(location: str | os.PathLike) -> tuple[icechunk.Repository, s
     """Open the repository at ``location``; CubeError naming it when there is none."""
     storage, name = storage_for(location)
     if not repository_exists(storage, name):
+        catalogue = name.rstrip("/") + "/catalogue" if "://" in name else f"{name}/catalogue"
+        if repository_exists(*storage_for(catalogue)):
+            raise CubeError(
+                f"{name!r} is a tiled collection, not a single cube: open it with "
+                "open_collection(), open one tile with Collection.open_tile(), or see "
+                f"`updm info {name}`"
+            )
         raise CubeError(f"{name!r} is not a cube (no Icechunk repository there)")
     try:
         return icechunk.Repository.open(storage), name

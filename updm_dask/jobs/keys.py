@@ -320,6 +320,22 @@ JOB_SPEC_KEYS: tuple[SpecKey, ...] = (
         "false",
     ),
     SpecKey(
+        "tiles", "edge", (int,), {"type": "integer", "minimum": 1}, None,
+        "Edge (pixels) of the square tiles a grid larger than one tile is cut into: the "
+        "cube is then a tiled collection (one cube per tile and a catalogue). Default: "
+        "dask config updm.tiles.edge (4096). Fixed when the collection is created.",
+        "4096",
+    ),
+    SpecKey(
+        "tiles", "select", (list,),
+        {"type": "array", "items": {"type": "string", "pattern": "^r[0-9]+c[0-9]+$"},
+         "minItems": 1},
+        None,
+        "Run only these tiles (ids r<row>c<column>), e.g. one driver per tile or group of "
+        "tiles; every tile the scenes touch when left out.",
+        '["r0c0", "r0c1"]',
+    ),
+    SpecKey(
         "batch", "size", (int,), {"type": "integer", "minimum": 1}, None,
         "Scenes per batch (one graph and one commit each); default: dask config "
         "updm.job.batch-size.",

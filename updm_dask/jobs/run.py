@@ -13,7 +13,10 @@ A job
    report says which and why;
 2. opens the job's cube, or creates it on the job's grid (``[grid] from_scenes``: the
    grid covering the scenes found, :func:`grid_of_scenes`; a grid larger than dask config
-   ``updm.limits.grid-pixels`` is refused before anything is written);
+   ``updm.limits.grid-pixels`` is refused before anything is written). A grid larger than
+   one tile (``[tiles] edge``, else ``updm.tiles.edge``) makes a tiled collection instead,
+   one cube per tile, and the work items become (scene, tile) pairs: see
+   :mod:`updm_dask.jobs.tiles`;
 3. connects to a Dask cluster (:func:`updm_dask.jobs.cluster.connect`: ``--scheduler``, then
    ``DASK_SCHEDULER_ADDRESS`` / dask config ``scheduler-address``, then
    ``--scheduler-file``, else a LocalCluster sized to the machine) and says which, with
@@ -59,7 +62,15 @@ import xarray as xr
 import zarr
 
 from .. import __version__, config
-from ..cube import Cube, CubeConflictError, EmptyScenesError, create_cube, cube_exists, open_cube
+from ..cube import (
+    Cube,
+    CubeConflictError,
+    EmptyScenesError,
+    collection_exists,
+    create_cube,
+    cube_exists,
+    open_cube,
+)
 from ..errors import GridError, JobError, JobSpecError, SceneError, UpdmError
 from ..geo import CubeGrid, to_grid
 from ..geo.grid import check_grid_pixels, covering_grid
@@ -169,12 +180,17 @@ class JobReport:
     cores: int = 0
     processing_seconds: float = 0.0
     seconds: float = 0.0
+    #: A tiled collection: per tile run, what happened there (one line each).
+    tiles: dict[str, str] = field(default_factory=dict)
+    #: Tiles whose loop failed (the others went on); run the job again to resume them.
+    tiles_failed: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         """0 when every scene found is in the cube with its per-year layers rebuilt; 1 when
-        any scene failed or some per-year layers are stale (run again: either is resumed)."""
-        return 1 if self.failed or self.years_stale else 0
+        any scene or tile failed or some per-year layers are stale (run again: each is
+        resumed)."""
+        return 1 if self.failed or self.years_stale or self.tiles_failed else 0
 
     @property
     def pixels_per_second(self) -> float:
@@ -222,6 +238,12 @@ class JobReport:
                 f"    {d.scene_id}: used {d.used}, dropped {d.dropped}: {d.reason}"
                 for d in self.duplicates
             ]
+        if self.tiles:
+            lines.append(
+                f"  tiles: {len(self.tiles)} run, {len(self.tiles_failed)} failed (run the job "
+                "again to resume them)"
+            )
+            lines += [f"    {tile}: {what}" for tile, what in self.tiles.items()]
         if self.failed:
             lines.append("  failed scenes (not stored; fix or remove them and run again):")
             lines += [f"    {f.scene} [{f.stage}]: {f.reason}" for f in self.failed]
@@ -314,7 +336,12 @@ def _job_grid(
     spec: JobSpec, scenes: Sequence[SceneSource], say: Callable[[str], None]
 ) -> CubeGrid | None:
     """The grid a new cube gets: the spec's, or (``from_scenes``) that of the scenes found."""
-    if spec.grid is not None or spec.grid_from_scenes is None or cube_exists(spec.cube):
+    if (
+        spec.grid is not None
+        or spec.grid_from_scenes is None
+        or cube_exists(spec.cube)
+        or collection_exists(spec.cube)
+    ):
         return spec.grid
     try:
         grid, used = grid_of_scenes(scenes, spec.grid_from_scenes)
@@ -331,7 +358,12 @@ def _job_grid(
 
 
 def _check_cube_or_grid(spec: JobSpec) -> None:
-    if spec.grid is None and spec.grid_from_scenes is None and not cube_exists(spec.cube):
+    if (
+        spec.grid is None
+        and spec.grid_from_scenes is None
+        and not cube_exists(spec.cube)
+        and not collection_exists(spec.cube)
+    ):
         raise JobSpecError(
             f"{spec.source}: grid: the cube {spec.cube} does not exist yet, so the job must "
             "declare its grid ([grid] with crs + transform + shape, aoi + resolution, or "
@@ -685,8 +717,14 @@ def run_job(
         say(f"updm run {name}: {note}")
     found = _discover(spec)
     grid = _job_grid(spec, found[0], lambda text: say(f"updm run {name}: {text}"))
-    cube = open_job_cube(spec, grid)
-    report = JobReport(job_id=spec.job_id, cube=cube.location)
+    from .tiles import open_job_collection, run_tiles  # tiles builds on this module
+
+    # A grid larger than one tile (or a collection already there) is a tiled collection.
+    collection = open_job_collection(spec, grid)
+    cube = open_job_cube(spec, grid) if collection is None else None
+    report = JobReport(
+        job_id=spec.job_id, cube=cube.location if cube is not None else collection.location
+    )
     owned = None
     if client is None:
         owned = connect(scheduler, scheduler_file)
@@ -700,7 +738,10 @@ def run_job(
         where = f"dashboard {dashboard}" if dashboard else "no dashboard"
         say(f"updm run {name}: on {report.cluster}, {report.cores} cores; {where}")
         with dask.config.set(scheduler=client):
-            _run(spec, science, cube, report, on_batch, say, found)
+            if cube is not None:
+                _run(spec, science, cube, report, on_batch, say, found)
+            else:
+                run_tiles(spec, science, collection, report, on_batch, say, found)
     finally:
         if owned is not None:
             owned.close()

@@ -42,6 +42,10 @@ Example::
     calibration = "mtl"           # or "note-1985-landsat5", "chander2009"
     rayleigh = true
 
+    [tiles]                       # a grid larger than one tile is a tiled collection
+    edge = 4096                   # default: dask config updm.tiles.edge
+    # select = ["r0c1"]           # run only these tiles (one driver per tile or group)
+
     [batch]
     size = 8                      # default: dask config updm.job.batch-size
 
@@ -73,6 +77,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -150,6 +155,10 @@ class JobSpec:
         (``url`` apart), or None.
     sign
         ``[inputs] sign``: the ``"module:function"`` remote STAC hrefs are signed with.
+    tile_edge
+        ``[tiles] edge`` in pixels, or None (dask config ``updm.tiles.edge``).
+    tile_select
+        ``[tiles] select``: the only tiles the job runs, or None (every tile).
     """
 
     name: str
@@ -168,6 +177,8 @@ class JobSpec:
     notes: tuple[str, ...] = ()
     stac_search: FrozenMap | None = None
     sign: str | None = None
+    tile_edge: int | None = None
+    tile_select: tuple[str, ...] | None = None
 
     @property
     def rules(self) -> str | Mapping[str, Any]:
@@ -590,7 +601,31 @@ def parse_job_spec(
         notes=notes,
         stac_search=stac_search,
         sign=_check_sign(data, source),
+        tile_edge=_tile_edge(data, source),
+        tile_select=_tile_select(data, source),
     )
+
+
+def _tile_edge(data: Mapping[str, Any], source: str) -> int | None:
+    edge = value_of(data, "tiles", "edge")
+    if edge is not None and edge < 1:
+        raise spec_error(source, "tiles.edge", f"expected a positive number of pixels, got {edge}")
+    return edge
+
+
+def _tile_select(data: Mapping[str, Any], source: str) -> tuple[str, ...] | None:
+    select = value_of(data, "tiles", "select")
+    if select is None:
+        return None
+    bad = [t for t in select if not isinstance(t, str) or not re.fullmatch(r"r[0-9]+c[0-9]+", t)]
+    if bad or not select:
+        raise spec_error(
+            source,
+            "tiles.select",
+            f'expected a non-empty list of tile ids r<row>c<column> (e.g. "r0c1"), '
+            f"got {', '.join(map(repr, bad)) or 'an empty list'}",
+        )
+    return tuple(dict.fromkeys(select))
 
 
 def load_job_spec(path: str | os.PathLike) -> JobSpec:

@@ -1,0 +1,187 @@
+"""Tiled collections: the tiling, the catalogue, tags over every tile, point routing."""
+
+from __future__ import annotations
+
+import threading
+
+import icechunk
+import numpy as np
+import pytest
+import rioxarray  # noqa: F401
+import xarray as xr
+from affine import Affine
+
+from updm_dask.cube import (
+    Tiling,
+    collection_exists,
+    create_collection,
+    create_cube,
+    open_collection,
+    open_cube,
+)
+from updm_dask.errors import CubeError
+from updm_dask.geo import CubeGrid
+
+# 10 x 13 pixels of 30 m in UTM 37N (Ethiopian highlands), cut into tiles of 4:
+# 3 rows x 4 columns, the last row 2 pixels high and the last column 1 pixel wide.
+GRID = CubeGrid("EPSG:32637", Affine(30, 0, 589035, 0, -30, 756165), (10, 13))
+EDGE = 4
+
+
+def scene_on(grid: CubeGrid, sid: str, time: str, value: int = 3) -> xr.Dataset:
+    """A scene covering ``grid`` with land cover ``value`` everywhere."""
+    shape = grid.shape
+    ds = xr.Dataset(
+        {
+            "land_cover": (("y", "x"), np.full(shape, value, np.uint8)),
+            "quality": (("y", "x"), np.zeros(shape, np.uint8)),
+            "mviupd": (("y", "x"), np.full(shape, 0.25, np.float32)),
+        },
+        coords={"y": grid.y, "x": grid.x},
+    ).rio.write_crs(grid.crs)
+    ds = ds.assign_coords(scene_id=sid, time=np.datetime64(time, "us"))
+    ds.attrs.update(sensor="TM", platform="LANDSAT_5")
+    return ds
+
+
+def append(cube, sid: str, time: str) -> None:
+    cube.append_scenes([scene_on(cube.grid, sid, time)], metadata={"job_id": "t"}, message=sid)
+
+
+def test_tile_grids_abut_exactly_and_cover_the_grid():
+    tiling = Tiling(GRID, EDGE)
+    assert (tiling.rows, tiling.cols, len(tiling)) == (3, 4, 12)
+    covered = np.zeros(GRID.shape, int)
+    for tile in tiling.tile_ids():
+        r0, c0, nr, nc = tiling.tile_window(tile)
+        covered[r0 : r0 + nr, c0 : c0 + nc] += 1
+        g = tiling.tile_grid(tile)
+        assert (g.crs, g.resolution, g.shape) == (GRID.crs, GRID.resolution, (nr, nc))
+        # the tile's pixel centres are exactly the grid's own
+        np.testing.assert_array_equal(g.x, GRID.x[c0 : c0 + nc])
+        np.testing.assert_array_equal(g.y, GRID.y[r0 : r0 + nr])
+    assert (covered == 1).all()  # every pixel in exactly one tile
+    # neighbours share an edge: east edge of r0c0 is the west edge of r0c1, etc.
+    assert tiling.tile_grid("r0c0").bounds[2] == tiling.tile_grid("r0c1").bounds[0]
+    assert tiling.tile_grid("r0c0").bounds[1] == tiling.tile_grid("r1c0").bounds[3]
+    assert tiling.tile_grid("r2c3").shape == (2, 1)
+    assert tiling.tile_grid("r2c3").bounds[1:3] == (GRID.bounds[1], GRID.bounds[2])
+    assert tiling.tiles_of_window(3, 3, 2, 2) == ["r0c0", "r0c1", "r1c0", "r1c1"]
+    assert tiling.tiles_of_window(8, 12, 5, 5) == ["r2c3"]  # clipped at the grid's edge
+    assert tiling.tiles_of_window(10, 0, 3, 3) == []
+    assert tiling.tile_of_pixel(9, 12) == "r2c3"
+    assert not Tiling(GRID, 13).tiled and Tiling(GRID, 12).tiled
+
+
+def test_a_point_routes_to_the_tile_whose_grid_holds_it(tmp_path):
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    for tile in ("r0c0", "r1c2", "r2c3"):
+        append(coll.create_tile(tile), f"S{tile}", "2001-01-01")
+    for row, col, expected in ((0, 0, "r0c0"), (5, 9, "r1c2"), (9, 12, "r2c3"), (4, 8, "r1c2")):
+        x, y = GRID.x[col], GRID.y[row]
+        tile, cube = coll.cube_for_point(x=x, y=y)
+        assert tile == expected
+        lo_x, lo_y, hi_x, hi_y = cube.grid.bounds
+        assert lo_x < x < hi_x and lo_y < y < hi_y
+        assert cube.grid == Tiling(GRID, EDGE).tile_grid(expected)
+        assert cube.scene_ids() == {f"S{expected}"}
+    # by lon/lat too: the centre of pixel (5, 9) in WGS 84
+    import pyproj
+
+    lon, lat = pyproj.Transformer.from_crs(GRID.crs, "EPSG:4326", always_xy=True).transform(
+        GRID.x[9], GRID.y[5]
+    )
+    assert coll.cube_for_point(lon=lon, lat=lat)[0] == "r1c2"
+    # a point on the grid whose tile holds no data, and one off the grid
+    with pytest.raises(CubeError, match=r"tile 'r0c1' holds no data; tiles present: r0c0, r1c2"):
+        coll.cube_for_point(x=GRID.x[5], y=GRID.y[0])
+    with pytest.raises(CubeError, match="is outside the grid"):
+        coll.cube_for_point(x=GRID.bounds[2] + 100, y=GRID.y[0])
+
+
+def test_a_tag_pins_every_tile(tmp_path):
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE, title="pinned")
+    a, b = coll.create_tile("r0c0"), coll.create_tile("r1c1")
+    append(a, "A1", "2001-01-01")
+    append(b, "B1", "2001-02-01")
+    coll.tag("v1")
+    append(a, "A2", "2002-01-01")  # after the tag: the tag must not see it
+    coll.create_tile("r2c0")  # nor a tile made after it
+    pinned = open_collection(tmp_path / "c", tag="v1")
+    assert pinned.read_only and pinned.tiles() == ["r0c0", "r1c1"]
+    assert pinned.open_tile("r0c0").scene_ids() == {"A1"}
+    assert pinned.open_tile("r1c1").scene_ids() == {"B1"}
+    latest = open_collection(tmp_path / "c")
+    assert latest.tiles() == ["r0c0", "r1c1", "r2c0"]
+    assert latest.open_tile("r0c0").scene_ids() == {"A1", "A2"}
+    # the tile's own tag protects its snapshot (updm gc --keep-tags)
+    assert open_cube(coll.tile_location("r0c0"), tag="v1").scene_ids() == {"A1"}
+    with pytest.raises(CubeError, match=r"already has a tag 'v1'; its tags: 'v1'"):
+        latest.tag("v1")
+    with pytest.raises(CubeError, match="read-only"):
+        pinned.open_tile("r0c0", for_writing=True)
+
+
+def test_open_cube_on_a_collection_refuses_clearly(tmp_path):
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    coll.create_tile("r0c0")
+    with pytest.raises(CubeError, match=r"is a tiled collection.*open_collection.*updm info"):
+        open_cube(tmp_path / "c")
+    assert collection_exists(tmp_path / "c")
+    # and the other way round: a single cube is not a collection
+    create_cube(tmp_path / "single", Tiling(GRID, EDGE).tile_grid("r0c0"))
+    assert not collection_exists(tmp_path / "single")
+    with pytest.raises(CubeError, match="is a single cube, not a tiled collection"):
+        open_collection(tmp_path / "single")
+    with pytest.raises(CubeError, match="fits in one tile"):
+        create_collection(tmp_path / "small", GRID, edge=13)
+
+
+def test_bad_tile_ids_and_unknown_tags_name_the_value_and_what_exists(tmp_path):
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    coll.create_tile("r0c1")
+    coll.tag("first")
+    for bad in ("r3c0", "x1", "r0c", "r-1c0", "r0c4"):
+        with pytest.raises(CubeError, match=rf"tile {bad!r}: expected .*row 0-2 and column 0-3"):
+            coll.open_tile(bad)
+    with pytest.raises(CubeError, match=r"tile 'r1c1' holds no data; tiles present: r0c1"):
+        coll.open_tile("r1c1")
+    with pytest.raises(CubeError, match=r"has no tag 'nope'; its tags: 'first'"):
+        open_collection(tmp_path / "c", tag="nope")
+    with pytest.raises(CubeError, match="another grid or tile edge"):
+        create_collection(tmp_path / "c", GRID, edge=5, exist_ok=True)
+
+
+def test_an_interrupted_creation_is_completed_by_the_next(tmp_path):
+    # killed after the catalogue repository was made, before its first commit
+    icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "c/catalogue")))
+    assert not collection_exists(tmp_path / "c")
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    # killed after a tile's cube was created, before it was registered
+    create_cube(coll.tile_location("r1c0"), Tiling(GRID, EDGE).tile_grid("r1c0"))
+    assert coll.tiles() == []
+    again = create_collection(tmp_path / "c", GRID, edge=EDGE, exist_ok=True)
+    append(again.create_tile("r1c0"), "S", "2001-01-01")
+    assert open_collection(tmp_path / "c").tiles() == ["r1c0"]
+
+
+def test_drivers_registering_tiles_at_once_lose_none(tmp_path):
+    create_collection(tmp_path / "c", GRID, edge=EDGE)
+    tiles = Tiling(GRID, EDGE).tile_ids()
+    errors = []
+
+    def driver(mine):
+        try:
+            coll = open_collection(tmp_path / "c")  # its own view: no shared guard
+            for tile in mine:
+                coll._register(tile)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=driver, args=(tiles[k::3],)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert open_collection(tmp_path / "c").tiles() == tiles

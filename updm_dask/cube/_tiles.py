@@ -1,0 +1,906 @@
+"""Tiled collections: a large grid cut into fixed tiles, each an ordinary cube.
+
+Layout at LOCATION (a local folder or ``s3://bucket/prefix``)
+-------------------------------------------------------------
+- ``LOCATION/tiles/r{i}c{j}``: the tile of row ``i`` and column ``j`` of the tiling, a cube
+  made by :func:`~updm_dask.cube.create_cube` on :meth:`Tiling.tile_grid` (same CRS and
+  resolution as the collection's grid, origin shifted, shape clipped at the grid's edge).
+  Each tile is its own Icechunk repository: commits of different tiles never conflict and
+  never grow each other's manifests.
+- ``LOCATION/catalogue``: a small Icechunk repository whose root attributes hold
+  ``updm_tiled_collection`` (the format marker), ``grid`` (the whole grid), ``tile_edge``,
+  ``tiles`` (the tiles that exist), ``empty_scenes`` (per tile, the scenes whose footprint
+  touches it but which hold only fill there) and, from the last :meth:`Collection.tag`, the
+  snapshot id of every tile (``tile_snapshots``). Registering a tile or tagging is one catalogue
+  commit, re-read and retried when another driver committed first.
+
+A grid that fits in one tile is not tiled: it is a single cube, exactly as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import icechunk
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from .. import config
+from ..errors import CubeError, GridError
+from ..geo import CubeGrid
+from ._cube import Cube, create_cube, open_cube
+from ._io import (
+    clear_unfinished,
+    is_unfinished,
+    repository_exists,
+    root_attrs,
+    storage_for,
+    unfinished_leftovers,
+)
+from ._schema import SCENE_VARIABLES, YEARLY_VARIABLES
+
+__all__ = [
+    "COLLECTION_FORMAT",
+    "Collection",
+    "Tiling",
+    "collection_exists",
+    "create_collection",
+    "open_collection",
+    "tile_edge",
+]
+
+log = logging.getLogger("updm_dask.cube")
+
+#: Format of the catalogue this package writes (root attribute ``updm_tiled_collection``).
+COLLECTION_FORMAT = 1
+COLLECTION_MARKER = "updm_tiled_collection"
+#: Times a catalogue commit is re-read and retried after another driver committed first.
+_CATALOGUE_RETRIES = 20
+
+
+def tile_edge(edge: Any = None) -> int:
+    """A tile edge in pixels: ``edge``, else dask config ``updm.tiles.edge``.
+
+    Raises
+    ------
+    CubeError
+        Not a positive whole number (naming where it came from).
+    """
+    value = config.get("tiles.edge") if edge is None else edge
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        what = "tile edge" if edge is not None else "dask config updm.tiles.edge"
+        raise CubeError(f"{what}: expected a positive whole number of pixels, got {value!r}")
+    return int(value)
+
+
+def _child(location: str, *parts: str) -> str:
+    """``location/part/...`` for a local path or a URL."""
+    if "://" in location:
+        return "/".join([location.rstrip("/"), *parts])
+    return os.path.join(location, *parts)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """A grid cut into square tiles of ``edge`` pixels, from its north-west corner.
+
+    Tile ``"r{i}c{j}"`` covers rows ``i*edge`` to ``(i+1)*edge`` and columns ``j*edge`` to
+    ``(j+1)*edge`` of the grid, clipped at the grid's edge.
+
+    Parameters
+    ----------
+    grid : CubeGrid
+        The whole grid.
+    edge : int
+        Tile edge in pixels.
+    """
+
+    grid: CubeGrid
+    edge: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grid, CubeGrid):
+            raise CubeError(f"Tiling: grid must be a CubeGrid, got {type(self.grid).__name__}")
+        object.__setattr__(self, "edge", tile_edge(self.edge))
+
+    @property
+    def rows(self) -> int:
+        """Number of tile rows."""
+        return math.ceil(self.grid.ny / self.edge)
+
+    @property
+    def cols(self) -> int:
+        """Number of tile columns."""
+        return math.ceil(self.grid.nx / self.edge)
+
+    def __len__(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def tiled(self) -> bool:
+        """True when the grid spans more than one tile (else it is a single cube)."""
+        return len(self) > 1
+
+    def tile_ids(self) -> list[str]:
+        """Every tile id, row by row."""
+        return [f"r{i}c{j}" for i in range(self.rows) for j in range(self.cols)]
+
+    def index(self, tile: Any) -> tuple[int, int]:
+        """Row and column of tile ``tile`` (``"r{i}c{j}"``).
+
+        Raises
+        ------
+        CubeError
+            Not such an id, or outside the tiling (the message names both).
+        """
+        i = j = -1
+        if isinstance(tile, str) and tile.startswith("r") and "c" in tile:
+            row, _, col = tile[1:].partition("c")
+            if row.isdigit() and col.isdigit() and row.isascii() and col.isascii():
+                i, j = int(row), int(col)
+        if not (0 <= i < self.rows and 0 <= j < self.cols):
+            raise CubeError(
+                f"tile {tile!r}: expected a tile id r<row>c<column> with row 0-{self.rows - 1} "
+                f"and column 0-{self.cols - 1} ({self.rows} x {self.cols} tiles of "
+                f"{self.edge} pixels)"
+            )
+        return i, j
+
+    def tile_window(self, tile: str) -> tuple[int, int, int, int]:
+        """``(row0, col0, nrows, ncols)`` of the tile on the grid."""
+        i, j = self.index(tile)
+        r0, c0 = i * self.edge, j * self.edge
+        return r0, c0, min(self.edge, self.grid.ny - r0), min(self.edge, self.grid.nx - c0)
+
+    def tile_grid(self, tile: str) -> CubeGrid:
+        """The tile's own grid: the grid's CRS and resolution, its origin, its shape."""
+        r0, c0, nr, nc = self.tile_window(tile)
+        t = self.grid.transform
+        shifted = (t.a, 0.0, t.c + t.a * c0, 0.0, t.e, t.f + t.e * r0)
+        return CubeGrid(self.grid.crs, shifted, (nr, nc))
+
+    def tiles_of_window(self, row0: int, col0: int, nrows: int, ncols: int) -> list[str]:
+        """The tiles a window of the grid touches, row by row ([] when it misses the grid)."""
+        r0, c0 = max(int(row0), 0), max(int(col0), 0)
+        r1 = min(int(row0) + int(nrows), self.grid.ny)
+        c1 = min(int(col0) + int(ncols), self.grid.nx)
+        if r1 <= r0 or c1 <= c0:
+            return []
+        return [
+            f"r{i}c{j}"
+            for i in range(r0 // self.edge, (r1 - 1) // self.edge + 1)
+            for j in range(c0 // self.edge, (c1 - 1) // self.edge + 1)
+        ]
+
+    def tile_of_pixel(self, row: int, col: int) -> str:
+        """The tile holding pixel ``(row, col)`` of the grid.
+
+        Raises
+        ------
+        CubeError
+            The pixel is outside the grid.
+        """
+        if not (0 <= row < self.grid.ny and 0 <= col < self.grid.nx):
+            raise CubeError(
+                f"pixel (row {row}, column {col}) is outside the grid of "
+                f"{self.grid.ny} x {self.grid.nx} pixels"
+            )
+        return f"r{row // self.edge}c{col // self.edge}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the catalogue's ``grid`` and ``tile_edge``)."""
+        return {"grid": self.grid.to_dict(), "tile_edge": self.edge}
+
+
+@contextlib.contextmanager
+def _catalogue_lock(location: str) -> Iterator[None]:
+    """On a local path, hold an OS lock on the catalogue while it is read and committed.
+
+    Icechunk cannot make two simultaneous commits to a local repository atomic (one may
+    silently replace the other), so local drivers take turns; a commit lasts milliseconds,
+    so waiting is short. Object stores detect the conflict themselves: no lock there.
+    """
+    if "://" in location:
+        yield
+        return
+    path = os.path.join(location, "catalogue", ".updm-catalogue.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def tile_order(tile: str) -> tuple[int, int]:
+    """Sort key of a tile id: row, then column."""
+    row, _, col = tile[1:].partition("c")
+    return int(row), int(col)
+
+
+def collection_exists(location: str | os.PathLike) -> bool:
+    """Whether ``location`` holds a tiled collection (its catalogue repository)."""
+    _, name = storage_for(location)
+    storage, cname = storage_for(_child(name, "catalogue"))
+    if not repository_exists(storage, cname):
+        return False
+    try:
+        repo = icechunk.Repository.open(storage)
+    except icechunk.IcechunkError:
+        return True
+    return not is_unfinished(repo)
+
+
+def _catalogue_attrs(repo: icechunk.Repository, snapshot: str | None = None) -> dict | None:
+    session = (
+        repo.readonly_session(snapshot_id=snapshot)
+        if snapshot is not None
+        else repo.readonly_session("main")
+    )
+    attrs = root_attrs(session.store)
+    return attrs if attrs and COLLECTION_MARKER in attrs else None
+
+
+def create_collection(
+    location: str | os.PathLike,
+    grid: CubeGrid,
+    *,
+    edge: int | None = None,
+    title: str | None = None,
+    exist_ok: bool = False,
+) -> Collection:
+    """Create an empty tiled collection (its catalogue; tiles come with their first scene).
+
+    Parameters
+    ----------
+    location : str or path-like
+        Local folder (created if missing; must be empty) or ``s3://bucket/prefix``.
+    grid : CubeGrid
+        The whole grid; it must span more than one tile (a smaller grid is a single cube:
+        use :func:`~updm_dask.cube.create_cube`).
+    edge : int, optional
+        Tile edge in pixels (default dask config ``updm.tiles.edge``).
+    title : str, optional
+        Stored in the catalogue and given to every tile.
+    exist_ok : bool
+        When ``location`` already holds a collection with this grid and edge, return it.
+
+    Returns
+    -------
+    Collection
+
+    Raises
+    ------
+    CubeError
+        The grid fits in one tile; ``location`` holds something else, or a collection with
+        another grid or edge (or any collection without ``exist_ok``).
+
+    Notes
+    -----
+    Crash-safe: a creation killed at any moment is completed by the next call (what an
+    interrupted ``Repository.create`` left is removed; a catalogue holding only its
+    first commit is filled in).
+    """
+    tiling = Tiling(grid, tile_edge(edge))
+    if not tiling.tiled:
+        raise CubeError(
+            f"create_collection: the grid ({grid.ny} x {grid.nx} pixels) fits in one tile of "
+            f"{tiling.edge} pixels; create a single cube with create_cube()"
+        )
+    _, name = storage_for(location)
+    storage, cname = storage_for(_child(name, "catalogue"))
+    if "://" not in name:
+        path = Path(name)
+        if repository_exists(*storage_for(name)):
+            raise CubeError(f"{name!r} already holds a single cube, not a tiled collection")
+        if path.is_dir():
+            others = sorted(p.name for p in path.iterdir() if p.name not in ("catalogue", "tiles"))
+            if others:
+                raise CubeError(
+                    f"{name!r} is a non-empty directory that is not a tiled collection "
+                    f"(it holds {', '.join(map(repr, others[:5]))})"
+                )
+    attrs = {
+        COLLECTION_MARKER: COLLECTION_FORMAT,
+        **tiling.to_dict(),
+        "title": title or "",
+        "tiles": [],
+        "tile_snapshots": {},
+    }
+    for _ in range(_CATALOGUE_RETRIES):
+        repo = _catalogue_to_fill(storage, cname)
+        existing = _catalogue_attrs(repo)
+        if existing is not None:
+            collection = Collection(repo, name, existing)
+            if collection.tiling.grid != grid or collection.tiling.edge != tiling.edge:
+                g = collection.grid
+                raise CubeError(
+                    f"{name!r} already holds a tiled collection with another grid or tile edge "
+                    f"({g.crs}, shape {g.shape}, bounds {g.bounds}, tiles of "
+                    f"{collection.tiling.edge}) than the one asked for ({grid.crs}, shape "
+                    f"{grid.shape}, bounds {grid.bounds}, tiles of {tiling.edge})"
+                )
+            if not exist_ok:
+                raise CubeError(
+                    f"{name!r} already holds a tiled collection; open it with "
+                    "open_collection() or pass exist_ok=True"
+                )
+            return collection
+        session = repo.writable_session("main")
+        zarr.open_group(session.store, mode="w", attributes=attrs)
+        try:
+            session.commit("create tiled collection", metadata={"action": "create", **attrs})
+        except icechunk.ConflictError:
+            continue  # another driver created it meanwhile: check what it made
+        log.info("created tiled collection %s (%d x %d tiles)", name, tiling.rows, tiling.cols)
+        return Collection(repo, name, attrs)
+    raise CubeError(f"{name!r}: could not create the catalogue (repeated write conflicts)")
+
+
+def _catalogue_to_fill(storage: icechunk.Storage, cname: str) -> icechunk.Repository:
+    """The catalogue repository, created when missing (after removing what an interrupted
+    creation left)."""
+    if repository_exists(storage, cname):
+        try:
+            repo = icechunk.Repository.open(storage)
+        except icechunk.IcechunkError as exc:
+            raise CubeError(f"cannot open the catalogue at {cname!r}: {exc.message}") from None
+        if _catalogue_attrs(repo) is None and not is_unfinished(repo):
+            raise CubeError(f"{cname!r} holds an Icechunk repository that is not a catalogue")
+        return repo
+    if "://" not in cname:
+        path = Path(cname)
+        if path.is_dir() and any(path.iterdir()):
+            if unfinished_leftovers(path) is None or not clear_unfinished(path):
+                raise CubeError(f"{cname!r} is a non-empty directory that is not a catalogue")
+    try:
+        return icechunk.Repository.create(storage)
+    except icechunk.IcechunkError:
+        # another driver may have created it this very moment
+        if repository_exists(storage, cname):
+            return icechunk.Repository.open(storage)
+        raise
+
+
+def open_collection(location: str | os.PathLike, *, tag: str | None = None) -> Collection:
+    """Open a tiled collection, at its newest state or pinned to a catalogue tag.
+
+    Parameters
+    ----------
+    location : str or path-like
+        Local folder or ``s3://bucket/prefix``.
+    tag : str, optional
+        A tag made by :meth:`Collection.tag`: every tile is then read at the snapshot it
+        had when the tag was made (read-only).
+
+    Returns
+    -------
+    Collection
+
+    Raises
+    ------
+    CubeError
+        ``location`` holds no collection (a single cube is named as such), or the tag does
+        not exist (the message lists the tags there are).
+    """
+    _, name = storage_for(location)
+    storage, cname = storage_for(_child(name, "catalogue"))
+    if not repository_exists(storage, cname):
+        if repository_exists(*storage_for(name)):
+            raise CubeError(f"{name!r} is a single cube, not a tiled collection; use open_cube()")
+        raise CubeError(f"{name!r} is not a tiled collection (no catalogue at {cname!r})")
+    try:
+        repo = icechunk.Repository.open(storage)
+    except icechunk.IcechunkError as exc:
+        raise CubeError(f"cannot open the catalogue at {cname!r}: {exc.message}") from None
+    snapshot = None
+    if tag is not None:
+        if not isinstance(tag, str) or not tag.strip():
+            raise CubeError(f"tag: expected a non-empty string, got {tag!r}")
+        try:
+            snapshot = repo.lookup_tag(tag)
+        except (icechunk.IcechunkError, ValueError):
+            tags = sorted(repo.list_tags())
+            known = f"its tags: {', '.join(map(repr, tags))}" if tags else "it has no tags"
+            raise CubeError(f"tiled collection {name!r} has no tag {tag!r}; {known}") from None
+    attrs = _catalogue_attrs(repo, snapshot)
+    if attrs is None:
+        raise CubeError(
+            f"{name!r}: the catalogue holds no collection (its creation was interrupted; "
+            "run the job again to complete it)"
+        )
+    if attrs[COLLECTION_MARKER] != COLLECTION_FORMAT:
+        raise CubeError(
+            f"{name!r}: tiled collection of format {attrs[COLLECTION_MARKER]!r}; this version "
+            f"reads format {COLLECTION_FORMAT}"
+        )
+    return Collection(repo, name, attrs, tag=tag, snapshot=snapshot)
+
+
+class Collection:
+    """A tiled collection (see the module docstring); made by :func:`open_collection`.
+
+    A view at the catalogue's tip sees new tiles as they are registered and opens every
+    tile at its branch tip; a view pinned to a tag opens every tile at the snapshot the
+    tag recorded, read-only.
+    """
+
+    def __init__(
+        self,
+        repository: icechunk.Repository,
+        location: str,
+        attrs: Mapping[str, Any],
+        *,
+        tag: str | None = None,
+        snapshot: str | None = None,
+    ) -> None:
+        self._repo = repository
+        self.location = location
+        try:
+            grid = CubeGrid.from_dict(attrs["grid"])
+            self.tiling = Tiling(grid, attrs["tile_edge"])
+        except (KeyError, GridError, CubeError) as exc:
+            raise CubeError(f"tiled collection {location!r}: bad catalogue: {exc}") from None
+        self.tag_name = tag
+        self._snapshot = snapshot
+        self._pinned = dict(attrs.get("tile_snapshots", {})) if snapshot is not None else None
+        self._pinned_tiles = list(attrs.get("tiles", [])) if snapshot is not None else None
+        self._guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        at = f", tag={self.tag_name!r}" if self.tag_name else ""
+        return (
+            f"Collection({self.location!r}{at}, {self.tiling.rows} x {self.tiling.cols} tiles "
+            f"of {self.tiling.edge}, shape={self.grid.shape})"
+        )
+
+    @property
+    def grid(self) -> CubeGrid:
+        """The whole grid."""
+        return self.tiling.grid
+
+    @property
+    def read_only(self) -> bool:
+        """True when pinned to a tag."""
+        return self._snapshot is not None
+
+    @property
+    def repository(self) -> icechunk.Repository:
+        """The catalogue's Icechunk repository."""
+        return self._repo
+
+    def _attrs(self) -> dict[str, Any]:
+        return _catalogue_attrs(self._repo, self._snapshot) or {}
+
+    def tiles(self) -> list[str]:
+        """The tiles that exist (registered in the catalogue), row by row."""
+        if self._pinned_tiles is not None:
+            return sorted(self._pinned_tiles, key=tile_order)
+        return sorted(self._attrs().get("tiles", []), key=tile_order)
+
+    def tags(self) -> list[str]:
+        """The catalogue's tags."""
+        return sorted(self._repo.list_tags())
+
+    def tile_location(self, tile: str) -> str:
+        """Where tile ``tile`` is stored (``LOCATION/tiles/<tile>``)."""
+        self.tiling.index(tile)
+        return _child(self.location, "tiles", tile)
+
+    def _check_present(self, tile: str) -> None:
+        self.tiling.index(tile)
+        present = self.tiles()
+        if tile not in present:
+            listed = ", ".join(present) if present else "none yet"
+            raise CubeError(
+                f"tiled collection {self.location!r}: tile {tile!r} holds no data; "
+                f"tiles present: {listed}"
+            )
+
+    def open_tile(self, tile: str, *, for_writing: bool = False) -> Cube:
+        """The cube of tile ``tile`` (at the tag's snapshot when the collection is pinned).
+
+        Raises
+        ------
+        CubeError
+            A malformed id, a tile outside the tiling or one that holds no data (the message
+            names the tiles present).
+        """
+        self._check_present(tile)
+        location = self.tile_location(tile)
+        if self._pinned is not None:
+            if for_writing:
+                raise CubeError(
+                    f"tiled collection {self.location!r} is pinned to tag {self.tag_name!r} "
+                    "and read-only; open it without a tag to write"
+                )
+            return open_cube(location, snapshot=self._pinned[tile])
+        return open_cube(location, for_writing=for_writing)
+
+    def create_tile(self, tile: str, *, title: str | None = None) -> Cube:
+        """The writable cube of tile ``tile``, created (and registered) when missing.
+
+        Crash-safe and idempotent: the tile cube is created (or completed) first, then
+        registered in the catalogue, so a re-run after a kill at any point finishes both.
+        """
+        if self.read_only:
+            raise CubeError(
+                f"tiled collection {self.location!r} is pinned to tag {self.tag_name!r} "
+                "and read-only; open it without a tag to write"
+            )
+        grid = self.tiling.tile_grid(tile)
+        cube = create_cube(self.tile_location(tile), grid, title=title, exist_ok=True)
+        self._register(tile)
+        return cube
+
+    def _commit_attrs(self, change: Any, message: str, metadata: dict) -> str | None:
+        """Apply ``change(attrs) -> bool`` to the catalogue's attributes and commit it,
+        re-reading and retrying when another driver committed first; None if unchanged."""
+        with self._guard, _catalogue_lock(self.location):
+            for attempt in range(_CATALOGUE_RETRIES):
+                session = self._repo.writable_session("main")
+                group = zarr.open_group(session.store, mode="r+")
+                attrs = dict(group.attrs)
+                if not change(attrs):
+                    return None
+                group.attrs.update(attrs)
+                try:
+                    return session.commit(message, metadata=metadata)
+                except icechunk.ConflictError:
+                    time.sleep(min(0.05 * 2**attempt, 2.0))
+        raise CubeError(
+            f"tiled collection {self.location!r}: gave up after {_CATALOGUE_RETRIES} "
+            "conflicting catalogue commits"
+        )
+
+    def _register(self, tile: str) -> None:
+        def add(attrs: dict) -> bool:
+            tiles = list(attrs.get("tiles", []))
+            if tile in tiles:
+                return False
+            attrs["tiles"] = sorted([*tiles, tile], key=tile_order)
+            return True
+
+        self._commit_attrs(add, f"register tile {tile}", {"action": "register", "tile": tile})
+
+    def empty_scenes(self, tile: str) -> set[str]:
+        """Scenes recorded as holding no valid pixel in tile ``tile`` (see
+        :meth:`record_empty`)."""
+        self.tiling.index(tile)
+        return set(self._attrs().get("empty_scenes", {}).get(tile, []))
+
+    def record_empty(self, tile: str, scene_ids: Sequence[str]) -> None:
+        """Record that these scenes hold no valid pixel in tile ``tile``.
+
+        A scene's footprint box touches tiles where the scene holds only fill (the collar
+        of a tilted Landsat scene); a job records such (scene, tile) pairs here, in one
+        catalogue commit, so that running it again neither stores nor recomputes them.
+        """
+        self.tiling.index(tile)
+        new = {str(s) for s in scene_ids}
+        if not new:
+            return
+
+        def add(attrs: dict) -> bool:
+            empty = dict(attrs.get("empty_scenes", {}))
+            known = set(empty.get(tile, []))
+            if new <= known:
+                return False
+            empty[tile] = sorted(known | new)
+            attrs["empty_scenes"] = empty
+            return True
+
+        self._commit_attrs(
+            add,
+            f"record {len(new)} scene(s) without data in tile {tile}",
+            {"action": "record_empty", "tile": tile, "scene_ids": sorted(new)},
+        )
+
+    def tag(self, name: str) -> str:
+        """Pin the current snapshot of every tile under the catalogue tag ``name``.
+
+        Commits every tile's branch-tip snapshot id into the catalogue, tags that catalogue
+        snapshot ``name``, and tags each tile's snapshot ``name`` too (so that
+        ``updm gc --keep-tags`` on a tile keeps it). ``open_collection(location, tag=name)``
+        then reads every tile as it was.
+
+        Returns
+        -------
+        str
+            The catalogue snapshot tagged.
+
+        Raises
+        ------
+        CubeError
+            A pinned view, a bad name, or a tag that exists already (naming the tags).
+        """
+        if self.read_only:
+            raise CubeError(f"tiled collection {self.location!r}: a pinned view cannot tag")
+        if not isinstance(name, str) or not name.strip():
+            raise CubeError(f"tag: expected a non-empty name, got {name!r}")
+        if name in self.tags():
+            raise CubeError(
+                f"tiled collection {self.location!r} already has a tag {name!r}; its tags: "
+                f"{', '.join(map(repr, self.tags()))}"
+            )
+        snapshots: dict[str, str] = {}
+        for tile in self.tiles():
+            cube = open_cube(self.tile_location(tile))
+            snapshots[tile] = cube.snapshot_id
+            if name not in cube.repository.list_tags():
+                cube.create_tag(name, snapshots[tile])
+
+        def record(attrs: dict) -> bool:
+            attrs["tile_snapshots"] = snapshots
+            attrs["tiles"] = sorted(set(attrs.get("tiles", [])) | set(snapshots), key=tile_order)
+            return True
+
+        snap = self._commit_attrs(
+            record, f"tag {name}", {"action": "tag", "tag": name, "tile_snapshots": snapshots}
+        )
+        try:
+            self._repo.create_tag(name, snap)
+        except (icechunk.IcechunkError, ValueError) as exc:
+            detail = getattr(exc, "message", str(exc))
+            raise CubeError(
+                f"tiled collection {self.location!r}: cannot create tag {name!r}: {detail}"
+            ) from None
+        log.info("tagged %s as %r (%d tiles)", self.location, name, len(snapshots))
+        return snap
+
+    def snapshots(self) -> dict[str, str]:
+        """Snapshot id of every tile present: the pinned ones, or the branch tips."""
+        if self._pinned is not None:
+            return dict(self._pinned)
+        return {t: open_cube(self.tile_location(t)).snapshot_id for t in self.tiles()}
+
+    # -- points and areas ----------------------------------------------------------------
+
+    def tile_of_xy(self, x: float, y: float) -> str:
+        """The tile holding the point ``(x, y)`` in the grid's CRS.
+
+        Raises
+        ------
+        CubeError
+            The point is outside the grid (the message gives the grid's bounds).
+        """
+        col, row = ~self.grid.transform @ (float(x), float(y))
+        if not (0 <= row < self.grid.ny and 0 <= col < self.grid.nx):
+            raise CubeError(
+                f"point ({x:.10g}, {y:.10g}) in {self.grid.crs} is outside the grid of "
+                f"{self.location!r} (bounds {tuple(round(v, 3) for v in self.grid.bounds)})"
+            )
+        return self.tiling.tile_of_pixel(math.floor(row), math.floor(col))
+
+    def cube_for_point(
+        self,
+        *,
+        lon: float | None = None,
+        lat: float | None = None,
+        x: float | None = None,
+        y: float | None = None,
+        crs: Any = None,
+    ) -> tuple[str, Cube]:
+        """The tile a point lies in, and its cube.
+
+        Parameters
+        ----------
+        lon, lat : float, optional
+            WGS84 degrees.
+        x, y : float, optional
+            Coordinates in ``crs`` (default: the grid's CRS).
+        crs : optional
+            CRS of ``x``/``y``.
+
+        Returns
+        -------
+        (str, Cube)
+
+        Raises
+        ------
+        PointError
+            Neither or both of lon/lat and x/y, or coordinates that cannot be transformed.
+        CubeError
+            The point is outside the grid, or in a tile that holds no data.
+        """
+        from ..errors import PointError
+        from ..geo.points import LONLAT, to_grid_xy
+
+        if (lon is None) != (lat is None) or (x is None) != (y is None):
+            raise PointError("point: give both lon and lat, or both x and y")
+        if (lon is None) == (x is None):
+            raise PointError("point: give lon/lat (WGS84) or x/y (grid CRS), one of the two")
+        if lon is not None:
+            gx, gy = to_grid_xy(self.grid, lon, lat, LONLAT)
+        else:
+            gx, gy = to_grid_xy(self.grid, x, y, self.grid.crs if crs is None else crs)
+        tile = self.tile_of_xy(float(gx), float(gy))
+        return tile, self.open_tile(tile)
+
+    def _bbox_window(self, bbox: Sequence[float], crs: Any) -> tuple[int, int, int, int]:
+        try:
+            minx, miny, maxx, maxy = (float(v) for v in bbox)
+        except (TypeError, ValueError):
+            raise CubeError(f"bbox: expected (minx, miny, maxx, maxy), got {bbox!r}") from None
+        if not (minx < maxx and miny < maxy):
+            raise CubeError(f"bbox: expected minx < maxx and miny < maxy, got {bbox!r}")
+        if crs is not None:
+            import pyproj
+
+            transformer = pyproj.Transformer.from_crs(crs, self.grid.crs, always_xy=True)
+            minx, miny, maxx, maxy = transformer.transform_bounds(minx, miny, maxx, maxy)
+        inv = ~self.grid.transform
+        c0, r0 = inv @ (minx, maxy)
+        c1, r1 = inv @ (maxx, miny)
+        # the pixels whose centres lie in the box, as a slice by coordinates selects them
+        row0, col0 = math.ceil(r0 - 0.5), math.ceil(c0 - 0.5)
+        row1, col1 = math.floor(r1 - 0.5) + 1, math.floor(c1 - 0.5) + 1
+        row0, col0 = max(row0, 0), max(col0, 0)
+        row1, col1 = min(row1, self.grid.ny), min(col1, self.grid.nx)
+        if row1 <= row0 or col1 <= col0:
+            raise CubeError(
+                f"bbox {tuple(bbox)!r} holds no pixel centre of the grid of {self.location!r} "
+                f"(bounds {tuple(round(v, 3) for v in self.grid.bounds)} in {self.grid.crs})"
+            )
+        return row0, col0, row1 - row0, col1 - col0
+
+    def to_xarray(self, bbox: Sequence[float] | None = None, *, crs: Any = None) -> xr.Dataset:
+        """One lazy Dataset over the tiles an area touches, on the collection's grid.
+
+        Parameters
+        ----------
+        bbox : (minx, miny, maxx, maxy), optional
+            The area, in ``crs`` (default the grid's CRS); the pixels whose centres lie in
+            it are read. Default: the whole grid.
+        crs : optional
+            CRS of ``bbox``.
+
+        Returns
+        -------
+        xarray.Dataset
+            Scene-level layers over the union of the tiles' scenes (a scene missing from
+            a tile reads as fill there), in acquisition order; per-year layers over the
+            union of their years. Tiles that hold no data read as fill.
+
+        Raises
+        ------
+        CubeError
+            A malformed box, one outside the grid, or no tile with data in it.
+        """
+        window = (0, 0, *self.grid.shape) if bbox is None else self._bbox_window(bbox, crs)
+        r0, c0, nr, nc = window
+        touched = self.tiling.tiles_of_window(*window)
+        present = set(self.tiles())
+        parts: dict[str, xr.Dataset] = {}
+        spans: dict[str, tuple[slice, slice]] = {}
+        for tile in touched:
+            tr0, tc0, tnr, tnc = self.tiling.tile_window(tile)
+            rows = slice(max(r0, tr0), min(r0 + nr, tr0 + tnr))
+            cols = slice(max(c0, tc0), min(c0 + nc, tc0 + tnc))
+            spans[tile] = (rows, cols)
+            if tile in present:
+                ds = self.open_tile(tile).to_xarray()
+                parts[tile] = ds.isel(
+                    y=slice(rows.start - tr0, rows.stop - tr0),
+                    x=slice(cols.start - tc0, cols.stop - tc0),
+                )
+        if not parts:
+            raise CubeError(
+                f"tiled collection {self.location!r}: no tile with data in the area "
+                f"(tiles touched: {', '.join(touched)}; present: {', '.join(sorted(present))})"
+            )
+        return _combine(parts, spans, self.grid, window)
+
+
+def _fill_of(name: str, var: xr.DataArray) -> Any:
+    if var.dtype.kind == "f":
+        return np.nan
+    spec = SCENE_VARIABLES.get(name) or YEARLY_VARIABLES.get(name)
+    return spec.fill if spec is not None else 0
+
+
+def _combine(
+    parts: dict[str, xr.Dataset],
+    spans: dict[str, tuple[slice, slice]],
+    grid: CubeGrid,
+    window: tuple[int, int, int, int],
+) -> xr.Dataset:
+    """Join the tiles' datasets: outer join on scenes (by scene id) and years, then
+    concatenate in space; tiles without data become fill."""
+    first = next(iter(parts.values()))
+    time_coords = [c for c in first.coords if first[c].dims == ("time",) and c != "time"]
+    table = pd.concat(
+        [pd.DataFrame({c: ds[c].values for c in ("time", *time_coords)}) for ds in parts.values()],
+        ignore_index=True,
+    )
+    # acquisition order; scenes of one time by id (a stable, reproducible order)
+    table = table.drop_duplicates("scene_id").sort_values(["time", "scene_id"], kind="stable")
+    ids = table["scene_id"].to_numpy()
+    years = sorted(
+        {int(y) for ds in parts.values() if "year" in ds.dims for y in ds["year"].values}
+    )
+    names: dict[str, xr.DataArray] = {}
+    for ds in parts.values():
+        for n, v in ds.data_vars.items():
+            if set(v.dims) <= {"time", "year", "y", "x"} and {"y", "x"} <= set(v.dims):
+                names.setdefault(n, v)
+    fills = {n: _fill_of(n, v) for n, v in names.items()}
+
+    def aligned(tile: str) -> xr.Dataset:
+        rows, cols = spans[tile]
+        ds = parts.get(tile)
+        variables = {}
+        for n, proto in names.items():
+            if ds is not None and n in ds.data_vars:
+                v = ds[n]
+                if "time" in v.dims:
+                    v = (
+                        v.assign_coords(time=ds["scene_id"].values)
+                        .reindex(time=ids, fill_value=fills[n])
+                        .drop_vars("time")
+                    )
+                if "year" in v.dims:
+                    v = v.reindex(year=years, fill_value=fills[n]).drop_vars("year")
+                v = v.drop_vars([c for c in v.coords if c not in ("y", "x")])
+            else:
+                sizes = {"time": len(ids), "year": len(years)}
+                sizes.update(y=rows.stop - rows.start, x=cols.stop - cols.start)
+                shape = tuple(sizes[d] for d in proto.dims)
+                chunks = tuple(min(s, 512) or 1 for s in shape)
+                v = xr.DataArray(
+                    da.full(shape, fills[n], dtype=proto.dtype, chunks=chunks),
+                    dims=proto.dims,
+                    attrs=proto.attrs,
+                )
+            variables[n] = v
+        out = xr.Dataset(variables)
+        return out.assign_coords(y=grid.y[rows], x=grid.x[cols])
+
+    tiles_by_row: dict[int, list[str]] = {}
+    for tile in spans:
+        tiles_by_row.setdefault(tile_order(tile)[0], []).append(tile)
+    nested = [
+        [aligned(t) for t in sorted(row, key=tile_order)] for _, row in sorted(tiles_by_row.items())
+    ]
+    ds = xr.combine_nested(
+        nested,
+        concat_dim=["y", "x"],
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        combine_attrs="override",
+    )
+    ds = ds.assign_coords(
+        time=("time", table["time"].to_numpy()),
+        **{c: ("time", table[c].to_numpy()) for c in time_coords},
+    )
+    if years:
+        ds = ds.assign_coords(year=("year", np.array(years, dtype=np.int16)))
+    for n in ds.data_vars:
+        ds[n].attrs = dict(names[n].attrs)
+        for c in ds[n].coords:
+            if c in first.coords:
+                ds[c].attrs = dict(first[c].attrs)
+    if "spatial_ref" in first.coords:
+        r0, c0 = window[0], window[1]
+        t = grid.transform
+        ref = first["spatial_ref"].copy()
+        ref.attrs["GeoTransform"] = " ".join(
+            str(float(v)) for v in (t.c + t.a * c0, t.a, 0.0, t.f + t.e * r0, 0.0, t.e)
+        )
+        ds = ds.assign_coords(spatial_ref=ref)
+    ds.attrs = {**first.attrs, "grid": grid.to_dict()}
+    return ds
