@@ -165,3 +165,54 @@ def test_netcdf_export_of_a_collection_equals_the_untiled_cubes(cubes, tmp_path,
         np.testing.assert_array_equal(a[name].values, b[name].values)
     assert a["scene_id"].values.tolist() == b["scene_id"].values.tolist()
     assert a["scene_id"].values.tolist() == [f"TM{y}" for y in YEARS]
+
+
+# --------------------------------------------------------------------------------------
+# Embeddings and the similar-place search over tiles
+
+
+def test_pooled_statistics_of_the_tiles_equal_the_untiled_cubes(cubes):
+    from updm_dask.embed.layer import cube_statistics, cube_statistics_of
+
+    single, tiled = cubes
+    pooled = cube_statistics_of(tiled)
+    whole = cube_statistics(single)
+    np.testing.assert_array_equal(pooled.n_pixels, whole.n_pixels)
+    np.testing.assert_allclose(pooled.mean, whole.mean, rtol=1e-9, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(pooled.std, whole.std, rtol=1e-6, atol=1e-9, equal_nan=True)
+    assert "6 tiles" in pooled.source
+
+
+def test_a_point_embedding_over_tiles_equals_the_untiled_cubes(cubes):
+    from updm_dask.embed import point_embedding
+
+    single, tiled = cubes
+    for row, col in ((0, 0), (5, 6), (7, 9)):
+        lon, lat = _lonlat(row, col)
+        got = point_embedding(tiled, lon, lat, radius=45)
+        want = point_embedding(single, lon, lat, radius=45)
+        np.testing.assert_allclose(got.raw, want.raw, equal_nan=True)
+        np.testing.assert_allclose(got.vector, want.vector, rtol=1e-5, atol=1e-6, equal_nan=True)
+        assert got.n_pixels == want.n_pixels
+    from updm_dask.errors import PointError
+
+    with pytest.raises(PointError, match=r"tiled collection .* outside"):
+        point_embedding(tiled, 10.0, 10.0)
+
+
+def test_similar_places_searches_every_tile(cubes, capsys):
+    from updm_dask.embed import similar_places
+
+    single, tiled = cubes
+    lon, lat = _lonlat(2, 1)  # vegetation
+    got = similar_places(lon, lat, tiled, k=30)
+    want = similar_places(lon, lat, single, k=30)
+    # the same distances (no tile holds 30 pixels: several tiles answer)
+    a, b = got.table, want.table
+    np.testing.assert_allclose(np.sort(a["distance"]), np.sort(b["distance"]), atol=1e-5)
+    assert a["cube"].nunique() > 1
+    assert set(a["cube"]) <= {str(tiled / "tiles" / t) for t in open_collection(tiled).tiles()}
+    # the CLI takes the collection too
+    assert main(["similar", str(tiled), "--lonlat", str(lon), str(lat), "-k", "3"]) == 0
+    assert main(["embed", str(tiled), "--lonlat", str(lon), str(lat), "--json"]) == 0
+    capsys.readouterr()
