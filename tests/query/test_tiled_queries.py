@@ -216,3 +216,28 @@ def test_similar_places_searches_every_tile(cubes, capsys):
     assert main(["similar", str(tiled), "--lonlat", str(lon), str(lat), "-k", "3"]) == 0
     assert main(["embed", str(tiled), "--lonlat", str(lon), str(lat), "--json"]) == 0
     capsys.readouterr()
+
+
+def test_a_tiled_collection_describes_itself_as_a_stac_collection(
+    cubes, tmp_path, offline_stac_validator
+):
+    import json
+
+    pystac = offline_stac_validator
+    single, tiled = cubes
+    docs = {}
+    for name, cube in (("tiled", tiled), ("single", single)):
+        out = tmp_path / f"{name}.json"
+        assert main(["export", "stac", str(cube), str(out), "--id", name]) == 0
+        docs[name] = json.loads(out.read_text(encoding="utf-8"))
+    a, b = docs["tiled"], docs["single"]
+    assert a["cube:dimensions"] == b["cube:dimensions"]
+    assert a["cube:variables"] == b["cube:variables"]
+    assert a["extent"] == b["extent"]
+    tiles = open_collection(tiled).tiles()
+    assert a["updm:tiling"] == {"tile_edge": 4, "tile_rows": 2, "tile_cols": 3, "tiles": tiles}
+    assert {k for k in a["assets"] if k.startswith("tile-")} == {f"tile-{t}" for t in tiles}
+    assert a["assets"]["tile-r1c2"]["href"] == str(tiled / "tiles" / "r1c2")
+    assert "rows 4-7, columns 8-9" in a["assets"]["tile-r1c2"]["title"]
+    validated = pystac.Collection.from_dict(a, migrate=False).validate()
+    assert any("datacube" in s for s in validated)
