@@ -396,35 +396,6 @@ def test_cli_help_names_the_new_export(capsys):
 # 3. STAC: an Item beside each COG, a Collection of the cube
 # --------------------------------------------------------------------------------------
 
-SCHEMAS = Path(__file__).parent / "stac_schemas"
-
-
-@pytest.fixture
-def offline_stac_validator():
-    """pystac's validator with the extension schemas of stac_schemas/ and no network.
-
-    pystac's core schemas ship with it; any other schema asked for is an error here
-    instead of an HTTP request.
-    """
-    import pystac
-    from pystac.validation import JsonSchemaSTACValidator, RegisteredValidator, set_validator
-    from pystac.validation.stac_validator import GetSchemaError
-
-    class Offline(JsonSchemaSTACValidator):
-        def _get_schema(self, schema_uri: str) -> dict:
-            if schema_uri not in self.schema_cache:
-                raise GetSchemaError(schema_uri, LookupError("not bundled; no network here"))
-            return self.schema_cache[schema_uri]
-
-    validator = Offline()
-    for path in sorted(SCHEMAS.glob("*.json")):
-        schema = json.loads(path.read_text(encoding="utf-8"))
-        validator.schema_cache[schema["$id"].rstrip("#")] = schema
-    previous = RegisteredValidator.get_validator()
-    set_validator(validator)
-    yield pystac
-    set_validator(previous)
-
 
 def test_exported_cogs_come_with_valid_stac_items(demo_cube, tmp_path, offline_stac_validator):
     pystac = offline_stac_validator

@@ -127,9 +127,12 @@ def _cube_crs(args: argparse.Namespace) -> Any:
         return None
 
     def crs() -> Any:
-        from ..cube import resolve_cube
+        from ..cube import collection_exists, open_collection, resolve_cube
 
-        return resolve_cube(args.cubes[0]).grid.crs
+        first = args.cubes[0]
+        if collection_exists(first):
+            return open_collection(first).grid.crs
+        return resolve_cube(first).grid.crs
 
     return crs
 

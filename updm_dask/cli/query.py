@@ -288,21 +288,29 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def _pinned(args: argparse.Namespace) -> dict[str, Any]:
+def _pinned(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """:func:`_where` with the commit read pinned to one snapshot id, so that the
-    confirmation names the snapshot the export was made from (the branch tip may move)."""
-    from ..cube import resolve_cube
+    confirmation names the snapshot the export was made from (the branch tip may move);
+    and that state, as the confirmation says it.
+
+    A tiled collection is read at its tag, or with every tile at the snapshot it has when
+    the export starts (the query pins them itself).
+    """
+    from ..cube import collection_exists, resolve_cube
 
     where = _where(args)
+    if collection_exists(args.cube):
+        tag = where.get("tag")
+        return where, f"tag {tag}" if tag else "every tile at its newest snapshot"
     cube = resolve_cube(args.cube, snapshot=where.pop("snapshot", None), tag=where.pop("tag", None))
     where["snapshot"] = cube.snapshot_id
-    return where
+    return where, f"snapshot {cube.snapshot_id}"
 
 
 def _cmd_export_map(args: argparse.Namespace) -> int:
     from ..query.export import export_map
 
-    where = _pinned(args)
+    where, state = _pinned(args)
     with progress(f"map of {args.layer}"):
         path = export_map(
             args.cube,
@@ -313,14 +321,14 @@ def _cmd_export_map(args: argparse.Namespace) -> int:
             **where,
         )
     layer = f"layer {args.layer}" + (f" of {args.year}" if args.year is not None else "")
-    wrote(path, layer, f"snapshot {where['snapshot']}")
+    wrote(path, layer, state)
     return 0
 
 
 def _cmd_export_zarr(args: argparse.Namespace) -> int:
     from ..query.export import export_zarr
 
-    where = _pinned(args)
+    where, state = _pinned(args)
     with progress("Zarr copy"):
         path = export_zarr(
             args.cube,
@@ -329,26 +337,26 @@ def _cmd_export_zarr(args: argparse.Namespace) -> int:
             zarr_format=args.zarr_format,
             **where,
         )
-    wrote(path, f"Zarr v{args.zarr_format} store", f"snapshot {where['snapshot']}")
+    wrote(path, f"Zarr v{args.zarr_format} store", state)
     return 0
 
 
 def _cmd_export_stac(args: argparse.Namespace) -> int:
     from ..query.stac import export_stac
 
-    where = _pinned(args)
+    where, state = _pinned(args)
     path = export_stac(args.cube, args.output, collection_id=args.id, **where)
-    wrote(path, "STAC Collection", f"snapshot {where['snapshot']}")
+    wrote(path, "STAC Collection", state)
     return 0
 
 
 def _cmd_export_netcdf(args: argparse.Namespace) -> int:
     from ..query.export import export_netcdf
 
-    where = _pinned(args)
+    where, state = _pinned(args)
     with progress("netCDF"):
         path = export_netcdf(args.cube, args.output, overwrite=args.overwrite, **where)
-    wrote(path, "CF netCDF-4 file", f"snapshot {where['snapshot']}")
+    wrote(path, "CF netCDF-4 file", state)
     return 0
 
 

@@ -661,6 +661,22 @@ class Collection:
         log.info("tagged %s as %r (%d tiles)", self.location, name, len(snapshots))
         return snap
 
+    def pinned(self) -> Collection:
+        """A read-only view of every tile at the snapshot it has now (or the tag's).
+
+        What a query reads, so that all its reads come from one state of every tile even
+        while a job commits to some of them; :meth:`snapshots` of the view says which.
+        """
+        if self._pinned is not None:
+            return self
+        view = Collection.__new__(Collection)
+        view.__dict__.update(self.__dict__)
+        view._guard = threading.Lock()
+        view._pinned = self.snapshots()
+        view._pinned_tiles = sorted(view._pinned, key=tile_order)
+        view._snapshot = self._repo.lookup_branch("main")
+        return view
+
     def snapshots(self) -> dict[str, str]:
         """Snapshot id of every tile present: the pinned ones, or the branch tips."""
         if self._pinned is not None:

@@ -6,6 +6,7 @@ across cubes standardises every cube's raw vectors with one reference's statisti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from ._format import json_floats
 from ._kernel import standardise
 from ._period import EMBEDDING_VERSION, Period
 
-__all__ = ["EmbeddingStats", "embedding_statistics", "standardise_layer"]
+__all__ = ["EmbeddingStats", "embedding_statistics", "pooled_statistics", "standardise_layer"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +140,44 @@ def embedding_statistics(
     std = np.where(std <= 1e-7 * np.maximum(np.abs(mean), 1.0), 0.0, std)
     std = np.where(count > 0, std, np.nan)
     return EmbeddingStats(period, mean, std, count.astype(np.int64), source)
+
+
+def pooled_statistics(parts: Sequence[EmbeddingStats], source: str = "") -> EmbeddingStats:
+    """The statistics of the union of the pixels ``parts`` were computed over.
+
+    What :func:`embedding_statistics` gives over all those pixels at once (up to rounding):
+    per dimension, counts add up, and the mean and the population variance follow from each
+    part's count, mean and variance. Used for the tiles of a collection.
+
+    Raises
+    ------
+    QueryError
+        No part, or parts of different periods or embedding versions.
+    """
+    if not parts:
+        raise QueryError("pooled_statistics: no statistics to pool")
+    first = parts[0]
+    for other in parts[1:]:
+        first.check(other.period, other.version)
+    count = np.sum([p.n_pixels for p in parts], axis=0).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        # a part without data in a dimension weighs nothing there (its NaNs count 0)
+        weighted = [np.where(p.n_pixels > 0, p.n_pixels, 0) for p in parts]
+        s1 = np.sum([w * np.nan_to_num(p.mean) for w, p in zip(weighted, parts, strict=True)], 0)
+        s2 = np.sum(
+            [
+                w * (np.nan_to_num(p.std) ** 2 + np.nan_to_num(p.mean) ** 2)
+                for w, p in zip(weighted, parts, strict=True)
+            ],
+            axis=0,
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(count > 0, s1 / count, np.nan)
+        var = np.where(count > 0, s2 / count - mean**2, np.nan)
+    std = np.sqrt(np.maximum(var, 0.0))
+    std = np.where(std <= 1e-7 * np.maximum(np.abs(mean), 1.0), 0.0, std)
+    std = np.where(count > 0, std, np.nan)
+    return EmbeddingStats(first.period, mean, std, count.astype(np.int64), source, first.version)
 
 
 def standardise_layer(raw: xr.DataArray, stats: EmbeddingStats) -> xr.DataArray:

@@ -10,6 +10,7 @@ and standardised vectors, from a fresh stored layer when there is one.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +19,23 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from .. import config
-from ..cube import Cube, CubeLike, DerivedSession, list_derived, read_derived, resolve_cube
+from ..cube import (
+    Collection,
+    Cube,
+    CubeLike,
+    DerivedSession,
+    collection_exists,
+    list_derived,
+    open_collection,
+    read_derived,
+    resolve_cube,
+)
 from ..errors import QueryError
 from ._features import DEFAULT_TIME_CHUNK, clear_count, focal_sums, lazy_features, lazy_sums
 from ._geo import disk_footprint
 from ._period import DEFAULT_PERIOD, EMBEDDING_VERSION, Period
 from ._scenes import SceneInputs, n_time_slots
-from ._stats import EmbeddingStats, embedding_statistics, standardise_layer
+from ._stats import EmbeddingStats, embedding_statistics, pooled_statistics, standardise_layer
 
 __all__ = [
     "LAYER",
@@ -317,6 +328,34 @@ def cube_statistics(
         return stored.stats
     layer = embedding_layer(c, per)
     return embedding_statistics(layer[LAYER], per, source=f"{c.location}@{c.snapshot_id}")
+
+
+def cube_statistics_of(cube: Any, period: Any = DEFAULT_PERIOD, **kwargs: Any) -> EmbeddingStats:
+    """:func:`cube_statistics` of a cube, or of a whole tiled collection (its tiles'
+    statistics pooled, so that every tile's vectors are standardised alike)."""
+    collection = as_collection(cube)
+    if collection is None:
+        return cube_statistics(cube, period, **kwargs)
+    tiles = [collection.open_tile(t) for t in collection.tiles()]
+    parts = [cube_statistics(t, period, **kwargs) for t in tiles]
+    return pooled_statistics(parts, source=f"{collection.location} ({len(parts)} tiles)")
+
+
+def as_collection(cube: Any) -> Collection | None:
+    """The tiled collection ``cube`` is or names, else None (a cube)."""
+    if isinstance(cube, Collection):
+        return cube
+    if isinstance(cube, str | os.PathLike) and collection_exists(cube):
+        return open_collection(cube)
+    return None
+
+
+def cubes_of(cube: Any) -> list[Cube]:
+    """The cubes behind ``cube``: itself, or every tile of a tiled collection."""
+    collection = as_collection(cube)
+    if collection is None:
+        return [resolve_cube(cube)]
+    return [collection.open_tile(t) for t in collection.tiles()]
 
 
 def cube_vectors(

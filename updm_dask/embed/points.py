@@ -27,7 +27,7 @@ from ._kernel import embedding_sums, features_from_sums, standardise
 from ._period import DEFAULT_PERIOD, EMBEDDING_VERSION, Period
 from ._scenes import SceneInputs
 from ._stats import EmbeddingStats
-from .layer import cube_statistics
+from .layer import as_collection, cube_statistics_of
 
 __all__ = [
     "Place",
@@ -140,7 +140,8 @@ def point_embedding(
     period, epoch_years
         See :func:`~.layer.embedding_layer`.
     stats : EmbeddingStats, optional
-        Standardisation statistics (default: the cube's own, :func:`~.layer.cube_statistics`).
+        Standardisation statistics (default: the cube's own, :func:`~.layer.cube_statistics`;
+        for a tiled collection, its tiles' pooled, :func:`~.layer.cube_statistics_of`).
     crs
         CRS of ``lon``/``lat`` (any pyproj input).
 
@@ -154,10 +155,11 @@ def point_embedding(
         The point lies outside the cube; bad radius, period or coordinates; statistics of
         another period.
     """
-    c = resolve_cube(cube)
     per = Period.parse(period, epoch_years)
+    c = _cube_at(cube, lon, lat, crs)
     if stats is None:
-        stats = cube_statistics(c, per)
+        # a collection's statistics are its tiles' pooled, as for its other places
+        stats = cube_statistics_of(cube, per)
     stats.check(per)
     try:
         where = locate(c.grid, lon, lat, crs)
@@ -193,6 +195,18 @@ def point_embedding(
     )
 
 
+def _cube_at(cube: Any, lon: float, lat: float, crs: Any) -> Any:
+    """``cube`` itself (opened), or the tile of a tiled collection the point lies in."""
+    collection = as_collection(cube)
+    if collection is None:
+        return resolve_cube(cube)
+    try:
+        where = locate(collection.grid, lon, lat, crs)
+    except PointError as exc:
+        raise PointError(f"tiled collection {collection.location!r}: {exc}") from None
+    return collection.open_tile(collection.tiling.tile_of_pixel(where.row, where.col))
+
+
 def points_embedding(
     cube: CubeLike,
     lon: Sequence[float],
@@ -208,15 +222,15 @@ def points_embedding(
 
     ``radius`` is one value or one per point.
     """
-    c = resolve_cube(cube)
     per = Period.parse(period, epoch_years)
+    c = cube if as_collection(cube) is not None else resolve_cube(cube)
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     radii = np.broadcast_to(np.asarray(radius, dtype=np.float64), lo.shape)
     if la.shape != lo.shape:
         raise QueryError(f"points: {lo.size} longitudes but {la.size} latitudes")
     if stats is None:
-        stats = cube_statistics(c, per)
+        stats = cube_statistics_of(c, per)
     return [
         point_embedding(c, a, b, radius=float(r), period=per, stats=stats, crs=crs)
         for a, b, r in zip(lo, la, radii, strict=True)

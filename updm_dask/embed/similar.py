@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..cube import Cube, CubeLike, resolve_cube
+from ..cube import Cube, CubeLike
 from ..errors import PointError, QueryError
 from ..geo.points import LONLAT, check_lonlat, grid_lonlat, parse_crs
 from ._geo import great_circle_m
 from ._kernel import impute_missing
 from ._period import DEFAULT_PERIOD, Period
 from ._stats import EmbeddingStats
-from .layer import cube_statistics, cube_vectors
+from .layer import cube_statistics_of, cube_vectors, cubes_of
 from .points import PointEmbedding, locate, point_embedding
 
 __all__ = ["METRICS", "SimilarPlaces", "similar_places", "vector_distance"]
@@ -249,7 +249,14 @@ def similar_places(
     if not np.isfinite(radius) or radius < 0:
         raise QueryError(f"radius: expected a non-negative number of metres, got {radius!r}")
     per = Period.parse(period, epoch_years)
-    opened = [resolve_cube(c) for c in cubes]
+    # a tiled collection is searched tile by tile, with its tiles' pooled statistics
+    given = list(cubes)
+    origin: list[Any] = []
+    opened: list[Cube] = []
+    for c in given:
+        tiles = cubes_of(c)
+        opened += tiles
+        origin += [c] * len(tiles)
     qcube = _cube_holding(opened, lon, lat, crs)
     if qcube is None:
         raise QueryError(
@@ -257,7 +264,7 @@ def similar_places(
             f"{len(opened)} cube(s): {', '.join(c.location for c in opened)}"
         )
     if stats is None:
-        stats = cube_statistics(qcube, per)
+        stats = cube_statistics_of(origin[opened.index(qcube)], per)
     query = point_embedding(qcube, lon, lat, radius=radius, period=per, stats=stats, crs=crs)
     excl = 2.0 * radius if exclude_m is None else float(exclude_m)
     sep = 2.0 * radius if min_separation_m is None else float(min_separation_m)

@@ -9,6 +9,7 @@ coordinates only, never a pixel of the cube.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,19 +20,22 @@ import xarray as xr
 
 from ..cube import (
     YEARLY_VARIABLES,
+    Collection,
     Cube,
     CubeLike,
     clear_count_as_counted,
+    collection_exists,
     decode_dataset,
+    open_collection,
     resolve_cube,
 )
-from ..errors import QueryError
+from ..errors import CubeError, QueryError, VersionError
 from ..geo import CubeGrid
 from ..geo.points import PixelLocation, locate_point
 from .areas import AreaSelection, point_area, select_area
 from .times import TimeRange, select_years, time_range
 
-__all__ = ["ResolvedSelection", "Selection", "str_values"]
+__all__ = ["ResolvedSelection", "Selection", "TiledSelection", "str_values"]
 
 #: What a query reads: one pixel, an area (the whole cube by default), or the whole cube.
 Place = Literal["point", "area", "cube"]
@@ -152,6 +156,9 @@ class Selection:
         """
         self._check_fields(place, time, query)
         when = time_range(self.start, self.end)
+        collection = self._collection()
+        if collection is not None:
+            return self._resolve_tiled(collection, place, when)
         cube = resolve_cube(self.cube, snapshot=self.snapshot, tag=self.tag, branch=self.branch)
         point = area = None
         if place == "point":
@@ -159,6 +166,48 @@ class Selection:
         elif place == "area":
             area = self._area(cube.grid)
         return ResolvedSelection(cube, cube.session(), when, point, area)
+
+    def _collection(self) -> Collection | None:
+        """The tiled collection the selection reads (at its tag), or None for a cube."""
+        if isinstance(self.cube, Collection):
+            location: Any = self.cube.location
+            if self.tag is None and self.snapshot is None:
+                return self.cube
+        elif isinstance(self.cube, str | os.PathLike) and collection_exists(self.cube):
+            location = self.cube
+        else:
+            return None
+        if self.snapshot is not None:
+            raise VersionError(
+                f"tiled collection {str(location)!r}: read it at a tag (`updm tag`), not at a "
+                "snapshot id: every tile has snapshots of its own"
+            )
+        if self.branch != "main":
+            raise VersionError(
+                f"tiled collection {str(location)!r}: its tiles are read on branch 'main' or "
+                "at a tag"
+            )
+        try:
+            return open_collection(location, tag=self.tag)
+        except CubeError as exc:
+            if self.tag is not None:
+                raise VersionError(str(exc)) from None
+            raise
+
+    def _resolve_tiled(
+        self, collection: Collection, place: Place, when: TimeRange
+    ) -> ResolvedSelection:
+        """A point reads the tile it lies in; an area or the whole grid reads one lazy view
+        over the tiles, on the collection's grid (:meth:`Collection.to_xarray`)."""
+        if place == "point":
+            # located on the whole grid first: the same messages as a cube's, lon/lat
+            # bounds included, for a point outside it
+            where = self._locate(collection.grid)
+            tile = collection.tiling.tile_of_pixel(where.row, where.col)
+            cube = collection.open_tile(tile)
+            return ResolvedSelection(cube, cube.session(), when, self._locate(cube.grid))
+        area = self._area(collection.grid) if place == "area" else None
+        return TiledSelection(collection, None, when, None, area)
 
     def _given(self, names: Sequence[str]) -> list[str]:
         return [n for n in names if getattr(self, n) is not None]
@@ -285,6 +334,38 @@ class ResolvedSelection:
     def scene_ids(self) -> np.ndarray:
         """Ids of the scenes stored, one per time slot (str array)."""
         return str_values(self.dataset["scene_id"].values)
+
+
+@dataclass(frozen=True, eq=False)
+class TiledSelection(ResolvedSelection):
+    """A :class:`ResolvedSelection` over a tiled collection: ``cube`` is the
+    :class:`~updm_dask.cube.Collection` (its grid and location) and :attr:`dataset` one
+    lazy view over its tiles, each read at one snapshot (the tag's, or the tip when the
+    view is made), so that every read of a query comes from the same state.
+    """
+
+    @cached_property
+    def _tiles(self) -> tuple[xr.Dataset, str]:
+        view = self.cube.pinned()  # type: ignore[attr-defined]
+        # the provenance of an answer: the catalogue tag, or every tile's snapshot id
+        if view.tag_name is not None:
+            snapshot = f"tag {view.tag_name}"
+        else:
+            snapshot = " ".join(f"{t}@{s}" for t, s in view.snapshots().items())
+        return view.to_xarray(), snapshot
+
+    @property
+    def snapshot(self) -> str:
+        """The state read: the catalogue tag, or every tile's snapshot id."""
+        return self._tiles[1]
+
+    @cached_property
+    def dataset(self) -> xr.Dataset:
+        """The whole collection as one lazy Dataset on its grid (see
+        :meth:`~updm_dask.cube.Collection.to_xarray`)."""
+        ds = self._tiles[0]
+        ds.attrs["updm_snapshot"] = self.snapshot
+        return ds
 
 
 def require_yearly(group_or_ds: Any, location: str) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from ..cube import LAND_COVER_CLASSES, SCENE_VARIABLES, YEARLY_VARIABLES, CubeLike
 from ..errors import QueryError
 from ._style import CLASS_LEGEND, CLASS_STYLE
-from .selection import Selection
+from .selection import Selection, TiledSelection
 
 __all__ = [
     "CLASSIFICATION_SCHEMA",
@@ -334,6 +334,38 @@ def cube_collection(
         variables["yearly_clear_count"]["nodata"] = int(YEARLY_VARIABLES["yearly_clear_count"].fill)
     cid = collection_id or Path(str(view.location).rstrip("/")).name or "updm-cube"
     title = str(ds.attrs.get("title") or "UPDM land-cover time-series cube")
+    assets: dict[str, Any] = {
+        "cube": {
+            "href": str(view.location),
+            "title": "the cube (Icechunk repository of Zarr arrays)",
+            "type": _ZARR_TYPE,
+            "roles": ["data"],
+        }
+    }
+    tiling: dict[str, Any] = {}
+    if isinstance(view, TiledSelection):
+        # a tiled collection: the catalogue, and one asset per tile (its own repository)
+        collection = view.cube
+        assets["cube"]["title"] = (
+            "the tiled collection (a catalogue and one Icechunk repository per tile)"
+        )
+        for tile in collection.tiles():
+            r0, c0, nr, nc = collection.tiling.tile_window(tile)
+            assets[f"tile-{tile}"] = {
+                "href": collection.tile_location(tile),
+                "title": f"tile {tile}: rows {r0}-{r0 + nr - 1}, columns {c0}-{c0 + nc - 1} "
+                "of the grid",
+                "type": _ZARR_TYPE,
+                "roles": ["data"],
+            }
+        tiling = {
+            "updm:tiling": {
+                "tile_edge": collection.tiling.edge,
+                "tile_rows": collection.tiling.rows,
+                "tile_cols": collection.tiling.cols,
+                "tiles": collection.tiles(),
+            }
+        }
     return {
         "type": "Collection",
         "stac_version": STAC_VERSION,
@@ -350,16 +382,10 @@ def cube_collection(
         "cube:dimensions": dimensions,
         "cube:variables": variables,
         "summaries": {"updm:classes": class_objects()},
-        "assets": {
-            "cube": {
-                "href": str(view.location),
-                "title": "the cube (Icechunk repository of Zarr arrays)",
-                "type": _ZARR_TYPE,
-                "roles": ["data"],
-            }
-        },
+        "assets": assets,
         "links": [],
         "updm:snapshot": view.snapshot,
+        **tiling,
     }
 
 
