@@ -113,7 +113,7 @@ def test_a_catalogue_tag_pins_every_tile(cubes):
     assert then.attrs["snapshot"] == "tag first"
     with pytest.raises(VersionError, match="has no tag 'nope'; its tags: 'first'"):
         q.area_statistics(tiled, tag="nope")
-    with pytest.raises(VersionError, match="read it at a tag"):
+    with pytest.raises(VersionError, match="pin it with a tag instead"):
         q.area_statistics(tiled, snapshot="ABCDEF")
     lon, lat = _lonlat(7, 9)
     series = q.point_series(tiled, lon=lon, lat=lat, tag="first")

@@ -179,8 +179,8 @@ class Selection:
             return None
         if self.snapshot is not None:
             raise VersionError(
-                f"tiled collection {str(location)!r}: read it at a tag (`updm tag`), not at a "
-                "snapshot id: every tile has snapshots of its own"
+                f"tiled collection {str(location)!r}: every tile has snapshots of its own; "
+                "pin it with a tag instead (`updm tag`, then --tag / tag=)"
             )
         if self.branch != "main":
             raise VersionError(
