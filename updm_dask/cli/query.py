@@ -51,7 +51,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import QueryError, UpdmError
+from ..errors import QueryError
 from ._output import progress, wrote
 from ._points import add_point
 
@@ -172,32 +172,12 @@ def _show(args: argparse.Namespace, answer) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _point_cube(args: argparse.Namespace, where: dict[str, Any]) -> Any:
-    """The cube a point is read from: the location, or in a tiled collection the tile
-    holding the point (at the collection's tag when ``--tag`` names one)."""
-    from ..cube import collection_exists, open_collection
-
-    if not collection_exists(args.cube):
-        return args.cube
-    if "snapshot" in where:
-        raise UpdmError(
-            f"--snapshot: {args.cube!r} is a tiled collection, whose tiles each have their own "
-            "snapshots; pin it with a tag instead (updm tag, then --tag)"
-        )
-    coll = open_collection(args.cube, tag=where.pop("tag", None))
-    point = {k: where[k] for k in ("lon", "lat", "x", "y") if k in where}
-    if "x" in point and "crs" in where:
-        point["crs"] = where["crs"]
-    _, cube = coll.cube_for_point(**point)
-    return cube
-
-
 def _cmd_point(args: argparse.Namespace) -> int:
     from ..query.answers import point_answer
 
     where = _where(args)
     answer = point_answer(
-        _point_cube(args, where),
+        args.cube,
         yearly=args.yearly,
         variables=args.vars,
         picture=bool(args.plot),
