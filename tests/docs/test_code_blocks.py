@@ -1,10 +1,10 @@
-"""Every code block of README.md, the tutorial and the xarray how-to runs (conftest.py)."""
+"""Every code block of README.md, the tutorial and two how-tos runs (conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-DOCUMENTS = ("README.md", "docs/tutorial.md", "docs/howto/xarray.md")
+DOCUMENTS = ("README.md", "docs/tutorial.md", "docs/howto/xarray.md", "docs/howto/tiles.md")
 
 
 @pytest.mark.slow
