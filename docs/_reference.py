@@ -162,7 +162,7 @@ def cube_land_cover_classes() -> str:
 def cube_constants() -> str:
     """Format version, marker attribute, time encoding, chunking defaults."""
     from updm_dask import config
-    from updm_dask.cube import _schema
+    from updm_dask.cube import _schema, _tiles
 
     get = config.get
     rows = [
@@ -176,6 +176,12 @@ def cube_constants() -> str:
          f"{_code(get('chunks.yearly'))} pixels"],
         ["compression", f"Zstandard, `updm.compression.zstd-level` = "
          f"{_code(get('compression.zstd-level'))}"],
+        ["tiling", f"a grid larger than one tile of `updm.tiles.edge` = "
+         f"{_code(get('tiles.edge'))} pixels (or the job's `[tiles] edge`) is a tiled "
+         "collection: one cube as on this page per tile at `tiles/r{i}c{j}/`, and a catalogue "
+         f"at `catalogue/` (root attribute `{_tiles.COLLECTION_MARKER}` = "
+         f"{_code(_tiles.COLLECTION_FORMAT)}: grid, tile edge, tiles present, every tile's "
+         "snapshot at the last tag); see [tiled collections](howto/tiles.md)"],
     ]  # fmt: skip
     return _table(["what", "value"], rows)
 
