@@ -179,8 +179,10 @@ def environment() -> dict[str, Any]:
         "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "load_average_1_5_15": [round(v, 2) for v in load],
         "versions": versions,
+        # settings that change the numbers; a folder's path says nothing of the machine
+        # and would put this machine's layout into saved results
         "threads_env": {
-            k: v
+            k: ("(a path)" if os.sep in v else v)
             for k, v in os.environ.items()
             if k.startswith(("OPENBLAS", "OMP_", "MKL_", "DASK_", "UPDM_"))
         },

@@ -40,11 +40,18 @@ import _common  # noqa: E402
 #: The order known benchmarks run in (others follow, by name): short, CPU-bound ones first.
 ORDER = ("kernel", "e2e", "scaling", "memory", "storage", "query")
 DEFAULT_JSON = HERE / "results" / "latest.json"
+#: Scripts run on their own, not by this one: ``bench_scale_table`` repeats ``bench_job``
+#: and part of ``bench_commits`` to lay every archive-scale figure side by side.
+SEPARATE = ("scale_table",)
 
 
 def available(folder: Path = HERE) -> list[str]:
     """Names of the ``bench_<name>.py`` scripts in ``folder``, in running order."""
-    names = sorted(p.stem.removeprefix("bench_") for p in folder.glob("bench_*.py"))
+    names = sorted(
+        p.stem.removeprefix("bench_")
+        for p in folder.glob("bench_*.py")
+        if p.stem.removeprefix("bench_") not in SEPARATE
+    )
     return [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
 
 

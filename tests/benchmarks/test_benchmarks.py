@@ -315,3 +315,13 @@ def test_run_all_keeps_going_after_a_failing_benchmark(bench):
     assert all(r["seconds"] >= 0 for r in results.values())
     json.dumps(combined, default=str)
     assert "FAILED" in run_all.format_table(combined)
+
+
+def test_environment_keeps_settings_but_not_folder_paths(bench, monkeypatch, tmp_path):
+    # saved results describe the machine's settings, never where its folders are
+    monkeypatch.setenv("UPDM_BENCH_PROBE_FOLDER", str(tmp_path))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    env = bench("_common").environment()["threads_env"]
+    assert env["UPDM_BENCH_PROBE_FOLDER"] == "(a path)"
+    assert env["OMP_NUM_THREADS"] == "2"
+    assert str(tmp_path) not in repr(env)
