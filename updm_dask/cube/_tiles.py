@@ -43,6 +43,7 @@ from ..errors import CubeError, GridError
 from ..geo import CubeGrid
 from ._cube import Cube, create_cube, open_cube
 from ._io import (
+    CubeConflictError,
     clear_unfinished,
     is_unfinished,
     repository_exists,
@@ -50,7 +51,7 @@ from ._io import (
     storage_for,
     unfinished_leftovers,
 )
-from ._schema import SCENE_VARIABLES, YEARLY_VARIABLES
+from ._schema import MARKER, SCENE_VARIABLES, YEARLY_VARIABLES
 
 __all__ = [
     "COLLECTION_FORMAT",
@@ -223,6 +224,21 @@ def _catalogue_lock(location: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _being_created(location: str) -> bool:
+    """Whether a failed creation of the cube at ``location`` may have met another process
+    creating it: the location holds no repository, a repository without a cube yet, or a
+    cube by now (created meanwhile). A repository holding anything else is no race."""
+    storage, name = storage_for(location)
+    if not repository_exists(storage, name):
+        return True
+    try:
+        repo = icechunk.Repository.open(storage)
+        attrs = root_attrs(repo.readonly_session("main").store)
+    except (icechunk.IcechunkError, ValueError):
+        return True  # half made: its refs are not all written yet
+    return attrs is None or MARKER in attrs
 
 
 def tile_order(tile: str) -> tuple[int, int]:
@@ -542,7 +558,19 @@ class Collection:
                 "and read-only; open it without a tag to write"
             )
         grid = self.tiling.tile_grid(tile)
-        cube = create_cube(self.tile_location(tile), grid, title=title, exist_ok=True)
+        location = self.tile_location(tile)
+        for attempt in range(_CATALOGUE_RETRIES):
+            try:
+                cube = create_cube(location, grid, title=title, exist_ok=True)
+                break
+            except CubeError as exc:
+                # Two drivers given the same tile create its cube at once: the second sees
+                # a repository without a cube yet, or loses the commit of its template.
+                # It waits for the first to finish; anything else fails as before.
+                racing = isinstance(exc, CubeConflictError) or _being_created(location)
+                if attempt + 1 == _CATALOGUE_RETRIES or not racing:
+                    raise
+                time.sleep(min(0.05 * 2**attempt, 2.0))
         self._register(tile)
         return cube
 
