@@ -401,3 +401,19 @@ def test_scene_tile_pairs_without_data_are_recorded_once_and_not_computed_again(
     # nothing left to compute in any tile: the known-empty pairs are not read again
     to_process = [n for n in notes if "[tile " in n and " to process " in n]
     assert len(to_process) == 4 and all(", 0 to process" in n for n in to_process), to_process
+
+
+@pytest.mark.slow
+def test_updm_run_compact_on_a_tiled_job_compacts_every_tile(ethiopia, tmp_path, capsys):
+    from updm_dask.cli import main
+    from updm_dask.cube import time_blocks_info
+
+    cube = tmp_path / "compact.icechunk"
+    spec = write_spec(tmp_path, ethiopia, cube, f"[tiles]\nedge = {EDGE}\n")
+    assert main(["-q", "run", str(spec), "--no-progress", "--compact"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("compacted 4 time slot(s) into time blocks") == 4
+    coll = open_collection(cube)
+    for tile in TOUCHED:
+        assert out.count(coll.tile_location(tile) + ":") == 1
+        assert time_blocks_info(coll.open_tile(tile).session().store)["slots"] == 4
