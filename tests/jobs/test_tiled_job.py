@@ -166,8 +166,11 @@ def test_a_failing_tile_is_reported_and_the_others_go_on(ethiopia, tmp_path, cli
     (cube / "tiles" / "r0c1").mkdir(parents=True)
     (cube / "tiles" / "r0c1" / "notes.txt").write_text("not a cube")
     spec = write_spec(tmp_path, ethiopia, cube, f"[tiles]\nedge = {EDGE}\n")
-    report = run_job_file(spec, client=client, progress=False, echo=quiet)
+    events = []
+    report = run_job_file(spec, client=client, progress=events.append, echo=quiet)
     assert report.exit_code == 1 and report.tiles_failed == ["r0c1"]
+    # progress counts (scene, tile) pairs: 4 scenes x 4 tiles, one event per tile done
+    assert [(e.total, e.handled) for e in events] == [(16, n) for n in (0, 4, 8, 12, 16)]
     assert report.tiles["r0c1"].startswith("FAILED") and "not a cube" in report.tiles["r0c1"]
     assert open_collection(cube).tiles() == ["r0c0", "r1c0", "r1c1"]
     for tile in ("r0c0", "r1c0", "r1c1"):
