@@ -166,8 +166,11 @@ def test_a_failing_tile_is_reported_and_the_others_go_on(ethiopia, tmp_path, cli
     (cube / "tiles" / "r0c1").mkdir(parents=True)
     (cube / "tiles" / "r0c1" / "notes.txt").write_text("not a cube")
     spec = write_spec(tmp_path, ethiopia, cube, f"[tiles]\nedge = {EDGE}\n")
-    report = run_job_file(spec, client=client, progress=False, echo=quiet)
+    events = []
+    report = run_job_file(spec, client=client, progress=events.append, echo=quiet)
     assert report.exit_code == 1 and report.tiles_failed == ["r0c1"]
+    # progress counts (scene, tile) pairs: 4 scenes x 4 tiles, one event per tile done
+    assert [(e.total, e.handled) for e in events] == [(16, n) for n in (0, 4, 8, 12, 16)]
     assert report.tiles["r0c1"].startswith("FAILED") and "not a cube" in report.tiles["r0c1"]
     assert open_collection(cube).tiles() == ["r0c0", "r1c0", "r1c1"]
     for tile in ("r0c0", "r1c0", "r1c1"):
@@ -401,3 +404,19 @@ def test_scene_tile_pairs_without_data_are_recorded_once_and_not_computed_again(
     # nothing left to compute in any tile: the known-empty pairs are not read again
     to_process = [n for n in notes if "[tile " in n and " to process " in n]
     assert len(to_process) == 4 and all(", 0 to process" in n for n in to_process), to_process
+
+
+@pytest.mark.slow
+def test_updm_run_compact_on_a_tiled_job_compacts_every_tile(ethiopia, tmp_path, capsys):
+    from updm_dask.cli import main
+    from updm_dask.cube import time_blocks_info
+
+    cube = tmp_path / "compact.icechunk"
+    spec = write_spec(tmp_path, ethiopia, cube, f"[tiles]\nedge = {EDGE}\n")
+    assert main(["-q", "run", str(spec), "--no-progress", "--compact"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("compacted 4 time slot(s) into time blocks") == 4
+    coll = open_collection(cube)
+    for tile in TOUCHED:
+        assert out.count(coll.tile_location(tile) + ":") == 1
+        assert time_blocks_info(coll.open_tile(tile).session().store)["slots"] == 4
