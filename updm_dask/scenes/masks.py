@@ -107,7 +107,9 @@ def slc_extent_args(
         has_qa=has_qa,
         has_radsat=has_radsat,
     )
-    cols = da.arange(sum(x_chunks), chunks=(x_chunks,))
+    # named after the scene's graph: da.arange's name depends on its size only, so the
+    # graphs of two tiles run at once would share a key the scheduler warns about
+    cols = da.from_array(np.arange(sum(x_chunks)), chunks=(x_chunks,), name="updm-cols-" + token)
     first = da.where(fill, np.iinfo(np.int64).max, cols[None, :]).min(axis=1)
     last = da.where(fill, -1, cols[None, :]).max(axis=1)
     extent = da.stack([first, last], axis=1).rechunk({1: 2})

@@ -11,6 +11,8 @@ Rooms, in dependency order (each imports only those before it):
   illumination correction.
 - :mod:`~updm_dask.science.classify`: MVIUPD, rule tables, the land-cover kernel,
   cross-sensor conversion.
+- :mod:`~updm_dask.science.reduce`: reductions numpy does slowly for many short series
+  (the median of a year's observations per pixel).
 - :mod:`~updm_dask.science.trends`: Theil-Sen slopes and Mann-Kendall tests of series.
 - :mod:`~updm_dask.science.accuracy`: error matrices, accuracy and area estimates from a
   stratified reference sample (Olofsson et al. 2014).

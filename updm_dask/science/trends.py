@@ -26,6 +26,7 @@ import numpy as np
 from scipy.special import erfc
 
 from ..errors import QueryError
+from .reduce import nanmedian
 
 __all__ = ["TREND_FIELDS", "theil_sen_mann_kendall"]
 
@@ -33,18 +34,6 @@ __all__ = ["TREND_FIELDS", "theil_sen_mann_kendall"]
 TREND_FIELDS = ("slope", "intercept", "tau", "p_value", "n_years")
 # Pixels per inner batch of the kernel: bounds the (pixels x pairs) work arrays.
 _BATCH = 2048
-
-
-def _nanmedian_sorted(a: np.ndarray) -> np.ndarray:
-    """Median along the last axis ignoring NaN, by one sort (NaN sort last)."""
-    s = np.sort(a, axis=-1)
-    k = np.isfinite(s).sum(axis=-1)
-    lo = np.clip((k - 1) // 2, 0, None)
-    hi = np.clip(k // 2, 0, None)
-    rows = np.arange(s.shape[0])
-    with np.errstate(invalid="ignore"):
-        med = 0.5 * (s[rows, lo] + s[rows, hi])
-    return np.where(k > 0, med, np.nan)
 
 
 def _kernel_batch(v: np.ndarray, t: np.ndarray, min_count: int, continuity: bool) -> np.ndarray:
@@ -57,9 +46,9 @@ def _kernel_batch(v: np.ndarray, t: np.ndarray, min_count: int, continuity: bool
         return out
     i, j = np.triu_indices(n, 1)
     dv = v[:, j] - v[:, i]  # NaN when either year is missing
-    slope = _nanmedian_sorted(dv / (t[j] - t[i]))
+    slope = nanmedian(dv / (t[j] - t[i]), axis=-1)
     tt = np.where(valid, t[None, :], np.nan)
-    intercept = _nanmedian_sorted(v) - slope * _nanmedian_sorted(tt)
+    intercept = nanmedian(v, axis=-1) - slope * nanmedian(tt, axis=-1)
     s = np.nansum(np.sign(dv), axis=1)
     # c[p, a]: how many valid values of pixel p equal value a (itself included), so that
     # sum_a (c-1)(2c+5) = sum over tie groups of t(t-1)(2t+5), and sum_a (c-1)/2 = tied pairs
