@@ -14,16 +14,25 @@ import xarray as xr
 import zarr
 from affine import Affine
 from dask.callbacks import Callback
+from dask.utils import key_split
 
-from updm_dask.cube import CLEAR_COUNT_FILL, QUALITY_FILL, EmptyScenesError, create_cube, open_cube
+from updm_dask.cube import (
+    CLEAR_COUNT_FILL,
+    QUALITY_FILL,
+    EmptyScenesError,
+    create_cube,
+    encode_layer,
+    open_cube,
+)
 from updm_dask.demo import make_demo_archive
 from updm_dask.errors import GridError, SceneError
 from updm_dask.geo import CubeGrid, to_grid
 from updm_dask.jobs.run import REGRID_METHODS, scene_on_grid
-from updm_dask.pipeline import process_scene
+from updm_dask.pipeline import LAYERS, process_scene
 from updm_dask.scenes import discover_scenes, open_scene
 
 PARA = Path("landsat") / "para-224063-1988"
+ETM_2017 = "LE07_L1TP_167055_20170316_20170411_01_T1"  # SLC-off: gaps in every band
 
 
 class _TaskCount(Callback):
@@ -88,6 +97,74 @@ def test_a_scene_on_a_continental_grid_costs_what_it_costs_on_its_own_grid(share
     cols = range(c0 // 32, -(-(c0 + nx) // 32))
     written = _changed_chunks(cube, created, appended, "land_cover")
     assert written and written <= {(0, i, j) for i in rows for j in cols}
+
+
+# --------------------------------------------------------------------------------------
+# Item: one task per block reads, computes, encodes and writes all layers of the block
+
+
+class _TaskNames(Callback):
+    """The key names of the tasks a dask computation runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def _pretask(self, key, dsk, state):
+        self.names.append(key_split(key))
+
+
+def _own_grid(source) -> CubeGrid:
+    scene = open_scene(source)
+    shape = (scene.sizes["y"], scene.sizes["x"])
+    return CubeGrid(str(scene.rio.crs), scene.rio.transform(), shape)
+
+
+def _append_counting_tasks(source, location: Path, edge: int) -> tuple[list[str], int, Path]:
+    """Append one real scene to a new cube on its own grid; the names of the tasks run."""
+    grid = _own_grid(source)
+    cube = create_cube(location, grid, chunks=edge)
+    placed = scene_on_grid(source, grid, cube_chunks=edge)
+    tasks = _TaskNames()
+    with dask.config.set(scheduler="sync"), tasks:
+        cube.append_scenes([placed], metadata={}, message="one scene", reject_empty=True)
+    blocks = -(-grid.ny // edge) * -(-grid.nx // edge)
+    return tasks.names, blocks, location
+
+
+def _assert_stores_the_pipeline_values(source, location: Path) -> None:
+    """The cube holds the codes of the layers process_scene computes, bit for bit."""
+    expected = process_scene(open_scene(source)).compute()
+    group = zarr.open_group(open_cube(location).session().store, mode="r")
+    for name in LAYERS:
+        np.testing.assert_array_equal(
+            group[name][0], encode_layer(name, expected[name].values), err_msg=name
+        )
+
+
+def test_each_block_of_a_real_scene_is_one_task_from_its_files_to_the_cube(shared_data, tmp_path):
+    source = discover_scenes(str(shared_data / PARA)).scenes[0]
+    names, blocks, location = _append_counting_tasks(source, tmp_path / "c", 64)
+    assert blocks == 25  # 310 x 287 pixels in 64-pixel chunks
+    # The reads of the band files, the kernel, the layer picks, their encoding and the
+    # writes of every layer run in the block's one task (dask alone made a dozen tasks of
+    # each block); one more task hands the blocks' results back.
+    assert names.count("updm-write") == blocks, sorted(set(names))
+    assert len(names) <= blocks + 1, sorted(set(names))
+    _assert_stores_the_pipeline_values(source, location)
+
+
+def test_a_scene_wide_reduction_stays_shared_by_the_fused_block_tasks(shared_data, tmp_path):
+    # The SLC-off scene's gap rule reduces over whole rows: its blocks share that
+    # reduction (and the reads it needs), computed once, not once per block.
+    found = discover_scenes(str(shared_data / "landsat" / "ethiopia-167055")).scenes
+    (source,) = [s for s in found if s.metadata.product_id == ETM_2017]
+    names, blocks, location = _append_counting_tasks(source, tmp_path / "c", 32)
+    assert names.count("updm-write") == blocks
+    assert names.count("updm-fill") == blocks  # the gap reduction's first step, once a block
+    # ... while the kernel, the layer picks and their encoding still run inside the writes
+    assert not [n for n in names if n.startswith(("updm-process", "updm-layer"))]
+    _assert_stores_the_pipeline_values(source, location)
 
 
 # --------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import functools
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -357,6 +357,92 @@ def _write_blocks(
     return out
 
 
+def fuse_into_sinks(dsk: Mapping[Any, Any], sinks: Sequence[Any]) -> dict[Any, Any]:
+    """``dsk`` with every task that one sink alone needs fused into that sink's task.
+
+    Parameters
+    ----------
+    dsk : mapping of key to dask task (``dask._task_spec`` nodes)
+        An optimised low-level graph.
+    sinks : sequence of keys
+        The tasks whose results are wanted (one write per block). They keep their keys.
+
+    Returns
+    -------
+    dict
+        The graph where each sink runs, in one task, the subgraph of the tasks no other
+        sink (nor anything outside it) depends on: for a scene block, the reads of its
+        files, the fused kernel, the layer picks, the encoding and the write. Tasks that
+        several sinks need (a scene-wide reduction) stay tasks of their own.
+
+    Notes
+    -----
+    Dask's own fusion stops at fan-outs: the kernel's output feeds one pick per layer, so
+    the kernel, each pick and the write would be separate tasks (about a dozen per block),
+    each costing scheduler time and a transfer of the block between workers.
+    """
+    from dask._task_spec import Task
+
+    deps = {k: set(v.dependencies) & dsk.keys() for k, v in dsk.items()}
+    dependents: dict[Any, set[Any]] = {k: set() for k in dsk}
+    for k, ds in deps.items():
+        for d in ds:
+            dependents[d].add(k)
+    wanted = set(sinks)
+    out = dict(dsk)
+    for sink in sinks:
+        if sink not in out:
+            continue
+        group = {sink}
+        while True:  # grow to a fixed point: a task joins once all its dependents are in
+            new = {
+                d
+                for k in group
+                for d in deps[k]
+                if d not in group and d not in wanted and dependents[d] <= group
+            }
+            if not new:
+                break
+            group |= new
+        if len(group) > 1:
+            out[sink] = Task.fuse(*(dsk[k] for k in group), key=sink)
+            for k in group - {sink}:
+                del out[k]
+    return out
+
+
+def _compute_fused(outputs: Sequence[da.Array]) -> list[list[Any]]:
+    """Compute the block-write arrays ``outputs``, one task per block (:func:`fuse_into_sinks`).
+
+    Returns, per output, what each of its blocks holds (the one element of the block).
+    """
+    from dask._task_spec import Task, TaskRef, convert_legacy_graph
+    from dask.core import flatten
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    graph = HighLevelGraph.merge(*(o.__dask_graph__() for o in outputs))
+    block_keys = [list(flatten(o.__dask_keys__())) for o in outputs]
+    sinks = [k for keys in block_keys for k in keys]
+    dsk = outputs[0].__dask_optimize__(graph, sinks)
+    dsk = convert_legacy_graph(dict(dsk))  # a plain dict of tasks, whatever the config
+    dsk = fuse_into_sinks(dsk, sinks)
+    # one result per block, gathered by the caller's process, not concatenated on a worker
+    name = f"updm-written-{uuid.uuid4().hex}"
+    dsk[name] = Task(name, _gather, *(TaskRef(k) for k in sinks))
+    done = Delayed(name, HighLevelGraph.from_collections(name, dsk, dependencies=()))
+    (flat,) = dask.compute(done, optimize_graph=False)
+    results, at = [], 0
+    for keys in block_keys:
+        results.append([b.reshape(-1)[0] for b in flat[at : at + len(keys)]])
+        at += len(keys)
+    return results
+
+
+def _gather(*blocks: Any) -> list[Any]:
+    return list(blocks)
+
+
 def write_dask(
     session: icechunk.Session,
     sources: list[da.Array],
@@ -454,11 +540,11 @@ def write_dask(
             )
         )
         slots.append(key[0][0])
-    results = dask.compute(*outputs)
+    results = _compute_fused(outputs)
     forks: list[Any] = []
     valid: dict[int, int] = {}
     for slot, result in zip(slots, results, strict=True):
-        for fs, n in result.ravel():
+        for fs, n in result:
             forks.extend(fs)
             valid[slot] = valid.get(slot, 0) + n
     merge_forks(session, fork, forks)
