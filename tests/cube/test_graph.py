@@ -3,10 +3,12 @@ snapshot per batch, and per-year layers rebuilt over the chunks a year's scenes 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dask
 import icechunk
+import icechunk.store
 import numpy as np
 import pytest
 import rioxarray  # noqa: F401
@@ -18,7 +20,10 @@ from dask.utils import key_split
 
 from updm_dask.cube import (
     CLEAR_COUNT_FILL,
+    QUALITY_CLOUD,
     QUALITY_FILL,
+    QUALITY_NOT_CLEAR,
+    YEARLY_VARIABLES,
     EmptyScenesError,
     create_cube,
     encode_layer,
@@ -357,3 +362,104 @@ def test_rebuilding_a_year_reads_its_scenes_and_writes_the_chunks_they_touched(t
     for name in ("yearly_land_cover", "yearly_clear_count"):
         assert _changed_chunks(cube, before, after, name) == touched, name
     assert _changed_chunks(cube, before, after, "land_cover") == set()
+
+
+# --------------------------------------------------------------------------------------
+# Per-year layers: each chunk written once per rebuild, values as NumPy's
+
+
+def _mixed_scene(sid: str, time: str, rows: slice, cols: slice, seed: int):
+    """A scene with every class, clear and cloudy pixels and varied MVIUPD values."""
+    scene = _window_scene(sid, time, rows, cols, lc=3)
+    rng = np.random.default_rng(seed)
+    shape = scene["land_cover"].shape
+    scene["land_cover"][:] = rng.integers(0, 5, shape).astype(np.uint8)
+    scene["quality"][:] = np.where(rng.random(shape) < 0.2, QUALITY_CLOUD, 0).astype(np.uint8)
+    scene["mviupd"][:] = rng.normal(0.3, 0.4, shape).astype(np.float32)
+    return scene
+
+
+#: The classes of a clear observation: water, vegetation, non-vegetated (UPDM-method.md).
+CLEAR = (2, 3, 4)
+
+
+class _ChunkWrites:
+    """Counts the chunk keys the Icechunk store is asked to set (this process)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.keys: list[str] = []
+        original = icechunk.store.IcechunkStore.set
+
+        async def counting(store, key, value):
+            self.keys.append(key)
+            return await original(store, key, value)
+
+        monkeypatch.setattr(icechunk.store.IcechunkStore, "set", counting)
+
+    def of(self, prefix: str) -> list[str]:
+        return [k for k in self.keys if k.startswith(prefix + "/c/")]
+
+
+def test_a_rebuild_writes_each_per_year_chunk_once_whatever_the_years_it_holds(
+    tmp_path, monkeypatch
+):
+    years = ("2001", "2002", "2003")
+    with dask.config.set({"updm.chunks.yearly": 16, "scheduler": "sync"}):
+        cube = create_cube(tmp_path / "c", GRID, chunks=16)
+        scenes = [
+            _mixed_scene(f"S{y}", f"{y}-05-01", slice(0, 64), slice(0, 64), seed=i)
+            for i, y in enumerate(years)
+        ]
+        cube.append_scenes(scenes, metadata={}, message="three years")
+        writes = _ChunkWrites(monkeypatch)
+        cube.rebuild_yearly()
+    # the three years share each chunk (year-chunks hold up to 64 years): 16 chunks per
+    # layer, each written once, not once per year (a read-modify-write of the chunk each)
+    for name in ("yearly_land_cover", "yearly_mviupd_median", "yearly_clear_count"):
+        keys = writes.of(name)
+        assert len(keys) == len(set(keys)) == 16, (name, sorted(keys))
+    ds = cube.to_xarray().load()
+    for k, _ in enumerate(years):
+        picked = ds.isel(time=k)
+        expected = np.where(
+            np.isin(picked.land_cover, CLEAR) & (picked.quality.values & QUALITY_NOT_CLEAR == 0),
+            picked.mviupd.values,
+            np.nan,
+        )
+        np.testing.assert_array_equal(ds.yearly_mviupd_median.values[k], expected)
+
+
+def test_rebuilding_years_apart_stores_what_a_whole_rebuild_stores(tmp_path):
+    first = [
+        _mixed_scene("A", "2001-05-01", slice(0, 64), slice(0, 64), seed=1),
+        _mixed_scene("B", "2002-05-01", slice(0, 64), slice(0, 64), seed=2),
+        _mixed_scene("C", "2003-05-01", slice(0, 64), slice(0, 64), seed=3),
+    ]
+    # more scenes of 2001 and 2003, not of 2002: the years rebuilt are not neighbours
+    later = [
+        _mixed_scene("D", "2001-07-01", slice(8, 40), slice(0, 50), seed=4),
+        _mixed_scene("E", "2001-09-01", slice(0, 64), slice(20, 64), seed=5),
+        _mixed_scene("F", "2003-08-01", slice(30, 64), slice(10, 30), seed=6),
+    ]
+    with dask.config.set({"updm.chunks.yearly": 16}):
+        step = create_cube(tmp_path / "step", GRID, chunks=16)
+        step.append_scenes(first, metadata={}, message="first")
+        step.rebuild_yearly()
+        step.append_scenes(later, metadata={}, message="later")
+        step.rebuild_yearly([2001, 2003])
+        whole = create_cube(tmp_path / "whole", GRID, chunks=16)
+        whole.append_scenes(first + later, metadata={}, message="all")
+        whole.rebuild_yearly()
+    a, b = step.to_xarray().load(), whole.to_xarray().load()
+    for name in YEARLY_VARIABLES:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    # and the medians are NumPy's, bit for bit (several observations a pixel in 2001)
+    t2001 = b.time.dt.year.values == 2001
+    lc, q, mv = (b[n].values[t2001] for n in ("land_cover", "quality", "mviupd"))
+    clear = np.isin(lc, CLEAR) & ((q & QUALITY_NOT_CLEAR) == 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(np.where(clear, mv, np.nan), axis=0)
+    got = b["yearly_mviupd_median"].values[0]
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    assert (clear.sum(axis=0) == 2).any() and (clear.sum(axis=0) == 3).any()
