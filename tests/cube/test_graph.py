@@ -3,9 +3,11 @@ snapshot per batch, and per-year layers rebuilt over the chunks a year's scenes 
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from pathlib import Path
 
+import cloudpickle
 import dask
 import icechunk
 import icechunk.store
@@ -463,3 +465,34 @@ def test_rebuilding_years_apart_stores_what_a_whole_rebuild_stores(tmp_path):
     got = b["yearly_mviupd_median"].values[0]
     np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
     assert (clear.sum(axis=0) == 2).any() and (clear.sum(axis=0) == 3).any()
+
+
+# --------------------------------------------------------------------------------------
+# A block task carries the batch's fork once, and hands back one fork
+
+
+def test_a_block_task_pickles_one_fork_for_all_its_layers_and_hands_back_one(tmp_path, monkeypatch):
+    import updm_dask.cube._io as cube_io
+
+    fused: list[dict] = []
+    real = cube_io.fuse_into_sinks
+
+    def keep(dsk, sinks):
+        out = real(dsk, sinks)
+        fused.append({k: out[k] for k in sinks})
+        return out
+
+    monkeypatch.setattr(cube_io, "fuse_into_sinks", keep)
+    cube = create_cube(tmp_path / "c", GRID, chunks=16)
+    scene = _mixed_scene("S", "2001-05-01", slice(0, 64), slice(0, 64), seed=7)
+    with dask.config.set(scheduler="sync"):
+        cube.append_scenes([scene], metadata={}, message="m")
+    (tasks,) = fused
+    assert len(tasks) == 16  # 64 x 64 pixels in 16-pixel chunks
+    # As a worker process gets it: pickled alone, then run.
+    task = pickle.loads(cloudpickle.dumps(next(iter(tasks.values()))))
+    (forks, valid), *_ = task({}).ravel()
+    # Three layers written through one fork: one copy travels and comes back, not three
+    # (each a copy of the batch's uncommitted changes, to pickle and merge).
+    assert len(forks) == 1
+    assert valid > 0

@@ -6,7 +6,7 @@ import functools
 import os
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -325,9 +325,26 @@ def merge_forks(session: icechunk.Session, fork: Any, results: Sequence[Any]) ->
         session.merge(fork)
 
 
-def _open_target(fork: Any, path: str) -> Any:
-    """The Zarr array ``path`` of ``fork``, open for writing without all-fill chunks."""
-    return zarr.open_array(fork.store, path=path, mode="a", config={"write_empty_chunks": False})
+def sessions_of(arrays: Iterable[Any]) -> tuple[Any, ...]:
+    """The fork sessions a task wrote through: one per distinct store of ``arrays``.
+
+    Arrays opened on one store share its session when they travel together to a worker;
+    ``store.session`` makes a new wrapper at each access, so asking each array for it
+    would hand back (and pickle, and merge) one copy per array.
+    """
+    stores = {id(a.store): a.store for a in arrays}
+    return tuple(store.session for store in stores.values())
+
+
+def _open_target(store: Any, path: str) -> Any:
+    """The Zarr array ``path`` of a fork's ``store``, open for writing without all-fill chunks.
+
+    Open every target of a computation on one store object (``fork.store`` makes a new one
+    at each call): a task pickles its targets, and each store pickles its own copy of the
+    fork with every uncommitted change (21 kB for a batch's resizes), so eight layers on
+    eight stores made a 180 kB task, and handed back eight forks to merge instead of one.
+    """
+    return zarr.open_array(store, path=path, mode="a", config={"write_empty_chunks": False})
 
 
 def _write_blocks(
@@ -348,8 +365,7 @@ def _write_blocks(
     # on one shared Icechunk session can deadlock; a worker process unpickles its own copy.
     for target, block in zip(targets, blocks, strict=True):
         target[region] = block
-    # Each target unpickled in a worker holds its own copy of the fork: hand back all.
-    forks = tuple(t.store.session for t in targets)
+    forks = sessions_of(targets)
     # Emptiness from the pixels just computed: no listing of stored chunks afterwards.
     valid = 0 if count is None else int(np.count_nonzero(blocks[count] != fill))
     out = np.empty((1, 1, 1), dtype=object)
@@ -488,10 +504,8 @@ def write_dask(
     if isinstance(start, int):
         from icechunk.dask import store_dask
 
-        targets = [
-            zarr.open_array(fork.store, path=n, mode="a", config={"write_empty_chunks": False})
-            for n in names
-        ]
+        store = fork.store
+        targets = [_open_target(store, n) for n in names]
         regions = [
             (slice(start, start + s.shape[0]),) + (slice(None),) * (s.ndim - 1) for s in sources
         ]
@@ -512,13 +526,14 @@ def write_dask(
     outputs = []
     slots = []
     opened: dict[str, Any] = {}
+    store = fork.store
     for key, members in groups.items():
         arrays = [sources[i] for i in members]
         paths = tuple(names[i] for i in members)
         counted = paths.index(COUNTED) if COUNTED in paths else None
         for p in paths:
             if p not in opened:
-                opened[p] = _open_target(fork, p)
+                opened[p] = _open_target(store, p)
         targets = tuple(opened[p] for p in paths)
         first = arrays[0]
         outputs.append(

@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import CubeError
+from ._io import sessions_of
 from ._schema import (
     CLEAR_CLASSES,
     CLEAR_COUNT_FILL,
@@ -296,9 +297,8 @@ def rebuild_block(
         where = (np.asarray(indices, dtype=np.int64), *region)
         for name, values in built.items():
             arrays[name].set_orthogonal_selection(where, values)
-    # Each array unpickled in a worker holds its own copy of the fork: hand back those
-    # written to.
-    forks = tuple(arrays[n].store.session for n in YEARLY_VARIABLES)
+    # the fork(s) written to: one per store the arrays were opened on
+    forks = sessions_of(arrays[n] for n in YEARLY_VARIABLES)
     return forks, len(YEARLY_VARIABLES)
 
 
