@@ -455,8 +455,10 @@ def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Datas
         out = out.assign_coords(spatial_ref=scene["spatial_ref"])
     crs = scene.rio.crs
     if crs is not None:
-        out = out.rio.write_crs(crs)
-        out = out.rio.write_transform(scene.rio.transform())
+        # in place: the layers are new variables, and rioxarray replaces the scene's
+        # grid-mapping coordinate rather than changing it (a copy would deep-copy them)
+        out = out.rio.write_crs(crs, inplace=True)
+        out = out.rio.write_transform(scene.rio.transform(), inplace=True)
     out.attrs.update({k: v for k, v in scene.attrs.items() if not k.startswith("updm_")})
     out.attrs.update(science.provenance(metadata.sensor, metadata.satellite))
     out.attrs["calibration_sources"] = ",".join(sorted(set(calibration.sources)))
