@@ -431,6 +431,8 @@ def _compute_fused(outputs: Sequence[da.Array]) -> list[list[Any]]:
     """Compute the block-write arrays ``outputs``, one task per block (:func:`fuse_into_sinks`).
 
     Returns, per output, what each of its blocks holds (the one element of the block).
+    Uses dask's task-spec graph nodes (``dask._task_spec``), the form ``optimize`` hands
+    back; tests/cube/test_graph.py pins what this does with the installed dask.
     """
     from dask._task_spec import Task, TaskRef, convert_legacy_graph
     from dask.core import flatten
@@ -443,7 +445,8 @@ def _compute_fused(outputs: Sequence[da.Array]) -> list[list[Any]]:
     dsk = outputs[0].__dask_optimize__(graph, sinks)
     dsk = convert_legacy_graph(dict(dsk))  # a plain dict of tasks, whatever the config
     dsk = fuse_into_sinks(dsk, sinks)
-    # one result per block, gathered by the caller's process, not concatenated on a worker
+    # One small task hands back every block's (forks, valid pixels); dask's own finalise
+    # step would concatenate the blocks of each output as object arrays.
     name = f"updm-written-{uuid.uuid4().hex}"
     dsk[name] = Task(name, _gather, *(TaskRef(k) for k in sinks))
     done = Delayed(name, HighLevelGraph.from_collections(name, dsk, dependencies=()))
