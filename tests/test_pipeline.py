@@ -230,3 +230,41 @@ def test_saturated_pixels_are_classified_and_flagged_the_rest_unchanged(
     for name in LAYERS:
         a, b = before[name].values[~blocks], after[name].values[~blocks]
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+
+
+# --------------------------------------------------------------------------------------
+# Building a scene's graph copies nothing, and changes nothing it was given
+
+
+def test_labelling_and_placing_a_real_scene_copy_no_array_and_leave_the_inputs_alone(
+    shared_data, monkeypatch
+):
+    folder = shared_data / ETHIOPIA / ETM_2017
+    scene = open_scene(folder)
+    grid = CubeGrid(str(scene.rio.crs), scene.rio.transform(), (scene.sizes["y"], 400))
+    scene_before = scene.copy(deep=True)
+    layers = process_scene(scene)
+    layers_before = layers.copy(deep=True)
+
+    copies = []
+    real = da.Array.__deepcopy__
+
+    def counted(self, memo):
+        copies.append(self.name)
+        return real(self, memo)
+
+    monkeypatch.setattr(da.Array, "__deepcopy__", counted)
+    again = process_scene(scene)
+    placed = to_grid(again, grid, method=REGRID_METHODS, window=True)
+    # rioxarray's write_crs/write_transform on a copy deep-copied every layer, twice
+    assert copies == []
+    monkeypatch.undo()
+    # ... and writing the CRS in place touched neither the scene nor the layers handed in
+    xr.testing.assert_identical(scene, scene_before)
+    xr.testing.assert_identical(layers, layers_before)
+    assert layers["uCw"].encoding == layers_before["uCw"].encoding
+    assert scene["spatial_ref"].attrs == scene_before["spatial_ref"].attrs
+    # the placed layers carry the grid's georeferencing
+    assert placed.rio.crs == again.rio.crs
+    assert placed.rio.transform() == grid.transform
+    assert placed["uCw"].encoding.get("grid_mapping") == "spatial_ref"

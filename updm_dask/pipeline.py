@@ -290,14 +290,29 @@ def _without_saturation(calibration: SceneCalibration) -> SceneCalibration:
     )
 
 
+def _only_block(blocks):
+    """The one block blockwise hands over in a list along an axis of a single chunk.
+
+    The kernels take their blocks unconcatenated (``concatenate=False``): dask's
+    concatenation copies even a single block, which was a copy of every block's whole
+    layer stack for each layer picked from it.
+    """
+    while isinstance(blocks, list):
+        if len(blocks) != 1:
+            raise ValueError(f"expected one block along a contracted axis, got {len(blocks)}")
+        blocks = blocks[0]
+    return blocks
+
+
 def _blockwise_kernel(dn, *rest, has_qa, has_radsat, plan):
+    dn = _only_block(dn)
     rest = list(rest)
     qa = rest.pop(0) if has_qa else None
     radsat = rest.pop(0) if has_radsat else None
     kwargs = {}
     if rest:  # SLC-off: the whole scene's row extent and this block's column numbers
         extent, cols = rest
-        kwargs.update(row_extent=extent, col_offset=int(cols[0]))
+        kwargs.update(row_extent=_only_block(extent), col_offset=int(cols[0]))
     scene_id = plan.scene_id
     try:
         return process_block(dn, qa, radsat, plan, **kwargs)
@@ -348,7 +363,7 @@ def process_scene_array(
         *args,
         *tail,
         new_axes={"c": len(LAYERS)},
-        concatenate=True,
+        concatenate=False,
         dtype=np.float32,
         meta=np.empty((0, 0, 0), dtype=np.float32),
         name="updm-process-" + token,
@@ -358,9 +373,9 @@ def process_scene_array(
     )
 
 
-def _pick_layer(stack: np.ndarray, *, index: int, out_dtype: np.dtype) -> np.ndarray:
-    """Layer ``index`` of a kernel output block, as ``out_dtype``."""
-    return stack[index].astype(out_dtype, copy=False)
+def _pick_layer(stack: np.ndarray | list, *, index: int, out_dtype: np.dtype) -> np.ndarray:
+    """Layer ``index`` of a kernel output block, as ``out_dtype`` (a view when it is one)."""
+    return _only_block(stack)[index].astype(out_dtype, copy=False)
 
 
 def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Dataset:
@@ -420,8 +435,8 @@ def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Datas
     variables = {}
     for i, name in enumerate(LAYERS):
         dtype = np.dtype(np.uint8 if name in ("land_cover", "quality") else np.float32)
-        # Blockwise, not stack[i]: dask then fuses the kernel, the layer picks and their
-        # consumers (the cube's block writes) into one task per block.
+        # One pick task per block and layer, each a view of the kernel's block (no copy);
+        # the cube fuses the kernel, the picks and its block writes into one task.
         layer = da.blockwise(
             _pick_layer,
             "yx",
@@ -430,7 +445,7 @@ def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Datas
             dtype=dtype,
             meta=np.empty((0, 0), dtype=dtype),
             name=f"updm-layer-{name}-{stack.name}",
-            concatenate=True,
+            concatenate=False,
             index=i,
             out_dtype=dtype,
         )
@@ -440,8 +455,10 @@ def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Datas
         out = out.assign_coords(spatial_ref=scene["spatial_ref"])
     crs = scene.rio.crs
     if crs is not None:
-        out = out.rio.write_crs(crs)
-        out = out.rio.write_transform(scene.rio.transform())
+        # in place: the layers are new variables, and rioxarray replaces the scene's
+        # grid-mapping coordinate rather than changing it (a copy would deep-copy them)
+        out = out.rio.write_crs(crs, inplace=True)
+        out = out.rio.write_transform(scene.rio.transform(), inplace=True)
     out.attrs.update({k: v for k, v in scene.attrs.items() if not k.startswith("updm_")})
     out.attrs.update(science.provenance(metadata.sensor, metadata.satellite))
     out.attrs["calibration_sources"] = ",".join(sorted(set(calibration.sources)))

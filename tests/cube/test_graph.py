@@ -3,10 +3,14 @@ snapshot per batch, and per-year layers rebuilt over the chunks a year's scenes 
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 
+import cloudpickle
 import dask
 import icechunk
+import icechunk.store
 import numpy as np
 import pytest
 import rioxarray  # noqa: F401
@@ -14,16 +18,28 @@ import xarray as xr
 import zarr
 from affine import Affine
 from dask.callbacks import Callback
+from dask.utils import key_split
 
-from updm_dask.cube import CLEAR_COUNT_FILL, QUALITY_FILL, EmptyScenesError, create_cube, open_cube
+from updm_dask.cube import (
+    CLEAR_COUNT_FILL,
+    QUALITY_CLOUD,
+    QUALITY_FILL,
+    QUALITY_NOT_CLEAR,
+    YEARLY_VARIABLES,
+    EmptyScenesError,
+    create_cube,
+    encode_layer,
+    open_cube,
+)
 from updm_dask.demo import make_demo_archive
 from updm_dask.errors import GridError, SceneError
 from updm_dask.geo import CubeGrid, to_grid
 from updm_dask.jobs.run import REGRID_METHODS, scene_on_grid
-from updm_dask.pipeline import process_scene
+from updm_dask.pipeline import LAYERS, process_scene
 from updm_dask.scenes import discover_scenes, open_scene
 
 PARA = Path("landsat") / "para-224063-1988"
+ETM_2017 = "LE07_L1TP_167055_20170316_20170411_01_T1"  # SLC-off: gaps in every band
 
 
 class _TaskCount(Callback):
@@ -88,6 +104,74 @@ def test_a_scene_on_a_continental_grid_costs_what_it_costs_on_its_own_grid(share
     cols = range(c0 // 32, -(-(c0 + nx) // 32))
     written = _changed_chunks(cube, created, appended, "land_cover")
     assert written and written <= {(0, i, j) for i in rows for j in cols}
+
+
+# --------------------------------------------------------------------------------------
+# Item: one task per block reads, computes, encodes and writes all layers of the block
+
+
+class _TaskNames(Callback):
+    """The key names of the tasks a dask computation runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def _pretask(self, key, dsk, state):
+        self.names.append(key_split(key))
+
+
+def _own_grid(source) -> CubeGrid:
+    scene = open_scene(source)
+    shape = (scene.sizes["y"], scene.sizes["x"])
+    return CubeGrid(str(scene.rio.crs), scene.rio.transform(), shape)
+
+
+def _append_counting_tasks(source, location: Path, edge: int) -> tuple[list[str], int, Path]:
+    """Append one real scene to a new cube on its own grid; the names of the tasks run."""
+    grid = _own_grid(source)
+    cube = create_cube(location, grid, chunks=edge)
+    placed = scene_on_grid(source, grid, cube_chunks=edge)
+    tasks = _TaskNames()
+    with dask.config.set(scheduler="sync"), tasks:
+        cube.append_scenes([placed], metadata={}, message="one scene", reject_empty=True)
+    blocks = -(-grid.ny // edge) * -(-grid.nx // edge)
+    return tasks.names, blocks, location
+
+
+def _assert_stores_the_pipeline_values(source, location: Path) -> None:
+    """The cube holds the codes of the layers process_scene computes, bit for bit."""
+    expected = process_scene(open_scene(source)).compute()
+    group = zarr.open_group(open_cube(location).session().store, mode="r")
+    for name in LAYERS:
+        np.testing.assert_array_equal(
+            group[name][0], encode_layer(name, expected[name].values), err_msg=name
+        )
+
+
+def test_each_block_of_a_real_scene_is_one_task_from_its_files_to_the_cube(shared_data, tmp_path):
+    source = discover_scenes(str(shared_data / PARA)).scenes[0]
+    names, blocks, location = _append_counting_tasks(source, tmp_path / "c", 64)
+    assert blocks == 25  # 310 x 287 pixels in 64-pixel chunks
+    # The reads of the band files, the kernel, the layer picks, their encoding and the
+    # writes of every layer run in the block's one task (dask alone made a dozen tasks of
+    # each block); one more task hands the blocks' results back.
+    assert names.count("updm-write") == blocks, sorted(set(names))
+    assert len(names) <= blocks + 1, sorted(set(names))
+    _assert_stores_the_pipeline_values(source, location)
+
+
+def test_a_scene_wide_reduction_stays_shared_by_the_fused_block_tasks(shared_data, tmp_path):
+    # The SLC-off scene's gap rule reduces over whole rows: its blocks share that
+    # reduction (and the reads it needs), computed once, not once per block.
+    found = discover_scenes(str(shared_data / "landsat" / "ethiopia-167055")).scenes
+    (source,) = [s for s in found if s.metadata.product_id == ETM_2017]
+    names, blocks, location = _append_counting_tasks(source, tmp_path / "c", 32)
+    assert names.count("updm-write") == blocks
+    assert names.count("updm-fill") == blocks  # the gap reduction's first step, once a block
+    # ... while the kernel, the layer picks and their encoding still run inside the writes
+    assert not [n for n in names if n.startswith(("updm-process", "updm-layer"))]
+    _assert_stores_the_pipeline_values(source, location)
 
 
 # --------------------------------------------------------------------------------------
@@ -280,3 +364,135 @@ def test_rebuilding_a_year_reads_its_scenes_and_writes_the_chunks_they_touched(t
     for name in ("yearly_land_cover", "yearly_clear_count"):
         assert _changed_chunks(cube, before, after, name) == touched, name
     assert _changed_chunks(cube, before, after, "land_cover") == set()
+
+
+# --------------------------------------------------------------------------------------
+# Per-year layers: each chunk written once per rebuild, values as NumPy's
+
+
+def _mixed_scene(sid: str, time: str, rows: slice, cols: slice, seed: int):
+    """A scene with every class, clear and cloudy pixels and varied MVIUPD values."""
+    scene = _window_scene(sid, time, rows, cols, lc=3)
+    rng = np.random.default_rng(seed)
+    shape = scene["land_cover"].shape
+    scene["land_cover"][:] = rng.integers(0, 5, shape).astype(np.uint8)
+    scene["quality"][:] = np.where(rng.random(shape) < 0.2, QUALITY_CLOUD, 0).astype(np.uint8)
+    scene["mviupd"][:] = rng.normal(0.3, 0.4, shape).astype(np.float32)
+    return scene
+
+
+#: The classes of a clear observation: water, vegetation, non-vegetated (UPDM-method.md).
+CLEAR = (2, 3, 4)
+
+
+class _ChunkWrites:
+    """Counts the chunk keys the Icechunk store is asked to set (this process)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.keys: list[str] = []
+        original = icechunk.store.IcechunkStore.set
+
+        async def counting(store, key, value):
+            self.keys.append(key)
+            return await original(store, key, value)
+
+        monkeypatch.setattr(icechunk.store.IcechunkStore, "set", counting)
+
+    def of(self, prefix: str) -> list[str]:
+        return [k for k in self.keys if k.startswith(prefix + "/c/")]
+
+
+def test_a_rebuild_writes_each_per_year_chunk_once_whatever_the_years_it_holds(
+    tmp_path, monkeypatch
+):
+    years = ("2001", "2002", "2003")
+    with dask.config.set({"updm.chunks.yearly": 16, "scheduler": "sync"}):
+        cube = create_cube(tmp_path / "c", GRID, chunks=16)
+        scenes = [
+            _mixed_scene(f"S{y}", f"{y}-05-01", slice(0, 64), slice(0, 64), seed=i)
+            for i, y in enumerate(years)
+        ]
+        cube.append_scenes(scenes, metadata={}, message="three years")
+        writes = _ChunkWrites(monkeypatch)
+        cube.rebuild_yearly()
+    # the three years share each chunk (year-chunks hold up to 64 years): 16 chunks per
+    # layer, each written once, not once per year (a read-modify-write of the chunk each)
+    for name in ("yearly_land_cover", "yearly_mviupd_median", "yearly_clear_count"):
+        keys = writes.of(name)
+        assert len(keys) == len(set(keys)) == 16, (name, sorted(keys))
+    ds = cube.to_xarray().load()
+    for k, _ in enumerate(years):
+        picked = ds.isel(time=k)
+        expected = np.where(
+            np.isin(picked.land_cover, CLEAR) & (picked.quality.values & QUALITY_NOT_CLEAR == 0),
+            picked.mviupd.values,
+            np.nan,
+        )
+        np.testing.assert_array_equal(ds.yearly_mviupd_median.values[k], expected)
+
+
+def test_rebuilding_years_apart_stores_what_a_whole_rebuild_stores(tmp_path):
+    first = [
+        _mixed_scene("A", "2001-05-01", slice(0, 64), slice(0, 64), seed=1),
+        _mixed_scene("B", "2002-05-01", slice(0, 64), slice(0, 64), seed=2),
+        _mixed_scene("C", "2003-05-01", slice(0, 64), slice(0, 64), seed=3),
+    ]
+    # more scenes of 2001 and 2003, not of 2002: the years rebuilt are not neighbours
+    later = [
+        _mixed_scene("D", "2001-07-01", slice(8, 40), slice(0, 50), seed=4),
+        _mixed_scene("E", "2001-09-01", slice(0, 64), slice(20, 64), seed=5),
+        _mixed_scene("F", "2003-08-01", slice(30, 64), slice(10, 30), seed=6),
+    ]
+    with dask.config.set({"updm.chunks.yearly": 16}):
+        step = create_cube(tmp_path / "step", GRID, chunks=16)
+        step.append_scenes(first, metadata={}, message="first")
+        step.rebuild_yearly()
+        step.append_scenes(later, metadata={}, message="later")
+        step.rebuild_yearly([2001, 2003])
+        whole = create_cube(tmp_path / "whole", GRID, chunks=16)
+        whole.append_scenes(first + later, metadata={}, message="all")
+        whole.rebuild_yearly()
+    a, b = step.to_xarray().load(), whole.to_xarray().load()
+    for name in YEARLY_VARIABLES:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    # and the medians are NumPy's, bit for bit (several observations a pixel in 2001)
+    t2001 = b.time.dt.year.values == 2001
+    lc, q, mv = (b[n].values[t2001] for n in ("land_cover", "quality", "mviupd"))
+    clear = np.isin(lc, CLEAR) & ((q & QUALITY_NOT_CLEAR) == 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(np.where(clear, mv, np.nan), axis=0)
+    got = b["yearly_mviupd_median"].values[0]
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    assert (clear.sum(axis=0) == 2).any() and (clear.sum(axis=0) == 3).any()
+
+
+# --------------------------------------------------------------------------------------
+# A block task carries the batch's fork once, and hands back one fork
+
+
+def test_a_block_task_pickles_one_fork_for_all_its_layers_and_hands_back_one(tmp_path, monkeypatch):
+    import updm_dask.cube._io as cube_io
+
+    fused: list[dict] = []
+    real = cube_io.fuse_into_sinks
+
+    def keep(dsk, sinks):
+        out = real(dsk, sinks)
+        fused.append({k: out[k] for k in sinks})
+        return out
+
+    monkeypatch.setattr(cube_io, "fuse_into_sinks", keep)
+    cube = create_cube(tmp_path / "c", GRID, chunks=16)
+    scene = _mixed_scene("S", "2001-05-01", slice(0, 64), slice(0, 64), seed=7)
+    with dask.config.set(scheduler="sync"):
+        cube.append_scenes([scene], metadata={}, message="m")
+    (tasks,) = fused
+    assert len(tasks) == 16  # 64 x 64 pixels in 16-pixel chunks
+    # As a worker process gets it: pickled alone, then run.
+    task = pickle.loads(cloudpickle.dumps(next(iter(tasks.values()))))
+    (forks, valid), *_ = task({}).ravel()
+    # Three layers written through one fork: one copy travels and comes back, not three
+    # (each a copy of the batch's uncommitted changes, to pickle and merge).
+    assert len(forks) == 1
+    assert valid > 0

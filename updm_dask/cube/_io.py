@@ -6,7 +6,7 @@ import functools
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -332,9 +332,26 @@ def merge_forks(session: icechunk.Session, fork: Any, results: Sequence[Any]) ->
         session.merge(fork)
 
 
-def _open_target(fork: Any, path: str) -> Any:
-    """The Zarr array ``path`` of ``fork``, open for writing without all-fill chunks."""
-    return zarr.open_array(fork.store, path=path, mode="a", config={"write_empty_chunks": False})
+def sessions_of(arrays: Iterable[Any]) -> tuple[Any, ...]:
+    """The fork sessions a task wrote through: one per distinct store of ``arrays``.
+
+    Arrays opened on one store share its session when they travel together to a worker;
+    ``store.session`` makes a new wrapper at each access, so asking each array for it
+    would hand back (and pickle, and merge) one copy per array.
+    """
+    stores = {id(a.store): a.store for a in arrays}
+    return tuple(store.session for store in stores.values())
+
+
+def _open_target(store: Any, path: str) -> Any:
+    """The Zarr array ``path`` of a fork's ``store``, open for writing without all-fill chunks.
+
+    Open every target of a computation on one store object (``fork.store`` makes a new one
+    at each call): a task pickles its targets, and each store pickles its own copy of the
+    fork with every uncommitted change (21 kB for a batch's resizes), so eight layers on
+    eight stores made a 180 kB task, and handed back eight forks to merge instead of one.
+    """
+    return zarr.open_array(store, path=path, mode="a", config={"write_empty_chunks": False})
 
 
 def _write_blocks(
@@ -355,13 +372,101 @@ def _write_blocks(
     # on one shared Icechunk session can deadlock; a worker process unpickles its own copy.
     for target, block in zip(targets, blocks, strict=True):
         target[region] = block
-    # Each target unpickled in a worker holds its own copy of the fork: hand back all.
-    forks = tuple(t.store.session for t in targets)
+    forks = sessions_of(targets)
     # Emptiness from the pixels just computed: no listing of stored chunks afterwards.
     valid = 0 if count is None else int(np.count_nonzero(blocks[count] != fill))
     out = np.empty((1, 1, 1), dtype=object)
     out[0, 0, 0] = (forks, valid)
     return out
+
+
+def fuse_into_sinks(dsk: Mapping[Any, Any], sinks: Sequence[Any]) -> dict[Any, Any]:
+    """``dsk`` with every task that one sink alone needs fused into that sink's task.
+
+    Parameters
+    ----------
+    dsk : mapping of key to dask task (``dask._task_spec`` nodes)
+        An optimised low-level graph.
+    sinks : sequence of keys
+        The tasks whose results are wanted (one write per block). They keep their keys.
+
+    Returns
+    -------
+    dict
+        The graph where each sink runs, in one task, the subgraph of the tasks no other
+        sink (nor anything outside it) depends on: for a scene block, the reads of its
+        files, the fused kernel, the layer picks, the encoding and the write. Tasks that
+        several sinks need (a scene-wide reduction) stay tasks of their own.
+
+    Notes
+    -----
+    Dask's own fusion stops at fan-outs: the kernel's output feeds one pick per layer, so
+    the kernel, each pick and the write would be separate tasks (about a dozen per block),
+    each costing scheduler time and a transfer of the block between workers.
+    """
+    from dask._task_spec import Task
+
+    deps = {k: set(v.dependencies) & dsk.keys() for k, v in dsk.items()}
+    dependents: dict[Any, set[Any]] = {k: set() for k in dsk}
+    for k, ds in deps.items():
+        for d in ds:
+            dependents[d].add(k)
+    wanted = set(sinks)
+    out = dict(dsk)
+    for sink in sinks:
+        if sink not in out:
+            continue
+        group = {sink}
+        while True:  # grow to a fixed point: a task joins once all its dependents are in
+            new = {
+                d
+                for k in group
+                for d in deps[k]
+                if d not in group and d not in wanted and dependents[d] <= group
+            }
+            if not new:
+                break
+            group |= new
+        if len(group) > 1:
+            out[sink] = Task.fuse(*(dsk[k] for k in group), key=sink)
+            for k in group - {sink}:
+                del out[k]
+    return out
+
+
+def _compute_fused(outputs: Sequence[da.Array]) -> list[list[Any]]:
+    """Compute the block-write arrays ``outputs``, one task per block (:func:`fuse_into_sinks`).
+
+    Returns, per output, what each of its blocks holds (the one element of the block).
+    Uses dask's task-spec graph nodes (``dask._task_spec``), the form ``optimize`` hands
+    back; tests/cube/test_graph.py pins what this does with the installed dask.
+    """
+    from dask._task_spec import Task, TaskRef, convert_legacy_graph
+    from dask.core import flatten
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    graph = HighLevelGraph.merge(*(o.__dask_graph__() for o in outputs))
+    block_keys = [list(flatten(o.__dask_keys__())) for o in outputs]
+    sinks = [k for keys in block_keys for k in keys]
+    dsk = outputs[0].__dask_optimize__(graph, sinks)
+    dsk = convert_legacy_graph(dict(dsk))  # a plain dict of tasks, whatever the config
+    dsk = fuse_into_sinks(dsk, sinks)
+    # One small task hands back every block's (forks, valid pixels); dask's own finalise
+    # step would concatenate the blocks of each output as object arrays.
+    name = f"updm-written-{uuid.uuid4().hex}"
+    dsk[name] = Task(name, _gather, *(TaskRef(k) for k in sinks))
+    done = Delayed(name, HighLevelGraph.from_collections(name, dsk, dependencies=()))
+    (flat,) = dask.compute(done, optimize_graph=False)
+    results, at = [], 0
+    for keys in block_keys:
+        results.append([b.reshape(-1)[0] for b in flat[at : at + len(keys)]])
+        at += len(keys)
+    return results
+
+
+def _gather(*blocks: Any) -> list[Any]:
+    return list(blocks)
 
 
 def write_dask(
@@ -409,10 +514,8 @@ def write_dask(
     if isinstance(start, int):
         from icechunk.dask import store_dask
 
-        targets = [
-            zarr.open_array(fork.store, path=n, mode="a", config={"write_empty_chunks": False})
-            for n in names
-        ]
+        store = fork.store
+        targets = [_open_target(store, n) for n in names]
         regions = [
             (slice(start, start + s.shape[0]),) + (slice(None),) * (s.ndim - 1) for s in sources
         ]
@@ -433,13 +536,14 @@ def write_dask(
     outputs = []
     slots = []
     opened: dict[str, Any] = {}
+    store = fork.store
     for key, members in groups.items():
         arrays = [sources[i] for i in members]
         paths = tuple(names[i] for i in members)
         counted = paths.index(COUNTED) if COUNTED in paths else None
         for p in paths:
             if p not in opened:
-                opened[p] = _open_target(fork, p)
+                opened[p] = _open_target(store, p)
         targets = tuple(opened[p] for p in paths)
         first = arrays[0]
         outputs.append(
@@ -461,11 +565,11 @@ def write_dask(
             )
         )
         slots.append(key[0][0])
-    results = dask.compute(*outputs)
+    results = _compute_fused(outputs)
     forks: list[Any] = []
     valid: dict[int, int] = {}
     for slot, result in zip(slots, results, strict=True):
-        for fs, n in result.ravel():
+        for fs, n in result:
             forks.extend(fs)
             valid[slot] = valid.get(slot, 0) + n
     merge_forks(session, fork, forks)

@@ -11,6 +11,7 @@ import xarray as xr
 
 from ..errors import CubeError
 from ..science.reduce import nanmedian
+from ._io import sessions_of
 from ._schema import (
     CLEAR_CLASSES,
     CLEAR_COUNT_FILL,
@@ -76,7 +77,7 @@ def yearly_summary(land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarr
         best_count[better] = count[better]
     out[0] = best_class
     # numpy.nanmedian's result by one sort: numpy's own takes a masked-array path for
-    # short series, ~75 % of a per-year rebuild (profiled)
+    # short series that warns once per all-NaN pixel, ~75 % of a per-year rebuild
     out[1] = nanmedian(np.where(clear, mv, np.float32(np.nan)), axis=0)
     seen = ((q.astype(np.int64) & QUALITY_FILL) == 0).any(axis=0)
     # the fill is the largest uint16: counts stop one below it
@@ -246,7 +247,9 @@ def rebuild_block(
     writes that chunk.
     """
     region = (slice(*rows), slice(*cols))
-    for index, slots in years:
+    shape = (len(years), rows[1] - rows[0], cols[1] - cols[0])
+    built = {name: np.empty(shape, dtype=spec.dtype) for name, spec in YEARLY_VARIABLES.items()}
+    for k, (_, slots) in enumerate(years):
         picked = [
             arrays[n].get_orthogonal_selection((np.asarray(slots, dtype=np.int64), *region))
             for n in ("land_cover", "quality", "mviupd")
@@ -254,11 +257,21 @@ def rebuild_block(
         # MVIUPD is stored packed: summarise its values, not its integer codes
         picked[2] = decode_layer("mviupd", picked[2])
         summary = yearly_summary(*picked)
-        for j, (name, spec) in enumerate(YEARLY_VARIABLES.items()):
-            arrays[name][(index, *region)] = summary[j].astype(spec.dtype)
-    # Each array unpickled in a worker holds its own copy of the fork: hand back those
-    # written to.
-    forks = tuple(arrays[n].store.session for n in YEARLY_VARIABLES)
+        for j, name in enumerate(YEARLY_VARIABLES):
+            built[name][k] = summary[j]
+    # One write per layer for all the task's years: a chunk holds many years, and a write
+    # of one year reads, decodes, re-encodes and rewrites the whole chunk.
+    indices = [index for index, _ in years]
+    if indices == list(range(indices[0], indices[-1] + 1)):
+        where: tuple = (slice(indices[0], indices[-1] + 1), *region)
+        for name, values in built.items():
+            arrays[name][where] = values
+    else:
+        where = (np.asarray(indices, dtype=np.int64), *region)
+        for name, values in built.items():
+            arrays[name].set_orthogonal_selection(where, values)
+    # the fork(s) written to: one per store the arrays were opened on
+    forks = sessions_of(arrays[n] for n in YEARLY_VARIABLES)
     return forks, len(YEARLY_VARIABLES)
 
 

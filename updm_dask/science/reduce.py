@@ -37,7 +37,12 @@ def nanmedian(a: np.ndarray, axis: int = 0) -> np.ndarray:
     hi = np.expand_dims(np.maximum(k // 2, 0), 0)
     low = np.take_along_axis(s, lo, axis=0)[0]
     high = np.take_along_axis(s, hi, axis=0)[0]
-    with np.errstate(invalid="ignore"):
-        # (low + high) / 2 in the array's own precision, as numpy's mean of the two
-        med = (low + high) / s.dtype.type(2) if s.dtype.kind == "f" else (low + high) / 2
+    with np.errstate(invalid="ignore", over="ignore"):
+        # (low + high) / 2 in the array's own precision, as numpy's mean of the two; its
+        # sum starts from +0, so a median of zeros is never -0: nor here
+        if s.dtype.kind == "f":
+            zero, two = s.dtype.type(0), s.dtype.type(2)
+            med = (low + high + zero) / two
+        else:
+            med = (low + high) / 2
     return np.where(k > 0, med, np.nan).astype(med.dtype, copy=False)
