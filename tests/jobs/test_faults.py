@@ -527,13 +527,35 @@ def test_driver_killed_mid_batch_and_after_a_commit_then_a_rerun_completes(
 # --------------------------------------------------------------------------------------
 # 3. The scheduler killed mid-job
 
+#: Seconds added to every block kernel on the worker of the scheduler about to be killed.
+BLOCK_DELAY = 0.5
+
 
 def test_scheduler_killed_mid_job_fails_clearly_and_a_new_scheduler_completes_it(
     archive, cluster, reference, tmp_path
 ):
     location = tmp_path / "cube.icechunk"
     job = write_job(archive, tmp_path / "job", location)
+
+    def slow_blocks() -> None:
+        # On the doomed worker only: every block kernel takes BLOCK_DELAY longer, so that
+        # a batch of the tiny demo scenes (a few fused tasks) lasts long enough to be seen
+        # computing; the numbers it computes are unchanged.
+        import time
+
+        from updm_dask import pipeline
+
+        kernel = pipeline.process_block
+
+        def slowed(*args, **kwargs):
+            time.sleep(BLOCK_DELAY)
+            return kernel(*args, **kwargs)
+
+        pipeline.process_block = slowed
+
     with local_dask_cluster(tmp_path / "doomed", n_workers=1) as doomed:
+        with observer(doomed.address) as obs:
+            obs.run(slow_blocks)
         commits = CommitCounter(location)
         with Driver(job, doomed.address, "driver") as driver:
             with observer(doomed.address) as obs:
