@@ -198,6 +198,7 @@ def reference(archive, environment, tmp_path_factory) -> CubeContents:
 def cluster(environment, tmp_path_factory):
     """A scheduler and two workers (no nanny) that no test harms."""
     with local_dask_cluster(tmp_path_factory.mktemp("shared-cluster"), n_workers=2) as c:
+        slow_down_blocks(c.address)
         yield c
         kill_workers(c)
 
@@ -322,6 +323,40 @@ def busy_workers(client, workers: list[str] | None = None) -> dict[str, list]:
     return {w: list(keys) for w, keys in client.processing(workers=workers).items() if keys}
 
 
+#: Seconds added to every block kernel on the worker processes these tests start.
+BLOCK_DELAY = 0.3
+
+
+def slow_down_blocks(address: str) -> None:
+    """Make every block kernel on the workers of the cluster at ``address`` BLOCK_DELAY
+    seconds longer (the numbers it computes are unchanged).
+
+    A batch of the tiny demo scenes is a few fused tasks of milliseconds: without this, the
+    moments the tests act in (a batch computing, a task on a given worker) could pass
+    between two polls. Workers started later (a nanny's replacement) are not slowed.
+    """
+    delay = BLOCK_DELAY
+
+    def install() -> None:
+        import time
+
+        from updm_dask import pipeline
+
+        kernel = pipeline.process_block
+        if getattr(kernel, "slowed_by_tests", False):
+            return
+
+        def slowed(*args, **kwargs):
+            time.sleep(delay)
+            return kernel(*args, **kwargs)
+
+        slowed.slowed_by_tests = True
+        pipeline.process_block = slowed
+
+    with observer(address) as obs:
+        obs.run(install)
+
+
 def removal_events(client, address: str) -> list[dict]:
     """The scheduler's records of the worker at ``address`` leaving."""
     return [e for _, e in client.get_events(address) if e.get("action") == "remove-worker"]
@@ -423,6 +458,7 @@ def test_worker_killed_mid_batch_the_job_completes_on_the_survivor(
         local_dask_cluster(tmp_path / "cluster", n_workers=2) as c,
         observer(c.address) as obs,
     ):
+        slow_down_blocks(c.address)
         address_of = {pid: addr for addr, pid in obs.run(os.getpid).items()}
         victim = address_of[c.worker_pids[0]]
         commits = CommitCounter(location)
@@ -527,9 +563,6 @@ def test_driver_killed_mid_batch_and_after_a_commit_then_a_rerun_completes(
 # --------------------------------------------------------------------------------------
 # 3. The scheduler killed mid-job
 
-#: Seconds added to every block kernel on the worker of the scheduler about to be killed.
-BLOCK_DELAY = 0.5
-
 
 def test_scheduler_killed_mid_job_fails_clearly_and_a_new_scheduler_completes_it(
     archive, cluster, reference, tmp_path
@@ -537,25 +570,8 @@ def test_scheduler_killed_mid_job_fails_clearly_and_a_new_scheduler_completes_it
     location = tmp_path / "cube.icechunk"
     job = write_job(archive, tmp_path / "job", location)
 
-    def slow_blocks() -> None:
-        # On the doomed worker only: every block kernel takes BLOCK_DELAY longer, so that
-        # a batch of the tiny demo scenes (a few fused tasks) lasts long enough to be seen
-        # computing; the numbers it computes are unchanged.
-        import time
-
-        from updm_dask import pipeline
-
-        kernel = pipeline.process_block
-
-        def slowed(*args, **kwargs):
-            time.sleep(BLOCK_DELAY)
-            return kernel(*args, **kwargs)
-
-        pipeline.process_block = slowed
-
     with local_dask_cluster(tmp_path / "doomed", n_workers=1) as doomed:
-        with observer(doomed.address) as obs:
-            obs.run(slow_blocks)
+        slow_down_blocks(doomed.address)
         commits = CommitCounter(location)
         with Driver(job, doomed.address, "driver") as driver:
             with observer(doomed.address) as obs:
@@ -626,6 +642,7 @@ def test_worker_out_of_memory_is_restarted_and_the_job_completes(
         ) as c,
         observer(c.address) as obs,
     ):
+        slow_down_blocks(c.address)
         ((victim, victim_pid),) = obs.run(os.getpid).items()
         commits = CommitCounter(location)
         with Driver(job, c.address, "driver") as driver:
