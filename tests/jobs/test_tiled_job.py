@@ -49,20 +49,6 @@ size = 2
 
 
 @pytest.fixture(scope="module")
-def client():
-    """An in-process distributed cluster (the jobs run their batches through it)."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
-@pytest.fixture(scope="module")
 def ethiopia(shared_data) -> Path:
     return shared_data / "landsat" / "ethiopia-167055"
 

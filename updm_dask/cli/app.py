@@ -81,10 +81,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             bar.close()
     print(report.format())
     if args.compact and report.cube:
-        from ..cube import collection_exists, open_collection
+        from ..cube import as_collection
 
-        if collection_exists(report.cube):  # a tiled collection: every tile
-            coll = open_collection(report.cube)
+        coll = as_collection(report.cube)
+        if coll is not None:  # a tiled collection: every tile
             for tile in coll.tiles():
                 _compact(coll.tile_location(tile))
         else:
@@ -140,10 +140,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
-    from ..cube import collection_exists, open_collection, open_cube
+    from ..cube import as_collection, open_cube
 
-    if collection_exists(args.cube):
-        coll = open_collection(args.cube)
+    coll = as_collection(args.cube)
+    if coll is not None:
         snap = coll.tag(args.name)
         print(
             f"{coll.location}: tagged {args.name!r}: {len(coll.tiles())} tile(s) pinned at "

@@ -127,12 +127,11 @@ def _cube_crs(args: argparse.Namespace) -> Any:
         return None
 
     def crs() -> Any:
-        from ..cube import collection_exists, open_collection, resolve_cube
+        from ..cube import as_collection, resolve_cube
 
         first = args.cubes[0]
-        if collection_exists(first):
-            return open_collection(first).grid.crs
-        return resolve_cube(first).grid.crs
+        coll = as_collection(first)
+        return (coll.grid if coll is not None else resolve_cube(first).grid).crs
 
     return crs
 

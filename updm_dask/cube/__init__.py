@@ -124,6 +124,7 @@ from ._schema import (
 from ._tiles import (
     Collection,
     Tiling,
+    as_collection,
     collection_exists,
     create_collection,
     open_collection,
@@ -166,6 +167,7 @@ __all__ = [
     "GarbageReport",
     "MigrationResult",
     "Tiling",
+    "as_collection",
     "clear_count_as_counted",
     "clear_count_fill",
     "clear_count_with_fill",

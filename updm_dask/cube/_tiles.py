@@ -57,6 +57,7 @@ __all__ = [
     "COLLECTION_FORMAT",
     "Collection",
     "Tiling",
+    "as_collection",
     "collection_exists",
     "create_collection",
     "open_collection",
@@ -258,6 +259,16 @@ def collection_exists(location: str | os.PathLike) -> bool:
     except icechunk.IcechunkError:
         return True
     return not is_unfinished(repo)
+
+
+def as_collection(cube: Any) -> Collection | None:
+    """The tiled collection ``cube`` is or names (opened at its tip), else None: a cube,
+    or a location holding one."""
+    if isinstance(cube, Collection):
+        return cube
+    if isinstance(cube, str | os.PathLike) and collection_exists(cube):
+        return open_collection(cube)
+    return None
 
 
 def _catalogue_attrs(repo: icechunk.Repository, snapshot: str | None = None) -> dict | None:

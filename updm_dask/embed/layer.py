@@ -10,7 +10,6 @@ and standardised vectors, from a fresh stored layer when there is one.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,13 +19,11 @@ import xarray as xr
 
 from .. import config
 from ..cube import (
-    Collection,
     Cube,
     CubeLike,
     DerivedSession,
-    collection_exists,
+    as_collection,
     list_derived,
-    open_collection,
     read_derived,
     resolve_cube,
 )
@@ -339,15 +336,6 @@ def cube_statistics_of(cube: Any, period: Any = DEFAULT_PERIOD, **kwargs: Any) -
     tiles = [collection.open_tile(t) for t in collection.tiles()]
     parts = [cube_statistics(t, period, **kwargs) for t in tiles]
     return pooled_statistics(parts, source=f"{collection.location} ({len(parts)} tiles)")
-
-
-def as_collection(cube: Any) -> Collection | None:
-    """The tiled collection ``cube`` is or names, else None (a cube)."""
-    if isinstance(cube, Collection):
-        return cube
-    if isinstance(cube, str | os.PathLike) and collection_exists(cube):
-        return open_collection(cube)
-    return None
 
 
 def cubes_of(cube: Any) -> list[Cube]:

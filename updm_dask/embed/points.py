@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cube import CubeLike, resolve_cube
+from ..cube import CubeLike, as_collection, resolve_cube
 from ..errors import PointError, QueryError
 from ..geo import CubeGrid
 from ..geo.points import LONLAT, PixelLocation, locate_point
@@ -27,7 +27,7 @@ from ._kernel import embedding_sums, features_from_sums, standardise
 from ._period import DEFAULT_PERIOD, EMBEDDING_VERSION, Period
 from ._scenes import SceneInputs
 from ._stats import EmbeddingStats
-from .layer import as_collection, cube_statistics_of
+from .layer import cube_statistics_of
 
 __all__ = [
     "Place",
@@ -223,7 +223,8 @@ def points_embedding(
     ``radius`` is one value or one per point.
     """
     per = Period.parse(period, epoch_years)
-    c = cube if as_collection(cube) is not None else resolve_cube(cube)
+    collection = as_collection(cube)
+    c = collection if collection is not None else resolve_cube(cube)
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     radii = np.broadcast_to(np.asarray(radius, dtype=np.float64), lo.shape)
