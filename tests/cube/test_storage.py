@@ -176,6 +176,52 @@ def test_encode_and_decode_are_the_cf_mapping_for_numpy_and_dask():
     assert decode_layer("land_cover", lc) is lc
 
 
+@pytest.mark.parametrize("name", [n for n, s in SCENE_VARIABLES.items() if s.scale_factor])
+def test_packing_kernels_equal_the_cf_formula_in_numpy_on_edge_values(name):
+    # The compiled one-pass kernels against CF packing written out with numpy ufuncs:
+    # float64 arithmetic, half to even, clipped to the codes, the fill where NaN.
+    spec = SCENE_VARIABLES[name]
+    step = spec.scale_factor
+    lo, hi = spec.codes
+    rng = np.random.default_rng(7)
+    edges = np.array(
+        [
+            np.nan,
+            np.inf,
+            -np.inf,
+            0.0,
+            -0.0,
+            0.5 * step,
+            1.5 * step,
+            2.5 * step,
+            -0.5 * step,
+            lo * step,
+            hi * step,
+            (hi + 1) * step,
+            (lo - 1) * step,
+            1e30,
+            -1e30,
+        ],
+        dtype=np.float32,
+    )
+    values = np.concatenate([edges, rng.normal(0, 3 * hi * step, 20_000).astype(np.float32)])
+    values = values.reshape(1, 5, -1)
+    v = values.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        expected = np.where(
+            np.isnan(v), spec.fill, np.clip(np.rint((v - spec.add_offset) / step), lo, hi)
+        ).astype(spec.dtype)
+    codes = encode_layer(name, values)
+    assert codes.dtype == np.dtype(spec.dtype) and codes.shape == values.shape
+    np.testing.assert_array_equal(codes, expected)
+    # a strided view (a column band of a block) packs the same as a contiguous copy
+    np.testing.assert_array_equal(encode_layer(name, values[:, ::2, 1::3]), expected[:, ::2, 1::3])
+    as_float = np.where(codes == spec.fill, np.nan, codes.astype(np.float64) * step)
+    back = decode_layer(name, codes)
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, as_float.astype(np.float32))
+
+
 # --------------------------------------------------------------------------------------
 # Item 2: the precision of every layer, stated and checked
 

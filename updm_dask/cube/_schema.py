@@ -27,6 +27,7 @@ from ..science.masks import (
     SATURATED,
     SLC_GAP,
 )
+from ._codes import pack, unpack
 from ._io import zstd_codec
 
 #: Format of the cubes this package writes and reads. 1: float32 scene layers (NaN fill),
@@ -261,19 +262,14 @@ def is_packed(name: str) -> bool:
 
 
 def _pack(values: np.ndarray, spec: VarSpec) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64)
-    lo, hi = spec.codes
-    with np.errstate(invalid="ignore"):
-        # clip, never wrap: +-inf and out-of-range values take the nearest end code
-        q = np.clip(np.rint((v - spec.add_offset) / spec.scale_factor), lo, hi)
-        return np.where(np.isnan(v), spec.fill, q).astype(spec.dtype)
+    # one compiled pass: round((v - add_offset) / scale_factor) in float64, half to even,
+    # clipped to the encodable codes (never wrapped), the fill where NaN
+    return pack(values, spec.dtype, spec.fill, spec.codes, spec.scale_factor, spec.add_offset)
 
 
 def _unpack(codes: np.ndarray, spec: VarSpec) -> np.ndarray:
-    c = np.asarray(codes)
     # float64 arithmetic as xarray's CF decoding does, then float32 as the layers were
-    values = c.astype(np.float64) * spec.scale_factor + spec.add_offset
-    return np.where(c == spec.fill, np.nan, values).astype(np.float32)
+    return unpack(codes, spec.fill, spec.scale_factor, spec.add_offset)
 
 
 def encode_layer(name: str, values: Any) -> Any:
