@@ -1,11 +1,12 @@
 """Scaling: the same multi-scene batch on 1 and on 2 worker processes, in one run.
 
-The job is one batch of a generated demo archive (4 scenes: MSS, TM, ETM+ SLC-off and
-OLI; real GeoTIFF + MTL files) on its 1024 x 1024 grid, done the way ``updm run`` does a
+The job is one batch of a generated demo archive (8 scenes of 2,048^2 px: MSS, TM, ETM+
+SLC-off and OLI; real GeoTIFF + MTL files; the job the archive-scale issue measured) on its
+grid, done the way ``updm run`` does a
 batch: ``scene_on_grid`` for every scene, then ``Cube.append_scenes`` (one commit) on a
 fresh cube, with a ``distributed.LocalCluster`` of worker processes with one thread each
-as the active scheduler. Scenes are read in 512-pixel chunks (see ``SCENE_CHUNKS``) so
-that each has several, as a real scene has dozens. Both clusters are started (and warmed
+as the active scheduler. Scenes are read in chunks of the default edge (1,024 px, see
+``SCENE_CHUNKS``): 4 per scene here, about 50 in a real one. Both clusters are started (and warmed
 up on a small window of the grid) before any timing, and the runs alternate between them,
 so that both see the same machine load; the median of the rounds counts (of two: their
 mean).
@@ -49,13 +50,12 @@ from updm_dask.geo import CubeGrid
 from updm_dask.jobs.run import scene_on_grid
 
 TARGET_SPEEDUP = 1.7
-SIZE, QUICK_SIZE = 1024, 128
-N_SCENES = 4
+SIZE, QUICK_SIZE = 2048, 128
+N_SCENES = 8
 REPEATS, QUICK_REPEATS = 2, 1
-#: Scene chunk edge. The demo scenes are 1024^2 pixels, so at the default (1024) each would
-#: be ONE task and two workers could only split scenes; a real scene (~7000^2) has about 50
-#: chunks. 512 gives these scenes several chunks each, as real ones have.
-SCENE_CHUNKS, QUICK_SCENE_CHUNKS = 512, 64
+#: Scene chunk edge: the default (``updm.chunks.spatial``), 4 chunks per 2,048^2 scene; a
+#: real scene (~7000^2) has about 50.
+SCENE_CHUNKS, QUICK_SCENE_CHUNKS = 1024, 64
 WORKERS = (1, 2)
 
 
