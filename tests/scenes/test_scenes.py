@@ -15,6 +15,7 @@ import io
 import os
 import pickle
 import tarfile
+import time
 import warnings
 from pathlib import Path
 
@@ -549,6 +550,39 @@ def test_synthetic_scene_opens_and_reads(tmp_path):
     assert int(ds["dn"].sel(band="4")[3, 7]) == 3000 + 3 * 20 + 7
     assert ds.rio.crs.to_epsg() == 32633 and float(ds.x[0]) == 500015.0
     assert np.all(_flags(ds) == 0)
+
+
+def test_band_files_stay_open_per_thread_and_a_replaced_file_is_read_anew(tmp_path, monkeypatch):
+    import updm_dask.scenes.open as scene_open
+
+    opened = []
+    original = scene_open._open
+
+    def counting(path, quiet):
+        opened.append(path)
+        return original(path, quiet)
+
+    monkeypatch.setattr(scene_open, "_open", counting)
+    mtl = _make_scene(tmp_path / "scene")
+    ds = open_scene(mtl, chunks=4)  # 3 x 5 blocks of every band
+    opened.clear()  # the header checks of opening; now the reads
+    with dask.config.set(scheduler="synchronous"):
+        first = ds["dn"].values
+    assert first.shape == (6, 12, 20) and int(first[2, 3, 7]) == 3000 + 3 * 20 + 7
+    # one open per file for all 15 blocks, not one per block
+    assert len(opened) == len(set(opened)) == 6, opened
+    # a file replaced since it was opened is read from its new content, not the old handle
+    band = mtl.parent / f"{PID}_B4.TIF"
+    _write_tif(band, np.full((12, 20), 7, np.uint16))
+    os.utime(band, ns=(time.time_ns() + 10**9,) * 2)  # a later mtime, even on coarse clocks
+    with dask.config.set(scheduler="synchronous"):
+        again = open_scene(mtl, chunks=4)["dn"].sel(band="4").values
+    assert np.all(again == 7)
+    # a removed file fails, named, instead of being read through a stale handle
+    band.unlink()
+    with pytest.raises(SceneError, match=r"B4\.TIF"):
+        with dask.config.set(scheduler="synchronous"):
+            ds["dn"].sel(band="4").compute()
 
 
 def test_missing_band_file_is_a_problem_not_an_error(tmp_path):
