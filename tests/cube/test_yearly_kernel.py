@@ -14,6 +14,7 @@ import warnings
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
+from _format1 import format_1
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -308,12 +309,14 @@ def test_stored_codes_summarise_as_their_decoded_values(n_obs):
     assert_bits_equal(yearly_summary(lc, q, decode_layer("mviupd", codes)), want)
 
 
-def test_stored_summary_refuses_decoded_values():
+def test_stored_summary_checks_shapes_and_takes_format_1_float_layers_as_they_are():
     lc = np.zeros((2, 3), np.uint8)
-    with pytest.raises(CubeError, match="mviupd must hold the stored int16 codes, got float32"):
-        yearly_summary_of_stored(lc, lc, np.zeros((2, 3), np.float32))
     with pytest.raises(CubeError, match=r"land_cover \(2, 3\), quality \(2, 2\)"):
         yearly_summary_of_stored(lc, lc[:, :2], np.zeros((2, 3), np.int16))
+    rng = np.random.default_rng(4)
+    lc, q, mv = random_year(rng, (6, 20, 20))
+    with format_1():  # float32 MVIUPD, not packed
+        assert_bits_equal(yearly_summary_of_stored(lc, q, mv), reference_summary(lc, q, mv))
 
 
 # ---------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from ._schema import (
     SCENE_VARIABLES,
     YEARLY_CLASS_PRIORITY,
     YEARLY_VARIABLES,
+    decode_layer,
 )
 
 #: The per-year variable whose fill value changed (0 before, CLEAR_COUNT_FILL now).
@@ -92,18 +93,17 @@ def _summarise(
 def yearly_summary_of_stored(
     land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarray
 ) -> np.ndarray:
-    """:func:`yearly_summary` of the scene layers as stored: MVIUPD still as its int16 codes.
+    """:func:`yearly_summary` of the scene layers as stored (MVIUPD packed or not).
 
-    Equal to ``yearly_summary(land_cover, quality, decode_layer("mviupd", mviupd))``, but
-    only the codes of clear observations are decoded: no decoded copy of the whole array.
+    Equal to ``yearly_summary(land_cover, quality, decode_layer("mviupd", mviupd))``. MVIUPD
+    stored as its int16 codes is decoded by the kernel, only where an observation is clear:
+    no decoded copy of the whole array. Any other dtype (the float32 layers of format 1) is
+    decoded by :func:`~updm_dask.cube.decode_layer` first, as always.
     """
     spec = SCENE_VARIABLES["mviupd"]
     codes = np.asarray(mviupd)
-    if codes.dtype != np.dtype(spec.dtype):
-        raise CubeError(
-            f"yearly_summary_of_stored: mviupd must hold the stored {spec.dtype} codes, "
-            f"got {codes.dtype}"
-        )
+    if codes.dtype != np.dtype(spec.dtype) or spec.scale_factor is None:
+        return yearly_summary(land_cover, quality, decode_layer("mviupd", codes))
     lc = np.asarray(land_cover)
     q = np.asarray(quality)
     if not (lc.shape == q.shape == codes.shape) or lc.ndim < 1:
