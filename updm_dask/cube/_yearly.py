@@ -96,8 +96,8 @@ def yearly_summary_of_stored(
     """:func:`yearly_summary` of the scene layers as stored (MVIUPD packed or not).
 
     Equal to ``yearly_summary(land_cover, quality, decode_layer("mviupd", mviupd))``. MVIUPD
-    stored as its int16 codes is decoded by the kernel, only where an observation is clear:
-    no decoded copy of the whole array. Any other dtype (the float32 layers of format 1) is
+    stored as its int16 codes is decoded by the kernel as it reads them: no decoded copy of
+    the whole array. Any other dtype (the float32 layers of format 1) is
     decoded by :func:`~updm_dask.cube.decode_layer` first, as always.
     """
     spec = SCENE_VARIABLES["mviupd"]
@@ -282,7 +282,7 @@ def rebuild_block(
             arrays[n].get_orthogonal_selection((np.asarray(slots, dtype=np.int64), *region))
             for n in ("land_cover", "quality", "mviupd")
         ]
-        # MVIUPD is stored packed: the kernel decodes the codes it uses, not the whole array
+        # MVIUPD is stored packed: the kernel decodes the codes as it reads them
         summary = yearly_summary_of_stored(*picked)
         for j, name in enumerate(YEARLY_VARIABLES):
             built[name][k] = summary[j]

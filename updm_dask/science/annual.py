@@ -11,8 +11,8 @@ The class codes, quality bits and fill values are arguments: the cube
 
 MVIUPD may come as float values or still packed as the cube stores it (integer codes, a
 fill code for NaN, ``value = float32(code x scale + offset)`` computed in float64): packed,
-only the codes of the clear observations are decoded, so no decoded copy of the whole
-array is made.
+each code is decoded as it is read and only the clear observations' values are kept, so no
+decoded copy of the whole array is made.
 
 The kernel is compiled on first use, one version per MVIUPD dtype (float32, int16), and
 cached on disk (``cache=True``), so that later processes load it instead of compiling. It
