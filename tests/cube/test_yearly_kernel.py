@@ -135,6 +135,13 @@ def test_the_median_is_numpy_nanmedian_within_half_the_float32_range(n_obs):
     np.testing.assert_array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))
 
 
+def test_the_tie_break_order_lists_exactly_the_clear_classes():
+    # the kernel is given the tie-break order as its clear classes
+    from updm_dask.cube._schema import CLEAR_CLASSES, YEARLY_CLASS_PRIORITY
+
+    assert sorted(YEARLY_CLASS_PRIORITY) == sorted(CLEAR_CLASSES) == [WATER, VEGETATION, URBAN]
+
+
 def test_class_ties_go_to_vegetation_then_urban_then_water():
     # every pair and the triple of classes with equal clear counts, and one more cloud/no-data
     series = [

@@ -76,7 +76,8 @@ def _summarise(
     packed: tuple[int, float, float] | None,
 ) -> np.ndarray:
     """:func:`yearly_summary` by the one-pass kernel; MVIUPD values, or codes if ``packed``."""
-    # YEARLY_CLASS_PRIORITY lists the clear classes (CLEAR_CLASSES) in tie-break order
+    # YEARLY_CLASS_PRIORITY lists the clear classes (CLEAR_CLASSES) in tie-break order: the
+    # kernel takes its classes as the clear ones (a test holds the two lists together)
     return summarise_year(
         land_cover,
         quality,
@@ -97,8 +98,8 @@ def yearly_summary_of_stored(
 
     Equal to ``yearly_summary(land_cover, quality, decode_layer("mviupd", mviupd))``. MVIUPD
     stored as its int16 codes is decoded by the kernel as it reads them: no decoded copy of
-    the whole array. Any other dtype (the float32 layers of format 1) is
-    decoded by :func:`~updm_dask.cube.decode_layer` first, as always.
+    the whole array. Any other dtype (the float32 layers of format 1) is decoded by
+    :func:`~updm_dask.cube.decode_layer` first, as always.
     """
     spec = SCENE_VARIABLES["mviupd"]
     codes = np.asarray(mviupd)
