@@ -9,7 +9,7 @@
   adds up their time by kind (read, process, write ...);
 - :func:`demo_archive`: generated demo archives (real GeoTIFF + MTL scenes), cached in a
   temporary folder between runs, since a 2048 x 2048 archive takes a minute to write;
-  :func:`warm_up_pipeline` compiles the kernel once before worker processes start;
+  :func:`warm_up_pipeline` compiles the kernels once before worker processes start;
 - :func:`stored_chunk_bytes`: bytes of the stored chunks of one array of an Icechunk session;
 - :func:`bench_main`: the command line every ``bench_*.py`` shares (``--quick``, ``--json``).
 
@@ -402,9 +402,10 @@ def _load_archive(root: Path, size: int) -> CachedArchive:
 def warm_up_pipeline(archive: CachedArchive) -> None:
     """Run every scene of ``archive`` through the pipeline on a tiny window, in this process.
 
-    The NNLS kernel is compiled (numba) on first use and cached on disk; doing it here
-    first means worker processes started afterwards load the cache instead of each
-    compiling it at once (which takes tens of seconds per process on a busy machine).
+    The NNLS kernel and the per-year kernel are compiled (numba) on first use and cached
+    on disk; doing it here first means worker processes started afterwards load the cache
+    instead of each compiling them at once (which takes tens of seconds per process on a
+    busy machine).
     """
     import dask
 
@@ -416,6 +417,13 @@ def warm_up_pipeline(archive: CachedArchive) -> None:
     with dask.config.set(scheduler="sync"):
         for scene in archive.scenes:
             scene_on_grid(scene, tiny, chunks=32).compute()
+    # the per-year kernel likewise, in the version the rebuild runs (MVIUPD as stored codes)
+    import numpy as np
+
+    from updm_dask.cube._yearly import yearly_summary_of_stored
+
+    none = np.zeros((1, 1), np.uint8)
+    yearly_summary_of_stored(none, none, np.zeros((1, 1), np.int16))
 
 
 def shared_data_dir() -> Path | None:

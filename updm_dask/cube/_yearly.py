@@ -10,14 +10,14 @@ import numpy as np
 import xarray as xr
 
 from ..errors import CubeError
-from ..science.reduce import nanmedian
+from ..science.annual import summarise_year
 from ._io import sessions_of
 from ._schema import (
-    CLEAR_CLASSES,
     CLEAR_COUNT_FILL,
     OLD_CLEAR_COUNT_FILL,
     QUALITY_FILL,
     QUALITY_NOT_CLEAR,
+    SCENE_VARIABLES,
     YEARLY_CLASS_PRIORITY,
     YEARLY_VARIABLES,
     decode_layer,
@@ -66,24 +66,53 @@ def yearly_summary(land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarr
             f"yearly_summary: expected three (time, ...) arrays of one shape, got land_cover "
             f"{lc.shape}, quality {q.shape}, mviupd {mv.shape}"
         )
-    clear = np.isin(lc, CLEAR_CLASSES) & ((q.astype(np.int64) & QUALITY_NOT_CLEAR) == 0)
-    out = np.empty((len(YEARLY_VARIABLES), *lc.shape[1:]), dtype=np.float32)
-    best_class = np.zeros(lc.shape[1:], dtype=np.float32)
-    best_count = np.zeros(lc.shape[1:], dtype=np.int64)
-    for code in YEARLY_CLASS_PRIORITY:
-        count = (clear & (lc == code)).sum(axis=0)
-        better = count > best_count  # strict: the class earlier in priority keeps a tie
-        best_class[better] = code
-        best_count[better] = count[better]
-    out[0] = best_class
-    # numpy.nanmedian's result by one sort: numpy's own takes a masked-array path for
-    # short series that warns once per all-NaN pixel, ~75 % of a per-year rebuild
-    out[1] = nanmedian(np.where(clear, mv, np.float32(np.nan)), axis=0)
-    seen = ((q.astype(np.int64) & QUALITY_FILL) == 0).any(axis=0)
-    # the fill is the largest uint16: counts stop one below it
-    out[2] = np.where(seen, np.minimum(clear.sum(axis=0), CLEAR_COUNT_FILL - 1), CLEAR_COUNT_FILL)
-    out[3] = np.minimum(best_count, np.iinfo(np.uint16).max)
-    return out
+    return _summarise(lc, q, mv, None)
+
+
+def _summarise(
+    land_cover: np.ndarray,
+    quality: np.ndarray,
+    mviupd: np.ndarray,
+    packed: tuple[int, float, float] | None,
+) -> np.ndarray:
+    """:func:`yearly_summary` by the one-pass kernel; MVIUPD values, or codes if ``packed``."""
+    # YEARLY_CLASS_PRIORITY lists the clear classes (CLEAR_CLASSES) in tie-break order: the
+    # kernel takes its classes as the clear ones (a test holds the two lists together)
+    return summarise_year(
+        land_cover,
+        quality,
+        mviupd,
+        classes=YEARLY_CLASS_PRIORITY,
+        not_clear=QUALITY_NOT_CLEAR,
+        fill_bit=QUALITY_FILL,
+        count_fill=CLEAR_COUNT_FILL,
+        class_cap=int(np.iinfo(np.uint16).max),
+        packed=packed,
+    )
+
+
+def yearly_summary_of_stored(
+    land_cover: np.ndarray, quality: np.ndarray, mviupd: np.ndarray
+) -> np.ndarray:
+    """:func:`yearly_summary` of the scene layers as stored (MVIUPD packed or not).
+
+    Equal to ``yearly_summary(land_cover, quality, decode_layer("mviupd", mviupd))``. MVIUPD
+    stored as its int16 codes is decoded by the kernel as it reads them: no decoded copy of
+    the whole array. Any other dtype (the float32 layers of format 1) is decoded by
+    :func:`~updm_dask.cube.decode_layer` first, as always.
+    """
+    spec = SCENE_VARIABLES["mviupd"]
+    codes = np.asarray(mviupd)
+    if codes.dtype != np.dtype(spec.dtype) or spec.scale_factor is None:
+        return yearly_summary(land_cover, quality, decode_layer("mviupd", codes))
+    lc = np.asarray(land_cover)
+    q = np.asarray(quality)
+    if not (lc.shape == q.shape == codes.shape) or lc.ndim < 1:
+        raise CubeError(
+            f"yearly_summary_of_stored: expected three (time, ...) arrays of one shape, got "
+            f"land_cover {lc.shape}, quality {q.shape}, mviupd {codes.shape}"
+        )
+    return _summarise(lc, q, codes, (int(spec.fill), float(spec.scale_factor), spec.add_offset))
 
 
 def clear_count_fill(stored: Any, location: str = "the cube") -> int:
@@ -254,9 +283,8 @@ def rebuild_block(
             arrays[n].get_orthogonal_selection((np.asarray(slots, dtype=np.int64), *region))
             for n in ("land_cover", "quality", "mviupd")
         ]
-        # MVIUPD is stored packed: summarise its values, not its integer codes
-        picked[2] = decode_layer("mviupd", picked[2])
-        summary = yearly_summary(*picked)
+        # MVIUPD is stored packed: the kernel decodes the codes as it reads them
+        summary = yearly_summary_of_stored(*picked)
         for j, name in enumerate(YEARLY_VARIABLES):
             built[name][k] = summary[j]
     # One write per layer for all the task's years: a chunk holds many years, and a write

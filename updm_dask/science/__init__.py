@@ -12,7 +12,9 @@ Rooms, in dependency order (each imports only those before it):
 - :mod:`~updm_dask.science.classify`: MVIUPD, rule tables, the land-cover kernel,
   cross-sensor conversion.
 - :mod:`~updm_dask.science.reduce`: reductions numpy does slowly for many short series
-  (the median of a year's observations per pixel).
+  (the median of each pixel's pairwise slopes).
+- :mod:`~updm_dask.science.annual`: one year of each pixel's observations summarised in
+  one compiled pass (yearly class, median MVIUPD, clear and class counts).
 - :mod:`~updm_dask.science.trends`: Theil-Sen slopes and Mann-Kendall tests of series.
 - :mod:`~updm_dask.science.accuracy`: error matrices, accuracy and area estimates from a
   stratified reference sample (Olofsson et al. 2014).
