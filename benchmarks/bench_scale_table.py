@@ -36,8 +36,19 @@ chunk references, tasks), real pixels where it is about speed. Measured:
 7. **End to end:** ``bench_job``'s marginal cost per scene against the physical floor,
    Mpx/s per core and 2 workers against 1.
 
+8. **A continental grid, tiled:** the TM scene on grids of 131,072^2 and 200,000^2 px
+   cut into tiles of dask config ``updm.tiles.edge`` (4,096), placed so that it lies in
+   one tile, straddles two and straddles four, written the way a tiled job writes it (the
+   tiles its footprint touches; per tile ``Collection.create_tile``, ``scene_on_grid`` on
+   the tile's grid cut on the tile cube's chunks, ``Cube.append_scenes``, then the tile's
+   ``Cube.rebuild_yearly`` of the scene's year), against the same work item on a single
+   cube of the scene's own grid: tasks, append and rebuild time (median of 3), the
+   driver's peak memory (``tracemalloc``) to build the scene's lazy layers and their
+   graph, bytes of the catalogue and of each tile; ratios to the own grid.
+
 The table is printed in markdown (what grows | before | after | ratio/target) with the
-load average at the start and at the end; the JSON holds every number.
+load average at the start and at the end, then the continental rows in a second table of
+the same columns; the JSON holds every number.
 
 Usage::
 
@@ -55,6 +66,7 @@ import shutil
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,19 +76,34 @@ import bench_commits
 import bench_job
 import dask
 import numpy as np
+import zarr
 from affine import Affine
 
-from updm_dask import query
-from updm_dask.cube import compact_time_blocks, create_cube, open_cube
+from updm_dask import config, query
+from updm_dask.cube import (
+    compact_time_blocks,
+    create_collection,
+    create_cube,
+    open_cube,
+    tile_edge,
+)
 from updm_dask.geo import CubeGrid
+from updm_dask.geo.regrid import grid_window
 from updm_dask.jobs.run import scene_on_grid
 from updm_dask.pipeline import Science
+from updm_dask.scenes import open_scene
 
 #: Scene edge (px) of the grid experiment and its quick form.
 SIZE, QUICK_SIZE = 1024, 128
 #: Grid edges the same scene is placed on.
 GRIDS = (2048, 32768, 131072, 200000)
 QUICK_GRIDS = (1024, 4096)
+#: Continental grids written as tiled collections, and the tile edge of the quick form
+#: (the full run uses the default tile edge, dask config ``updm.tiles.edge``).
+CONTINENT_GRIDS, QUICK_CONTINENT_GRIDS = (131072, 200000), (1024,)
+QUICK_TILE = 256
+#: Times each continental placement is written (median time).
+TILED_REPEATS = 3
 #: Scenes and chunk edge of the point-series cube.
 SERIES_SCENES, QUICK_SERIES_SCENES = 800, 24
 SERIES_EDGE, QUICK_SERIES_EDGE = 512, 32
@@ -228,6 +255,136 @@ def tasks_line(folder: Path, size: int) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------
+# 8: a continental grid through a tiled collection, (scene, tile) work items
+
+
+def _placements(grid_edge: int, tile: int, scene: int, chunk: int) -> dict[int, tuple[int, int]]:
+    """Top-left pixel (row, col) of the scene so that it lies in 1, 2 and 4 tiles.
+
+    Around the middle tile of the grid; every offset is a multiple of ``chunk`` so that the
+    scene stays on the tile cubes' chunk lattice (as a Landsat-snapped tile grid keeps it).
+    """
+    k = grid_edge // tile // 2
+    inside = k * tile + (tile - scene) // 2 // chunk * chunk  # whole scene in tile k
+    half = scene // 2 // chunk * chunk or scene // 2
+    edge = (k + 1) * tile - half  # part of the scene across the tile edge
+    return {1: (inside, inside), 2: (inside, edge), 4: (edge, edge)}
+
+
+def _shifted(grid: CubeGrid, row: int, col: int, edge: int) -> CubeGrid:
+    """An ``edge`` x ``edge`` grid on ``grid``'s lattice whose pixel (row, col) is
+    ``grid``'s first pixel."""
+    t = grid.transform
+    moved = Affine(t.a, t.b, t.c - col * t.a, t.d, t.e, t.f - row * t.e)
+    return CubeGrid(grid.crs, moved, (edge, edge))
+
+
+def graph_bytes(source: Any, grid: CubeGrid, chunks: tuple[int, int], science: Science) -> int:
+    """Driver memory (tracemalloc peak) to build one scene's lazy layers on ``grid`` and
+    materialise their task graph: what the driver holds for the scene before it computes."""
+    tracemalloc.start()
+    try:
+        placed = scene_on_grid(source, grid, science, cube_chunks=chunks)
+        graph = dict(placed.__dask_graph__())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del graph, placed
+    return int(peak)
+
+
+def _work_item(cube: Any, source: Any, science: Science, year: int) -> dict[str, Any]:
+    """One (scene, tile) work item as a tiled job runs it on its tile cube: the scene's
+    window of the tile's grid, cut on the tile cube's chunks, appended; then the tile's
+    per-year rebuild of the scene's year."""
+    chunks = tuple(zarr.open_array(cube.session().store, path="uCw", mode="r").chunks[1:])
+    rec: dict[str, Any] = {"graph_bytes": graph_bytes(source, cube.grid, chunks, science)}
+    append: dict[str, float] = {}
+    with counted(append):
+        placed = scene_on_grid(source, cube.grid, science, cube_chunks=chunks)
+        cube.append_scenes([placed], metadata={}, message="the scene")
+    rebuild: dict[str, float] = {}
+    with counted(rebuild):
+        cube.rebuild_yearly([year])
+    rec.update(
+        append_s=append["seconds"],
+        append_tasks=append["tasks"],
+        rebuild_s=rebuild["seconds"],
+        rebuild_tasks=rebuild["tasks"],
+    )
+    return rec
+
+
+def scene_on_tiles(
+    folder: Path, size: int, grid_edges: tuple[int, ...], tile: int, repeats: int
+) -> dict[str, Any]:
+    """The TM scene on its own grid (a single cube), then on continental grids cut into
+    ``tile``-pixel tiles, placed in 1, 2 and 4 tiles, written the way a tiled job writes
+    it: the tiles its footprint touches (``grid_window`` + ``Tiling.tiles_of_window``),
+    each created and registered by ``Collection.create_tile``, one work item per tile.
+
+    Every placement is written ``repeats`` times into fresh storage, the own grid first;
+    times are medians (tasks and bytes do not vary).
+    """
+    archive = _common.demo_archive(size, 2)
+    _common.warm_up_pipeline(archive)
+    tm = archive.scene("TM")
+    year = int(tm.metadata.acquired.year)
+    science = Science()  # a job's default science
+    chunk = min(int(config.get("chunks.cube")), tile)
+
+    def own_grid(path: Path) -> dict[str, Any]:
+        cube = create_cube(path, archive.grid)
+        rec = _work_item(cube, tm, science, year)
+        cube.close()
+        rec["bytes"] = bench_commits.folder_bytes(path)
+        return rec
+
+    def tiled(path: Path, edge: int, row: int, col: int) -> dict[str, Any]:
+        grid = _shifted(archive.grid, row, col, edge)
+        coll = create_collection(path, grid, edge=tile)
+        window = grid_window(open_scene(tm), grid)
+        rec: dict[str, Any] = {"grid": edge, "place": [row, col], "tiles": {}}
+        for tile_id in coll.tiling.tiles_of_window(*window):
+            cube = coll.create_tile(tile_id)
+            rec["tiles"][tile_id] = _work_item(cube, tm, science, year)
+            cube.close()
+        for key in ("append_s", "append_tasks", "rebuild_s", "rebuild_tasks", "graph_bytes"):
+            rec[key] = sum(t[key] for t in rec["tiles"].values())
+        rec["catalogue_bytes"] = bench_commits.folder_bytes(path / "catalogue")
+        rec["tile_bytes"] = {
+            t: bench_commits.folder_bytes(path / "tiles" / t) for t in rec["tiles"]
+        }
+        return rec
+
+    def median_of(make: Callable[[Path], dict[str, Any]], name: str) -> dict[str, Any]:
+        recs = []
+        for i in range(repeats):
+            path = folder / f"{name}-{i}"
+            recs.append(make(path))
+            shutil.rmtree(path, ignore_errors=True)
+        out = recs[-1]
+        for key in ("append_s", "rebuild_s"):
+            out[key] = statistics.median(r[key] for r in recs)
+        return out
+
+    with dask.config.set(scheduler="threads"):
+        own = median_of(own_grid, "own-grid")
+        runs = []
+        for edge in grid_edges:
+            for n, (row, col) in _placements(edge, tile, size, chunk).items():
+                rec = median_of(
+                    lambda p, e=edge, r=row, c=col: tiled(p, e, r, c), f"tiled-{edge}-{n}"
+                )
+                if len(rec["tiles"]) != n:
+                    raise RuntimeError(f"the scene touches tiles {list(rec['tiles'])}, not {n}")
+                for key in ("append_tasks", "append_s", "rebuild_s", "graph_bytes"):
+                    rec[f"{key}_ratio"] = rec[key] / max(own[key], 1e-9)
+                runs.append(rec)
+    return {"scene": size, "tile": tile, "year": year, "repeats": repeats, "own": own, "runs": runs}
+
+
+# --------------------------------------------------------------------------------------
 # 3 + 2: commits and the per-year rebuild of a cube of thousands of scenes
 
 
@@ -358,6 +515,16 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     with _common.workspace("updm-bench-scale-") as folder:
         grids = step("grids", lambda: scene_on_grids(folder, size, QUICK_GRIDS if quick else GRIDS))
+        continent = step(
+            "continental",
+            lambda: scene_on_tiles(
+                folder,
+                size,
+                QUICK_CONTINENT_GRIDS if quick else CONTINENT_GRIDS,
+                QUICK_TILE if quick else tile_edge(),
+                1 if quick else TILED_REPEATS,
+            ),
+        )
         line = step("tasks line", lambda: tasks_line(folder, size))
         commits = step(
             "commits",
@@ -380,6 +547,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "benchmark": "scale_table",
         "quick": quick,
         "grids": grids,
+        "continental": continent,
         "tasks_line": line,
         "commits": commits,
         "series": point,
@@ -392,6 +560,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     summary["figures"] = figures(summary)
     summary["rows"] = rows_of(summary)
     summary["table"] = markdown(summary)
+    summary["continental_table"] = continental_markdown(summary)
     return summary
 
 
@@ -529,6 +698,31 @@ def rows_of(s: dict[str, Any]) -> list[dict[str, Any]]:
             ">= 1.7x",
             f["speedup_2_vs_1"] >= 1.7,
         ),
+    ]
+    c = s["continental"]
+    for r in c["runs"]:
+        where = f"a scene in {len(r['tiles'])} tile(s) of a {r['grid']}^2 tiled grid"
+        out += [
+            row(f"tasks of {where}", _pos(r["append_tasks"]), "tasks"),
+            row(
+                f"tasks of {where} / own grid",
+                _pos(r["append_tasks_ratio"]),
+                "x",
+                "<= 1.5x",
+                r["append_tasks_ratio"] <= 1.5,
+            ),
+            row(
+                f"append of {where} / own grid",
+                _pos(r["append_s_ratio"]),
+                "x",
+                "<= 1.5x",
+                r["append_s_ratio"] <= 1.5,
+            ),
+            row(f"per-(tile, year) rebuild of {where}", _pos(r["rebuild_s"]), "s"),
+            row(f"driver graph memory of {where}", _pos(r["graph_bytes"] / 1e6), "MB"),
+            row(f"catalogue bytes of {where}", _pos(r["catalogue_bytes"] / 1e3), "kB"),
+        ]
+    out += [
         row("load average (1 min) at the start", _pos(s["load_average"]["start"][0]), "load"),
         row("load average (1 min) at the end", _pos(s["load_average"]["end"][0]), "load"),
     ]
@@ -689,6 +883,87 @@ def markdown(s: dict[str, Any]) -> str:
     return "\n".join([*head, *body, "", f"time per step: {times}"])
 
 
+def continental_markdown(s: dict[str, Any]) -> str:
+    """The continental rows (a tiled collection), in markdown, with the same columns."""
+    c = s["continental"]
+    own, runs = c["own"], c["runs"]
+    scene = f"{c['scene']}^2"
+    before = lambda key: f"{BEFORE[key]} ({SOURCE})"  # noqa: E731
+
+    def per_run(fmt: Callable[[dict[str, Any]], str]) -> str:
+        parts = []
+        for edge in dict.fromkeys(r["grid"] for r in runs):
+            each = ", ".join(
+                f"{len(r['tiles'])} tile(s) {fmt(r)}" for r in runs if r["grid"] == edge
+            )
+            parts.append(f"{_grid(str(edge))}: {each}")
+        return "; ".join(parts)
+
+    def worst(key: str) -> float:
+        return max(r[f"{key}_ratio"] for r in runs)
+
+    tiles_vs_own = max(sum(r["tile_bytes"].values()) / max(own["bytes"], 1) for r in runs)
+    rows = [
+        (
+            "tasks of a scene on a continental tiled grid",
+            before("tasks"),
+            f"the same {scene} scene, own grid (single cube): {_n(own['append_tasks'])}; "
+            + per_run(lambda r: f"{_n(r['append_tasks'])} ({r['append_tasks_ratio']:.2f}x)"),
+            f"at most {worst('append_tasks'):.2f}x the own grid (target <= 1.5x): "
+            f"{_met(worst('append_tasks') <= 1.5)}",
+        ),
+        (
+            "append time of that scene, tiled",
+            before("append"),
+            f"own grid {own['append_s']:.2f} s; "
+            + per_run(lambda r: f"{r['append_s']:.2f} s ({r['append_s_ratio']:.2f}x)"),
+            f"at most {worst('append_s'):.2f}x the own grid (target <= 1.5x): "
+            f"{_met(worst('append_s') <= 1.5)}",
+        ),
+        (
+            "per-(tile, year) rebuild of that scene's year",
+            before("rebuild"),
+            f"own grid {own['rebuild_s'] * 1e3:.0f} ms ({_n(own['rebuild_tasks'])} tasks); "
+            + per_run(
+                lambda r: (
+                    f"{r['rebuild_s'] * 1e3:.0f} ms over its tiles "
+                    f"({_n(r['rebuild_tasks'])} tasks, {r['rebuild_s_ratio']:.2f}x)"
+                )
+            ),
+            f"at most {worst('rebuild_s'):.2f}x the own grid (one rebuild per tile touched)",
+        ),
+        (
+            "driver memory for the scene's graph",
+            before("tasks"),
+            f"own grid {_mb(own['graph_bytes'])}; "
+            + per_run(lambda r: f"{_mb(r['graph_bytes'])} ({r['graph_bytes_ratio']:.2f}x)"),
+            f"at most {worst('graph_bytes'):.2f}x the own grid (tracemalloc peak of building "
+            "the lazy layers and materialising their graph, summed over the tiles)",
+        ),
+        (
+            "bytes of the catalogue and of each tile",
+            before("manifest"),
+            f"own cube {_mb(own['bytes'])}; "
+            + per_run(
+                lambda r: (
+                    f"catalogue {_mb(r['catalogue_bytes'])}, tiles "
+                    + " + ".join(_mb(b) for b in r["tile_bytes"].values())
+                )
+            ),
+            f"the scene's tiles together at most {tiles_vs_own:.2f}x its own cube",
+        ),
+    ]
+    head = [
+        f"Continental grids as tiled collections (tiles of {c['tile']:,} px; the scene written "
+        "as a tiled job's (scene, tile) work items, each tile created and registered in the "
+        "catalogue, then the per-(tile, year) rebuild of the scene's year)",
+        "",
+        "| what grows | before (quoted) | after (measured now) | ratio / target |",
+        "|---|---|---|---|",
+    ]
+    return "\n".join([*head, *(f"| {a} | {b} | {c_} | {d} |" for a, b, c_, d in rows)])
+
+
 def _split() -> int:
     from updm_dask import config
 
@@ -697,7 +972,13 @@ def _split() -> int:
 
 def report(summary: dict[str, Any]) -> str:
     """The markdown table, then the protocol rows."""
-    return summary["table"] + "\n\n" + _common.format_rows(summary["rows"])
+    return (
+        summary["table"]
+        + "\n\n"
+        + summary["continental_table"]
+        + "\n\n"
+        + _common.format_rows(summary["rows"])
+    )
 
 
 if __name__ == "__main__":

@@ -95,3 +95,25 @@ def test_run_all_leaves_the_scale_table_to_its_own_run(scale):
     _, _, listed = scale
     assert "scale_table" not in listed
     assert {"job", "commits", "kernel"} <= set(listed)
+
+
+@pytest.mark.slow
+def test_quick_run_writes_the_scene_through_a_tiled_collection_in_1_2_and_4_tiles(scale):
+    summary, text, _ = scale
+    c = summary["continental"]
+    assert c["own"]["append_tasks"] > 0 and c["own"]["bytes"] > 0
+    assert [len(r["tiles"]) for r in c["runs"]] == [1, 2, 4]
+    for r in c["runs"]:
+        assert r["append_tasks"] >= c["own"]["append_tasks"] and r["rebuild_tasks"] > 0
+        assert r["catalogue_bytes"] > 0 and all(b > 0 for b in r["tile_bytes"].values())
+        assert r["append_tasks_ratio"] == r["append_tasks"] / c["own"]["append_tasks"]
+    table = summary["continental_table"]
+    assert table in text and table.count("(scale-design.md)") == 5
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ")][1:]
+    assert [ln.split(" | ")[0].removeprefix("| ") for ln in rows] == [
+        "tasks of a scene on a continental tiled grid",
+        "append time of that scene, tiled",
+        "per-(tile, year) rebuild of that scene's year",
+        "driver memory for the scene's graph",
+        "bytes of the catalogue and of each tile",
+    ]

@@ -27,13 +27,16 @@ from updm_dask.cube import (
     QUALITY_NOT_CLEAR,
     YEARLY_VARIABLES,
     EmptyScenesError,
+    create_collection,
     create_cube,
     encode_layer,
     open_cube,
+    tile_edge,
 )
 from updm_dask.demo import make_demo_archive
 from updm_dask.errors import GridError, SceneError
 from updm_dask.geo import CubeGrid, to_grid
+from updm_dask.geo.regrid import grid_window
 from updm_dask.jobs.run import REGRID_METHODS, scene_on_grid
 from updm_dask.pipeline import LAYERS, process_scene
 from updm_dask.scenes import discover_scenes, open_scene
@@ -104,6 +107,62 @@ def test_a_scene_on_a_continental_grid_costs_what_it_costs_on_its_own_grid(share
     cols = range(c0 // 32, -(-(c0 + nx) // 32))
     written = _changed_chunks(cube, created, appended, "land_cover")
     assert written and written <= {(0, i, j) for i in rows for j in cols}
+
+
+@pytest.mark.slow
+def test_a_scene_across_four_tiles_of_a_continental_tiled_grid_costs_what_it_costs_alone(
+    shared_data, tmp_path
+):
+    """The (scene, tile) work items of a tiled job on a 131,072^2 grid in the default tiles
+    run at most 1.5x the tasks of the same scene on a single cube of its own grid.
+
+    Cube chunks of 32 px make the 310 x 287 px scene about 10 x 9 blocks, as a 7,000^2 px
+    Landsat scene is about 14 x 14 blocks of the default 512 px chunks.
+    """
+    source = discover_scenes(str(shared_data / PARA)).scenes[0]
+    scene = open_scene(source)
+    tr, crs = scene.rio.transform(), str(scene.rio.crs)
+    ny, nx = scene.sizes["y"], scene.sizes["x"]
+    own = CubeGrid(crs, tr, (ny, nx))
+    edge = tile_edge()  # dask config updm.tiles.edge, what a job uses by default
+    # the scene's north-west pixel at (r0, c0): it straddles the tile edge at 65,536
+    # (= 16 tiles of 4,096) both ways, so it lies in four tiles, off their chunk lattice
+    r0, c0 = 16 * edge - ny // 2 + 5, 16 * edge - nx // 2 + 7
+    big = CubeGrid(
+        crs, Affine(tr.a, 0, tr.c - c0 * tr.a, 0, tr.e, tr.f - r0 * tr.e), (131_072, 131_072)
+    )
+    own_tasks, own_path = _tasks_to_append(tmp_path / "own", own, source, 32)
+
+    coll = create_collection(tmp_path / "continent", big)
+    tiles = coll.tiling.tiles_of_window(*grid_window(scene, big))
+    assert tiles == ["r15c15", "r15c16", "r16c15", "r16c16"]
+    counter = _TaskCount()
+    for tile in tiles:  # what jobs/tiles.py runs for the (scene, tile) pair
+        with dask.config.set({"updm.chunks.cube": 32}):
+            cube = coll.create_tile(tile)
+        chunks = tuple(zarr.open_array(cube.session().store, path="uCw", mode="r").chunks[1:])
+        with dask.config.set(scheduler="sync"), counter:
+            placed = scene_on_grid(source, cube.grid, cube_chunks=chunks)
+            cube.append_scenes([placed], metadata={}, message="one scene", reject_empty=True)
+    assert own_tasks > 0
+    assert counter.tasks <= 1.5 * own_tasks, (own_tasks, counter.tasks)
+
+    # the same pixels, each in the tile that holds it
+    assert coll.tiles() == tiles
+    small = zarr.open_group(open_cube(own_path).session().store, mode="r")
+    for tile in tiles:
+        tr0, tc0, tnr, tnc = coll.tiling.tile_window(tile)
+        rows = slice(max(r0, tr0), min(r0 + ny, tr0 + tnr))
+        cols = slice(max(c0, tc0), min(c0 + nx, tc0 + tnc))
+        part = zarr.open_group(coll.open_tile(tile).session().store, mode="r")
+        for name in ("uCw", "land_cover", "quality"):
+            np.testing.assert_array_equal(
+                part[name][
+                    0, rows.start - tr0 : rows.stop - tr0, cols.start - tc0 : cols.stop - tc0
+                ],
+                small[name][0, rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0],
+                err_msg=f"{tile} {name}",
+            )
 
 
 # --------------------------------------------------------------------------------------

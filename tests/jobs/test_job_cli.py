@@ -200,6 +200,63 @@ def test_a_grid_from_the_scenes_over_the_limit_is_refused_and_writes_nothing(
     assert not (tmp_path / "cube.icechunk").exists()
 
 
+CONTINENT = (
+    '[grid]\ncrs = "EPSG:32637"\ntransform = [30.0, 0.0, 0.0, 0.0, -30.0, 0.0]\n'
+    "shape = [200000, 200000]\n"
+)
+
+
+def test_a_tiled_continental_grid_is_held_to_the_tile_limits_not_the_grid_pixels(
+    shared_data, tmp_path, capsys, no_env_address
+):
+    from updm_dask.jobs.spec import load_job_spec
+
+    data = shared_data / "landsat" / "ethiopia-167055"
+    # 200,000^2 pixels at 30 m (a continent): refused as one cube, accepted in tiles of
+    # 4096 (49 x 49 = 2,401 tiles), whose graph follows a scene and a tile
+    single = write_job(tmp_path, data, grid=CONTINENT)
+    with pytest.raises(JobSpecError, match=r"\(updm.limits.grid-pixels\).*cut it into tiles"):
+        load_job_spec(single)
+    tiled = write_job(tmp_path, data, grid=CONTINENT + "[tiles]\nedge = 4096\n")
+    assert load_job_spec(tiled).grid.shape == (200_000, 200_000)
+    # the key named decides: fewer tiles allowed, the same spec is refused
+    with (
+        dask.config.set({"updm.limits.tiles": 2_000}),
+        pytest.raises(
+            JobSpecError,
+            match=r"\[grid\] grid: 200,000 x 200,000 pixels at 30 m cut into tiles of 4,096 "
+            r"pixels is 49 x 49 = 2,401 tiles, more than the limit of 2,000 tiles "
+            r"\(updm.limits.tiles\)",
+        ),
+    ):
+        load_job_spec(tiled)
+    # a tile itself is held to updm.limits.grid-pixels
+    huge = write_job(tmp_path, data, grid=CONTINENT + "[tiles]\nedge = 40000\n")
+    with pytest.raises(
+        JobSpecError, match=r"a tile of 40,000 x 40,000 = 1,600,000,000 pixels is more than "
+    ):
+        load_job_spec(huge)
+
+
+def test_a_slip_of_the_resolution_in_a_tiled_job_is_refused_before_anything_happens(
+    shared_data, tmp_path, capsys, no_env_address
+):
+    # 0.03 m for 30 m over 15 x 15 degrees: billions of tiles of 4096
+    grid = "[grid]\naoi = [30.0, 0.0, 45.0, 15.0]\nresolution = 0.03\n[tiles]\nedge = 4096\n"
+    job = write_job(tmp_path, shared_data / "landsat" / "ethiopia-167055", grid=grid)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, seconds = timed_run(["run", str(job), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and seconds < FAST, (code, seconds, err)
+    assert re.search(
+        r"updm run: error: .*job.toml: \[grid\] grid \(from aoi\): [\d,]+ x [\d,]+ pixels at "
+        r"0.03 m cut into tiles of 4,096 pixels is [\d,]+ x [\d,]+ = [\d,]+ tiles, more than the "
+        r"limit of 65,536 tiles \(updm.limits.tiles\); .*DASK_UPDM__LIMITS__TILES=\d+",
+        err,
+    ), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created
+
+
 # --------------------------------------------------------------------------------------
 # A quiet terminal: a failed scene is one line (issue 15)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from updm_dask.cube import open_collection, open_cube
-from updm_dask.errors import JobSpecError
+from updm_dask.errors import CubeError, JobSpecError
 from updm_dask.jobs.run import run_job_file
 
 # The four Ethiopian scenes lie on one 101 x 101 grid whose north-west corner is
@@ -391,6 +391,46 @@ def test_scene_tile_pairs_without_data_are_recorded_once_and_not_computed_again(
     # nothing left to compute in any tile: the known-empty pairs are not read again
     to_process = [n for n in notes if "[tile " in n and " to process " in n]
     assert len(to_process) == 4 and all(", 0 to process" in n for n in to_process), to_process
+
+
+@pytest.mark.slow
+def test_a_tile_where_every_scene_is_only_fill_is_not_registered(
+    ethiopia, tmp_path, client, capsys
+):
+    import shutil
+
+    import rasterio
+
+    from updm_dask.cli import main
+
+    # One real scene whose first 44 rows (grid rows 20-63: the whole first tile row) are
+    # fill: its bounding box touches r0c0 and r0c1, its data reaches only r1c0 and r1c1.
+    data = tmp_path / "data"
+    name = "LT05_L1TP_167055_20000309_20161214_01_T1"
+    shutil.copytree(ethiopia / name, data / name)
+    band = next(p for p in (data / name).iterdir() if p.name.upper().endswith("_B1.TIF"))
+    band.chmod(0o644)
+    with rasterio.open(band, "r+") as f:
+        dn = f.read(1)
+        dn[:44] = 0
+        f.write(dn, 1)
+    cube = tmp_path / "collar.icechunk"
+    spec = write_spec(tmp_path, data, cube, f"[tiles]\nedge = {EDGE}\n")
+    for _ in range(2):  # and again: the known-empty pairs register nothing either
+        report = run_job_file(spec, client=client, progress=False, echo=quiet)
+        assert report.exit_code == 0, report.format()
+        coll = open_collection(cube)
+        assert coll.tiles() == ["r1c0", "r1c1"]
+        stored = coll.open_tile("r1c0").scene_ids()
+        assert len(stored) == 1 and stored == coll.open_tile("r1c1").scene_ids()
+        for tile in ("r0c0", "r0c1"):
+            assert coll.empty_scenes(tile) == stored  # recorded as without data there
+            with pytest.raises(CubeError, match=f"tile '{tile}' holds no data"):
+                coll.open_tile(tile)
+    assert main(["info", str(cube)]) == 0
+    out = capsys.readouterr().out
+    assert "tiles       2 present of 15" in out
+    assert "  r0c0" not in out and "  r1c0         1 scene(s)" in out
 
 
 @pytest.mark.slow

@@ -128,14 +128,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if not collection_exists(args.cube):
         if args.tile is not None:
             raise UpdmError(f"--tile {args.tile}: {args.cube!r} is a single cube, not tiled")
-        print(format_cube_info(cube_info(args.cube)))
-    elif args.tile is None:
-        print(format_collection_info(collection_info(args.cube)))
+        print(format_cube_info(cube_info(args.cube, snapshot=args.snapshot, tag=args.tag)))
+        return 0
+    if args.snapshot is not None:
+        raise UpdmError(
+            f"--snapshot {args.snapshot}: {args.cube!r} is a tiled collection and every tile "
+            "has snapshots of its own; pin it with a tag instead (`updm tag`, then --tag)"
+        )
+    if args.tile is None:
+        print(format_collection_info(collection_info(args.cube, tag=args.tag)))
     else:
-        coll = open_collection(args.cube)
+        coll = open_collection(args.cube, tag=args.tag)
         coll.open_tile(args.tile)  # a bad or empty tile: say which exist
-        print(f"tile        {args.tile} of {coll.location}")
-        print(format_cube_info(cube_info(coll.tile_location(args.tile))))
+        at = f" at tag {args.tag}" if args.tag else ""
+        print(f"tile        {args.tile} of {coll.location}{at}")
+        snapshot = coll.snapshots()[args.tile] if args.tag else None
+        print(format_cube_info(cube_info(coll.tile_location(args.tile), snapshot=snapshot)))
     return 0
 
 
@@ -230,6 +238,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("cube", help="cube or tiled collection location (path or s3://...)")
     info.add_argument("--tile", help="of a tiled collection, show this tile (e.g. r0c1)")
+    at = info.add_mutually_exclusive_group()
+    at.add_argument(
+        "--tag", help="as of this tag (of a tiled collection: every tile as the tag pinned it)"
+    )
+    at.add_argument("--snapshot", help="of a single cube: as of this commit (snapshot id)")
     info.set_defaults(func=_cmd_info)
 
     tag = sub.add_parser(

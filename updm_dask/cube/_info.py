@@ -9,20 +9,35 @@ from typing import Any
 import zarr
 
 from ..geo.points import format_lat, format_lon, lonlat_bounds
-from ._cube import open_cube, year_ranges, years_of
+from ._cube import resolve_cube, year_ranges, years_of
 
 
 def _dtype_name(dtype: Any) -> str:
     return "str" if getattr(dtype, "kind", "") == "T" else str(dtype)
 
 
-def cube_info(location: str | os.PathLike, *, branch: str = "main") -> dict[str, Any]:
+def cube_info(
+    location: str | os.PathLike,
+    *,
+    branch: str = "main",
+    snapshot: str | None = None,
+    tag: str | None = None,
+) -> dict[str, Any]:
     """JSON-able summary of a cube, for ``updm info CUBE``.
+
+    Parameters
+    ----------
+    location : str or path-like
+        The cube (local folder or ``s3://bucket/prefix``).
+    branch : str
+        Branch whose tip is summarised (ignored with ``snapshot``/``tag``).
+    snapshot, tag : str, optional
+        Summarise the cube as it was at this snapshot id or tag (at most one of them).
 
     Returns
     -------
     dict
-        ``location``, ``title``, ``branch``, ``snapshot``, ``grid`` (crs, resolution,
+        ``location``, ``title``, ``branch``, ``tag``, ``snapshot``, ``grid`` (crs, resolution,
         shape, bounds), ``lonlat_bounds`` (the grid's west, south, east, north in WGS84
         degrees), ``variables`` and ``coordinates`` (name -> dims, dtype, shape,
         chunks), ``scenes`` (total, per_sensor, per_decade), ``years`` (with scenes),
@@ -32,8 +47,12 @@ def cube_info(location: str | os.PathLike, *, branch: str = "main") -> dict[str,
     ------
     CubeError
         ``location`` holds no cube.
+    VersionError
+        The tag or snapshot does not exist (naming it, the location and, for a tag, the
+        tags there are).
     """
-    cube = open_cube(location, branch=branch)
+    # the query commands' resolution: an unknown tag or commit is named with what exists
+    cube = resolve_cube(location, snapshot=snapshot, tag=tag, branch=branch)
     group = zarr.open_group(cube.session().store, mode="r")
     variables: dict[str, Any] = {}
     coordinates: dict[str, Any] = {}
@@ -60,6 +79,7 @@ def cube_info(location: str | os.PathLike, *, branch: str = "main") -> dict[str,
         "location": cube.location,
         "title": group.attrs.get("title"),
         "branch": branch,
+        "tag": tag,
         "snapshot": cube.snapshot_id,
         "grid": {
             "crs": g.crs,
@@ -86,7 +106,11 @@ def format_cube_info(info: Mapping[str, Any]) -> str:
     b = g["bounds"]
     lines = [
         f"cube        {info['location']}",
-        f"branch      {info.get('branch', 'main')} at snapshot {info.get('snapshot', '?')}",
+        (
+            f"tag         {info['tag']} at snapshot {info.get('snapshot', '?')}"
+            if info.get("tag")
+            else f"branch      {info.get('branch', 'main')} at snapshot {info.get('snapshot', '?')}"
+        ),
         f"title       {info.get('title') or ''}",
         f"grid        {g['crs']}, {g['resolution']:g} m, {g['shape'][0]} x {g['shape'][1]} "
         f"pixels, bounds ({b[0]:.10g}, {b[1]:.10g}, {b[2]:.10g}, {b[3]:.10g})",

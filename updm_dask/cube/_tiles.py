@@ -557,11 +557,23 @@ class Collection:
             return open_cube(location, snapshot=self._pinned[tile])
         return open_cube(location, for_writing=for_writing)
 
-    def create_tile(self, tile: str, *, title: str | None = None) -> Cube:
+    def create_tile(self, tile: str, *, title: str | None = None, register: bool = True) -> Cube:
         """The writable cube of tile ``tile``, created (and registered) when missing.
 
         Crash-safe and idempotent: the tile cube is created (or completed) first, then
         registered in the catalogue, so a re-run after a kill at any point finishes both.
+
+        Parameters
+        ----------
+        tile : str
+            The tile id (``"r{i}c{j}"``).
+        title : str, optional
+            Title of a tile cube created now.
+        register : bool
+            Register the tile in the catalogue (the tiles that hold data). False creates or
+            opens the cube only: a job registers a tile once a scene is stored in it, so
+            that a tile whose scenes all hold only fill there is never listed; such a cube
+            stays on disk unlisted and is taken up by the next scene with data there.
         """
         if self.read_only:
             raise CubeError(
@@ -582,7 +594,8 @@ class Collection:
                 if attempt + 1 == _CATALOGUE_RETRIES or not racing:
                     raise
                 time.sleep(min(0.05 * 2**attempt, 2.0))
-        self._register(tile)
+        if register:
+            self._register(tile)
         return cube
 
     def _commit_attrs(self, change: Any, message: str, metadata: dict) -> str | None:

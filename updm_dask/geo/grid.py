@@ -502,11 +502,18 @@ def covering_grid(
     return CubeGrid.from_bounds(union, resolution, dst)
 
 
-def check_grid_pixels(grid: CubeGrid, what: str = "grid") -> CubeGrid:
-    """Refuse a grid of more pixels than dask config ``updm.limits.grid-pixels`` allows.
+def check_grid_pixels(
+    grid: CubeGrid, what: str = "grid", *, tile_edge: int | None = None
+) -> CubeGrid:
+    """Refuse a grid larger than the dask config ``updm.limits`` allow.
 
-    A job's graph, driver memory and scheduler load grow with its grid, so one oversized
-    job spec could exhaust a shared scheduler; this is checked before anything is computed.
+    A single cube's graph, driver memory and scheduler load grow with its grid, so one
+    oversized job spec could exhaust a shared scheduler: its pixels are held to
+    ``updm.limits.grid-pixels``. A grid cut into tiles (``tile_edge``) is written tile by
+    tile, each (scene, tile) pair sized by the scene and its tile, whatever the grid: there
+    one tile's pixels are held to ``updm.limits.grid-pixels`` and the number of tiles to
+    ``updm.limits.tiles`` (sized for a continent at 30 m), so that a slip such as a
+    resolution of 0.03 instead of 30 is still refused before anything is computed.
 
     Parameters
     ----------
@@ -514,6 +521,9 @@ def check_grid_pixels(grid: CubeGrid, what: str = "grid") -> CubeGrid:
         The grid to check.
     what
         How the message names the grid (e.g. ``"grid (from aoi)"``).
+    tile_edge
+        Edge (pixels) of the tiles the grid is cut into, for a tiled job; None for a single
+        cube.
 
     Returns
     -------
@@ -526,14 +536,34 @@ def check_grid_pixels(grid: CubeGrid, what: str = "grid") -> CubeGrid:
         Naming the size, the limit and the setting that raises it.
     """
     limit = int(config.get("limits.grid-pixels"))
+    if tile_edge is not None and (grid.ny > tile_edge or grid.nx > tile_edge):
+        rows, cols = -(-grid.ny // tile_edge), -(-grid.nx // tile_edge)
+        tiles, most = rows * cols, int(config.get("limits.tiles"))
+        if tiles > most:
+            raise GridError(
+                f"{what}: {grid.ny:,} x {grid.nx:,} pixels at {grid.resolution:g} m cut into "
+                f"tiles of {tile_edge:,} pixels is {rows:,} x {cols:,} = {tiles:,} tiles, more "
+                f"than the limit of {most:,} tiles (updm.limits.tiles); check the resolution "
+                "and the area, or raise the limit in dask config (e.g. "
+                f"DASK_UPDM__LIMITS__TILES={_round_up(tiles)})"
+            )
+        pixels = tile_edge * tile_edge
+        if pixels > limit:
+            raise GridError(
+                f"{what}: a tile of {tile_edge:,} x {tile_edge:,} = {pixels:,} pixels is more "
+                f"than the limit of {limit:,} pixels (updm.limits.grid-pixels); choose a "
+                "smaller [tiles] edge or raise the limit in dask config (e.g. "
+                f"DASK_UPDM__LIMITS__GRID_PIXELS={_round_up(pixels)})"
+            )
+        return grid
     pixels = grid.ny * grid.nx
     if pixels > limit:
         raise GridError(
             f"{what}: {grid.ny:,} x {grid.nx:,} = {pixels:,} pixels at {grid.resolution:g} m is "
             f"more than the limit of {limit:,} pixels (updm.limits.grid-pixels); choose a "
-            "smaller area or a coarser resolution, split the area into several jobs, or raise "
-            "the limit in dask config (e.g. DASK_UPDM__LIMITS__GRID_PIXELS="
-            f"{_round_up(pixels)})"
+            "smaller area or a coarser resolution, split the area into several jobs or cut "
+            "it into tiles (a [tiles] table in the job spec), or raise the limit in dask "
+            f"config (e.g. DASK_UPDM__LIMITS__GRID_PIXELS={_round_up(pixels)})"
         )
     return grid
 

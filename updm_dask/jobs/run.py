@@ -345,7 +345,8 @@ def _job_grid(
         return spec.grid
     try:
         grid, used = grid_of_scenes(scenes, spec.grid_from_scenes)
-        check_grid_pixels(grid, "grid (from the scenes)")
+        tiled = spec.tile_edge or (int(config.get("tiles.edge")) if spec.tile_select else None)
+        check_grid_pixels(grid, "grid (from the scenes)", tile_edge=tiled)
     except UpdmError as exc:
         raise spec_error(spec.source, "grid.from_scenes", str(exc)) from None
     lo_x, lo_y, hi_x, hi_y = grid.bounds

@@ -436,7 +436,9 @@ def _parse_grid(
                     f"({lonlat_text(lon, lat)})",
                 )
             cube_grid = CubeGrid.from_aoi(grid["aoi"], grid["resolution"], crs, aoi_crs=aoi_crs)
-        check_grid_pixels(cube_grid, "grid (from aoi)" if by_aoi else "grid")
+        check_grid_pixels(
+            cube_grid, "grid (from aoi)" if by_aoi else "grid", tile_edge=_tiled(data, source)
+        )
     except UpdmError as exc:
         raise spec_error(source, "grid", str(exc)) from None
     return cube_grid, None, notes
@@ -604,6 +606,20 @@ def parse_job_spec(
         tile_edge=_tile_edge(data, source),
         tile_select=_tile_select(data, source),
     )
+
+
+def _tiled(data: Mapping[str, Any], source: str) -> int | None:
+    """The tile edge of a spec with a ``[tiles]`` table (its edge, else dask config
+    ``updm.tiles.edge``), None without one.
+
+    The table is how a spec asks for a grid larger than ``updm.limits.grid-pixels``: its
+    grid is then held to the limits of a tiled job (pixels of one tile, number of tiles);
+    without it the whole grid's pixels are, as for a single cube.
+    """
+    if not data.get("tiles"):
+        return None
+    edge = _tile_edge(data, source)
+    return int(config.get("tiles.edge")) if edge is None else edge
 
 
 def _tile_edge(data: Mapping[str, Any], source: str) -> int | None:

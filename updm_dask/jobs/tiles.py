@@ -204,12 +204,18 @@ def run_tiles(
             say(text.replace(prefix, f"updm run {name} [tile {tile}]:", 1))
 
         sub = JobReport(job_id=spec.job_id, cube=collection.tile_location(tile))
-        cube = collection.create_tile(tile, title=f"updm_dask cube of job {name}, tile {tile}")
+        title = f"updm_dask cube of job {name}, tile {tile}"
+        # registered only once it holds a scene: a tile where every scene is only fill
+        # (a tilted scene's collar) is never listed as a tile with data
+        cube = collection.create_tile(tile, title=title, register=False)
         todo = [s for s in by_tile[tile] if s.scene_id not in known_empty[tile]]
         try:
             _run(spec, science, cube, sub, None, tile_say, (todo, [], []))
+            holds_data = bool(cube.scene_ids())
         finally:
             cube.close()
+        if holds_data:  # also after a kill between a batch's commit and this registration
+            collection.create_tile(tile, title=title).close()
         sub.skipped += [s.scene_id for s in by_tile[tile] if s.scene_id in known_empty[tile]]
         collection.record_empty(tile, [f.scene for f in sub.failed if f.stage == "empty"])
         return sub
