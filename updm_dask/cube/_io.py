@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import dask
 import dask.array as da
 import icechunk
 import icechunk.session
@@ -441,9 +440,9 @@ def _compute_fused(outputs: Sequence[da.Array]) -> list[list[Any]]:
     Uses dask's task-spec graph nodes (``dask._task_spec``), the form ``optimize`` hands
     back; tests/cube/test_graph.py pins what this does with the installed dask.
     """
-    from dask._task_spec import Task, TaskRef, convert_legacy_graph
+    from dask._task_spec import convert_legacy_graph
+    from dask.base import get_scheduler
     from dask.core import flatten
-    from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
     graph = HighLevelGraph.merge(*(o.__dask_graph__() for o in outputs))
@@ -452,21 +451,17 @@ def _compute_fused(outputs: Sequence[da.Array]) -> list[list[Any]]:
     dsk = outputs[0].__dask_optimize__(graph, sinks)
     dsk = convert_legacy_graph(dict(dsk))  # a plain dict of tasks, whatever the config
     dsk = fuse_into_sinks(dsk, sinks)
-    # One small task hands back every block's (forks, valid pixels); dask's own finalise
-    # step would concatenate the blocks of each output as object arrays.
-    name = f"updm-written-{uuid.uuid4().hex}"
-    dsk[name] = Task(name, _gather, *(TaskRef(k) for k in sinks))
-    done = Delayed(name, HighLevelGraph.from_collections(name, dsk, dependencies=()))
-    (flat,) = dask.compute(done, optimize_graph=False)
+    # The active scheduler (a distributed client's, or the local one) hands back every
+    # block's (forks, valid pixels) by key: dask's own finalise step would concatenate the
+    # blocks of each output as object arrays, and a gathering task would be one more task
+    # per write (a tile's write of a one-block scene: 2 tasks instead of 1) and a transfer
+    # of every result to one worker.
+    flat = get_scheduler(collections=list(outputs))(dsk, sinks)
     results, at = [], 0
     for keys in block_keys:
         results.append([b.reshape(-1)[0] for b in flat[at : at + len(keys)]])
         at += len(keys)
     return results
-
-
-def _gather(*blocks: Any) -> list[Any]:
-    return list(blocks)
 
 
 def write_dask(
