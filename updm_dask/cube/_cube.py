@@ -9,7 +9,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import icechunk
 import numpy as np
@@ -31,6 +30,7 @@ from ._io import (
     repository_config,
     repository_exists,
     root_attrs,
+    run_tasks,
     storage_for,
     unfinished_leftovers,
     write_dask,
@@ -747,15 +747,18 @@ class Cube:
                 work.setdefault((index // yc, i, j), []).append((index, slots))
         arrays = rebuild_arrays(fork)
         tasks = [
-            dask.delayed(rebuild_block, pure=False)(
-                arrays,
-                entries,
-                (i * block[0], min((i + 1) * block[0], ny)),
-                (j * block[1], min((j + 1) * block[1], nx)),
+            (
+                rebuild_block,
+                (
+                    arrays,
+                    entries,
+                    (i * block[0], min((i + 1) * block[0], ny)),
+                    (j * block[1], min((j + 1) * block[1], nx)),
+                ),
             )
             for (_, i, j), entries in sorted(work.items())
         ]
-        results = dask.compute(*tasks)
+        results = run_tasks(tasks)
         merge_forks(session, fork, [f for forks, _ in results for f in forks])
         snap = self._commit(
             session,
