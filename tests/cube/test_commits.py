@@ -196,6 +196,7 @@ def test_an_append_commit_records_windows_only_for_scenes_not_covering_the_grid(
     cube.close()
 
 
+@pytest.mark.slow
 def test_the_repository_record_grows_by_less_per_batch_of_whole_grid_scenes(tmp_path):
     # bytes of the record every commit rewrites (Icechunk's ``repo`` object): a batch of
     # whole-grid scenes adds its ids to it, nothing more per scene
