@@ -144,6 +144,78 @@ def test_a_cube_made_without_splitting_gets_it_when_opened_for_writing(tmp_path,
     assert open_cube(tmp_path / "c").scene_ids() == {"S1", "S2", "S3"}
 
 
+def saved_preload(location: Path) -> str:
+    cfg = icechunk.Repository.fetch_config(icechunk.local_filesystem_storage(str(location)))
+    preload = cfg.manifest.preload if cfg is not None and cfg.manifest else None
+    return repr(preload.preload_if) if preload is not None else ""
+
+
+def test_no_manifest_is_preloaded_by_new_cubes_nor_by_old_ones_once_written(tmp_path, monkeypatch):
+    # Icechunk's default preload matches every manifest reference against its coordinate
+    # patterns at each session: with one reference per split, work that grows with history
+    create_cube(tmp_path / "new", GRID, chunks=CHUNK).close()
+    assert saved_preload(tmp_path / "new") == "icechunk.config.ManifestPreloadCondition.false()"
+    with monkeypatch.context() as m:  # a cube made with Icechunk's default settings
+        m.setattr(cube_impl, "repository_config", icechunk.RepositoryConfig)
+        m.setattr(cube_io, "repository_config", icechunk.RepositoryConfig)
+        old = create_cube(tmp_path / "old", GRID, chunks=CHUNK)
+        append(old, "S1")
+        old.close()
+    assert saved_preload(tmp_path / "old") == ""
+    with open_cube(tmp_path / "old", for_writing=True) as cube:
+        append(cube, "S2", seed=2)
+    assert saved_preload(tmp_path / "old") == "icechunk.config.ManifestPreloadCondition.false()"
+    assert open_cube(tmp_path / "old").scene_ids() == {"S1", "S2"}
+
+
+def _windowed(scene: xr.Dataset, rows: int, cols: int) -> xr.Dataset:
+    """``scene`` cut to the top-left ``rows`` x ``cols`` of the grid, as it declares."""
+    out = scene.isel(y=slice(0, rows), x=slice(0, cols))
+    out.attrs["grid_window"] = [0, 0, rows, cols]
+    return out
+
+
+def test_an_append_commit_records_windows_only_for_scenes_not_covering_the_grid(tmp_path):
+    # Icechunk keeps every commit's metadata in one record rewritten by each commit: what
+    # a commit records per scene is paid again by every later commit
+    location = tmp_path / "c"
+    cube = create_cube(location, GRID, chunks=CHUNK)
+    scenes = [make_scene(f"W{i}", f"2001-05-{i + 1:02d}", i) for i in range(8)]
+    scenes[3] = _windowed(scenes[3], 8, 8)
+    cube.append_scenes(scenes, metadata={"job_id": "t"}, message="mixed")
+    meta = open_cube(location).history()[0]["metadata"]
+    assert meta["scene_windows"] == {"W3": [0, 0, 8, 8]}
+    assert meta["scene_ids"] == [f"W{i}" for i in range(8)]
+    # the per-year rebuild still reads the windowed scene's window, the others cover all
+    cube.rebuild_yearly()
+    assert cube.stale_years() == []
+    ds = cube.to_xarray().load()
+    w3 = ds["land_cover"].sel(time=ds["scene_id"] == "W3").values[0]
+    assert (w3[8:, :] == 0).all() and (w3[:, 8:] == 0).all()  # no_data
+    assert (w3[:8, :8] != 0).all()
+    cube.close()
+
+
+@pytest.mark.slow
+def test_the_repository_record_grows_by_less_per_batch_of_whole_grid_scenes(tmp_path):
+    # bytes of the record every commit rewrites (Icechunk's ``repo`` object): a batch of
+    # whole-grid scenes adds its ids to it, nothing more per scene
+    def growth(location: Path, metadata: dict) -> int:
+        cube = create_cube(location, GRID, chunks=CHUNK)
+        sizes = []
+        for b in range(6):
+            ids = [f"LT05_L2SP_170052_{2000 + b}{i:04d}_02_T1" for i in range(16)]
+            scenes = [make_scene(s, f"{2000 + b}-05-{i + 1:02d}", i) for i, s in enumerate(ids)]
+            cube.append_scenes(scenes, metadata=dict(metadata), message="batch")
+            sizes.append((location / "repo").stat().st_size)
+        cube.close()
+        return sizes[-1] - sizes[0]
+
+    ids_only = growth(tmp_path / "a", {"job_id": "t", "scene_windows": {}})
+    default = growth(tmp_path / "b", {"job_id": "t"})
+    assert default <= 1.1 * ids_only, (default, ids_only)
+
+
 def test_a_bad_split_size_is_refused_naming_the_setting(tmp_path):
     with (
         dask.config.set({"updm.cube.manifest-split-scenes": 0}),

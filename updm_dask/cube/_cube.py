@@ -569,7 +569,8 @@ class Cube:
         pixels (so ``reject_empty`` lists no chunk keys), and only this process commits,
         once: one snapshot per batch. Any exception before the commit (in validation or
         during the computation) leaves the branch exactly as it was. The commit metadata
-        records each scene's window (``scene_windows``) for :meth:`rebuild_yearly`.
+        records the window of each scene that does not cover the whole grid
+        (``scene_windows``) for :meth:`rebuild_yearly`.
         """
         if isinstance(scenes, xr.Dataset) or not isinstance(scenes, Sequence):
             raise CubeError("append_scenes: scenes must be a sequence of xarray.Dataset")
@@ -635,8 +636,14 @@ class Cube:
         meta.setdefault("action", "append_scenes")
         meta.setdefault("scene_ids", [s.scene_id for s in new])
         meta.setdefault("skipped_scene_ids", skipped)
-        # where each scene lies on the grid: a per-year rebuild touches only these chunks
-        meta.setdefault("scene_windows", {s.scene_id: list(s.window) for s in new})
+        # where each scene lies on the grid: a per-year rebuild touches only these chunks.
+        # A scene covering the whole grid is left out (a scene without a recorded window
+        # covers the whole grid): Icechunk rewrites the metadata of every earlier commit at
+        # each commit, so what one commit records is paid again by every later one.
+        whole = (0, 0, *self._grid.shape)
+        meta.setdefault(
+            "scene_windows", {s.scene_id: list(s.window) for s in new if s.window != whole}
+        )
         meta.setdefault("updm_dask_version", _version())
         snap = self._commit(session, message, meta)
         log.info("appended %d scene(s) to %s: snapshot %s", k, self.location, snap)
