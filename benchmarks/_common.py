@@ -483,6 +483,30 @@ def stored_chunk_bytes(store: Any, name: str) -> tuple[int, int]:
     return sync(total())
 
 
+def first_call_times(snippet: str) -> dict[str, float]:
+    """Seconds ``snippet`` prints for its first calls of compiled kernels, in new processes.
+
+    ``snippet`` is Python that times the calls and prints the seconds last. It runs twice
+    with one fresh numba cache folder (``NUMBA_CACHE_DIR``): first empty (compile), then
+    filled by the first run (load).
+    """
+    import subprocess
+
+    times = {}
+    with tempfile.TemporaryDirectory(prefix="updm-numba-cache-") as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for key in ("compile_s_cold_cache", "load_s_warm_cache"):
+            done = subprocess.run(
+                [sys.executable, "-c", snippet],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            times[key] = float(done.stdout.split()[-1])
+    return times
+
+
 # --------------------------------------------------------------------------------------
 # Command line
 

@@ -50,13 +50,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import _common
 import numba
 import numpy as np
 from scipy.optimize import nnls
@@ -229,19 +228,7 @@ print(time.perf_counter() - t0)
 
 def first_call_times() -> dict[str, float]:
     """Seconds of a first call in a new process: with an empty cache, then with it filled."""
-    times = {}
-    with tempfile.TemporaryDirectory(prefix="updm-numba-cache-") as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        for key in ("compile_s_cold_cache", "load_s_warm_cache"):
-            done = subprocess.run(
-                [sys.executable, "-c", _FIRST_CALL],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            times[key] = float(done.stdout.split()[-1])
-    return times
+    return _common.first_call_times(_FIRST_CALL)
 
 
 def environment() -> dict[str, Any]:

@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import _common
 import numpy as np
 
 from updm_dask.cube import (
@@ -124,19 +122,7 @@ print(time.perf_counter() - t0)
 
 def first_call_times() -> dict[str, float]:
     """Seconds of the first calls in a new process: with an empty cache, then with it filled."""
-    times = {}
-    with tempfile.TemporaryDirectory(prefix="updm-numba-cache-") as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        for key in ("compile_s_cold_cache", "load_s_warm_cache"):
-            done = subprocess.run(
-                [sys.executable, "-c", _FIRST_CALL],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            times[key] = float(done.stdout.split()[-1])
-    return times
+    return _common.first_call_times(_FIRST_CALL)
 
 
 def run(

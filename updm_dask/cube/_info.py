@@ -12,6 +12,19 @@ from ..geo.points import format_lat, format_lon, lonlat_bounds
 from ._cube import resolve_cube, year_ranges, years_of
 
 
+def _grid_summary(g: Any) -> dict[str, Any]:
+    """The grid part of a summary: CRS, resolution, shape, bounds and lon/lat bounds."""
+    return {
+        "grid": {
+            "crs": g.crs,
+            "resolution": g.resolution,
+            "shape": list(g.shape),
+            "bounds": list(g.bounds),
+        },
+        "lonlat_bounds": list(lonlat_bounds(g)),
+    }
+
+
 def _dtype_name(dtype: Any) -> str:
     return "str" if getattr(dtype, "kind", "") == "T" else str(dtype)
 
@@ -81,13 +94,7 @@ def cube_info(
         "branch": branch,
         "tag": tag,
         "snapshot": cube.snapshot_id,
-        "grid": {
-            "crs": g.crs,
-            "resolution": g.resolution,
-            "shape": list(g.shape),
-            "bounds": list(g.bounds),
-        },
-        "lonlat_bounds": list(lonlat_bounds(g)),
+        **_grid_summary(g),
         "variables": variables,
         "coordinates": coordinates,
         "scenes": {"total": len(sensors), "per_sensor": per_sensor, "per_decade": decades},
@@ -203,13 +210,7 @@ def collection_info(location: str | os.PathLike, *, tag: str | None = None) -> d
         "location": coll.location,
         "tag": tag,
         "title": attrs.get("title") or "",
-        "grid": {
-            "crs": g.crs,
-            "resolution": g.resolution,
-            "shape": list(g.shape),
-            "bounds": list(g.bounds),
-        },
-        "lonlat_bounds": list(lonlat_bounds(g)),
+        **_grid_summary(g),
         "tiling": {
             "edge": coll.tiling.edge,
             "rows": coll.tiling.rows,
