@@ -12,9 +12,7 @@ import numpy as np
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_yearly.py"
 
 
-def test_quick_yearly_benchmark_reports_rows_and_identical_results(monkeypatch):
-    # the scripts import their shared helpers as `_common`, from their own folder
-    monkeypatch.syspath_prepend(str(BENCH.parent))
+def test_quick_yearly_benchmark_reports_rows_and_identical_results():
     spec = importlib.util.spec_from_file_location("bench_yearly", BENCH)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
