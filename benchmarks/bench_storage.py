@@ -120,9 +120,16 @@ def _zstd(level: int) -> Any:
     return lambda dtype: ZstdCodec(level=level)
 
 
-def _blosc(level: int, shuffle: str) -> Any:
+def _blosc_as_cube(cube: Any, shuffle: str) -> Any:
+    """Blosc with the cube's own zstd level and block size (of its uCw array), ``shuffle``."""
+    conf = zarr.open_group(cube.session().store, mode="r")["uCw"].compressors[0].to_dict()
+    conf = conf["configuration"]
     return lambda dtype: BloscCodec(
-        cname="zstd", clevel=level, shuffle=shuffle, typesize=np.dtype(dtype).itemsize
+        cname="zstd",
+        clevel=conf["clevel"],
+        shuffle=shuffle,
+        typesize=np.dtype(dtype).itemsize,
+        blocksize=conf["blocksize"] // conf["typesize"] * np.dtype(dtype).itemsize,
     )
 
 
@@ -206,7 +213,7 @@ def _measure(
     floor_float = floor_bytes(layers, packed=False)
     floor_packed = floor_bytes(layers, packed=True)
     no_shuffle = encoded_bytes(layers, chunks, _zstd(level), packed=True)
-    bitshuffle = encoded_bytes(layers, chunks, _blosc(level, "bitshuffle"), packed=True)
+    bitshuffle = encoded_bytes(layers, chunks, _blosc_as_cube(cube, "bitshuffle"), packed=True)
     packed_names = [n for n in SCENE_VARIABLES if SCENE_VARIABLES[n].scale_factor is not None]
     total_after = sum(after.values())
     whole = folder_bytes(path)
@@ -285,7 +292,7 @@ def _measure(
         same = encoded_bytes(
             {k: layers[k] for k in packed_names},
             chunks,
-            _blosc(level, "shuffle"),
+            _blosc_as_cube(cube, "shuffle"),
             packed=True,
         )
         rows.append(

@@ -77,9 +77,13 @@ def make_scene(sid, time, seed=0, *, sensor="TM", platform="LANDSAT_5", skip=(),
 
 
 def zstd_level(codec) -> int:
-    """The zstd level of a cube array's codec: zstd alone, or inside Blosc (packed layers)."""
+    """The zstd level of a cube array's codec: zstd alone, or inside Blosc (packed layers).
+
+    Blosc compresses at zstd level 2 * clevel - 1 for clevel 1-8 (c-blosc's
+    ``zstd_wrap_compress``).
+    """
     conf = codec.to_dict()["configuration"]
-    return conf["level"] if "level" in conf else conf["clevel"]
+    return conf["level"] if "level" in conf else 2 * conf["clevel"] - 1
 
 
 @pytest.fixture

@@ -153,12 +153,57 @@ def test_plain_xarray_decodes_the_packed_layers_to_floats_with_nan_where_fill(tm
         (codec,) = arr.compressors
         conf = codec.to_dict()["configuration"]
         assert isinstance(codec, BloscCodec) and conf["cname"] == "zstd"
-        assert conf["shuffle"] == "shuffle" and conf["typesize"] == 2 and conf["clevel"] == 3
+        assert conf["shuffle"] == "shuffle" and conf["typesize"] == 2
+        # zstd level 3 as configured: Blosc's clevel c is zstd level 2c - 1
+        assert conf["clevel"] == 2
+        # one Blosc block per chunk: the chunk is one zstd frame
+        assert conf["blocksize"] == 2 * int(np.prod(arr.chunks))
     # the package's own view: float32 as before, the same values as plain xarray's
     mine = open_cube(tmp_path / "c").to_xarray()
     for n in PACKED:
         assert mine[n].dtype == np.float32
         np.testing.assert_array_equal(mine[n].values, ds[n].values.astype(np.float32))
+
+
+@pytest.mark.parametrize("level", [1, 3, 7])
+def test_a_packed_chunk_is_the_configured_zstd_level_of_its_shuffled_codes(tmp_path, level):
+    # Blosc's clevel c compresses at zstd level 2c - 1: the chunk object stored must be the
+    # very zstd frame of the byte-shuffled codes at the configured level (not at level
+    # 2 * level - 1), behind Blosc's header
+    import numcodecs
+
+    n, edge = 128, 64
+    grid = CubeGrid("EPSG:32637", Affine(30, 0, 589035, 0, -30, 756165), (n, n))
+    rng = np.random.default_rng(level)
+    ramp = np.add.outer(np.arange(n), np.arange(n)) / (2 * n)  # smooth, as real layers are
+    values = {
+        "uCw": 0.1 * ramp,
+        "uCv": 0.5 * ramp[::-1],
+        "uCs": 0.3 + 0.001 * rng.standard_normal((n, n)),
+        "uC4": 0.02 * ramp - 0.01,
+        "residual": 0.01 + 0.001 * rng.random((n, n)),
+        "mviupd": ramp - 0.5,
+    }
+    layers = {
+        k: (("y", "x"), da.from_array(v.astype(np.float32), chunks=edge)) for k, v in values.items()
+    }
+    layers["land_cover"] = (("y", "x"), da.ones((n, n), dtype=np.uint8, chunks=edge))
+    layers["quality"] = (("y", "x"), da.zeros((n, n), dtype=np.uint8, chunks=edge))
+    ds = xr.Dataset(layers, coords={"y": grid.y, "x": grid.x}).rio.write_crs(grid.crs)
+    ds = ds.assign_coords(scene_id="A", time=np.datetime64("2001-05-01", "us"))
+    ds.attrs.update({"sensor": "TM", "platform": "LANDSAT_5"})
+    with dask.config.set({"updm.compression.zstd-level": level, "scheduler": "threads"}):
+        create_cube(tmp_path / "c", grid, chunks=edge).append_scenes([ds], metadata={}, message="a")
+    store = open_cube(tmp_path / "c").session().store
+    group = zarr.open_group(store, mode="r")
+    prototype = zarr.core.buffer.default_buffer_prototype()
+    for name in PACKED:
+        codes = np.ascontiguousarray(group[name][0, edge:, edge:])  # chunk (0, 1, 1)
+        frame = numcodecs.Zstd(level).encode(numcodecs.Shuffle(codes.itemsize).encode(codes))
+        stored = zarr.core.sync.sync(store.get(f"{name}/c/0/1/1", prototype)).to_bytes()
+        assert len(frame) < 0.75 * codes.nbytes, name  # compressed, not stored as it is
+        assert stored.endswith(bytes(frame)), name
+        assert len(stored) - len(frame) <= 32, name  # Blosc's header and one block offset
 
 
 def test_encode_and_decode_are_the_cf_mapping_for_numpy_and_dask():

@@ -191,7 +191,7 @@ def migrate_cube(location: str | os.PathLike, *, branch: str = "main") -> Migrat
             chunks=old.chunks,
             dtype=spec.dtype,
             fill_value=spec.fill,
-            compressors=[packed_codec(spec)],
+            compressors=[packed_codec(spec, old.chunks)],
             dimension_names=old.metadata.dimension_names,
             attributes=attrs,
         )
