@@ -22,6 +22,7 @@ from zarr.codecs import ZstdCodec
 
 from .. import config
 from ..errors import CubeError
+from ._chunks import write_region
 
 
 class CubeConflictError(CubeError):
@@ -386,8 +387,7 @@ def _write_blocks(
     region = (slice(t + t0, t + t1), slice(r + y0, r + y1), slice(c + x0, c + x1))
     # The targets were opened once by the caller: opening Zarr arrays inside threaded tasks
     # on one shared Icechunk session can deadlock; a worker process unpickles its own copy.
-    for target, block in zip(targets, blocks, strict=True):
-        target[region] = block
+    write_region(targets, region, blocks)
     forks = sessions_of(targets)
     # Emptiness from the pixels just computed: no listing of stored chunks afterwards.
     valid = 0 if count is None else int(np.count_nonzero(blocks[count] != fill))

@@ -11,6 +11,7 @@ import xarray as xr
 
 from ..errors import CubeError
 from ..science.annual import summarise_year
+from ._chunks import write_region
 from ._io import sessions_of
 from ._schema import (
     CLEAR_COUNT_FILL,
@@ -292,8 +293,7 @@ def rebuild_block(
     indices = [index for index, _ in years]
     if indices == list(range(indices[0], indices[-1] + 1)):
         where: tuple = (slice(indices[0], indices[-1] + 1), *region)
-        for name, values in built.items():
-            arrays[name][where] = values
+        write_region([arrays[n] for n in built], where, list(built.values()))
     else:
         where = (np.asarray(indices, dtype=np.int64), *region)
         for name, values in built.items():
