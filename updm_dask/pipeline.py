@@ -7,8 +7,8 @@ a small multiple of the chunk, whatever the scene size.
 Three tiers, as everywhere in the package:
 
 - :func:`process_block` is the numpy kernel: (band, y, x) DN block -> (layer, y, x). It
-  calls the science rooms' kernels in turn: calibration, NNLS, MVIUPD, classification,
-  quality flags.
+  calls the science rooms' kernels in turn: calibration, NNLS, then MVIUPD, classification
+  and the dark flag in one compiled pass, quality flags.
 - :func:`process_scene_array` wraps it with ``dask.array.blockwise`` (one task per chunk).
 - :func:`process_scene` is the labelled API: a Dataset from
   :func:`updm_dask.scenes.open_scene` in, a Dataset of scene layers out, lazily.
