@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import dask
 import numpy as np
@@ -89,7 +90,10 @@ def edge_values(rules: RuleTable, dtype) -> np.ndarray:
             values += ulps(c.threshold, dtype, 2)
     values += ulps(MVIUPD_DARK_LIMIT, dtype, 2)
     with np.errstate(over="ignore"):
-        return np.unique(np.array(values, dtype=dtype))
+        array = np.array(values, dtype=dtype)
+    # unique by bit pattern: np.unique would merge NaN and -NaN into one
+    bits = np.dtype(f"u{array.itemsize}")
+    return np.unique(array.view(bits)).view(dtype)
 
 
 def on_mviupd(threshold: float, dtype, rng, n: int) -> np.ndarray:
@@ -291,18 +295,38 @@ def test_the_kernel_is_compiled_once_then_loaded_from_the_disk_cache(tmp_path):
     assert any(p.suffix == ".nbi" for p in tmp_path.rglob("*"))
 
 
-def test_without_a_writable_cache_location_the_kernel_still_compiles(monkeypatch):
+def watch_kernel_compiles(monkeypatch, *, cache_fails: bool = False) -> list:
+    """The ``cache`` option of every compile of the kernel, in order (numba.njit patched).
+
+    numba compiles its own helpers with ``numba.njit`` too; only the kernel is recorded.
+    With ``cache_fails``, a cached compile of the kernel raises what numba raises when no
+    cache location is writable.
+    """
     calls = []
     real_njit = fused.numba.njit
 
     def njit(*args, **kwargs):
-        calls.append(kwargs.get("cache", False))
-        if kwargs.get("cache"):
-            # what numba raises when no cache location is writable
-            raise RuntimeError("cannot cache function '_kernel_source': no locator available")
-        return real_njit(*args, **kwargs)
+        if args and callable(args[0]):  # bare @njit on a helper
+            return real_njit(*args, **kwargs)
+        decorate = real_njit(*args, **kwargs)
+
+        def wrapped(function):
+            if function is fused._kernel_source:
+                calls.append(kwargs.get("cache", False))
+                if cache_fails and kwargs.get("cache"):
+                    raise RuntimeError(
+                        "cannot cache function '_kernel_source': no locator available"
+                    )
+            return decorate(function)
+
+        return wrapped
 
     monkeypatch.setattr(fused.numba, "njit", njit)
+    return calls
+
+
+def test_without_a_writable_cache_location_the_kernel_still_compiles(monkeypatch):
+    calls = watch_kernel_compiles(monkeypatch, cache_fails=True)
     fused._compiled.cache_clear()
     try:
         coefficients = adversarial_block(TM, np.float32, 4)[:500]
@@ -310,6 +334,31 @@ def test_without_a_writable_cache_location_the_kernel_still_compiles(monkeypatch
         assert calls == [True, False]
     finally:
         fused._compiled.cache_clear()  # the next test gets the cached kernel again
+
+
+def test_threads_starting_together_compile_the_kernel_once(monkeypatch):
+    compiled = watch_kernel_compiles(monkeypatch)
+    fused._compiled.cache_clear()
+    coefficients = adversarial_block(MSS, np.float64, 3)[:300]
+    start = threading.Barrier(4)
+    results = []
+
+    def work():
+        start.wait()
+        results.append(classify_block(coefficients, MSS))
+
+    try:
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert len(results) == 4
+        for got in results:
+            assert_identical(got, numpy_block(coefficients, MSS))
+        assert compiled == [True]  # one compile (or disk-cache load) for the four threads
+    finally:
+        fused._compiled.cache_clear()
 
 
 # --------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from typing import Any
 
 import numba
@@ -41,6 +42,9 @@ __all__ = ["classify_block"]
 # Operator codes of the compiled kernel: positions in OPERATORS (>=, >, <=, <).
 _GE, _GT, _LE, _LT = (OPERATORS.index(op) for op in (">=", ">", "<=", "<"))
 _COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Dask's threads start their first blocks together: one compiles (or loads) the kernel,
+# the others wait for it instead of compiling it again each.
+_COMPILE_LOCK = threading.Lock()
 
 
 def _kernel_source(  # pragma: no cover - compiled
@@ -221,7 +225,9 @@ def classify_block(
     codes = np.empty(n, dtype=np.uint8)
     index = np.empty(n, dtype=dtype)
     dark = np.empty(n, dtype=bool)
-    _compiled(dtype)(
+    with _COMPILE_LOCK:
+        kernel = _compiled(dtype)
+    kernel(
         _readonly(flat),
         k == 4,
         *(_readonly(a) for a in _rule_arrays(rules, dtype)),
