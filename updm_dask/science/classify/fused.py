@@ -196,13 +196,15 @@ def classify_block(
     dark : numpy.ndarray of bool, shape (...)
         ``mviupd_undefined(uCw, uCv, uCs)``.
 
-    The dark limit is :data:`MVIUPD_DARK_LIMIT`, the one all three functions use by
-    default.
-
     Raises
     ------
     RuleError
         Wrong last-axis length, or the table tests uC4 but only 3 coefficients are given.
+
+    Notes
+    -----
+    The dark limit is :data:`MVIUPD_DARK_LIMIT`, the one all three functions use by
+    default.
     """
     c = np.asarray(coefficients)
     if c.ndim < 1 or c.shape[-1] not in (3, 4):
