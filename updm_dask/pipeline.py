@@ -7,8 +7,8 @@ a small multiple of the chunk, whatever the scene size.
 Three tiers, as everywhere in the package:
 
 - :func:`process_block` is the numpy kernel: (band, y, x) DN block -> (layer, y, x). It
-  calls the science rooms' kernels in turn: calibration, NNLS, MVIUPD, classification,
-  quality flags.
+  calls the science rooms' kernels in turn: calibration, NNLS, then MVIUPD, classification
+  and the dark flag in one compiled pass, quality flags.
 - :func:`process_scene_array` wraps it with ``dask.array.blockwise`` (one task per chunk).
 - :func:`process_scene` is the labelled API: a Dataset from
   :func:`updm_dask.scenes.open_scene` in, a Dataset of scene layers out, lazily.
@@ -43,14 +43,8 @@ from . import __version__
 from .errors import PatternError, SceneError
 from .scenes.masks import scene_mask_params, slc_extent_args
 from .science.calibration import SceneCalibration, calibrate_block, scene_calibration
-from .science.classify import (
-    CLASS_CODES,
-    RuleTable,
-    classify_array,
-    load_rules,
-    mviupd,
-    mviupd_undefined,
-)
+from .science.classify import CLASS_CODES, RuleTable, load_rules
+from .science.classify.fused import classify_block
 from .science.decompose import nnls_decompose
 from .science.masks import CLOUD, DARK, MaskParams, fill_mask, qa_flags
 from .science.patterns import PatternSet, band_patterns, default_pattern_set
@@ -259,13 +253,9 @@ def process_block(
         out[i] = coefficients[..., i]
     out[3] = coefficients[..., 3] if k == 4 else np.nan
     out[4] = residual
-    out[5] = mviupd(
-        coefficients[..., 0],
-        coefficients[..., 1],
-        coefficients[..., 2],
-        coefficients[..., 3] if k == 4 else None,
-    )
-    classes = classify_array(coefficients, plan.rules)
+    # classify_array, mviupd and mviupd_undefined in one compiled pass over the block
+    classes, index, dark = classify_block(coefficients, plan.rules)
+    out[5] = index
     out[6] = classes
     flags = qa_flags(
         dn, qa, radsat, params=plan.mask, row_extent=row_extent, col_offset=col_offset
@@ -273,7 +263,6 @@ def process_block(
     if qa is None:
         # Without a QA band (MSS) UPDM's own cloud rule is the cloud mask.
         flags = flags | np.where(classes == CLASS_CODES["cloud"], CLOUD, 0).astype(np.uint8)
-    dark = mviupd_undefined(coefficients[..., 0], coefficients[..., 1], coefficients[..., 2])
     flags = flags | np.where(dark, DARK, 0).astype(np.uint8)
     out[7] = flags
     return out

@@ -11,6 +11,9 @@ MVIUPD. One module per concern:
   format, :func:`load_rules` and the shipped tables;
 - :mod:`~updm_dask.science.classify.landcover`: :func:`classify_array` (numpy kernel) and
   :func:`classify` (labelled API);
+- :mod:`~updm_dask.science.classify.fused`: ``classify_block``, the pipeline's one
+  compiled pass per block giving classes, MVIUPD and the dark flag, bit for bit as the
+  numpy functions above;
 - :mod:`~updm_dask.science.classify.conversion`: :class:`LinearConversion` (the note's
   Table 7, or fitted by :func:`fit_conversion`) and :func:`convert_rules`.
 """

@@ -1,9 +1,11 @@
 """MVIUPD, the UPDM vegetation index: the one place its formula is written.
 
 ``MVIUPD = (uCv - uCw - 0.2 * uCs - uC4) / S`` with ``S = uCw + uCv + uCs`` (the note's
-footnote 1). The pipeline, the rule tables, the conversions between sensors and the queries
-all call :func:`mviupd`, so that a stored ``mviupd`` layer and one recomputed from stored
-coefficients agree bit for bit.
+footnote 1). The rule tables, the conversions between sensors and the queries call
+:func:`mviupd`. The pipeline's one compiled pass per block
+(:func:`~updm_dask.science.classify.fused.classify_block`) repeats the formula in the same
+precision and order and is tested bit for bit against :func:`mviupd`, so that a stored
+``mviupd`` layer and one recomputed from stored coefficients agree bit for bit.
 
 The dark limit
 --------------

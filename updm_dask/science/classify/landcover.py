@@ -1,7 +1,8 @@
 """Land-cover classes from UPDM coefficients: the numpy kernel and its labelled wrapper.
 
-:func:`classify_array` is the kernel the pipeline runs inside its fused task per chunk
-(components on the last axis, numpy in and out). :func:`classify` is the labelled API for
+:func:`classify_array` is the numpy kernel (components on the last axis, numpy in and out);
+the pipeline runs :func:`~updm_dask.science.classify.fused.classify_block`, which gives the
+same codes bit for bit in one compiled pass. :func:`classify` is the labelled API for
 users: a Dataset of ``uCw``/``uCv``/``uCs``[/``uC4``], a DataArray with a component
 dimension, or a plain array, numpy- or dask-backed (lazy for dask), in; a ``land_cover``
 DataArray with CF flag attributes out. Both apply a :class:`~.rules.RuleTable` as
