@@ -133,9 +133,14 @@ def write_region(
 
 def _holds_data(values: np.ndarray, fill: Any) -> bool:
     """Whether ``values`` holds anything but ``fill`` (a NaN fill equals NaN, as in Zarr)."""
-    if values.dtype.kind == "f" and np.isnan(fill):
-        return not np.isnan(values).all()
-    return bool((values != fill).any())
+    nan_fill = values.dtype.kind == "f" and np.isnan(fill)
+    # most chunks hold data from their first pixel on: no pass over the chunk for those
+    if values.size == 0:
+        return False
+    first = values[(0,) * values.ndim]
+    if nan_fill:
+        return not np.isnan(first) or not np.isnan(values).all()
+    return bool(first != fill) or bool((values != fill).any())
 
 
 async def _store_all(writes: list[tuple[Any, str, bytes]]) -> None:
