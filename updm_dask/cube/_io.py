@@ -473,7 +473,7 @@ def _compute_fused(outputs: Sequence[da.Array]) -> list[list[Any]]:
     # blocks of each output as object arrays, and a gathering task would be one more task
     # per write (a tile's write of a one-block scene: 2 tasks instead of 1) and a transfer
     # of every result to one worker.
-    flat = get_scheduler(collections=list(outputs))(dsk, sinks)
+    flat = _run_graph(get_scheduler(collections=list(outputs)), dsk, sinks)
     results, at = [], 0
     for keys in block_keys:
         results.append([b.reshape(-1)[0] for b in flat[at : at + len(keys)]])
@@ -510,8 +510,26 @@ def run_tasks(calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]]) -> li
     dsk = {k: Task(k, fn, *args) for k, (fn, args) in zip(keys, calls, strict=True)}
     if not dsk:
         return []
-    get = get_scheduler() or dask.threaded.get
-    return list(get(dsk, keys))
+    return list(_run_graph(get_scheduler(), dsk, keys))
+
+
+def _run_graph(get: Callable[..., Any] | None, dsk: dict[Any, Any], keys: list[Any]) -> Any:
+    """``get(dsk, keys)``, handing a distributed client a graph it will not tokenize.
+
+    A distributed client wraps a plain graph in an expression named by a deterministic
+    token of every task: each argument is normalised, dataclasses field by field and
+    partials pickled, which cost the driver 1 s of CPU per batch of eight 2,048^2 scenes
+    (a tenth of the job). The keys here are unique already (uuid names), so the
+    expression is handed a random token instead. Dask's own schedulers do not tokenize.
+    """
+    if get is None:
+        get = dask.threaded.get
+    client = getattr(get, "__self__", None)
+    if client is not None and type(client).__module__.startswith("distributed"):
+        from dask._expr import LLGExpr
+
+        return get(LLGExpr(dsk, _determ_token=uuid.uuid4().hex), keys)
+    return get(dsk, keys)
 
 
 def write_dask(
