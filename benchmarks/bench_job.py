@@ -9,7 +9,8 @@ One run measures, on the same machine and load:
   core, divided by the worker processes for the job's wall-clock floor;
 * the job: ``scene_on_grid`` for every scene, ``Cube.append_scenes`` (one batch, one
   commit) and ``Cube.rebuild_yearly``, through a real ``dask scheduler`` and ``dask
-  worker`` processes (one thread each), on a fresh cube: one scene alone, then all of
+  worker`` processes (one thread each, configured as deploy/dask.yaml configures them:
+  no statistical profiler), on a fresh cube: one scene alone, then all of
   them; the marginal cost of a scene is (all - one) / (scenes - 1), per-year layers
   included;
 * Mpx/s per core of the job;
@@ -64,7 +65,11 @@ def _dask() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "dask"]
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+#: Worker settings of deploy/dask.yaml that change speed: its statistical profiler off.
+WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+
+
+def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with log.open("wb") as out:  # a file, never a pipe nobody reads
         return subprocess.Popen(
             args,
@@ -72,6 +77,7 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=None if env is None else {**os.environ, **env},
         )
 
 
@@ -135,6 +141,7 @@ def cluster(folder: Path, n_workers: int) -> Iterator[tuple[Any, subprocess.Pope
                         *common,
                     ],
                     folder / f"worker-{i}.log",
+                    WORKER_ENV,
                 )
             )
         with Client(scheduler_file=str(file), timeout=START_TIMEOUT) as client:

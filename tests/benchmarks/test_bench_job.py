@@ -48,3 +48,33 @@ def test_job_benchmark_prints_cost_floor_speedup_and_scheduler_share(tmp_path, m
         assert rows[measure]["value"] > 0, measure
     assert 0 <= rows["scheduler share of the job's CPU"]["value"] < 100
     assert set(summary["timings"]) == {"1", "2"}
+
+
+def test_the_benchmark_workers_run_as_deploy_dask_yaml_configures_them(monkeypatch):
+    # the job is measured on workers set up as a deployment sets them up, not faster ones
+    import dask.config
+    import yaml
+
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    try:
+        bench = importlib.import_module("bench_job")
+        env = dict(bench.WORKER_ENV)
+    finally:
+        for name in [m for m in sys.modules if m in ("bench_job", "_common")]:
+            sys.modules.pop(name, None)
+    deployed = yaml.safe_load((BENCH_DIR.parent / "deploy" / "dask.yaml").read_text())
+    from_env = dask.config.collect_env(env)
+
+    def leaves(tree: dict, prefix: tuple = ()) -> dict:
+        out = {}
+        for k, v in tree.items():
+            out.update(leaves(v, (*prefix, k)) if isinstance(v, dict) else {(*prefix, k): v})
+        return out
+
+    wanted = leaves(from_env)
+    assert wanted == {("distributed", "worker", "profile", "enabled"): False}
+    for path, value in wanted.items():
+        node = deployed
+        for k in path:
+            node = node[k]
+        assert node == value, path
