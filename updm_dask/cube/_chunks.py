@@ -69,9 +69,13 @@ def _codec_of(array: zarr.Array) -> Any | None:
         return None
 
 
-def _chunk_slices(start: int, stop: int, edge: int) -> list[tuple[int, int, bool]]:
-    """Chunk index, first and last+1 coordinate (clipped to [start, stop)), and whether the
-    chunk lies whole inside [start, stop)."""
+def _chunk_slices(start: int, stop: int, edge: int) -> list[tuple[int, int, int, bool]]:
+    """Per chunk of edge ``edge`` that [start, stop) touches along one axis: its index, its
+    first and last+1 coordinate clipped to [start, stop), and whether it lies whole inside.
+
+    A chunk cut by the array's end counts as partial: Zarr pads such a chunk, and it goes
+    through Zarr.
+    """
     out = []
     for index in range(start // edge, (stop - 1) // edge + 1):
         lo, hi = index * edge, (index + 1) * edge
