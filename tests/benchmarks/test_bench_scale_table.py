@@ -117,3 +117,18 @@ def test_quick_run_writes_the_scene_through_a_tiled_collection_in_1_2_and_4_tile
         "driver memory for the scene's graph",
         "bytes of the catalogue and of each tile",
     ]
+
+
+@pytest.mark.slow
+def test_quick_run_writes_the_largest_scene_across_four_tiles_against_its_own_grid(scale):
+    summary, text, _ = scale
+    large = summary["continental_large"]
+    assert [len(r["tiles"]) for r in large["runs"]] == [4]
+    (run,) = large["runs"]
+    assert run["append_s_ratio"] == run["append_s"] / large["own"]["append_s"]
+    assert run["append_tasks"] >= large["own"]["append_tasks"] > 0
+    table = summary["continental_large_table"]
+    assert table in text and "4 tiles of a" in table and "own grid (single cube)" in table
+    rows = {r["measure"]: r for r in summary["rows"]}
+    where = f"a {large['scene']}^2 scene in 4 tiles of a {run['grid']}^2 grid"
+    assert rows[f"append of {where} / own grid"]["value"] == pytest.approx(run["append_s_ratio"])
