@@ -29,8 +29,8 @@ from updm_dask.science.masks import MaskParams, fill_mask
 from updm_dask.science.spectra import COMPILED_DTYPES, calibrated_spectra
 
 # The dtypes the pipeline receives (Level-1 uint8/uint16, ESPA and re-written int16, float
-# stacks), the others the kernel is compiled for, and two it leaves to numpy.
-ALL_DTYPES = [*(d.name for d in COMPILED_DTYPES), "float16", "int64"]
+# stacks), the others the kernel is compiled for, and those it leaves to numpy.
+ALL_DTYPES = [*(d.name for d in COMPILED_DTYPES), "float16", "int64", ">u2", ">f4"]
 
 
 def numpy_spectra(dn, calibration, mask):
@@ -236,6 +236,11 @@ def blocks_and_rules(draw):
         )
     values = draw(st.lists(element, min_size=n * ny * nx, max_size=n * ny * nx))
     dn = np.array(values, dtype=dtype).reshape(n, ny, nx)
+    layout = draw(st.sampled_from(["C", "F", "reversed"]))
+    if layout == "F":
+        dn = np.asfortranarray(dn)
+    elif layout == "reversed":
+        dn = np.ascontiguousarray(dn[::-1, ::-1, ::-1])[::-1, ::-1, ::-1]
     rule = st.sampled_from([0.0, 1.0, 255.0, 254.0, 65535.0, -9999.0, 0.1, math.nan, 1e300])
     constant = st.floats(-1e3, 1e3, allow_nan=False, width=32)
     qmax = st.one_of(st.just(math.inf), rule)
