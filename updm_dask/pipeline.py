@@ -7,8 +7,8 @@ a small multiple of the chunk, whatever the scene size.
 Three tiers, as everywhere in the package:
 
 - :func:`process_block` is the numpy kernel: (band, y, x) DN block -> (layer, y, x). It
-  calls the science rooms' kernels in turn: calibration, NNLS, then MVIUPD, classification
-  and the dark flag in one compiled pass, quality flags.
+  calls the science rooms' kernels in turn: calibration and fill in one compiled pass, NNLS,
+  then MVIUPD, classification and the dark flag in one compiled pass, quality flags.
 - :func:`process_scene_array` wraps it with ``dask.array.blockwise`` (one task per chunk).
 - :func:`process_scene` is the labelled API: a Dataset from
   :func:`updm_dask.scenes.open_scene` in, a Dataset of scene layers out, lazily.
@@ -42,12 +42,13 @@ from dask.base import tokenize
 from . import __version__
 from .errors import PatternError, SceneError
 from .scenes.masks import scene_mask_params, slc_extent_args
-from .science.calibration import SceneCalibration, calibrate_block, scene_calibration
+from .science.calibration import SceneCalibration, scene_calibration
 from .science.classify import CLASS_CODES, RuleTable, load_rules
 from .science.classify.fused import classify_block
 from .science.decompose import nnls_decompose
-from .science.masks import CLOUD, DARK, MaskParams, fill_mask, qa_flags
+from .science.masks import CLOUD, DARK, MaskParams, qa_flags
 from .science.patterns import PatternSet, band_patterns, default_pattern_set
+from .science.spectra import calibrated_spectra
 
 __all__ = [
     "FLOAT_LAYERS",
@@ -238,13 +239,11 @@ def process_block(
     """
     _, ny, nx = dn.shape
     out = np.empty((len(LAYERS), ny, nx), dtype=np.float32)
-    reflectance = calibrate_block(dn, _without_saturation(plan.calibration), band_axis=0)
     # Fill is decided in one place, the FILL rule of the quality flags (a declared nodata
     # that is a legal DN, 255 on 8-bit or 65535 on 16-bit bands, is saturation, not fill).
-    fill = fill_mask(dn, None, None, plan.mask)
-    if fill.any():
-        reflectance[:, fill] = np.nan
-    spectra = np.moveaxis(reflectance, 0, -1)
+    # calibrate_block, fill_mask, the NaN of fill pixels and the move of the bands last, in
+    # one compiled pass: (y, x, band) C-contiguous spectra, which the NNLS reads in place.
+    spectra = calibrated_spectra(dn, _without_saturation(plan.calibration), plan.mask)
     coefficients, residual = nnls_decompose(
         spectra, plan.patterns, constrain_supplementary=plan.constrain_supplementary
     )
