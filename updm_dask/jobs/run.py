@@ -72,8 +72,12 @@ from ..messages import printable, redact, shown
 from ..pipeline import Science
 from ..scenes import SceneSource
 from .cluster import check_scheduler, connect, dashboard_link
+
+# The names moved to report, discovery and placing stay importable from here (the "x as x"
+# ones are imported for that alone: REGRID_METHODS by outside checks and benchmarks).
 from .discovery import _discover
-from .placing import REGRID_METHODS as REGRID_METHODS  # imported from here by outside code
+from .discovery import _product as _product
+from .placing import REGRID_METHODS as REGRID_METHODS
 from .placing import (
     _check_cube_or_grid,
     _job_grid,
@@ -81,6 +85,7 @@ from .placing import (
     open_job_cube,
     scene_on_grid,
 )
+from .placing import _chunk_lattice as _chunk_lattice
 from .report import (
     _SCENE_ERRORS,
     DuplicateScene,
