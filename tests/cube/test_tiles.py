@@ -185,3 +185,21 @@ def test_drivers_registering_tiles_at_once_lose_none(tmp_path):
         t.join()
     assert errors == []
     assert open_collection(tmp_path / "c").tiles() == tiles
+
+
+def test_the_catalogue_is_made_through_the_name_in_cube_tiles(tmp_path, monkeypatch):
+    # A killed-job test replaces cube._tiles._catalogue_to_fill; creating a collection must
+    # go through that name, wherever the function itself lives.
+    import updm_dask.cube._tiles as tiles
+
+    made = []
+    real = tiles._catalogue_to_fill
+
+    def counting(storage, cname):
+        made.append(cname)
+        return real(storage, cname)
+
+    monkeypatch.setattr(tiles, "_catalogue_to_fill", counting)
+    create_collection(tmp_path / "c", GRID, edge=EDGE)
+    assert len(made) == 1 and made[0].endswith("catalogue")
+    assert collection_exists(tmp_path / "c")

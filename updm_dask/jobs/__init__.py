@@ -3,7 +3,11 @@
 - :mod:`~updm_dask.jobs.keys`: the table of job-spec keys, its JSON Schema and docs table.
 - :mod:`~updm_dask.jobs.spec`: parse and validate a job spec into a typed :class:`JobSpec`.
 - :mod:`~updm_dask.jobs.cluster`: find or start the Dask cluster a job runs on.
-- :mod:`~updm_dask.jobs.run`: discover, batch, process and commit scenes; resume; report.
+- :mod:`~updm_dask.jobs.run`: run a job: batch, process and commit scenes; resume.
+- :mod:`~updm_dask.jobs.discovery`: find a job's scenes (inputs, STAC), one product per id.
+- :mod:`~updm_dask.jobs.placing`: the job's grid and cube; a scene on the cube grid.
+- :mod:`~updm_dask.jobs.report`: what a job reports (:class:`JobReport`, progress, failures).
+- :mod:`~updm_dask.jobs.tiles`: a job over a tiled collection, (scene, tile) pairs.
 """
 
 from .cluster import ClientInfo, ClusterError, connect

@@ -146,7 +146,7 @@ class JobSpec:
         through the inputs may lie in besides the inputs' own.
     grid_from_scenes
         Set by ``[grid] from_scenes = true`` (``grid`` is None then): the job derives its
-        grid from its scenes (:func:`~updm_dask.jobs.run.grid_of_scenes`).
+        grid from its scenes (:func:`~updm_dask.jobs.placing.grid_of_scenes`).
     notes
         What the spec left to the package and what was chosen (e.g. the UTM zone of an
         AOI given without a CRS); a job prints them with its other notes.

@@ -15,7 +15,7 @@ When a job's grid is larger than one tile (``[tiles] edge``, else dask config
 4. ``[tiles] select`` runs only the tiles named, so that several drivers (one per tile or
    group of tiles) can share a collection.
 
-The :class:`~updm_dask.jobs.run.JobReport` keeps its totals over the tiles (a scene is
+The :class:`~updm_dask.jobs.report.JobReport` keeps its totals over the tiles (a scene is
 processed when a tile stored it, skipped when every tile it touches had it already, failed
 when it failed in a tile, or held no valid pixel in any of its tiles) and says per tile what
 happened in ``tiles``.
@@ -46,6 +46,7 @@ from ..messages import printable, redact
 from ..pipeline import Science
 from ..scenes import SceneSource, open_scene
 from .keys import spec_error
+from .report import _SCENE_ERRORS, JobProgress, JobReport, SceneFailure
 from .spec import JobSpec
 
 __all__ = ["open_job_collection", "run_tiles"]
@@ -130,8 +131,6 @@ def _footprints(
     scenes: list[SceneSource], tiling: Tiling
 ) -> tuple[dict[str, list[SceneSource]], dict[str, int], list[Any]]:
     """The tiles each scene touches (band headers only), scene sizes, and failures."""
-    from .run import _SCENE_ERRORS, SceneFailure
-
     by_tile: dict[str, list[SceneSource]] = {}
     sizes: dict[str, int] = {}
     failed = []
@@ -166,7 +165,7 @@ def run_tiles(
     A tile that raises is recorded in ``report.tiles`` and ``report.tiles_failed``; the
     other tiles go on.
     """
-    from .run import JobProgress, JobReport, SceneFailure, _run
+    from .run import _run  # run builds on this module
 
     name = printable(spec.name)
     tiling = collection.tiling

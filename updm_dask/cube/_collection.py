@@ -1,0 +1,559 @@
+"""The :class:`Collection`: a tiled collection opened, its tiles and lazy views over them.
+
+A :class:`Collection` lists and opens the tiles of a collection (at their tips or pinned to
+a tag), creates and registers tiles, records scenes without data in a tile, tags, finds the
+tile of a point, and joins the tiles an area touches into one lazy Dataset on the
+collection's grid. :func:`~updm_dask.cube.create_collection` and
+:func:`~updm_dask.cube.open_collection` (:mod:`updm_dask.cube._tiles`) make one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dask.array as da
+import icechunk
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from ..errors import CubeError, GridError
+from ..geo import CubeGrid
+from ._catalogue import (
+    _CATALOGUE_RETRIES,
+    _being_created,
+    _catalogue_attrs,
+    _catalogue_lock,
+    _child,
+)
+from ._cube import Cube, create_cube, open_cube
+from ._io import CubeConflictError
+from ._schema import SCENE_VARIABLES, YEARLY_VARIABLES
+from ._tiling import Tiling, tile_order
+
+__all__ = ["Collection"]
+
+log = logging.getLogger("updm_dask.cube")
+
+
+class Collection:
+    """A tiled collection (see the module docstring); made by :func:`open_collection`.
+
+    A view at the catalogue's tip sees new tiles as they are registered and opens every
+    tile at its branch tip; a view pinned to a tag opens every tile at the snapshot the
+    tag recorded, read-only.
+    """
+
+    def __init__(
+        self,
+        repository: icechunk.Repository,
+        location: str,
+        attrs: Mapping[str, Any],
+        *,
+        tag: str | None = None,
+        snapshot: str | None = None,
+    ) -> None:
+        self._repo = repository
+        self.location = location
+        try:
+            grid = CubeGrid.from_dict(attrs["grid"])
+            self.tiling = Tiling(grid, attrs["tile_edge"])
+        except (KeyError, GridError, CubeError) as exc:
+            raise CubeError(f"tiled collection {location!r}: bad catalogue: {exc}") from None
+        self.tag_name = tag
+        self._snapshot = snapshot
+        self._pinned = dict(attrs.get("tile_snapshots", {})) if snapshot is not None else None
+        self._pinned_tiles = list(attrs.get("tiles", [])) if snapshot is not None else None
+        self._guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        at = f", tag={self.tag_name!r}" if self.tag_name else ""
+        return (
+            f"Collection({self.location!r}{at}, {self.tiling.rows} x {self.tiling.cols} tiles "
+            f"of {self.tiling.edge}, shape={self.grid.shape})"
+        )
+
+    @property
+    def grid(self) -> CubeGrid:
+        """The whole grid."""
+        return self.tiling.grid
+
+    @property
+    def read_only(self) -> bool:
+        """True when pinned to a tag."""
+        return self._snapshot is not None
+
+    @property
+    def repository(self) -> icechunk.Repository:
+        """The catalogue's Icechunk repository."""
+        return self._repo
+
+    def _attrs(self) -> dict[str, Any]:
+        return _catalogue_attrs(self._repo, self._snapshot) or {}
+
+    def tiles(self) -> list[str]:
+        """The tiles that exist (registered in the catalogue), row by row."""
+        if self._pinned_tiles is not None:
+            return sorted(self._pinned_tiles, key=tile_order)
+        return sorted(self._attrs().get("tiles", []), key=tile_order)
+
+    def tags(self) -> list[str]:
+        """The catalogue's tags."""
+        return sorted(self._repo.list_tags())
+
+    def tile_location(self, tile: str) -> str:
+        """Where tile ``tile`` is stored (``LOCATION/tiles/<tile>``)."""
+        self.tiling.index(tile)
+        return _child(self.location, "tiles", tile)
+
+    def _check_present(self, tile: str) -> None:
+        self.tiling.index(tile)
+        present = self.tiles()
+        if tile not in present:
+            listed = ", ".join(present) if present else "none yet"
+            raise CubeError(
+                f"tiled collection {self.location!r}: tile {tile!r} holds no data; "
+                f"tiles present: {listed}"
+            )
+
+    def open_tile(self, tile: str, *, for_writing: bool = False) -> Cube:
+        """The cube of tile ``tile`` (at the tag's snapshot when the collection is pinned).
+
+        Raises
+        ------
+        CubeError
+            A malformed id, a tile outside the tiling or one that holds no data (the message
+            names the tiles present).
+        """
+        self._check_present(tile)
+        location = self.tile_location(tile)
+        if self._pinned is not None:
+            if for_writing:
+                raise CubeError(
+                    f"tiled collection {self.location!r} is pinned to tag {self.tag_name!r} "
+                    "and read-only; open it without a tag to write"
+                )
+            return open_cube(location, snapshot=self._pinned[tile])
+        return open_cube(location, for_writing=for_writing)
+
+    def create_tile(self, tile: str, *, title: str | None = None, register: bool = True) -> Cube:
+        """The writable cube of tile ``tile``, created (and registered) when missing.
+
+        Crash-safe and idempotent: the tile cube is created (or completed) first, then
+        registered in the catalogue, so a re-run after a kill at any point finishes both.
+
+        Parameters
+        ----------
+        tile : str
+            The tile id (``"r{i}c{j}"``).
+        title : str, optional
+            Title of a tile cube created now.
+        register : bool
+            Register the tile in the catalogue (the tiles that hold data). False creates or
+            opens the cube only: a job registers a tile once a scene is stored in it, so
+            that a tile whose scenes all hold only fill there is never listed; such a cube
+            stays on disk unlisted and is taken up by the next scene with data there.
+        """
+        if self.read_only:
+            raise CubeError(
+                f"tiled collection {self.location!r} is pinned to tag {self.tag_name!r} "
+                "and read-only; open it without a tag to write"
+            )
+        grid = self.tiling.tile_grid(tile)
+        location = self.tile_location(tile)
+        for attempt in range(_CATALOGUE_RETRIES):
+            try:
+                cube = create_cube(location, grid, title=title, exist_ok=True)
+                break
+            except CubeError as exc:
+                # Two drivers given the same tile create its cube at once: the second sees
+                # a repository without a cube yet, or loses the commit of its template.
+                # It waits for the first to finish; anything else fails as before.
+                racing = isinstance(exc, CubeConflictError) or _being_created(location)
+                if attempt + 1 == _CATALOGUE_RETRIES or not racing:
+                    raise
+                time.sleep(min(0.05 * 2**attempt, 2.0))
+        if register:
+            self._register(tile)
+        return cube
+
+    def _commit_attrs(self, change: Any, message: str, metadata: dict) -> str | None:
+        """Apply ``change(attrs) -> bool`` to the catalogue's attributes and commit it,
+        re-reading and retrying when another driver committed first; None if unchanged."""
+        with self._guard, _catalogue_lock(self.location):
+            for attempt in range(_CATALOGUE_RETRIES):
+                session = self._repo.writable_session("main")
+                group = zarr.open_group(session.store, mode="r+")
+                attrs = dict(group.attrs)
+                if not change(attrs):
+                    return None
+                group.attrs.update(attrs)
+                try:
+                    return session.commit(message, metadata=metadata)
+                except icechunk.ConflictError:
+                    time.sleep(min(0.05 * 2**attempt, 2.0))
+        raise CubeError(
+            f"tiled collection {self.location!r}: gave up after {_CATALOGUE_RETRIES} "
+            "conflicting catalogue commits"
+        )
+
+    def _register(self, tile: str) -> None:
+        def add(attrs: dict) -> bool:
+            tiles = list(attrs.get("tiles", []))
+            if tile in tiles:
+                return False
+            attrs["tiles"] = sorted([*tiles, tile], key=tile_order)
+            return True
+
+        self._commit_attrs(add, f"register tile {tile}", {"action": "register", "tile": tile})
+
+    def empty_scenes(self, tile: str) -> set[str]:
+        """Scenes recorded as holding no valid pixel in tile ``tile`` (see
+        :meth:`record_empty`)."""
+        self.tiling.index(tile)
+        return set(self._attrs().get("empty_scenes", {}).get(tile, []))
+
+    def record_empty(self, tile: str, scene_ids: Sequence[str]) -> None:
+        """Record that these scenes hold no valid pixel in tile ``tile``.
+
+        A scene's footprint box touches tiles where the scene holds only fill (the collar
+        of a tilted Landsat scene); a job records such (scene, tile) pairs here, in one
+        catalogue commit, so that running it again neither stores nor recomputes them.
+        """
+        self.tiling.index(tile)
+        new = {str(s) for s in scene_ids}
+        if not new:
+            return
+
+        def add(attrs: dict) -> bool:
+            empty = dict(attrs.get("empty_scenes", {}))
+            known = set(empty.get(tile, []))
+            if new <= known:
+                return False
+            empty[tile] = sorted(known | new)
+            attrs["empty_scenes"] = empty
+            return True
+
+        self._commit_attrs(
+            add,
+            f"record {len(new)} scene(s) without data in tile {tile}",
+            {"action": "record_empty", "tile": tile, "scene_ids": sorted(new)},
+        )
+
+    def tag(self, name: str) -> str:
+        """Pin the current snapshot of every tile under the catalogue tag ``name``.
+
+        Commits every tile's branch-tip snapshot id into the catalogue, tags that catalogue
+        snapshot ``name``, and tags each tile's snapshot ``name`` too (so that
+        ``updm gc --keep-tags`` on a tile keeps it). ``open_collection(location, tag=name)``
+        then reads every tile as it was.
+
+        Returns
+        -------
+        str
+            The catalogue snapshot tagged.
+
+        Raises
+        ------
+        CubeError
+            A pinned view, a bad name, or a tag that exists already (naming the tags).
+        """
+        if self.read_only:
+            raise CubeError(f"tiled collection {self.location!r}: a pinned view cannot tag")
+        if not isinstance(name, str) or not name.strip():
+            raise CubeError(f"tag: expected a non-empty name, got {name!r}")
+        if name in self.tags():
+            raise CubeError(
+                f"tiled collection {self.location!r} already has a tag {name!r}; its tags: "
+                f"{', '.join(map(repr, self.tags()))}"
+            )
+        snapshots: dict[str, str] = {}
+        for tile in self.tiles():
+            cube = open_cube(self.tile_location(tile))
+            snapshots[tile] = cube.snapshot_id
+            if name not in cube.repository.list_tags():
+                cube.create_tag(name, snapshots[tile])
+
+        def record(attrs: dict) -> bool:
+            attrs["tile_snapshots"] = snapshots
+            attrs["tiles"] = sorted(set(attrs.get("tiles", [])) | set(snapshots), key=tile_order)
+            return True
+
+        snap = self._commit_attrs(
+            record, f"tag {name}", {"action": "tag", "tag": name, "tile_snapshots": snapshots}
+        )
+        try:
+            self._repo.create_tag(name, snap)
+        except (icechunk.IcechunkError, ValueError) as exc:
+            detail = getattr(exc, "message", str(exc))
+            raise CubeError(
+                f"tiled collection {self.location!r}: cannot create tag {name!r}: {detail}"
+            ) from None
+        log.info("tagged %s as %r (%d tiles)", self.location, name, len(snapshots))
+        return snap
+
+    def pinned(self) -> Collection:
+        """A read-only view of every tile at the snapshot it has now (or the tag's).
+
+        What a query reads, so that all its reads come from one state of every tile even
+        while a job commits to some of them; :meth:`snapshots` of the view says which.
+        """
+        if self._pinned is not None:
+            return self
+        view = Collection.__new__(Collection)
+        view.__dict__.update(self.__dict__)
+        view._guard = threading.Lock()
+        view._pinned = self.snapshots()
+        view._pinned_tiles = sorted(view._pinned, key=tile_order)
+        view._snapshot = self._repo.lookup_branch("main")
+        return view
+
+    def snapshots(self) -> dict[str, str]:
+        """Snapshot id of every tile present: the pinned ones, or the branch tips."""
+        if self._pinned is not None:
+            return dict(self._pinned)
+        return {t: open_cube(self.tile_location(t)).snapshot_id for t in self.tiles()}
+
+    # -- points and areas ----------------------------------------------------------------
+
+    def tile_of_xy(self, x: float, y: float) -> str:
+        """The tile holding the point ``(x, y)`` in the grid's CRS.
+
+        Raises
+        ------
+        CubeError
+            The point is outside the grid (the message gives the grid's bounds).
+        """
+        col, row = ~self.grid.transform @ (float(x), float(y))
+        if not (0 <= row < self.grid.ny and 0 <= col < self.grid.nx):
+            raise CubeError(
+                f"point ({x:.10g}, {y:.10g}) in {self.grid.crs} is outside the grid of "
+                f"{self.location!r} (bounds {tuple(round(v, 3) for v in self.grid.bounds)})"
+            )
+        return self.tiling.tile_of_pixel(math.floor(row), math.floor(col))
+
+    def cube_for_point(
+        self,
+        *,
+        lon: float | None = None,
+        lat: float | None = None,
+        x: float | None = None,
+        y: float | None = None,
+        crs: Any = None,
+    ) -> tuple[str, Cube]:
+        """The tile a point lies in, and its cube.
+
+        Parameters
+        ----------
+        lon, lat : float, optional
+            WGS84 degrees.
+        x, y : float, optional
+            Coordinates in ``crs`` (default: the grid's CRS).
+        crs : optional
+            CRS of ``x``/``y``.
+
+        Returns
+        -------
+        (str, Cube)
+
+        Raises
+        ------
+        PointError
+            Neither or both of lon/lat and x/y, or coordinates that cannot be transformed.
+        CubeError
+            The point is outside the grid, or in a tile that holds no data.
+        """
+        from ..errors import PointError
+        from ..geo.points import LONLAT, to_grid_xy
+
+        if (lon is None) != (lat is None) or (x is None) != (y is None):
+            raise PointError("point: give both lon and lat, or both x and y")
+        if (lon is None) == (x is None):
+            raise PointError("point: give lon/lat (WGS84) or x/y (grid CRS), one of the two")
+        if lon is not None:
+            gx, gy = to_grid_xy(self.grid, lon, lat, LONLAT)
+        else:
+            gx, gy = to_grid_xy(self.grid, x, y, self.grid.crs if crs is None else crs)
+        tile = self.tile_of_xy(float(gx), float(gy))
+        return tile, self.open_tile(tile)
+
+    def _bbox_window(self, bbox: Sequence[float], crs: Any) -> tuple[int, int, int, int]:
+        try:
+            minx, miny, maxx, maxy = (float(v) for v in bbox)
+        except (TypeError, ValueError):
+            raise CubeError(f"bbox: expected (minx, miny, maxx, maxy), got {bbox!r}") from None
+        if not (minx < maxx and miny < maxy):
+            raise CubeError(f"bbox: expected minx < maxx and miny < maxy, got {bbox!r}")
+        if crs is not None:
+            import pyproj
+
+            transformer = pyproj.Transformer.from_crs(crs, self.grid.crs, always_xy=True)
+            minx, miny, maxx, maxy = transformer.transform_bounds(minx, miny, maxx, maxy)
+        inv = ~self.grid.transform
+        c0, r0 = inv @ (minx, maxy)
+        c1, r1 = inv @ (maxx, miny)
+        # the pixels whose centres lie in the box, as a slice by coordinates selects them
+        row0, col0 = math.ceil(r0 - 0.5), math.ceil(c0 - 0.5)
+        row1, col1 = math.floor(r1 - 0.5) + 1, math.floor(c1 - 0.5) + 1
+        row0, col0 = max(row0, 0), max(col0, 0)
+        row1, col1 = min(row1, self.grid.ny), min(col1, self.grid.nx)
+        if row1 <= row0 or col1 <= col0:
+            raise CubeError(
+                f"bbox {tuple(bbox)!r} holds no pixel centre of the grid of {self.location!r} "
+                f"(bounds {tuple(round(v, 3) for v in self.grid.bounds)} in {self.grid.crs})"
+            )
+        return row0, col0, row1 - row0, col1 - col0
+
+    def to_xarray(self, bbox: Sequence[float] | None = None, *, crs: Any = None) -> xr.Dataset:
+        """One lazy Dataset over the tiles an area touches, on the collection's grid.
+
+        Parameters
+        ----------
+        bbox : (minx, miny, maxx, maxy), optional
+            The area, in ``crs`` (default the grid's CRS); the pixels whose centres lie in
+            it are read. Default: the whole grid.
+        crs : optional
+            CRS of ``bbox``.
+
+        Returns
+        -------
+        xarray.Dataset
+            Scene-level layers over the union of the tiles' scenes (a scene missing from
+            a tile reads as fill there), in acquisition order; per-year layers over the
+            union of their years. Tiles that hold no data read as fill.
+
+        Raises
+        ------
+        CubeError
+            A malformed box, one outside the grid, or no tile with data in it.
+        """
+        window = (0, 0, *self.grid.shape) if bbox is None else self._bbox_window(bbox, crs)
+        r0, c0, nr, nc = window
+        touched = self.tiling.tiles_of_window(*window)
+        present = set(self.tiles())
+        parts: dict[str, xr.Dataset] = {}
+        spans: dict[str, tuple[slice, slice]] = {}
+        for tile in touched:
+            tr0, tc0, tnr, tnc = self.tiling.tile_window(tile)
+            rows = slice(max(r0, tr0), min(r0 + nr, tr0 + tnr))
+            cols = slice(max(c0, tc0), min(c0 + nc, tc0 + tnc))
+            spans[tile] = (rows, cols)
+            if tile in present:
+                ds = self.open_tile(tile).to_xarray()
+                parts[tile] = ds.isel(
+                    y=slice(rows.start - tr0, rows.stop - tr0),
+                    x=slice(cols.start - tc0, cols.stop - tc0),
+                )
+        if not parts:
+            raise CubeError(
+                f"tiled collection {self.location!r}: no tile with data in the area "
+                f"(tiles touched: {', '.join(touched)}; present: {', '.join(sorted(present))})"
+            )
+        return _combine(parts, spans, self.grid, window)
+
+
+def _fill_of(name: str, var: xr.DataArray) -> Any:
+    if var.dtype.kind == "f":
+        return np.nan
+    spec = SCENE_VARIABLES.get(name) or YEARLY_VARIABLES.get(name)
+    return spec.fill if spec is not None else 0
+
+
+def _combine(
+    parts: dict[str, xr.Dataset],
+    spans: dict[str, tuple[slice, slice]],
+    grid: CubeGrid,
+    window: tuple[int, int, int, int],
+) -> xr.Dataset:
+    """Join the tiles' datasets: outer join on scenes (by scene id) and years, then
+    concatenate in space; tiles without data become fill."""
+    first = next(iter(parts.values()))
+    time_coords = [c for c in first.coords if first[c].dims == ("time",) and c != "time"]
+    table = pd.concat(
+        [pd.DataFrame({c: ds[c].values for c in ("time", *time_coords)}) for ds in parts.values()],
+        ignore_index=True,
+    )
+    # acquisition order; scenes of one time by id (a stable, reproducible order)
+    table = table.drop_duplicates("scene_id").sort_values(["time", "scene_id"], kind="stable")
+    ids = table["scene_id"].to_numpy()
+    years = sorted(
+        {int(y) for ds in parts.values() if "year" in ds.dims for y in ds["year"].values}
+    )
+    names: dict[str, xr.DataArray] = {}
+    for ds in parts.values():
+        for n, v in ds.data_vars.items():
+            if set(v.dims) <= {"time", "year", "y", "x"} and {"y", "x"} <= set(v.dims):
+                names.setdefault(n, v)
+    fills = {n: _fill_of(n, v) for n, v in names.items()}
+
+    def aligned(tile: str) -> xr.Dataset:
+        rows, cols = spans[tile]
+        ds = parts.get(tile)
+        variables = {}
+        for n, proto in names.items():
+            if ds is not None and n in ds.data_vars:
+                v = ds[n]
+                if "time" in v.dims:
+                    v = (
+                        v.assign_coords(time=ds["scene_id"].values)
+                        .reindex(time=ids, fill_value=fills[n])
+                        .drop_vars("time")
+                    )
+                if "year" in v.dims:
+                    v = v.reindex(year=years, fill_value=fills[n]).drop_vars("year")
+                v = v.drop_vars([c for c in v.coords if c not in ("y", "x")])
+            else:
+                sizes = {"time": len(ids), "year": len(years)}
+                sizes.update(y=rows.stop - rows.start, x=cols.stop - cols.start)
+                shape = tuple(sizes[d] for d in proto.dims)
+                chunks = tuple(min(s, 512) or 1 for s in shape)
+                v = xr.DataArray(
+                    da.full(shape, fills[n], dtype=proto.dtype, chunks=chunks),
+                    dims=proto.dims,
+                    attrs=proto.attrs,
+                )
+            variables[n] = v
+        out = xr.Dataset(variables)
+        return out.assign_coords(y=grid.y[rows], x=grid.x[cols])
+
+    tiles_by_row: dict[int, list[str]] = {}
+    for tile in spans:
+        tiles_by_row.setdefault(tile_order(tile)[0], []).append(tile)
+    nested = [
+        [aligned(t) for t in sorted(row, key=tile_order)] for _, row in sorted(tiles_by_row.items())
+    ]
+    ds = xr.combine_nested(
+        nested,
+        concat_dim=["y", "x"],
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        combine_attrs="override",
+    )
+    ds = ds.assign_coords(
+        time=("time", table["time"].to_numpy()),
+        **{c: ("time", table[c].to_numpy()) for c in time_coords},
+    )
+    if years:
+        ds = ds.assign_coords(year=("year", np.array(years, dtype=np.int16)))
+    for n in ds.data_vars:
+        ds[n].attrs = dict(names[n].attrs)
+        for c in ds[n].coords:
+            if c in first.coords:
+                ds[c].attrs = dict(first[c].attrs)
+    if "spatial_ref" in first.coords:
+        r0, c0 = window[0], window[1]
+        t = grid.transform
+        ref = first["spatial_ref"].copy()
+        ref.attrs["GeoTransform"] = " ".join(
+            str(float(v)) for v in (t.c + t.a * c0, t.a, 0.0, t.f + t.e * r0, 0.0, t.e)
+        )
+        ds = ds.assign_coords(spatial_ref=ref)
+    ds.attrs = {**first.attrs, "grid": grid.to_dict()}
+    return ds
