@@ -251,3 +251,86 @@ def test_writes_from_a_thread_with_a_running_event_loop_and_from_a_forked_proces
         child.kill()
     assert child.exitcode == 0
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), blocks_for(region, 3, 0.0)[0])
+
+
+def _filled_arrays(store: MemoryStore, seed: int) -> list[zarr.Array]:
+    """The cube's codecs and fills, some chunks written and some never (read as fill)."""
+    rng = np.random.default_rng(seed)
+    spec = SCENE_VARIABLES["mviupd"]
+    shape = (5, 40, 50)
+    out = [
+        zarr.create_array(
+            store,
+            name="mviupd",
+            shape=shape,
+            chunks=CHUNKS,
+            dtype=spec.dtype,
+            fill_value=spec.fill,
+            compressors=[packed_codec(spec, CHUNKS)],
+        ),
+        zarr.create_array(
+            store,
+            name="land_cover",
+            shape=shape,
+            chunks=CHUNKS,
+            dtype="uint8",
+            fill_value=0,
+            compressors=[ZstdCodec(level=3)],
+        ),
+        zarr.create_array(
+            store,
+            name="median",
+            shape=shape,
+            chunks=CHUNKS,
+            dtype="float32",
+            fill_value=np.nan,
+            compressors=[ZstdCodec(level=3)],
+        ),
+    ]
+    for t in range(shape[0]):
+        y0, x0 = rng.integers(0, 30), rng.integers(0, 40)
+        y1, x1 = y0 + rng.integers(1, 40 - y0 + 1), x0 + rng.integers(1, 50 - x0 + 1)
+        n = (y1 - y0, x1 - x0)
+        out[0][t, y0:y1, x0:x1] = rng.integers(-2000, 2000, n).astype("int16")
+        out[1][t, y0:y1, x0:x1] = rng.integers(1, 6, n).astype("uint8")
+        out[2][t, y0:y1, x0:x1] = rng.standard_normal(n).astype("float32")
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    slots=st.lists(st.integers(0, 4), min_size=1, max_size=4),
+    y=st.tuples(st.integers(0, 39), st.integers(0, 39)),
+    x=st.tuples(st.integers(0, 49), st.integers(0, 49)),
+)
+def test_reading_slots_gives_what_zarr_reads(seed, slots, y, x):
+    from updm_dask.cube._chunks import read_slots
+
+    targets = _filled_arrays(MemoryStore(), seed)
+    region = (slice(min(y), max(y) + 1), slice(min(x), max(x) + 1))
+    mine = read_slots(targets, slots, region)
+    for array, got in zip(targets, mine, strict=True):
+        want = array.get_orthogonal_selection((np.asarray(slots), *region))
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)  # NaN where NaN, fill where never written
+
+
+def test_reading_slots_of_an_array_with_other_codecs_goes_through_zarr():
+    from updm_dask.cube._chunks import read_slots
+
+    store = MemoryStore()
+    arr = zarr.create_array(
+        store,
+        name="x",
+        shape=SHAPE,
+        chunks=CHUNKS,
+        dtype="uint16",
+        fill_value=7,
+        compressors=[BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=2)],
+    )
+    arr[1, :20, :20] = np.arange(400, dtype="uint16").reshape(20, 20)
+    (got,) = read_slots([arr], [1, 0], (slice(5, 30), slice(0, 25)))
+    np.testing.assert_array_equal(
+        got, arr.get_orthogonal_selection(([1, 0], slice(5, 30), slice(0, 25)))
+    )

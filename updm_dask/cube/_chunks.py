@@ -11,6 +11,10 @@ would store) in the calling thread, and stored under the array's chunk keys with
 batch of store writes. Everything else goes through Zarr as before: a chunk the block
 covers in part (Zarr merges it with what is stored), a chunk that holds only fill (Zarr
 leaves it out or deletes it) and an array whose codecs are not the cube's.
+
+Reads of a few time slots over a block (the per-year rebuild reads each year's scenes)
+take the same way back: the chunk objects fetched in one batch, decoded with numcodecs and
+copied into place, a missing chunk read as the fill value, as Zarr reads it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import numcodecs
 import numpy as np
 import zarr
+from zarr.buffer import default_buffer_prototype
 from zarr.buffer.cpu import Buffer
 
 #: Blosc's shuffle names in Zarr's metadata -> numcodecs' constants.
@@ -145,6 +150,69 @@ def _holds_data(values: np.ndarray, fill: Any) -> bool:
     if nan_fill:
         return not np.isnan(first) or not np.isnan(values).all()
     return bool(first != fill) or bool((values != fill).any())
+
+
+def read_slots(
+    arrays: Sequence[zarr.Array], slots: Sequence[int], region: tuple[slice, slice]
+) -> list[np.ndarray]:
+    """``array.get_orthogonal_selection((slots, *region))`` of each array, in one batch.
+
+    Parameters
+    ----------
+    arrays : sequence of zarr.Array
+        (time, y, x) arrays of one store, chunked one time slot deep.
+    slots : sequence of int
+        Time indices to read, in the order wanted.
+    region : tuple of slice
+        Rows and columns (steps of 1, inside the arrays).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One (len(slots), rows, cols) array per array, of its dtype: what Zarr reads.
+    """
+    out: list[np.ndarray | None] = [None] * len(arrays)
+    wanted: list[tuple[int, Any, tuple[int, ...], tuple[slice, ...], tuple[slice, ...]]] = []
+    for i, array in enumerate(arrays):
+        codec = _codec_of(array)
+        if codec is None or array.chunks[0] != 1 or array.ndim != 3:
+            selection = (np.asarray(slots, dtype=np.int64), *region)
+            out[i] = array.get_orthogonal_selection(selection)
+            continue
+        rows, cols = region
+        shape = (len(slots), rows.stop - rows.start, cols.stop - cols.start)
+        out[i] = np.full(shape, array.fill_value, dtype=array.dtype)
+        prefix = f"{array.path}/" if array.path else ""
+        encode_key = array.metadata.chunk_key_encoding.encode_chunk_key
+        _, cy, cx = array.chunks
+        for k, slot in enumerate(slots):
+            for iy, y0, y1, _ in _chunk_slices(rows.start, rows.stop, cy):
+                for ix, x0, x1, _ in _chunk_slices(cols.start, cols.stop, cx):
+                    key = prefix + encode_key((int(slot), iy, ix))
+                    inside = (slice(y0 - iy * cy, y1 - iy * cy), slice(x0 - ix * cx, x1 - ix * cx))
+                    place = (
+                        k,
+                        slice(y0 - rows.start, y1 - rows.start),
+                        slice(x0 - cols.start, x1 - cols.start),
+                    )
+                    wanted.append((i, (array, codec), key, inside, place))
+    if wanted:
+        fetched = asyncio.run_coroutine_threadsafe(
+            _fetch_all([(a.store, key) for _, (a, _), key, _, _ in wanted]), _io_loop()
+        ).result()
+        for (i, (array, codec), _, inside, place), data in zip(wanted, fetched, strict=True):
+            if data is None:  # never written: the fill value, already in place
+                continue
+            chunk = np.frombuffer(codec.decode(data), dtype=array.dtype)
+            chunk = chunk.reshape(array.chunks[1:])
+            out[i][place] = chunk[inside]
+    return out  # type: ignore[return-value]
+
+
+async def _fetch_all(keys: list[tuple[Any, str]]) -> list[bytes | None]:
+    prototype = default_buffer_prototype()
+    found = await asyncio.gather(*(store.get(key, prototype) for store, key in keys))
+    return [None if b is None else b.to_bytes() for b in found]
 
 
 async def _store_all(writes: list[tuple[Any, str, bytes]]) -> None:

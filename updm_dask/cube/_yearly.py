@@ -11,7 +11,7 @@ import xarray as xr
 
 from ..errors import CubeError
 from ..science.annual import summarise_year
-from ._chunks import write_region
+from ._chunks import read_slots, write_region
 from ._io import sessions_of
 from ._schema import (
     CLEAR_COUNT_FILL,
@@ -280,10 +280,7 @@ def rebuild_block(
     shape = (len(years), rows[1] - rows[0], cols[1] - cols[0])
     built = {name: np.empty(shape, dtype=spec.dtype) for name, spec in YEARLY_VARIABLES.items()}
     for k, (_, slots) in enumerate(years):
-        picked = [
-            arrays[n].get_orthogonal_selection((np.asarray(slots, dtype=np.int64), *region))
-            for n in ("land_cover", "quality", "mviupd")
-        ]
+        picked = read_slots([arrays[n] for n in ("land_cover", "quality", "mviupd")], slots, region)
         # MVIUPD is stored packed: the kernel decodes the codes as it reads them
         summary = yearly_summary_of_stored(*picked)
         for j, name in enumerate(YEARLY_VARIABLES):
