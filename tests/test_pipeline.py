@@ -84,6 +84,36 @@ def test_slc_gap_flags_and_layers_do_not_depend_on_chunks(shared_data):
         xr.testing.assert_identical(small[name], whole[name])
 
 
+@pytest.mark.parametrize("chunks", [16, 37, 4096])
+def test_the_slc_row_extent_is_the_first_and_last_valid_column_of_every_whole_row(
+    shared_data, chunks
+):
+    from updm_dask.scenes.masks import scene_mask_params, slc_extent_args
+    from updm_dask.science.masks import fill_mask
+
+    scene = open_scene(shared_data / ETHIOPIA / ETM_2017, chunks=chunks)
+    params = scene_mask_params(scene)
+    dn, qa = scene["dn"].data, scene["qa"].data
+    extent, _, cols, _ = slc_extent_args(
+        [dn, "byx", qa, "yx"],
+        params,
+        has_qa=True,
+        has_radsat=False,
+        x_chunks=dn.chunks[2],
+        token="test",
+    )
+    got = extent.compute()
+    # the reference, row by row, from the whole scene's fill mask
+    valid = ~fill_mask(dn.compute(), qa.compute(), None, params)
+    want = np.empty((valid.shape[0], 2), dtype=np.int64)
+    for r, row in enumerate(valid):
+        where = np.flatnonzero(row)
+        want[r] = (where[0], where[-1]) if where.size else (np.iinfo(np.int64).max, -1)
+    assert valid.any(axis=1).any() and not valid.all()  # rows with gaps and edges
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(cols.compute(), np.arange(valid.shape[1]))
+
+
 # --------------------------------------------------------------------------------------
 # Peak memory per task is bounded by the chunk, not by the scene
 

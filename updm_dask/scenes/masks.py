@@ -54,11 +54,35 @@ def scene_mask_params(scene: xr.Dataset) -> MaskParams:
     )
 
 
-def _fill_block(dn, *rest, params, has_qa, has_radsat):
+#: First column of a row without a valid pixel (larger than any column) and last (-1).
+_NO_FIRST, _NO_LAST = np.iinfo(np.int64).max, -1
+
+
+def _extent_block(dn, *rest, params, has_qa, has_radsat):
+    """First and last valid column of every row of one block: (rows, 1, 2) int64.
+
+    The fill mask and both per-row reductions in one task per block: as separate dask
+    steps they were three tasks per block (the mask, a minimum, a maximum) for the
+    scheduler to place and the blocks' masks to move between them.
+    """
     rest = list(rest)
+    cols = rest.pop()
     qa = rest.pop(0) if has_qa else None
     radsat = rest.pop(0) if has_radsat else None
-    return fill_mask(dn, qa, radsat, params)
+    fill = fill_mask(dn, qa, radsat, params)
+    out = np.empty((fill.shape[0], 1, 2), dtype=np.int64)
+    out[:, 0, 0] = np.where(fill, _NO_FIRST, cols[None, :]).min(axis=1, initial=_NO_FIRST)
+    out[:, 0, 1] = np.where(fill, _NO_LAST, cols[None, :]).max(axis=1, initial=_NO_LAST)
+    return out
+
+
+def _combine_extents(e: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """The extents of blocks side by side along x: the smallest first, the largest last."""
+    (x,) = axis
+    first = e[..., 0:1].min(axis=x, keepdims=True)
+    last = e[..., 1:2].max(axis=x, keepdims=True)
+    out = np.concatenate([first, last], axis=-1)
+    return out if keepdims else out.squeeze(axis=x)
 
 
 def slc_extent_args(
@@ -95,22 +119,34 @@ def slc_extent_args(
     """
     if not params.slc_off:
         return []
-    fill = da.blockwise(
-        _fill_block,
-        "yx",
+    # named after the scene's graph: da.arange's name depends on its size only, so the
+    # graphs of two tiles run at once would share a key the scheduler warns about
+    cols = da.from_array(np.arange(sum(x_chunks)), chunks=(x_chunks,), name="updm-cols-" + token)
+    per_block = da.blockwise(
+        _extent_block,
+        "yxe",
         *args,
+        cols,
+        "x",
+        new_axes={"e": 2},
+        adjust_chunks={"x": 1},
         concatenate=True,
-        dtype=bool,
-        meta=np.empty((0, 0), dtype=bool),
+        dtype=np.int64,
+        meta=np.empty((0, 0, 0), dtype=np.int64),
         name="updm-fill-" + token,
         params=params,
         has_qa=has_qa,
         has_radsat=has_radsat,
     )
-    # named after the scene's graph: da.arange's name depends on its size only, so the
-    # graphs of two tiles run at once would share a key the scheduler warns about
-    cols = da.from_array(np.arange(sum(x_chunks)), chunks=(x_chunks,), name="updm-cols-" + token)
-    first = da.where(fill, np.iinfo(np.int64).max, cols[None, :]).min(axis=1)
-    last = da.where(fill, -1, cols[None, :]).max(axis=1)
-    extent = da.stack([first, last], axis=1).rechunk({1: 2})
+    extent = da.reduction(
+        per_block,
+        chunk=_combine_extents,
+        combine=_combine_extents,
+        aggregate=_combine_extents,
+        axis=1,
+        dtype=np.int64,
+        concatenate=True,
+        meta=np.empty((0, 0), dtype=np.int64),
+        name="updm-extent-" + token,
+    )
     return [extent, "ye", cols, "x"]
