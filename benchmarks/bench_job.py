@@ -9,10 +9,10 @@ One run measures, on the same machine and load:
   core, divided by the worker processes for the job's wall-clock floor;
 * the job: ``scene_on_grid`` for every scene, ``Cube.append_scenes`` (one batch, one
   commit) and ``Cube.rebuild_yearly``, through a real ``dask scheduler`` and ``dask
-  worker`` processes (one thread each, configured as deploy/dask.yaml configures them:
-  no statistical profiler), on a fresh cube: one scene alone, then all of
-  them; the marginal cost of a scene is (all - one) / (scenes - 1), per-year layers
-  included;
+  worker`` processes (one thread each; scheduler and workers configured as
+  deploy/dask.yaml configures them: no statistical profiler), on a fresh cube: one scene
+  alone, then all of them; the marginal cost of a scene is (all - one) / (scenes - 1),
+  per-year layers included;
 * Mpx/s per core of the job;
 * 2 worker processes against 1 (same job);
 * the scheduler's share of the job's CPU: CPU time of the scheduler process against that
@@ -65,8 +65,10 @@ def _dask() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "dask"]
 
 
-#: Worker settings of deploy/dask.yaml that change speed: its statistical profiler off.
-WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+#: Settings of deploy/dask.yaml that change speed, which every process of a deployment reads:
+#: the statistical profiler off (``distributed.worker.profile`` also drives the scheduler's
+#: profile of its event loop).
+CLUSTER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
 
 
 def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -115,6 +117,7 @@ def cluster(folder: Path, n_workers: int) -> Iterator[tuple[Any, subprocess.Pope
             *common,
         ],
         folder / "scheduler.log",
+        CLUSTER_ENV,
     )
     workers: list[subprocess.Popen] = []
     try:
@@ -141,7 +144,7 @@ def cluster(folder: Path, n_workers: int) -> Iterator[tuple[Any, subprocess.Pope
                         *common,
                     ],
                     folder / f"worker-{i}.log",
-                    WORKER_ENV,
+                    CLUSTER_ENV,
                 )
             )
         with Client(scheduler_file=str(file), timeout=START_TIMEOUT) as client:

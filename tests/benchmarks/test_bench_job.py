@@ -50,15 +50,15 @@ def test_job_benchmark_prints_cost_floor_speedup_and_scheduler_share(tmp_path, m
     assert set(summary["timings"]) == {"1", "2"}
 
 
-def test_the_benchmark_workers_run_as_deploy_dask_yaml_configures_them(monkeypatch):
-    # the job is measured on workers set up as a deployment sets them up, not faster ones
+def test_the_benchmark_cluster_runs_as_deploy_dask_yaml_configures_it(monkeypatch):
+    # the job is measured on a scheduler and workers set up as a deployment sets them up
     import dask.config
     import yaml
 
     monkeypatch.syspath_prepend(str(BENCH_DIR))
     try:
         bench = importlib.import_module("bench_job")
-        env = dict(bench.WORKER_ENV)
+        env = dict(bench.CLUSTER_ENV)
     finally:
         for name in [m for m in sys.modules if m in ("bench_job", "_common")]:
             sys.modules.pop(name, None)
