@@ -8,6 +8,10 @@ kernel under test.
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -368,6 +372,43 @@ def test_random_blocks_qa_words_and_extents_bit_identical(case):
 
 # --------------------------------------------------------------------------------------
 # Compilation: once for threads starting together, and without a writable cache
+
+
+_FIRST_CALL = textwrap.dedent(
+    """
+    import time
+    import numpy as np
+    from updm_dask.science import quality
+    from updm_dask.science.masks import MaskParams
+
+    params = MaskParams(tuple("123457"), "L1", ((0.0,),) * 6, (255.0,) * 6, "bqa", 0, 0, True)
+    dn, qa = np.ones((6, 2, 2), np.uint8), np.zeros((2, 2), np.uint16)
+    start = time.perf_counter()
+    quality.quality_flags(dn, qa, None, params=params)
+    seconds = time.perf_counter() - start
+    # without a QA band: the same version (an absent band's placeholder is uint16)
+    quality.quality_flags(dn, None, None, params=params)
+    stats = quality._compiled(np.dtype("uint8"), np.dtype("uint16"), np.dtype("uint16")).stats
+    print(seconds, len(stats.cache_hits), len(stats.cache_misses))
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_kernel_is_compiled_once_then_loaded_from_the_disk_cache(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [
+        subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    (_, hits_1, misses_1), (_, hits_2, misses_2) = (
+        (float(x) for x in r.stdout.split()[-3:]) for r in runs
+    )
+    assert (hits_1, misses_1) == (0, 1)  # the first process compiles
+    assert (hits_2, misses_2) == (1, 0)  # the second loads it from the cache
+    assert any(p.suffix == ".nbi" for p in tmp_path.rglob("*"))
 
 
 def watch_kernel_compiles(monkeypatch, *, cache_fails: bool = False) -> list:
