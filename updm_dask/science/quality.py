@@ -17,7 +17,7 @@ before it can tell a gap from the fill outside the footprint).
 
 Exactness. The DN comparisons are numpy 2's: against a fill value or a saturation DN in
 the type numpy promotes the pair to, with the value rounded to that type on the driver
-(:func:`~updm_dask.science.spectra` does the same), so that the kernel compares exactly in
+(:mod:`~updm_dask.science.spectra` does the same), so that the kernel compares exactly in
 float64. QA and QA_RADSAT words are read as int64, as :func:`qa_flags` casts them (a
 negative word, an int16 QA band's nodata, is fill and otherwise 0).
 
