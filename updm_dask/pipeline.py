@@ -8,7 +8,8 @@ Three tiers, as everywhere in the package:
 
 - :func:`process_block` is the numpy kernel: (band, y, x) DN block -> (layer, y, x). It
   calls the science rooms' kernels in turn: calibration and fill in one compiled pass, NNLS,
-  then MVIUPD, classification and the dark flag in one compiled pass, quality flags.
+  then MVIUPD, classification and the dark flag in one compiled pass, then the quality
+  flags in one compiled pass.
 - :func:`process_scene_array` wraps it with ``dask.array.blockwise`` (one task per chunk).
 - :func:`process_scene` is the labelled API: a Dataset from
   :func:`updm_dask.scenes.open_scene` in, a Dataset of scene layers out, lazily.
@@ -46,8 +47,9 @@ from .science.calibration import SceneCalibration, scene_calibration
 from .science.classify import CLASS_CODES, RuleTable, load_rules
 from .science.classify.fused import classify_block
 from .science.decompose import nnls_decompose
-from .science.masks import CLOUD, DARK, MaskParams, qa_flags
+from .science.masks import MaskParams
 from .science.patterns import PatternSet, band_patterns, default_pattern_set
+from .science.quality import quality_flags
 from .science.spectra import calibrated_spectra
 
 __all__ = [
@@ -256,14 +258,19 @@ def process_block(
     classes, index, dark = classify_block(coefficients, plan.rules)
     out[5] = index
     out[6] = classes
-    flags = qa_flags(
-        dn, qa, radsat, params=plan.mask, row_extent=row_extent, col_offset=col_offset
-    ).astype(np.uint8)
-    if qa is None:
-        # Without a QA band (MSS) UPDM's own cloud rule is the cloud mask.
-        flags = flags | np.where(classes == CLASS_CODES["cloud"], CLOUD, 0).astype(np.uint8)
-    flags = flags | np.where(dark, DARK, 0).astype(np.uint8)
-    out[7] = flags
+    # qa_flags, UPDM's cloud rule as the cloud mask of scenes without a QA band (MSS) and
+    # the DARK bit, in one compiled pass over the block
+    out[7] = quality_flags(
+        dn,
+        qa,
+        radsat,
+        params=plan.mask,
+        row_extent=row_extent,
+        col_offset=col_offset,
+        classes=classes if qa is None else None,
+        cloud_class=CLASS_CODES["cloud"],
+        dark=dark,
+    )
     return out
 
 

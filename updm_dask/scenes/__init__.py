@@ -9,7 +9,8 @@
 - :func:`input_roots` and :func:`file_kind` say which local files a job may read: under
   its input roots (symlinks followed) and regular files only (a FIFO is never opened).
 - :func:`scene_mask_params` gives the quality-flag rules of an opened scene for the numpy
-  kernel :func:`updm_dask.science.masks.qa_flags` (the bits are defined there).
+  kernel :func:`updm_dask.science.masks.qa_flags` (the bits are defined there) and its
+  compiled twin :func:`updm_dask.science.quality.quality_flags`.
 
 Importing this package sets ``CPL_VSIL_GZIP_WRITE_PROPERTIES=NO`` in the process
 environment (unless already set): GDAL would otherwise write a ``<archive>.properties``

@@ -1,8 +1,9 @@
 """A scene's quality rules as the pipeline needs them: per scene, and over whole rows.
 
-The bit flags themselves are computed by the numpy kernel
-:func:`~updm_dask.science.masks.qa_flags`, inside the pipeline's fused task per chunk. Two
-things about them belong to the scene rather than to a chunk, and live here:
+The bit flags themselves are defined by the numpy kernel
+:func:`~updm_dask.science.masks.qa_flags` and computed, bit for bit the same, by the
+compiled :func:`~updm_dask.science.quality.quality_flags` inside the pipeline's fused task
+per chunk. Two things about them belong to the scene rather than to a chunk, and live here:
 
 - :func:`scene_mask_params`: the flag rules of an opened scene (its band order, the
   rasters' declared nodata, the flavour of its QA band);

@@ -8,6 +8,8 @@ Rooms, in dependency order (each imports only those before it):
 - :mod:`~updm_dask.science.masks`: fill, saturation, QA cloud and SLC-off gap bits.
 - :mod:`~updm_dask.science.spectra`: a block's DN to the spectra the NNLS reads
   (calibration and fill in one compiled pass).
+- :mod:`~updm_dask.science.quality`: a block's quality bit flags (those of
+  :mod:`~updm_dask.science.masks`) in one compiled pass.
 - :mod:`~updm_dask.science.patterns`: spectra math, pattern sets, band patterns.
 - :mod:`~updm_dask.science.decompose`: the exact NNLS kernel (eqs. (8)-(11)) and the
   illumination correction.
