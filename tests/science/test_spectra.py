@@ -19,6 +19,7 @@ import threading
 
 import numpy as np
 import pytest
+from _numba_kernels import watch_kernel_compiles as watch_compiles
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -311,32 +312,8 @@ def test_the_kernel_is_compiled_once_then_loaded_from_the_disk_cache(tmp_path):
 
 
 def watch_kernel_compiles(monkeypatch, *, cache_fails: bool = False) -> list:
-    """The ``cache`` option of every compile of the kernel, in order (numba.njit patched).
-
-    With ``cache_fails``, a cached compile raises what numba raises when no cache location
-    is writable.
-    """
-    calls = []
-    real_njit = spectra.numba.njit
-
-    def njit(*args, **kwargs):
-        if args and callable(args[0]):  # bare @njit on a helper
-            return real_njit(*args, **kwargs)
-        decorate = real_njit(*args, **kwargs)
-
-        def wrapped(function):
-            if function is spectra._kernel_source:
-                calls.append(kwargs.get("cache", False))
-                if cache_fails and kwargs.get("cache"):
-                    raise RuntimeError(
-                        "cannot cache function '_kernel_source': no locator available"
-                    )
-            return decorate(function)
-
-        return wrapped
-
-    monkeypatch.setattr(spectra.numba, "njit", njit)
-    return calls
+    """The ``cache`` option of every compile of the kernel, in order (numba.njit patched)."""
+    return watch_compiles(monkeypatch, spectra._kernel_source, cache_fails=cache_fails)
 
 
 def test_without_a_writable_cache_location_the_kernel_still_compiles(monkeypatch):

@@ -29,6 +29,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from ._compile import compile_kernel
+
 __all__ = ["summarise_year"]
 
 #: Longest series sorted by insertion (a year has a few dozen scenes at most); longer ones,
@@ -166,11 +168,7 @@ def _compiled(value_dtype: np.dtype) -> Any:
         types.float64,
         types.Array(types.float32, 2, "C"),
     )
-    options = {"nogil": True, "error_model": "numpy"}
-    try:
-        return numba.njit([signature], cache=True, **options)(_kernel_source)
-    except RuntimeError:  # no writable cache location (numba's "no locator available")
-        return numba.njit([signature], **options)(_kernel_source)
+    return compile_kernel(_kernel_source, signature)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

@@ -41,6 +41,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from ._compile import compile_kernel
 from .masks import (
     CLOUD,
     CLOUD_SHADOW,
@@ -209,11 +210,7 @@ def _compiled(dtype: np.dtype, qa_dtype: np.dtype, radsat_dtype: np.dtype) -> An
         readonly(b, 2),
         types.Array(u1, 2, "C"),
     )
-    options = {"nogil": True, "error_model": "numpy"}
-    try:
-        return numba.njit([signature], cache=True, **options)(_kernel_source)
-    except RuntimeError:  # no writable cache location (numba's "no locator available")
-        return numba.njit([signature], **options)(_kernel_source)
+    return compile_kernel(_kernel_source, signature)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

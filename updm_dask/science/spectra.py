@@ -41,6 +41,7 @@ import numba
 import numpy as np
 
 from ..errors import CalibrationError
+from ._compile import compile_kernel
 from .calibration import SceneCalibration, calibrate_block
 from .masks import MaskParams, fill_mask
 
@@ -114,11 +115,7 @@ def _compiled(dtype: np.dtype) -> Any:
         f4,
         types.Array(f4, 3, "C"),
     )
-    options = {"nogil": True, "error_model": "numpy"}
-    try:
-        return numba.njit([signature], cache=True, **options)(_kernel_source)
-    except RuntimeError:  # no writable cache location (numba's "no locator available")
-        return numba.njit([signature], **options)(_kernel_source)
+    return compile_kernel(_kernel_source, signature)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

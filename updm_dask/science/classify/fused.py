@@ -33,6 +33,7 @@ import numba
 import numpy as np
 
 from ...errors import RuleError
+from .._compile import compile_kernel
 from .index import MVIUPD_DARK_LIMIT, MVIUPD_SOIL_WEIGHT, mviupd, mviupd_undefined
 from .landcover import classify_array
 from .rules import OPERATORS, QUANTITIES, RuleTable
@@ -144,11 +145,7 @@ def _compiled(dtype: np.dtype) -> Any:
         types.Array(real, 1, "C"),
         types.Array(types.boolean, 1, "C"),
     )
-    options = {"nogil": True, "error_model": "numpy"}
-    try:
-        return numba.njit([signature], cache=True, **options)(_kernel_source)
-    except RuntimeError:  # no writable cache location (numba's "no locator available")
-        return numba.njit([signature], **options)(_kernel_source)
+    return compile_kernel(_kernel_source, signature)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

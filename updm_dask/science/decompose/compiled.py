@@ -22,6 +22,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from .._compile import compile_kernel
+
 _HUGE = np.finfo(np.float64).max
 
 
@@ -397,7 +399,4 @@ def compiled_kernel(dtype: np.dtype) -> Any:
         i8,
         i8,
     )
-    try:
-        return numba.njit([signature], cache=True, nogil=True, error_model="numpy")(_kernel_source)
-    except RuntimeError:  # no writable cache location (numba's "no locator available")
-        return numba.njit([signature], nogil=True, error_model="numpy")(_kernel_source)
+    return compile_kernel(_kernel_source, signature)
