@@ -65,6 +65,31 @@ def _warm_grid(grid: CubeGrid) -> CubeGrid:
     return CubeGrid(grid.crs, grid.transform, (edge, edge))
 
 
+def _execution_window(dask_worker, since: float, until: float) -> tuple[float, float] | None:
+    """First start and last end of task execution on a worker between two moments.
+
+    Read from the worker state machine's transition log, whose entries end with the
+    worker's ``time()`` of the transition: a task enters ``executing`` just before its
+    thread runs it and leaves it just after (to ``memory`` or ``error``).
+    """
+    starts, ends = [], []
+    for entry in dask_worker.state.log:
+        # A transition entry: (key, start, finish, final state, recommendations, stimulus,
+        # time); other entries (put-in-memory, free-keys, ...) are shorter.
+        if len(entry) != 7 or not isinstance(entry[-1], float):
+            continue
+        stamp = entry[-1]
+        if not since <= stamp <= until:
+            continue
+        if entry[3] == "executing" and entry[1] != "executing":
+            starts.append(stamp)
+        elif entry[1] == "executing" and entry[3] != "executing":
+            ends.append(stamp)
+    if not starts or not ends:
+        return None
+    return min(starts), max(ends)
+
+
 def _batch(client, scenes, grid, path, chunks: int) -> dict[str, Any]:
     """One batch on ``client``: graphs, append, commit; timings and the task stream."""
     from distributed import get_task_stream
@@ -89,8 +114,15 @@ def _batch(client, scenes, grid, path, chunks: int) -> dict[str, Any]:
         for ss in task.get("startstops", ())
         if ss.get("action") == "compute"
     ]
-    first = min((ss["start"] for ss in computes), default=w_call)
-    last = max((ss["stop"] for ss in computes), default=w_end)
+    # The task stream's times are shifted into the scheduler's clock by each worker's
+    # estimate of its offset, which is off by the heartbeat's latency asymmetry (ms, more
+    # than a quick batch's commit). The workers' own transition logs hold the same moments
+    # in the one clock this machine has, so the driver's time around the tasks comes from
+    # there, and it is positive: the driver calls before the first task starts and ends
+    # after the last one ends.
+    windows = [w for w in client.run(_execution_window, since=w_call, until=w_end).values() if w]
+    first = min((w[0] for w in windows), default=w_call)
+    last = max((w[1] for w in windows), default=w_end)
     busy = sum(ss["stop"] - ss["start"] for ss in computes)
     transfers = [
         ss

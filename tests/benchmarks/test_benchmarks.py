@@ -80,6 +80,41 @@ def test_quick_run_returns_the_protocol_summary(bench, quick, name):
 
 
 @pytest.mark.slow
+def test_scaling_times_the_driver_around_the_tasks_in_the_workers_own_clock(bench):
+    # The task stream's times carry each worker's estimated offset to the scheduler's
+    # clock; a quick batch's commit is shorter than that estimate's error, and its share
+    # once came out 0. The transition logs must bound what the tasks did, in the driver's
+    # clock: the window lies between the call and its return and covers every sleep.
+    import time
+
+    from distributed import Client, LocalCluster
+
+    scaling = bench("bench_scaling")
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        since = time.time()
+        lo = time.time()
+        futures = client.map(time.sleep, [0.05] * 4, pure=False)
+        client.gather(futures)
+        hi = time.time()
+        until = time.time()
+        windows = [
+            w for w in client.run(scaling._execution_window, since=since, until=until).values() if w
+        ]
+        outside = client.run(scaling._execution_window, since=until + 1, until=until + 2)
+    assert windows, "no worker logged an execution"
+    first, last = min(w[0] for w in windows), max(w[1] for w in windows)
+    assert lo <= first < last <= hi
+    # Four sleeps of 50 ms on two threads: at least 100 ms between first start and last end.
+    assert last - first >= 0.1
+    assert all(w is None for w in outside.values())
+
+
+@pytest.mark.slow
 def test_e2e_floor_stores_the_same_bytes(quick):
     # The floor writes the e2e's own output: its stored size must be the e2e's, exactly.
     summary = quick("e2e")
