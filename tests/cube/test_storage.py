@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import dask
@@ -30,7 +31,9 @@ from zarr.codecs import BloscCodec
 from updm_dask.cli import main
 from updm_dask.cube import (
     CUBE_FORMAT,
+    QUALITY_NOT_CLEAR,
     SCENE_VARIABLES,
+    YEARLY_VARIABLES,
     create_cube,
     decode_layer,
     encode_layer,
@@ -165,6 +168,50 @@ def test_plain_xarray_decodes_the_packed_layers_to_floats_with_nan_where_fill(tm
         np.testing.assert_array_equal(mine[n].values, ds[n].values.astype(np.float32))
 
 
+@pytest.mark.slow
+def test_the_yearly_median_is_stored_as_half_step_codes_that_plain_xarray_decodes(tmp_path):
+    # 2001: two observations a pixel (the median is the mean of two stored values, a half
+    # step of their codes); 2002: one (the value itself)
+    scenes = [scene("A", "2001-05-01", float_values(1)), scene("B", "2001-07-01", float_values(2))]
+    scenes.append(scene("C", "2002-03-01", float_values(3)))
+    cube = write(tmp_path / "c", scenes)
+    spec = YEARLY_VARIABLES["yearly_mviupd_median"]
+    arr = zarr.open_group(cube.session().store, mode="r")["yearly_mviupd_median"]
+    assert arr.dtype == np.int32 and spec.dtype == "int32" and arr.fill_value == spec.fill
+    (codec,) = arr.compressors
+    conf = codec.to_dict()["configuration"]
+    assert isinstance(codec, BloscCodec) and conf["cname"] == "zstd" and conf["clevel"] == 2
+    assert conf["shuffle"] == "shuffle" and conf["typesize"] == 4
+    assert conf["blocksize"] == 4 * int(np.prod(arr.chunks))
+    ds = plain_xarray(tmp_path / "c")
+    enc = ds.yearly_mviupd_median.encoding
+    assert (
+        enc["dtype"] == np.int32 and enc["scale_factor"] == 5e-4 and enc["_FillValue"] == spec.fill
+    )
+    mine = cube.to_xarray().load()
+    assert mine.yearly_mviupd_median.dtype == np.float32
+    np.testing.assert_array_equal(
+        mine.yearly_mviupd_median.values, ds.yearly_mviupd_median.values.astype(np.float32)
+    )
+    # the stored codes: exactly twice the median of the scene layer's codes
+    codes = encode_layer("mviupd", mine.mviupd.values).astype(np.float64)
+    codes[codes == SCENE_VARIABLES["mviupd"].fill] = np.nan  # MVIUPD undefined
+    clear = np.isin(mine.land_cover.values, [2, 3, 4]) & (
+        (mine.quality.values & QUALITY_NOT_CLEAR) == 0
+    )
+    years = mine.time.dt.year.values
+    for i, year in enumerate((2001, 2002)):
+        picked = np.where(clear[years == year], codes[years == year], np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+            want = np.nanmedian(picked, axis=0) * 2
+        stored = arr[i]
+        seen = ~np.isnan(want)
+        assert seen.any() and (stored[~seen] == spec.fill).all()
+        np.testing.assert_array_equal(stored[seen], want[seen].astype(np.int64))
+    assert (np.abs(arr[0]) % 2 == 1).any()  # some 2001 medians fall on a half step
+
+
 @pytest.mark.parametrize("level", [1, 3, 7])
 def test_a_packed_chunk_is_the_configured_zstd_level_of_its_shuffled_codes(tmp_path, level):
     # Blosc's clevel c compresses at zstd level 2c - 1: the chunk object stored must be the
@@ -272,7 +319,9 @@ def test_packing_kernels_equal_the_cf_formula_in_numpy_on_edge_values(name):
 
 
 def test_every_scene_layer_states_its_precision():
-    for name, spec in SCENE_VARIABLES.items():
+    packed_yearly = {n: s for n, s in YEARLY_VARIABLES.items() if s.scale_factor is not None}
+    assert list(packed_yearly) == ["yearly_mviupd_median"]
+    for name, spec in {**SCENE_VARIABLES, **packed_yearly}.items():
         assert "precision" in spec.attrs, name
         if spec.scale_factor is None:
             assert spec.attrs["precision"] == 0 and spec.dtype == "uint8", name

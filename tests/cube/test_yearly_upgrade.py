@@ -83,3 +83,57 @@ def test_layers_without_the_class_count_are_read_and_rebuilt_whole(tmp_path):
     # 2001: 2 of its 3 observations vegetation; 2002 from 2001 and 2003: (2 + 1) / (3 + 1)
     assert full["agreement"].values[:, 0, 0].tolist() == pytest.approx([2 / 3, 3 / 4, 1.0])
     assert "yearly_class_count" in q.yearly_series(cube, x=x, y=y).columns
+
+
+def _mviupd_scene(sid: str, date: str, mviupd: np.ndarray) -> xr.Dataset:
+    ds = _scene(sid, date, 3)
+    return ds.assign(mviupd=(("y", "x"), mviupd.astype(np.float32)))
+
+
+def test_a_float_median_built_before_is_read_as_it_is_then_packed_by_a_whole_rebuild(tmp_path):
+    import dask
+    from _format1 import float_yearly_median
+
+    from updm_dask.cube import open_cube
+
+    rng = np.random.default_rng(7)
+    values = [np.round(rng.uniform(-0.5, 0.9, GRID.shape), 3) for _ in range(3)]
+    first = [
+        _mviupd_scene("A", "2001-05-01", values[0]),
+        _mviupd_scene("B", "2003-05-01", values[1]),
+    ]
+    later = _mviupd_scene("C", "2003-08-01", values[2])  # 2003: two observations a pixel
+    with dask.config.set(scheduler="sync"):
+        old = create_cube(tmp_path / "old", GRID)
+        old.append_scenes(first, metadata={}, message="first")
+        with float_yearly_median():
+            old.rebuild_yearly()
+        new = create_cube(tmp_path / "new", GRID)  # the same scenes, built by this version
+        new.append_scenes(first, metadata={}, message="first")
+        new.rebuild_yearly()
+
+        def median(cube):
+            group = zarr.open_group(open_cube(cube.location).session().store, mode="r")
+            return group["yearly_mviupd_median"]
+
+        assert median(old).dtype == np.float32 and median(new).dtype == np.int32
+        # read as the same float values (one observation a year: the value itself)
+        a, b = old.to_xarray(), new.to_xarray()
+        assert a.yearly_mviupd_median.dtype == b.yearly_mviupd_median.dtype == np.float32
+        np.testing.assert_array_equal(a.yearly_mviupd_median.values, b.yearly_mviupd_median.values)
+        x, y = GRID.x[1], GRID.y[2]
+        pa, pb = q.yearly_series(old, x=x, y=y), q.yearly_series(new, x=x, y=y)
+        np.testing.assert_array_equal(pa["yearly_mviupd_median"], pb["yearly_mviupd_median"])
+
+        # rebuilding one year rebuilds them all, packed: the codes this version builds
+        for cube in (old, new):
+            cube.append_scenes([later], metadata={}, message="later")
+            cube.rebuild_yearly([2003])
+        assert old.history()[0]["metadata"]["years"] == [2001, 2003]
+        assert new.history()[0]["metadata"]["years"] == [2003]
+        assert median(old).dtype == median(new).dtype == np.int32
+        np.testing.assert_array_equal(median(old)[:], median(new)[:])
+        assert dict(median(old).attrs) == dict(median(new).attrs)
+        got = old.to_xarray().yearly_mviupd_median.values
+        np.testing.assert_array_equal(got[0], values[0].astype(np.float32))
+        np.testing.assert_allclose(got[1], (values[1] + values[2]) / 2, rtol=1e-6, atol=1e-7)

@@ -31,7 +31,10 @@ Layout (one Icechunk repository, root group)
   ``year`` coordinate. ``yearly_clear_count`` is 65535 (``CLEAR_COUNT_FILL``, its fill)
   where no scene of the year covered the pixel and 0 where one did but none was clear
   (cubes written before hold 0 for both: see ``clear_count_with_fill``); the queries
-  count the fill as 0 clear observations.
+  count the fill as 0 clear observations. ``yearly_mviupd_median`` is packed like the
+  scene layers, as int32 codes of 0.0005 (half the scene layer's step: a median of stored
+  values is stored exactly); layers built before hold it as float32, read as they are
+  until the next rebuild rebuilds every year.
 - Time-blocked copies of the scene layers (group ``time_blocks``, chunks
   ``(B, E, E)``), built by :func:`compact_time_blocks` so a pixel's history is a few reads;
   see :mod:`updm_dask.cube._timeblocks`.

@@ -46,6 +46,8 @@ from ._schema import (
     YEARLY_VARIABLES,
     check_format,
     decode_dataset,
+    encode_layer,
+    packed_codec,
     template,
 )
 from ._yearly import rebuild_arrays, rebuild_block, touched_blocks, yearly_layers_outdated
@@ -711,8 +713,8 @@ class Cube:
         existing = [int(y) for y in group["year"][:]] if "year" in group else []
         outdated = bool(existing) and yearly_layers_outdated(group, self.location)
         if outdated:
-            # layers built by an older version lack a variable or hold the old clear-count
-            # fill: rebuild every year, so that all of them hold it and agree
+            # layers built by an older version lack a variable, hold the old clear-count
+            # fill or an unpacked median: rebuild every year, so that all of them agree
             log.info("rebuild_yearly: %s holds older per-year layers; rebuilding all years", self)
             target = set(available)
         all_years = sorted(set(existing) | target)
@@ -831,17 +833,28 @@ class Cube:
                 chunks=(yc, ys, xs),
                 dtype=spec.dtype,
                 fill_value=spec.fill,
-                compressors=[zstd],
+                # packed layers: byte shuffle + zstd, as the scene layers (CF attributes
+                # for xarray's decoding); the others: zstd
+                compressors=[
+                    zstd if spec.scale_factor is None else packed_codec(spec, (yc, ys, xs))
+                ],
                 dimension_names=("year", "y", "x"),
                 attributes={
                     **spec.attrs,
+                    **spec.cf_attrs,
                     "grid_mapping": "spatial_ref",
                     "coordinates": "spatial_ref",
                 },
             )
             if carried:
+                kept = old[n]
+                if spec.scale_factor is not None and kept.dtype.kind == "f":
+                    # a year kept from layers stored as floats (before they were packed;
+                    # only a year without any scene left keeps such values, as outdated
+                    # layers are otherwise rebuilt whole)
+                    kept = encode_layer(n, kept)
                 layers = [
-                    old[n][existing.index(y)]
+                    kept[existing.index(y)]
                     if y in carried
                     else da.full((ny, nx), spec.fill, dtype=spec.dtype, chunks=(ys, xs))
                     for y in all_years

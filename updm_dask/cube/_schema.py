@@ -255,9 +255,14 @@ _FORMAT_1_FLOAT_LAYERS: dict[str, VarSpec] = {
 }
 
 
+def _layer_spec(name: str) -> VarSpec | None:
+    """The spec of scene or per-year layer ``name``; None for any other name."""
+    return SCENE_VARIABLES.get(name) or YEARLY_VARIABLES.get(name)
+
+
 def is_packed(name: str) -> bool:
-    """Whether scene layer ``name`` is stored as scaled integers (CF packing)."""
-    spec = SCENE_VARIABLES.get(name)
+    """Whether scene or per-year layer ``name`` is stored as scaled integers (CF packing)."""
+    spec = _layer_spec(name)
     return spec is not None and spec.scale_factor is not None
 
 
@@ -273,13 +278,15 @@ def _unpack(codes: np.ndarray, spec: VarSpec) -> np.ndarray:
 
 
 def encode_layer(name: str, values: Any) -> Any:
-    """Values of scene layer ``name`` (numpy or dask) as the cube stores them.
+    """Values of scene or per-year layer ``name`` (numpy or dask) as the cube stores them.
 
     Packed layers: ``round((value - add_offset) / scale_factor)`` in the layer's integer
     dtype, its fill where NaN, clipped to the encodable range. Other layers: cast to
     their dtype.
     """
-    spec = SCENE_VARIABLES[name]
+    spec = _layer_spec(name)
+    if spec is None:
+        raise KeyError(f"encode_layer: {name!r} is not a scene or per-year layer of the cube")
     if spec.scale_factor is None:
         return values.astype(spec.dtype)
     if isinstance(values, da.Array):
@@ -288,13 +295,16 @@ def encode_layer(name: str, values: Any) -> Any:
 
 
 def decode_layer(name: str, stored: Any) -> Any:
-    """Stored values of scene layer ``name`` (numpy or dask) as float32 (NaN for fill).
+    """Stored values of scene or per-year layer ``name`` (numpy or dask) as float32 (NaN
+    for fill).
 
     Readers of raw Zarr arrays call this; xarray (``Cube.to_xarray``) decodes the CF
-    attributes the same way. Non-packed layers are returned as they are.
+    attributes the same way. Non-packed layers are returned as they are, and so are float
+    values: ``yearly_mviupd_median`` was stored as float32 before it was packed, and
+    cubes keep such layers until their years are built anew.
     """
-    spec = SCENE_VARIABLES.get(name)
-    if spec is None or spec.scale_factor is None:
+    spec = _layer_spec(name)
+    if spec is None or spec.scale_factor is None or np.dtype(stored.dtype).kind == "f":
         return stored
     if isinstance(stored, da.Array):
         return stored.map_blocks(_unpack, spec, dtype=np.float32)
@@ -302,13 +312,13 @@ def decode_layer(name: str, stored: Any) -> Any:
 
 
 def decode_dataset(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` (opened with xarray) with its packed scene layers as float32.
+    """``ds`` (opened with xarray) with its packed scene and per-year layers as float32.
 
     xarray decodes CF packing to float64; the layers are float32 values (as computed, and
     as :func:`decode_layer` gives them), at half the memory. The values are the same:
     both compute ``code x scale_factor + add_offset`` in float64.
     """
-    for name in SCENE_VARIABLES:
+    for name in (*SCENE_VARIABLES, *YEARLY_VARIABLES):
         if is_packed(name) and name in ds.variables and ds[name].dtype != np.float32:
             var = ds[name].astype(np.float32)
             # keep where the chunks lie; the packing stays with the cube: a copy written
@@ -386,10 +396,17 @@ YEARLY_VARIABLES: dict[str, VarSpec] = {
             "tie_break": "vegetation > non_vegetated > water",
         },
     ),
-    "yearly_mviupd_median": VarSpec(
-        "float32",
-        np.nan,
-        {"long_name": "median MVIUPD of the clear observations of the year", "units": "1"},
+    # Packed in half steps of the scene layer's codes: a median of the year's stored
+    # values is one of them or the mean of two, so it is stored exactly, over the whole
+    # range of the scene layer (int32). Stored as float32 before: zstd of unshuffled
+    # floats was a third of a year's rebuild, and 60 % more bytes.
+    "yearly_mviupd_median": _packed(
+        "median MVIUPD of the clear observations of the year",
+        "int32",
+        5e-4,
+        "The median of the year's stored MVIUPD values (each within 0.0005 of the "
+        "pipeline's) is a multiple of 0.0005: it is stored exactly, and lies within 0.0005 "
+        "of the median of the pipeline's values.",
     ),
     # the fill is not a count: 0 is a pixel seen but never clear, the fill one no scene
     # covered (cubes written before held 0 for both; see clear_count_fill)

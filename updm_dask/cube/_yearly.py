@@ -22,6 +22,8 @@ from ._schema import (
     YEARLY_CLASS_PRIORITY,
     YEARLY_VARIABLES,
     decode_layer,
+    encode_layer,
+    is_packed,
 )
 
 #: The per-year variable whose fill value changed (0 before, CLEAR_COUNT_FILL now).
@@ -158,11 +160,16 @@ def clear_count_fill(stored: Any, location: str = "the cube") -> int:
 def yearly_layers_outdated(group: Any, location: str = "the cube") -> bool:
     """True when the stored per-year layers must all be rebuilt to be of this version.
 
-    They lack a variable of this version, or hold ``yearly_clear_count`` with the old fill
-    (0): carrying such a year over next to rebuilt ones would mix two meanings of 0.
+    They lack a variable of this version, hold ``yearly_clear_count`` with the old fill
+    (0): carrying such a year over next to rebuilt ones would mix two meanings of 0, or a
+    packed layer stored otherwise (``yearly_mviupd_median`` as float32, before it was
+    packed). Such layers are read as they are until then.
     """
     if any(n not in group for n in YEARLY_VARIABLES):
         return True
+    for name, spec in YEARLY_VARIABLES.items():
+        if spec.scale_factor is not None and group[name].dtype != np.dtype(spec.dtype):
+            return True
     return clear_count_fill(group[CLEAR_COUNT], location) != CLEAR_COUNT_FILL
 
 
@@ -284,7 +291,10 @@ def rebuild_block(
         # MVIUPD is stored packed: the kernel decodes the codes as it reads them
         summary = yearly_summary_of_stored(*picked)
         for j, name in enumerate(YEARLY_VARIABLES):
-            built[name][k] = summary[j]
+            values = summary[j]
+            if is_packed(name):
+                values = encode_layer(name, values)
+            built[name][k] = values
     # One write per layer for all the task's years: a chunk holds many years, and a write
     # of one year reads, decodes, re-encodes and rewrites the whole chunk.
     indices = [index for index, _ in years]
