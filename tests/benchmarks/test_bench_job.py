@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -48,6 +49,14 @@ def test_job_benchmark_prints_cost_floor_speedup_and_scheduler_share(tmp_path, m
         assert rows[measure]["value"] > 0, measure
     assert 0 <= rows["scheduler share of the job's CPU"]["value"] < 100
     assert set(summary["timings"]) == {"1", "2"}
+    # each run is measured against a floor measured right before it
+    runs = summary["floors"]["runs_2_workers"]
+    assert runs and all(r["floor"] > 0 for r in runs)
+    assert rows["floor per scene, one core (decode + NNLS + zstd)"]["value"] == pytest.approx(
+        statistics.median(r["floor"] for r in runs)
+    )
+    ratio = statistics.median(r["cpu_ratio"] for r in runs)
+    assert rows["marginal CPU / floor CPU"]["value"] == pytest.approx(ratio)
 
 
 def test_the_benchmark_cluster_runs_as_deploy_dask_yaml_configures_it(monkeypatch):
