@@ -536,18 +536,22 @@ def test_rebuilding_years_apart_stores_what_a_whole_rebuild_stores(tmp_path):
 
 
 # --------------------------------------------------------------------------------------
-# A block task carries the batch's fork once, and hands back one fork
+# The batch's fork travels once; a block task hands back one fork
 
 
-def test_a_block_task_pickles_one_fork_for_all_its_layers_and_hands_back_one(tmp_path, monkeypatch):
+def test_the_batchs_fork_is_one_graph_entry_and_a_block_task_hands_back_one(tmp_path, monkeypatch):
+    import io
+
+    import icechunk
+
     import updm_dask.cube._io as cube_io
 
-    fused: list[dict] = []
+    fused: list[tuple[dict, list]] = []
     real = cube_io.fuse_into_sinks
 
     def keep(dsk, sinks):
         out = real(dsk, sinks)
-        fused.append({k: out[k] for k in sinks})
+        fused.append((out, list(sinks)))
         return out
 
     monkeypatch.setattr(cube_io, "fuse_into_sinks", keep)
@@ -555,13 +559,37 @@ def test_a_block_task_pickles_one_fork_for_all_its_layers_and_hands_back_one(tmp
     scene = _mixed_scene("S", "2001-05-01", slice(0, 64), slice(0, 64), seed=7)
     with dask.config.set(scheduler="sync"):
         cube.append_scenes([scene], metadata={}, message="m")
-    (tasks,) = fused
-    assert len(tasks) == 16  # 64 x 64 pixels in 16-pixel chunks
-    # As a worker process gets it: pickled alone, then run.
-    task = pickle.loads(cloudpickle.dumps(next(iter(tasks.values()))))
-    (forks, valid), *_ = task({}).ravel()
-    # Three layers written through one fork: one copy travels and comes back, not three
-    # (each a copy of the batch's uncommitted changes, to pickle and merge).
+    ((dsk, sinks),) = fused
+    assert len(sinks) == 16  # 64 x 64 pixels in 16-pixel chunks
+    (targets_key,) = [k for k in dsk if isinstance(k, str) and k.startswith("updm-targets-")]
+    # every block task refers to the fork's entry, and nothing else is left to compute:
+    # the reads, the kernel and the encoding run inside it
+    assert set(dsk) == {targets_key, *sinks}
+    for key in sinks:
+        assert set(dsk[key].dependencies) == {targets_key}
+
+    class _Sessions(pickle.Pickler):
+        found = 0
+
+        def reducer_override(self, obj):
+            if isinstance(obj, icechunk.IcechunkStore | icechunk.Session):
+                type(self).found += 1
+            return NotImplemented
+
+    # A block task pickles no fork: the batch's uncommitted changes travel once per worker
+    for key in sinks:
+        _Sessions.found = 0
+        _Sessions(io.BytesIO()).dump(dsk[key])
+        assert _Sessions.found == 0, key
+    # ... in the one entry, where the arrays of all layers share one store
+    _Sessions.found = 0
+    _Sessions(io.BytesIO()).dump(dsk[targets_key])
+    assert _Sessions.found == 1
+    # As a worker process runs it: the entry's value, unpickled, then the task.
+    targets = pickle.loads(cloudpickle.dumps(dsk[targets_key]({})))
+    task = pickle.loads(cloudpickle.dumps(dsk[sinks[0]]))
+    forks, valid = task({targets_key: targets})
+    # Three layers written through one fork: one copy comes back, not three
     assert len(forks) == 1
     assert valid > 0
 

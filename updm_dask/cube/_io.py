@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import uuid
@@ -371,29 +370,28 @@ def _open_target(store: Any, path: str) -> Any:
     return zarr.open_array(store, path=path, mode="a", config={"write_empty_chunks": False})
 
 
-def _write_blocks(
-    *blocks: np.ndarray,
-    targets: tuple[Any, ...],
-    origin: tuple[int, int, int],
+def _write_block(
+    targets: Mapping[str, Any],
+    paths: tuple[str, ...],
+    region: tuple[slice, ...],
     count: int | None,
     fill: Any,
-    block_info: dict | None = None,
-) -> np.ndarray:
-    """Write one block of every layer of one scene; return ``[[[(fork, valid pixels)]]]``."""
-    if block_info is None:  # dask probing the function with empty blocks
-        return np.empty((0, 0, 0), dtype=object)
-    (t0, t1), (y0, y1), (x0, x1) = block_info[0]["array-location"]
-    t, r, c = origin
-    region = (slice(t + t0, t + t1), slice(r + y0, r + y1), slice(c + x0, c + x1))
-    # The targets were opened once by the caller: opening Zarr arrays inside threaded tasks
-    # on one shared Icechunk session can deadlock; a worker process unpickles its own copy.
-    write_region(targets, region, blocks)
-    forks = sessions_of(targets)
+    *blocks: np.ndarray,
+) -> tuple[tuple[Any, ...], int]:
+    """Write one block of every layer of one scene; return ``(forks, valid pixels)``.
+
+    ``targets`` maps every layer path of the batch to its array, opened once by the caller
+    on one fork: opening Zarr arrays inside threaded tasks on a shared Icechunk session can
+    deadlock. It is one entry of the graph that every block task refers to, so the fork
+    travels to each worker once, not inside every task; the tasks of one worker write
+    through its one copy and each hands it back (merging a copy twice is harmless).
+    """
+    arrays = tuple(targets[p] for p in paths)
+    write_region(arrays, region, blocks)
+    forks = sessions_of(arrays)
     # Emptiness from the pixels just computed: no listing of stored chunks afterwards.
     valid = 0 if count is None else int(np.count_nonzero(blocks[count] != fill))
-    out = np.empty((1, 1, 1), dtype=object)
-    out[0, 0, 0] = (forks, valid)
-    return out
+    return forks, valid
 
 
 def fuse_into_sinks(dsk: Mapping[Any, Any], sinks: Sequence[Any]) -> dict[Any, Any]:
@@ -450,33 +448,72 @@ def fuse_into_sinks(dsk: Mapping[Any, Any], sinks: Sequence[Any]) -> dict[Any, A
     return out
 
 
-def _compute_fused(outputs: Sequence[da.Array]) -> list[list[Any]]:
-    """Compute the block-write arrays ``outputs``, one task per block (:func:`fuse_into_sinks`).
+def _block_regions(
+    chunks: tuple[tuple[int, ...], ...], origin: tuple[int, ...]
+) -> dict[tuple[int, ...], tuple[slice, ...]]:
+    """The region of the target each block of an array of ``chunks`` covers, from ``origin``."""
+    edges = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in chunks]
+    return {
+        index: tuple(
+            slice(o + int(e[i]), o + int(e[i + 1]))
+            for o, e, i in zip(origin, edges, index, strict=True)
+        )
+        for index in np.ndindex(*(len(c) for c in chunks))
+    }
 
-    Returns, per output, what each of its blocks holds (the one element of the block).
-    Uses dask's task-spec graph nodes (``dask._task_spec``), the form ``optimize`` hands
-    back; tests/cube/test_graph.py pins what this does with the installed dask.
+
+def _compute_writes(
+    targets: Mapping[str, Any],
+    writes: Sequence[tuple[Sequence[da.Array], tuple[str, ...], tuple[int, ...], int | None]],
+    fill: Any,
+) -> list[list[tuple[tuple[Any, ...], int]]]:
+    """Write every block of every group of layers, one task per block; their results.
+
+    ``writes`` holds, per group, the layers (dask arrays of one chunking), their target
+    paths, the target index of their first element and which layer's valid pixels to
+    count. Each block's task reads, computes and writes that block of every layer of its
+    group (:func:`fuse_into_sinks`) and refers to ``targets`` by key: the arrays and their
+    fork are one entry of the graph, sent to each worker once. Uses dask's task-spec graph
+    nodes (``dask._task_spec``), the form ``optimize`` hands back; tests/cube/test_graph.py
+    pins what this does with the installed dask.
     """
-    from dask._task_spec import convert_legacy_graph
+    from dask._task_spec import DataNode, Task, TaskRef, convert_legacy_graph
     from dask.base import get_scheduler
     from dask.core import flatten
     from dask.highlevelgraph import HighLevelGraph
 
-    graph = HighLevelGraph.merge(*(o.__dask_graph__() for o in outputs))
-    block_keys = [list(flatten(o.__dask_keys__())) for o in outputs]
-    sinks = [k for keys in block_keys for k in keys]
-    dsk = outputs[0].__dask_optimize__(graph, sinks)
-    dsk = convert_legacy_graph(dict(dsk))  # a plain dict of tasks, whatever the config
-    dsk = fuse_into_sinks(dsk, sinks)
+    layers = [a for arrays, *_ in writes for a in arrays]
+    graph = HighLevelGraph.merge(*(a.__dask_graph__() for a in layers))
+    needed = [k for a in layers for k in flatten(a.__dask_keys__())]
+    dsk = convert_legacy_graph(dict(layers[0].__dask_optimize__(graph, needed)))
+    targets_key = f"updm-targets-{uuid.uuid4().hex}"
+    dsk[targets_key] = DataNode(targets_key, dict(targets))
+    sinks: list[list[Any]] = []
+    for arrays, paths, origin, count in writes:
+        name = f"updm-write-{uuid.uuid4().hex}"
+        keys = []
+        for index, region in _block_regions(arrays[0].chunks, origin).items():
+            key = (name, *index)
+            dsk[key] = Task(
+                key,
+                _write_block,
+                TaskRef(targets_key),
+                paths,
+                region,
+                count,
+                fill,
+                *(TaskRef((a.name, *index)) for a in arrays),
+            )
+            keys.append(key)
+        sinks.append(keys)
+    flat_sinks = [k for keys in sinks for k in keys]
+    dsk = fuse_into_sinks(dsk, flat_sinks)
     # The active scheduler (a distributed client's, or the local one) hands back every
-    # block's (forks, valid pixels) by key: dask's own finalise step would concatenate the
-    # blocks of each output as object arrays, and a gathering task would be one more task
-    # per write (a tile's write of a one-block scene: 2 tasks instead of 1) and a transfer
-    # of every result to one worker.
-    flat = _run_graph(get_scheduler(collections=list(outputs)), dsk, sinks)
+    # block's (forks, valid pixels) by key, without a gathering task.
+    flat = list(_run_graph(get_scheduler(collections=layers), dsk, flat_sinks))
     results, at = [], 0
-    for keys in block_keys:
-        results.append([b.reshape(-1)[0] for b in flat[at : at + len(keys)]])
+    for keys in sinks:
+        results.append(flat[at : at + len(keys)])
         at += len(keys)
     return results
 
@@ -596,39 +633,25 @@ def write_dask(
     for i, region in enumerate(start):
         key = tuple((r.start, r.stop) for r in region)
         groups.setdefault(key, []).append(i)
-    outputs = []
+    writes = []
     slots = []
     opened: dict[str, Any] = {}
     store = fork.store
     for key, members in groups.items():
-        arrays = [sources[i] for i in members]
         paths = tuple(names[i] for i in members)
         counted = paths.index(COUNTED) if COUNTED in paths else None
         for p in paths:
             if p not in opened:
                 opened[p] = _open_target(store, p)
-        targets = tuple(opened[p] for p in paths)
-        first = arrays[0]
-        outputs.append(
-            da.map_blocks(
-                # bound here, not given as keywords: dask walks keywords looking for
-                # collections, and a Zarr array (a dataclass) costs it ~4 ms per block
-                functools.partial(
-                    _write_blocks,
-                    targets=targets,
-                    origin=(key[0][0], key[1][0], key[2][0]),
-                    count=counted,
-                    fill=fill,
-                ),
-                *arrays,
-                chunks=tuple((1,) * len(c) for c in first.chunks),
-                dtype=object,
-                meta=np.empty((0, 0, 0), dtype=object),
-                name=f"updm-write-{uuid.uuid4().hex}",
-            )
-        )
+        first = sources[members[0]]
+        # one chunking for the group's layers: block i of each is block i of the write
+        arrays = [
+            sources[i] if sources[i].chunks == first.chunks else sources[i].rechunk(first.chunks)
+            for i in members
+        ]
+        writes.append((arrays, paths, (key[0][0], key[1][0], key[2][0]), counted))
         slots.append(key[0][0])
-    results = _compute_fused(outputs)
+    results = _compute_writes(opened, writes, fill)
     forks: list[Any] = []
     valid: dict[int, int] = {}
     for slot, result in zip(slots, results, strict=True):
