@@ -81,7 +81,10 @@ def test_the_benchmark_cluster_runs_as_deploy_dask_yaml_configures_it(monkeypatc
         return out
 
     wanted = leaves(from_env)
-    assert wanted == {("distributed", "worker", "profile", "enabled"): False}
+    assert wanted == {
+        ("distributed", "worker", "profile", "enabled"): False,
+        ("distributed", "admin", "tick", "interval"): "500ms",
+    }
     for path, value in wanted.items():
         node = deployed
         for k in path:
