@@ -594,6 +594,55 @@ def test_the_batchs_fork_is_one_graph_entry_and_a_block_task_hands_back_one(tmp_
     assert valid > 0
 
 
+def test_a_rebuild_sends_its_arrays_once_as_one_graph_entry(tmp_path, monkeypatch):
+    import io
+
+    import icechunk
+
+    import updm_dask.cube._io as cube_io
+
+    with dask.config.set({"updm.chunks.yearly": 16, "scheduler": "sync"}):
+        cube = create_cube(tmp_path / "c", GRID, chunks=16)
+        scene = _mixed_scene("S", "2001-05-01", slice(0, 64), slice(0, 64), seed=3)
+        cube.append_scenes([scene], metadata={}, message="m")
+        graphs: list[dict] = []
+        real = cube_io._run_graph
+
+        def keep(get, dsk, keys):
+            graphs.append(dict(dsk))
+            return real(get, dsk, keys)
+
+        monkeypatch.setattr(cube_io, "_run_graph", keep)
+        cube.rebuild_yearly()
+    (dsk,) = graphs
+    (shared,) = [k for k in dsk if k.startswith("updm-shared-")]
+    tasks = [k for k in dsk if k != shared]
+    assert len(tasks) == 16  # 64 x 64 pixels in blocks of 16
+
+    class _Sessions(pickle.Pickler):
+        found = 0
+
+        def reducer_override(self, obj):
+            if isinstance(obj, icechunk.IcechunkStore | icechunk.Session):
+                type(self).found += 1
+            return NotImplemented
+
+    for key in tasks:
+        assert set(dsk[key].dependencies) == {shared}
+        _Sessions.found = 0
+        _Sessions(io.BytesIO()).dump(dsk[key])
+        assert _Sessions.found == 0, key  # no task carries the fork
+    _Sessions.found = 0
+    _Sessions(io.BytesIO()).dump(dsk[shared])
+    assert _Sessions.found == 1  # the entry does, once for all its arrays
+    # and what the tasks wrote is the per-year layer of the one scene
+    ds = cube.to_xarray().load()
+    np.testing.assert_array_equal(ds.yearly_clear_count.values[0] <= 1, True)
+    assert (ds.yearly_land_cover.values[0] == ds.land_cover.values[0])[
+        ds.yearly_clear_count.values[0] == 1
+    ].all()
+
+
 class _Untokenizable:
     """An argument that fails the moment dask tries to name a graph by its content."""
 

@@ -759,7 +759,6 @@ class Cube:
             (
                 rebuild_block,
                 (
-                    arrays,
                     entries,
                     (i * block[0], min((i + 1) * block[0], ny)),
                     (j * block[1], min((j + 1) * block[1], nx)),
@@ -767,7 +766,8 @@ class Cube:
             )
             for (_, i, j), entries in sorted(work.items())
         ]
-        results = run_tasks(tasks)
+        # the arrays and their fork: one entry of the graph, sent to each worker once
+        results = run_tasks(tasks, shared=arrays)
         merge_forks(session, fork, [f for forks, _ in results for f in forks])
         snap = self._commit(
             session,

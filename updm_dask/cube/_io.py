@@ -518,13 +518,19 @@ def _compute_writes(
     return results
 
 
-def run_tasks(calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
+def run_tasks(
+    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]], shared: Any = None
+) -> list[Any]:
     """Run ``fn(*args)`` for every ``(fn, args)`` of ``calls`` as tasks of the active scheduler.
 
     Parameters
     ----------
     calls : sequence of (callable, tuple)
         Independent calls; their arguments are sent as they are (no collections inside).
+    shared : optional
+        When given, every call runs as ``fn(shared, *args)``, ``shared`` being one entry of
+        the graph the tasks refer to: a worker process receives it once, not inside every
+        task (the Zarr arrays of a fork, whose uncommitted changes it pickles).
 
     Returns
     -------
@@ -539,14 +545,21 @@ def run_tasks(calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]]) -> li
     named at random and go straight to the scheduler in use (a distributed client's, or
     dask's threaded one by default).
     """
-    from dask._task_spec import Task
+    from dask._task_spec import DataNode, Task, TaskRef
     from dask.base import get_scheduler
 
     token = uuid.uuid4().hex
     keys = [f"updm-task-{token}-{i}" for i in range(len(calls))]
-    dsk = {k: Task(k, fn, *args) for k, (fn, args) in zip(keys, calls, strict=True)}
-    if not dsk:
+    if not keys:
         return []
+    dsk: dict[Any, Any] = {}
+    lead: tuple[Any, ...] = ()
+    if shared is not None:
+        shared_key = f"updm-shared-{token}"
+        dsk[shared_key] = DataNode(shared_key, shared)
+        lead = (TaskRef(shared_key),)
+    for k, (fn, args) in zip(keys, calls, strict=True):
+        dsk[k] = Task(k, fn, *lead, *args)
     return list(_run_graph(get_scheduler(), dsk, keys))
 
 

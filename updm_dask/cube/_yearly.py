@@ -277,11 +277,11 @@ def rebuild_block(
 
     ``arrays`` holds the scene layers read (land_cover, quality, mviupd) and the yearly
     layers written, opened once by the caller on one fork: opening Zarr arrays inside
-    threaded tasks on a shared Icechunk session can deadlock, and a worker process gets
-    its own pickled copy anyway. ``years`` holds, per year, its index on the year axis and
-    the time slots of the scenes of that year that touch the block: only those slots are
-    read. Every year of one task lies in one chunk along the year axis, and no other task
-    writes that chunk.
+    threaded tasks on a shared Icechunk session can deadlock. They are one entry of the
+    graph: a worker process receives one copy, which its tasks share. ``years`` holds,
+    per year, its index on the year axis and the time slots of the scenes of that year
+    that touch the block: only those slots are read. Every year of one task lies in one
+    chunk along the year axis, and no other task writes that chunk.
     """
     region = (slice(*rows), slice(*cols))
     shape = (len(years), rows[1] - rows[0], cols[1] - cols[0])
@@ -316,7 +316,9 @@ def rebuild_arrays(fork: Any) -> dict[str, Any]:
 
     store = fork.store
     read = ("land_cover", "quality", "mviupd")
-    arrays = {n: zarr.open_array(store, path=n, mode="r") for n in read}
+    # opened on the one store as the written ones (mode "r" would wrap it in a read-only
+    # copy per array, each pickling the fork again), and only read
+    arrays = {n: zarr.open_array(store, path=n, mode="a") for n in read}
     for n in YEARLY_VARIABLES:
         arrays[n] = zarr.open_array(store, path=n, mode="a", config={"write_empty_chunks": False})
     return arrays
