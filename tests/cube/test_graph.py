@@ -33,6 +33,8 @@ from updm_dask.cube import (
     open_cube,
     tile_edge,
 )
+from updm_dask.cube._chunks import write_region
+from updm_dask.cube._io import ForkArrays, sessions_of
 from updm_dask.demo import make_demo_archive
 from updm_dask.errors import GridError, SceneError
 from updm_dask.geo import CubeGrid, to_grid
@@ -641,6 +643,56 @@ def test_a_rebuild_sends_its_arrays_once_as_one_graph_entry(tmp_path, monkeypatc
     assert (ds.yearly_land_cover.values[0] == ds.land_cover.values[0])[
         ds.yearly_clear_count.values[0] == 1
     ].all()
+
+
+def _two_tasks_in_a_worker(blob: bytes) -> list[bytes]:
+    """As a worker process runs two block tasks: one copy of the entry, two writes."""
+    shared = pickle.loads(blob)
+    out = []
+    for value, rows in ((1, slice(0, 16)), (2, slice(16, 32))):
+        arrays = shared.for_task()
+        # as the block tasks write
+        write_region(
+            [arrays["a"]], (slice(0, 1), rows, slice(0, 16)), [np.full((1, 16, 16), value, "u1")]
+        )
+        out.append(pickle.dumps(sessions_of([arrays["a"]])))
+    return out
+
+
+def test_each_task_of_a_worker_hands_back_only_its_own_writes(tmp_path):
+    # The tasks of a worker process share the one copy of the entry it received; handing
+    # back that copy would send every earlier task's writes again with each result.
+    import multiprocessing
+
+    import icechunk
+
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "r")))
+    session = repo.writable_session("main")
+    zarr.create_array(
+        session.store, name="a", shape=(1, 32, 16), chunks=(1, 16, 16), dtype="u1", fill_value=0
+    )
+    session.commit("array")
+    session = repo.writable_session("main")
+    fork = session.fork()
+    shared = ForkArrays({"a": zarr.open_array(fork.store, path="a", mode="a")})
+    # a new process, as a dask worker is (Icechunk's runtime does not survive a fork)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        job = pool.apply_async(_two_tasks_in_a_worker, (pickle.dumps(shared),))
+        first, second = job.get(timeout=120)
+    (one,), (two,) = pickle.loads(first), pickle.loads(second)
+    # the second task's fork holds its own chunk only, not the first task's too
+    only_second = repo.writable_session("main")
+    probe = only_second.fork()
+    probe.merge(two)
+    only_second.merge(probe)
+    got = zarr.open_array(only_second.store, path="a", mode="r")[0]
+    assert (got[16:] == 2).all() and (got[:16] == 0).all()
+    # both, merged as the driver merges them, give both writes
+    fork.merge(one, two)
+    session.merge(fork)
+    session.commit("both")
+    got = zarr.open_array(repo.readonly_session("main").store, path="a", mode="r")[0]
+    assert (got[:16] == 1).all() and (got[16:] == 2).all()
 
 
 class _Untokenizable:

@@ -21,6 +21,7 @@ from . import _lock
 from ._io import (
     CubeConflictError,
     EmptyScenesError,
+    ForkArrays,
     chunk_edge,
     clear_unfinished,
     ensure_writer_config,
@@ -767,7 +768,7 @@ class Cube:
             for (_, i, j), entries in sorted(work.items())
         ]
         # the arrays and their fork: one entry of the graph, sent to each worker once
-        results = run_tasks(tasks, shared=arrays)
+        results = run_tasks(tasks, shared=ForkArrays(arrays))
         merge_forks(session, fork, [f for forks, _ in results for f in forks])
         snap = self._commit(
             session,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -370,8 +371,46 @@ def _open_target(store: Any, path: str) -> Any:
     return zarr.open_array(store, path=path, mode="a", config={"write_empty_chunks": False})
 
 
+class ForkArrays:
+    """Zarr arrays opened on one fork, sent to a computation's tasks as one graph entry.
+
+    In the process that opened them, the tasks share them: threads write through the one
+    fork, which the caller merges once. A worker process receives one copy for all its
+    tasks, and each task writes through a private copy of that fork (:meth:`for_task`), so
+    that it hands back its own writes only: handing back the shared copy would send every
+    earlier task's writes again with each result, quadratic in the tasks of a worker.
+    """
+
+    def __init__(self, arrays: Mapping[str, Any]) -> None:
+        self.arrays = dict(arrays)
+        self._pid = os.getpid()
+
+    def __getitem__(self, name: str) -> Any:
+        return self.arrays[name]
+
+    def for_task(self) -> dict[str, Any]:
+        """The arrays one task writes through (see the class docstring)."""
+        if os.getpid() == self._pid:
+            return self.arrays
+        copies: dict[int, Any] = {}
+        out = {}
+        for name, arr in self.arrays.items():
+            store = arr.store
+            if id(store) not in copies:  # the store pickles its fork: a copy of it
+                copies[id(store)] = pickle.loads(pickle.dumps(store))
+            inner = arr.async_array
+            out[name] = zarr.Array(
+                zarr.AsyncArray(
+                    inner.metadata,
+                    zarr.storage.StorePath(copies[id(store)], inner.store_path.path),
+                    inner.config,
+                )
+            )
+        return out
+
+
 def _write_block(
-    targets: Mapping[str, Any],
+    targets: ForkArrays,
     paths: tuple[str, ...],
     region: tuple[slice, ...],
     count: int | None,
@@ -383,10 +422,10 @@ def _write_block(
     ``targets`` maps every layer path of the batch to its array, opened once by the caller
     on one fork: opening Zarr arrays inside threaded tasks on a shared Icechunk session can
     deadlock. It is one entry of the graph that every block task refers to, so the fork
-    travels to each worker once, not inside every task; the tasks of one worker write
-    through its one copy and each hands it back (merging a copy twice is harmless).
+    travels to each worker once, not inside every task (see :class:`ForkArrays`).
     """
-    arrays = tuple(targets[p] for p in paths)
+    mine = targets.for_task()
+    arrays = tuple(mine[p] for p in paths)
     write_region(arrays, region, blocks)
     forks = sessions_of(arrays)
     # Emptiness from the pixels just computed: no listing of stored chunks afterwards.
@@ -487,7 +526,7 @@ def _compute_writes(
     needed = [k for a in layers for k in flatten(a.__dask_keys__())]
     dsk = convert_legacy_graph(dict(layers[0].__dask_optimize__(graph, needed)))
     targets_key = f"updm-targets-{uuid.uuid4().hex}"
-    dsk[targets_key] = DataNode(targets_key, dict(targets))
+    dsk[targets_key] = DataNode(targets_key, ForkArrays(targets))
     sinks: list[list[Any]] = []
     for arrays, paths, origin, count in writes:
         name = f"updm-write-{uuid.uuid4().hex}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dask.array as da
@@ -12,7 +12,7 @@ import xarray as xr
 from ..errors import CubeError
 from ..science.annual import summarise_year
 from ._chunks import read_slots, write_region
-from ._io import sessions_of
+from ._io import ForkArrays, sessions_of
 from ._schema import (
     CLEAR_COUNT_FILL,
     OLD_CLEAR_COUNT_FILL,
@@ -268,7 +268,7 @@ def touched_blocks(
 
 
 def rebuild_block(
-    arrays: dict[str, Any],
+    arrays: Mapping[str, Any] | ForkArrays,
     years: Sequence[tuple[int, Sequence[int]]],
     rows: tuple[int, int],
     cols: tuple[int, int],
@@ -283,6 +283,8 @@ def rebuild_block(
     that touch the block: only those slots are read. Every year of one task lies in one
     chunk along the year axis, and no other task writes that chunk.
     """
+    if isinstance(arrays, ForkArrays):  # sent as one graph entry
+        arrays = arrays.for_task()
     region = (slice(*rows), slice(*cols))
     shape = (len(years), rows[1] - rows[0], cols[1] - cols[0])
     built = {name: np.empty(shape, dtype=spec.dtype) for name, spec in YEARLY_VARIABLES.items()}
