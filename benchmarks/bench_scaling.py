@@ -87,6 +87,12 @@ def _execution_window(dask_worker, since: float, until: float) -> tuple[float, f
             ends.append(stamp)
     if not starts or not ends:
         return None
+    log = dask_worker.state.log
+    if len(log) == log.maxlen and log[0][-1] > since:
+        raise RuntimeError(
+            "bench_scaling: the worker's transition log (dask config "
+            "distributed.admin.low-level-log-length) no longer holds the start of the batch"
+        )
     return min(starts), max(ends)
 
 
@@ -167,13 +173,16 @@ def run(quick: bool = False) -> dict[str, Any]:
         try:
             n_cube = count()
             for n in WORKERS:
-                clusters[n] = LocalCluster(
-                    n_workers=n,
-                    threads_per_worker=1,
-                    processes=not quick,
-                    dashboard_address=":0",  # any free port: no clash, no warning
-                    local_directory=str(tmp / f"workers-{n}"),
-                )
+                # the workers' transition logs must hold a whole batch (_execution_window);
+                # dask keeps the last 1,000 transitions, a batch of 8 scenes makes more
+                with dask.config.set({"distributed.admin.low-level-log-length": 100_000}):
+                    clusters[n] = LocalCluster(
+                        n_workers=n,
+                        threads_per_worker=1,
+                        processes=not quick,
+                        dashboard_address=":0",  # any free port: no clash, no warning
+                        local_directory=str(tmp / f"workers-{n}"),
+                    )
                 clients[n] = Client(clusters[n], set_as_default=False)
                 _batch(clients[n], scenes, _warm_grid(grid), tmp / f"cube-{next(n_cube)}", chunks)
             for _ in range(repeats):
