@@ -541,10 +541,26 @@ def test_rebuilding_years_apart_stores_what_a_whole_rebuild_stores(tmp_path):
 # The batch's fork travels once; a block task hands back one fork
 
 
-def test_the_batchs_fork_is_one_graph_entry_and_a_block_task_hands_back_one(tmp_path, monkeypatch):
+def _sessions_pickled(obj) -> int:
+    """How many Icechunk stores or sessions pickling ``obj`` serialises (each one a fork)."""
     import io
 
     import icechunk
+
+    found = 0
+
+    class _Counting(pickle.Pickler):
+        def reducer_override(self, o):
+            nonlocal found
+            if isinstance(o, icechunk.IcechunkStore | icechunk.Session):
+                found += 1
+            return NotImplemented
+
+    _Counting(io.BytesIO()).dump(obj)
+    return found
+
+
+def test_the_batchs_fork_is_one_graph_entry_and_a_block_task_hands_back_one(tmp_path, monkeypatch):
 
     import updm_dask.cube._io as cube_io
 
@@ -570,23 +586,11 @@ def test_the_batchs_fork_is_one_graph_entry_and_a_block_task_hands_back_one(tmp_
     for key in sinks:
         assert set(dsk[key].dependencies) == {targets_key}
 
-    class _Sessions(pickle.Pickler):
-        found = 0
-
-        def reducer_override(self, obj):
-            if isinstance(obj, icechunk.IcechunkStore | icechunk.Session):
-                type(self).found += 1
-            return NotImplemented
-
     # A block task pickles no fork: the batch's uncommitted changes travel once per worker
     for key in sinks:
-        _Sessions.found = 0
-        _Sessions(io.BytesIO()).dump(dsk[key])
-        assert _Sessions.found == 0, key
+        assert _sessions_pickled(dsk[key]) == 0, key
     # ... in the one entry, where the arrays of all layers share one store
-    _Sessions.found = 0
-    _Sessions(io.BytesIO()).dump(dsk[targets_key])
-    assert _Sessions.found == 1
+    assert _sessions_pickled(dsk[targets_key]) == 1
     # As a worker process runs it: the entry's value, unpickled, then the task.
     targets = pickle.loads(cloudpickle.dumps(dsk[targets_key]({})))
     task = pickle.loads(cloudpickle.dumps(dsk[sinks[0]]))
@@ -597,9 +601,6 @@ def test_the_batchs_fork_is_one_graph_entry_and_a_block_task_hands_back_one(tmp_
 
 
 def test_a_rebuild_sends_its_arrays_once_as_one_graph_entry(tmp_path, monkeypatch):
-    import io
-
-    import icechunk
 
     import updm_dask.cube._io as cube_io
 
@@ -621,22 +622,10 @@ def test_a_rebuild_sends_its_arrays_once_as_one_graph_entry(tmp_path, monkeypatc
     tasks = [k for k in dsk if k != shared]
     assert len(tasks) == 16  # 64 x 64 pixels in blocks of 16
 
-    class _Sessions(pickle.Pickler):
-        found = 0
-
-        def reducer_override(self, obj):
-            if isinstance(obj, icechunk.IcechunkStore | icechunk.Session):
-                type(self).found += 1
-            return NotImplemented
-
     for key in tasks:
         assert set(dsk[key].dependencies) == {shared}
-        _Sessions.found = 0
-        _Sessions(io.BytesIO()).dump(dsk[key])
-        assert _Sessions.found == 0, key  # no task carries the fork
-    _Sessions.found = 0
-    _Sessions(io.BytesIO()).dump(dsk[shared])
-    assert _Sessions.found == 1  # the entry does, once for all its arrays
+        assert _sessions_pickled(dsk[key]) == 0, key  # no task carries the fork
+    assert _sessions_pickled(dsk[shared]) == 1  # the entry does, once for all its arrays
     # and what the tasks wrote is the per-year layer of the one scene
     ds = cube.to_xarray().load()
     np.testing.assert_array_equal(ds.yearly_clear_count.values[0] <= 1, True)
