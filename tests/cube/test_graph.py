@@ -564,20 +564,20 @@ def test_the_batchs_fork_is_one_graph_entry_and_a_block_task_hands_back_one(tmp_
 
     import updm_dask.cube._io as cube_io
 
-    fused: list[tuple[dict, list]] = []
-    real = cube_io.fuse_into_sinks
+    # the graph the scheduler is handed
+    graphs: list[tuple[dict, list]] = []
+    real = cube_io._run_graph
 
-    def keep(dsk, sinks):
-        out = real(dsk, sinks)
-        fused.append((out, list(sinks)))
-        return out
+    def keep(get, dsk, keys):
+        graphs.append((dict(dsk), list(keys)))
+        return real(get, dsk, keys)
 
-    monkeypatch.setattr(cube_io, "fuse_into_sinks", keep)
+    monkeypatch.setattr(cube_io, "_run_graph", keep)
     cube = create_cube(tmp_path / "c", GRID, chunks=16)
     scene = _mixed_scene("S", "2001-05-01", slice(0, 64), slice(0, 64), seed=7)
     with dask.config.set(scheduler="sync"):
         cube.append_scenes([scene], metadata={}, message="m")
-    ((dsk, sinks),) = fused
+    ((dsk, sinks),) = graphs
     assert len(sinks) == 16  # 64 x 64 pixels in 16-pixel chunks
     (targets_key,) = [k for k in dsk if isinstance(k, str) and k.startswith("updm-targets-")]
     # every block task refers to the fork's entry, and nothing else is left to compute:
@@ -715,3 +715,44 @@ def test_graphs_reach_a_distributed_client_without_being_tokenized(client):
         assert run_tasks([(_use, (_Untokenizable(), 3))]) == [21]
     # dask's own schedulers take the graph as it is
     assert list(_run_graph(None, dict(dsk), keys)) == [0, 7, 14]
+
+
+def test_on_a_cluster_each_scene_is_submitted_as_soon_as_its_graph_is_built(
+    tmp_path, monkeypatch, client
+):
+    """The workers start on the batch's first scene while the driver builds the others'
+    graphs; the cube holds exactly what one graph of the whole batch stores."""
+    import updm_dask.cube._io as cube_io
+
+    scenes = [
+        _mixed_scene(f"S{i}", f"200{i}-05-01", slice(0, 64), slice(0, 64), seed=i) for i in range(3)
+    ]
+    with dask.config.set(scheduler="sync"):
+        alone = create_cube(tmp_path / "one-graph", GRID, chunks=16)
+        alone.append_scenes(scenes, metadata={}, message="m")
+        expected = alone.to_xarray().load()
+
+    events: list[str] = []
+    targets: set[str] = set()
+    real_graph, real_submit = cube_io._write_graph, cube_io._submit_graph
+
+    def graph(*args, **kwargs):
+        events.append("graph")
+        return real_graph(*args, **kwargs)
+
+    def submit(c, dsk, keys):
+        events.append("submit")
+        targets.update(k for k in dsk if isinstance(k, str) and k.startswith("updm-targets-"))
+        return real_submit(c, dsk, keys)
+
+    monkeypatch.setattr(cube_io, "_write_graph", graph)
+    monkeypatch.setattr(cube_io, "_submit_graph", submit)
+    with dask.config.set(scheduler=client):
+        cube = create_cube(tmp_path / "streamed", GRID, chunks=16)
+        cube.append_scenes(scenes, metadata={}, message="m")
+    assert events == ["graph", "submit"] * 3
+    assert len(targets) == 1  # one entry for the batch, in every scene's graph
+    got = cube.to_xarray().load()
+    for name in ("land_cover", "quality", "mviupd", "uCw", "uCv"):
+        np.testing.assert_array_equal(got[name].values, expected[name].values, err_msg=name)
+    np.testing.assert_array_equal(got.scene_id.values, expected.scene_id.values)
