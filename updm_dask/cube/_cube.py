@@ -21,7 +21,6 @@ from . import _lock
 from ._io import (
     CubeConflictError,
     EmptyScenesError,
-    ForkArrays,
     chunk_edge,
     clear_unfinished,
     ensure_writer_config,
@@ -755,7 +754,6 @@ class Cube:
                     by_block.setdefault(ij, []).append(slot)
             for (i, j), slots in by_block.items():
                 work.setdefault((index // yc, i, j), []).append((index, slots))
-        arrays = rebuild_arrays(fork)
         tasks = [
             (
                 rebuild_block,
@@ -768,7 +766,7 @@ class Cube:
             for (_, i, j), entries in sorted(work.items())
         ]
         # the arrays and their fork: one entry of the graph, sent to each worker once
-        results = run_tasks(tasks, shared=ForkArrays(arrays))
+        results = run_tasks(tasks, shared=rebuild_arrays(fork))
         merge_forks(session, fork, [f for forks, _ in results for f in forks])
         snap = self._commit(
             session,

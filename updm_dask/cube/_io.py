@@ -647,12 +647,16 @@ def _run_graph(get: Callable[..., Any] | None, dsk: dict[Any, Any], keys: list[A
     """
     if get is None:
         get = dask.threaded.get
-    client = _distributed_client(get)
-    if client is not None:
-        from dask._expr import LLGExpr
-
-        return get(LLGExpr(dsk, _determ_token=uuid.uuid4().hex), keys)
+    if _distributed_client(get) is not None:
+        return get(_untokenized(dsk), keys)
     return get(dsk, keys)
+
+
+def _untokenized(dsk: dict[Any, Any]) -> Any:
+    """``dsk`` as the expression a distributed client takes, named by a random token."""
+    from dask._expr import LLGExpr
+
+    return LLGExpr(dsk, _determ_token=uuid.uuid4().hex)
 
 
 def _distributed_client(get: Callable[..., Any] | None) -> Any:
@@ -670,9 +674,7 @@ def _submit_graph(client: Any, dsk: dict[Any, Any], keys: list[Any]) -> list[Any
     (the batch's targets, an entry of every group's graph) keeps the task it has: the
     workers that have the entry are not sent it again.
     """
-    from dask._expr import LLGExpr
-
-    return client.get(LLGExpr(dsk, _determ_token=uuid.uuid4().hex), keys, sync=False)
+    return client.get(_untokenized(dsk), keys, sync=False)
 
 
 def write_dask(

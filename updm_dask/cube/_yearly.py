@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import dask.array as da
@@ -268,7 +268,7 @@ def touched_blocks(
 
 
 def rebuild_block(
-    arrays: Mapping[str, Any] | ForkArrays,
+    arrays: ForkArrays,
     years: Sequence[tuple[int, Sequence[int]]],
     rows: tuple[int, int],
     cols: tuple[int, int],
@@ -278,13 +278,13 @@ def rebuild_block(
     ``arrays`` holds the scene layers read (land_cover, quality, mviupd) and the yearly
     layers written, opened once by the caller on one fork: opening Zarr arrays inside
     threaded tasks on a shared Icechunk session can deadlock. They are one entry of the
-    graph: a worker process receives one copy, which its tasks share. ``years`` holds,
+    graph: a worker process receives one copy, and each task writes through its own copy
+    of the fork (:meth:`ForkArrays.for_task`). ``years`` holds,
     per year, its index on the year axis and the time slots of the scenes of that year
     that touch the block: only those slots are read. Every year of one task lies in one
     chunk along the year axis, and no other task writes that chunk.
     """
-    if isinstance(arrays, ForkArrays):  # sent as one graph entry
-        arrays = arrays.for_task()
+    arrays = arrays.for_task()
     region = (slice(*rows), slice(*cols))
     shape = (len(years), rows[1] - rows[0], cols[1] - cols[0])
     built = {name: np.empty(shape, dtype=spec.dtype) for name, spec in YEARLY_VARIABLES.items()}
@@ -312,8 +312,8 @@ def rebuild_block(
     return forks, len(YEARLY_VARIABLES)
 
 
-def rebuild_arrays(fork: Any) -> dict[str, Any]:
-    """The arrays :func:`rebuild_block` reads and writes, opened on ``fork``."""
+def rebuild_arrays(fork: Any) -> ForkArrays:
+    """The arrays :func:`rebuild_block` reads and writes, opened on ``fork``: one graph entry."""
     import zarr
 
     store = fork.store
@@ -323,4 +323,4 @@ def rebuild_arrays(fork: Any) -> dict[str, Any]:
     arrays = {n: zarr.open_array(store, path=n, mode="a") for n in read}
     for n in YEARLY_VARIABLES:
         arrays[n] = zarr.open_array(store, path=n, mode="a", config={"write_empty_chunks": False})
-    return arrays
+    return ForkArrays(arrays)
