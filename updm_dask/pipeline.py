@@ -42,6 +42,7 @@ from dask.base import tokenize
 
 from . import __version__
 from .errors import PatternError, SceneError
+from .geo.georef import write_georeference
 from .scenes.masks import scene_mask_params, slc_extent_args
 from .science.calibration import SceneCalibration, scene_calibration
 from .science.classify import CLASS_CODES, RuleTable, load_rules
@@ -450,10 +451,9 @@ def process_scene(scene: xr.Dataset, science: Science | None = None) -> xr.Datas
         out = out.assign_coords(spatial_ref=scene["spatial_ref"])
     crs = scene.rio.crs
     if crs is not None:
-        # in place: the layers are new variables, and rioxarray replaces the scene's
-        # grid-mapping coordinate rather than changing it (a copy would deep-copy them)
-        out = out.rio.write_crs(crs, inplace=True)
-        out = out.rio.write_transform(scene.rio.transform(), inplace=True)
+        # in place: the layers are new variables, and the scene's grid-mapping coordinate
+        # is replaced rather than changed (a copy would deep-copy them)
+        write_georeference(out, crs, scene.rio.transform())
     out.attrs.update({k: v for k, v in scene.attrs.items() if not k.startswith("updm_")})
     out.attrs.update(science.provenance(metadata.sensor, metadata.satellite))
     out.attrs["calibration_sources"] = ",".join(sorted(set(calibration.sources)))

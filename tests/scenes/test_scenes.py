@@ -585,6 +585,36 @@ def test_band_files_stay_open_per_thread_and_a_replaced_file_is_read_anew(tmp_pa
             ds["dn"].sel(band="4").compute()
 
 
+def test_headers_are_read_once_per_file_until_the_file_changes(tmp_path, monkeypatch):
+    import updm_dask.scenes.open as scene_open
+
+    read = []
+    original = scene_open._read_header
+
+    def counting(path, source, what):
+        read.append(os.path.basename(path))
+        return original(path, source, what)
+
+    monkeypatch.setattr(scene_open, "_read_header", counting)
+    mtl = _make_scene(tmp_path / "scene")
+    open_scene(mtl, chunks=4)
+    assert len(read) == 7  # 6 bands and the QA band
+    # a job opens each scene again, cut on the cube's chunks: no header is read again
+    again = open_scene(mtl, chunks={"y": 4, "x": 10})
+    assert len(read) == 7 and again["dn"].chunks[1:] == ((4, 4, 4), (10, 10))
+    # a band file replaced by one of another shape is read anew, and refused
+    band = mtl.parent / f"{PID}_B4.TIF"
+    _write_tif(band, np.full((12, 21), 7, np.uint16))
+    os.utime(band, ns=(time.time_ns() + 10**9,) * 2)
+    with pytest.raises(SceneError, match=r"B4\.TIF.*12x21 pixels"):
+        open_scene(mtl, chunks=4)
+    assert read[7:].count(f"{PID}_B4.TIF") == 1 and len(read) == 8
+    # and a removed one fails, named, rather than being served from what was read before
+    band.unlink()
+    with pytest.raises(SceneError, match=r"B4\.TIF"):
+        open_scene(mtl, chunks=4)
+
+
 def test_missing_band_file_is_a_problem_not_an_error(tmp_path):
     mtl = _make_scene(tmp_path / "scene")
     (mtl.parent / f"{PID}_B4.TIF").unlink()

@@ -2,6 +2,8 @@
 
 - :mod:`~updm_dask.geo.grid`: :class:`CubeGrid`, snapping, the stored dict form.
 - :mod:`~updm_dask.geo.regrid`: :func:`to_grid` and the block reductions behind it.
+- :mod:`~updm_dask.geo.georef`: a CRS and transform written as rioxarray writes them, the
+  CRS's CF attributes computed once per CRS.
 """
 
 from .grid import CubeGrid

@@ -40,6 +40,7 @@ from rasterio.windows import Window
 
 from .. import config
 from ..errors import SceneError
+from ..geo.georef import write_georeference
 from ..messages import redact
 from ..science.sensors import get_sensor
 from . import _locations as loc
@@ -289,13 +290,42 @@ class _Header:
         return self.crs is not None or not self.transform.is_identity
 
 
+# Headers of local files already read, by path, modification time and size: a job reads
+# each band file's header when it derives its grid, when it opens the scene and when it
+# opens it again cut on the cube's chunks (about 1 ms of GDAL's per file each time). A file
+# replaced since is read anew; remote files and archive members are always read.
+_HEADERS: OrderedDict[str, _Header] = OrderedDict()
+_HEADERS_LOCK = threading.Lock()
+_HEADERS_KEPT = 4096
+
+
 def _header(path: str, source: SceneSource, what: str) -> _Header:
+    key = None
     if not path.startswith("/vsi"):
         # A FIFO would block GDAL's open for ever; a device or socket holds no raster.
         try:
             rootcheck.check_regular(path, f"{what} file")
         except SceneError as exc:
             raise _error(f"scene {source.id}: {exc}", scene_id=source.scene_id) from None
+        try:
+            key = _handle_key(path)
+        except OSError:
+            key = None  # GDAL's open below names the problem
+        with _HEADERS_LOCK:
+            known = _HEADERS.get(key) if key is not None else None
+            if known is not None:
+                _HEADERS.move_to_end(key)
+                return known
+    header = _read_header(path, source, what)
+    if key is not None:
+        with _HEADERS_LOCK:
+            _HEADERS[key] = header
+            while len(_HEADERS) > _HEADERS_KEPT:
+                _HEADERS.popitem(last=False)
+    return header
+
+
+def _read_header(path: str, source: SceneSource, what: str) -> _Header:
     try:
         # Headers are read on the driver, one at a time: quiet opens are harmless here.
         with rasterio.Env(**loc.gdal_env(path)), _open(path, quiet=True) as src:
@@ -660,7 +690,8 @@ def open_scene(
         variables,
         coords={"band": ("band", list(labels)), "y": ("y", y), "x": ("x", x)},
     )
-    ds = ds.rio.write_crs(crs).rio.write_transform(transform)
+    # a new Dataset: written in place, the CRS's CF attributes computed once per CRS
+    write_georeference(ds, crs, transform)
     ds.attrs.update(
         {
             "scene_id": source.scene_id,
