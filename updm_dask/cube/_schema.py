@@ -290,7 +290,11 @@ def encode_layer(name: str, values: Any) -> Any:
     if spec.scale_factor is None:
         return values.astype(spec.dtype)
     if isinstance(values, da.Array):
-        return values.map_blocks(_pack, spec, dtype=np.dtype(spec.dtype))
+        # named from the input and the layer (the packing of a layer is fixed): tokenizing
+        # the layer's spec took half of a scene's validation on the driver
+        return values.map_blocks(
+            _pack, spec, dtype=np.dtype(spec.dtype), name=f"updm-encode-{name}-{values.name}"
+        )
     return _pack(values, spec)
 
 
