@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rioxarray  # noqa: F401
 import xarray as xr
+import zarr
 from affine import Affine
 
 from updm_dask.cube import (
@@ -203,3 +204,50 @@ def test_the_catalogue_is_made_through_the_name_in_cube_tiles(tmp_path, monkeypa
     create_collection(tmp_path / "c", GRID, edge=EDGE)
     assert len(made) == 1 and made[0].endswith("catalogue")
     assert collection_exists(tmp_path / "c")
+
+
+class _FilledRightAfterItsTipIsRead:
+    """A catalogue repository that another driver fills the moment its tip is read."""
+
+    def __init__(self, repo: icechunk.Repository, fill) -> None:
+        self._repo, self._fill = repo, fill
+
+    def lookup_branch(self, name: str) -> str:
+        tip = self._repo.lookup_branch(name)
+        self._fill()
+        return tip
+
+    def __getattr__(self, name: str):
+        return getattr(self._repo, name)
+
+
+def test_a_catalogue_filled_by_another_driver_meanwhile_is_never_called_a_stranger(tmp_path):
+    # Two drivers create one collection: B finds the catalogue repository A has just made
+    # (its first commit only) and A commits the catalogue while B looks. Asked of two
+    # different moments ("empty?" then "only its first commit?") the answers said "neither
+    # a catalogue nor unfinished", and B failed with "not a catalogue" (seen on a real
+    # object store). Both are now asked of one snapshot.
+    from updm_dask.cube._catalogue import _catalogue_to_fill, _holds_something_else
+    from updm_dask.cube._io import storage_for
+
+    storage, cname = storage_for(str(tmp_path / "c" / "catalogue"))
+    icechunk.Repository.create(storage)  # A's creation, not filled yet
+
+    def driver_a_fills() -> None:
+        create_collection(tmp_path / "c", GRID, edge=EDGE, exist_ok=True)
+
+    racing = _FilledRightAfterItsTipIsRead(icechunk.Repository.open(storage), driver_a_fills)
+    assert _holds_something_else(racing) is False
+    assert collection_exists(tmp_path / "c")  # A did fill it meanwhile
+    # B carries on and finds A's collection
+    assert _catalogue_to_fill(storage, cname) is not None
+    assert create_collection(tmp_path / "c", GRID, edge=EDGE, exist_ok=True).tiling.edge == EDGE
+    # a repository holding something else is still refused, by name
+    other_storage, _ = storage_for(str(tmp_path / "d" / "catalogue"))
+    repo = icechunk.Repository.create(other_storage)
+    session = repo.writable_session("main")
+    zarr.open_group(session.store, mode="w", attributes={"title": "a stranger"})
+    session.commit("something else")
+    assert _holds_something_else(icechunk.Repository.open(other_storage)) is True
+    with pytest.raises(CubeError, match=r"holds an Icechunk repository that is not a catalogue"):
+        create_collection(tmp_path / "d", GRID, edge=EDGE)

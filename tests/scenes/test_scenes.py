@@ -602,6 +602,11 @@ def test_headers_are_read_once_per_file_until_the_file_changes(tmp_path, monkeyp
     # a job opens each scene again, cut on the cube's chunks: no header is read again
     again = open_scene(mtl, chunks={"y": 4, "x": 10})
     assert len(read) == 7 and again["dn"].chunks[1:] == ((4, 4, 4), (10, 10))
+    # each caller gets a CRS object of its own (tiles of a job open scenes in threads)
+    source = discover_scenes(mtl.parent).scenes[0]
+    path = source.band_paths["4"]
+    first, second = (scene_open._header(path, source, "band 4") for _ in range(2))
+    assert first.crs == second.crs and first.crs is not second.crs and len(read) == 7
     # a band file replaced by one of another shape is read anew, and refused
     band = mtl.parent / f"{PID}_B4.TIF"
     _write_tif(band, np.full((12, 21), 7, np.uint16))

@@ -103,6 +103,24 @@ def _catalogue_attrs(repo: icechunk.Repository, snapshot: str | None = None) -> 
     return attrs if attrs and COLLECTION_MARKER in attrs else None
 
 
+def _holds_something_else(repo: icechunk.Repository) -> bool:
+    """Whether the repository holds something other than a catalogue or an unfinished one.
+
+    Both questions are asked of one snapshot, the branch tip read once: another driver
+    filling the catalogue meanwhile must not make an empty catalogue look like a stranger
+    (empty at the first look, no longer unfinished at the second).
+    """
+    try:
+        tip = repo.lookup_branch("main")
+        first = next(iter(repo.ancestry(snapshot_id=tip)))
+        attrs = root_attrs(repo.readonly_session(snapshot_id=tip).store)
+    except (icechunk.IcechunkError, StopIteration, ValueError):
+        return False  # half made: its refs are not all written yet
+    if attrs is None:
+        return first.parent_id is not None  # only an initial commit: being created
+    return COLLECTION_MARKER not in attrs
+
+
 def _catalogue_to_fill(storage: icechunk.Storage, cname: str) -> icechunk.Repository:
     """The catalogue repository, created when missing (after removing what an interrupted
     creation left)."""
@@ -111,7 +129,7 @@ def _catalogue_to_fill(storage: icechunk.Storage, cname: str) -> icechunk.Reposi
             repo = icechunk.Repository.open(storage)
         except icechunk.IcechunkError as exc:
             raise CubeError(f"cannot open the catalogue at {cname!r}: {exc.message}") from None
-        if _catalogue_attrs(repo) is None and not is_unfinished(repo):
+        if _holds_something_else(repo):
             raise CubeError(f"{cname!r} holds an Icechunk repository that is not a catalogue")
         return repo
     if "://" not in cname:

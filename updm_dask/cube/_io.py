@@ -251,7 +251,9 @@ def is_unfinished(repo: icechunk.Repository) -> bool:
         first = next(iter(repo.ancestry(snapshot_id=tip)))
     except (icechunk.IcechunkError, StopIteration, ValueError):
         return False
-    return first.parent_id is None and root_attrs(repo.readonly_session("main").store) is None
+    # both asked of the tip read once: a commit landing meanwhile changes neither answer
+    attrs = root_attrs(repo.readonly_session(snapshot_id=tip).store)
+    return first.parent_id is None and attrs is None
 
 
 def repository_exists(storage: icechunk.Storage, name: str) -> bool:

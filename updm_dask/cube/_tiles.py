@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +147,15 @@ def create_collection(
         "tiles": [],
         "tile_snapshots": {},
     }
-    for _ in range(_CATALOGUE_RETRIES):
+    for attempt in range(_CATALOGUE_RETRIES):
         repo = _catalogue_to_fill(storage, cname)
-        existing = _catalogue_attrs(repo)
+        try:
+            existing = _catalogue_attrs(repo)
+        except icechunk.IcechunkError:
+            # another driver's Repository.create is under way (its refs are not all
+            # written yet): look again in a moment
+            time.sleep(0.05 * (attempt + 1))
+            continue
         if existing is not None:
             collection = Collection(repo, name, existing)
             if collection.tiling.grid != grid or collection.tiling.edge != tiling.edge:

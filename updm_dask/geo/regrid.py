@@ -584,14 +584,11 @@ def to_grid(
         if "y" not in c.dims and "x" not in c.dims and k != "spatial_ref"
     }
     grid_coords = {"y": ("y", grid.y), "x": ("x", grid.x)}
-    if isinstance(data, xr.DataArray):
-        if not spatial(data):
-            out: xr.DataArray | xr.Dataset = data.drop_vars("spatial_ref", errors="ignore")
-        else:
-            placed = one(data)
-            if isinstance(placed, xr.Variable):
-                placed = xr.DataArray(placed, coords={**kept, **grid_coords}, name=data.name)
-            out = placed.drop_vars("spatial_ref", errors="ignore")
+    if isinstance(data, xr.DataArray):  # it has y and x (_src_transform checked)
+        placed = one(data)
+        if isinstance(placed, xr.Variable):
+            placed = xr.DataArray(placed, coords={**kept, **grid_coords}, name=data.name)
+        out: xr.DataArray | xr.Dataset = placed.drop_vars("spatial_ref", errors="ignore")
     else:
         variables = {k: one(v) if spatial(v) else v.variable for k, v in data.data_vars.items()}
         if plan == "reproject":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import threading
 import warnings
@@ -293,8 +294,10 @@ class _Header:
 # Headers of local files already read, by path, modification time and size: a job reads
 # each band file's header when it derives its grid, when it opens the scene and when it
 # opens it again cut on the cube's chunks (about 1 ms of GDAL's per file each time). A file
-# replaced since is read anew; remote files and archive members are always read.
-_HEADERS: OrderedDict[str, _Header] = OrderedDict()
+# replaced since is read anew; remote files and archive members are always read. The CRS
+# is kept as WKT and handed out as a new CRS object each time: one object is not shared
+# between threads (tiles of a job are opened concurrently).
+_HEADERS: OrderedDict[str, tuple[_Header, str | None]] = OrderedDict()
 _HEADERS_LOCK = threading.Lock()
 _HEADERS_KEPT = 4096
 
@@ -315,11 +318,14 @@ def _header(path: str, source: SceneSource, what: str) -> _Header:
             known = _HEADERS.get(key) if key is not None else None
             if known is not None:
                 _HEADERS.move_to_end(key)
-                return known
+        if known is not None:
+            header, wkt = known
+            return dataclasses.replace(header, crs=None if wkt is None else CRS.from_wkt(wkt))
     header = _read_header(path, source, what)
     if key is not None:
+        wkt = None if header.crs is None else header.crs.to_wkt()
         with _HEADERS_LOCK:
-            _HEADERS[key] = header
+            _HEADERS[key] = (dataclasses.replace(header, crs=None), wkt)
             while len(_HEADERS) > _HEADERS_KEPT:
                 _HEADERS.popitem(last=False)
     return header
