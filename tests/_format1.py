@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from updm_dask.cube import _cube, _scenes, _schema, _yearly
+from updm_dask.cube import _cube, _rebuild, _scenes, _schema, _yearly
 
 FORMAT_1_SCENE_VARIABLES = {**_schema.SCENE_VARIABLES, **_schema._FORMAT_1_FLOAT_LAYERS}
 
@@ -35,7 +35,7 @@ FLOAT_MEDIAN_YEARLY_VARIABLES = {
 def float_yearly_median() -> Iterator[None]:
     """Inside: the package builds per-year layers with the float32 median of before."""
     with pytest.MonkeyPatch.context() as m:
-        for module in (_schema, _cube, _yearly):
+        for module in (_schema, _rebuild, _yearly):
             m.setattr(module, "YEARLY_VARIABLES", FLOAT_MEDIAN_YEARLY_VARIABLES)
         yield
 

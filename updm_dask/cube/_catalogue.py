@@ -25,6 +25,7 @@ from ._io import (
     repository_exists,
     root_attrs,
     storage_for,
+    tip_state,
     unfinished_leftovers,
 )
 from ._schema import MARKER
@@ -110,14 +111,12 @@ def _holds_something_else(repo: icechunk.Repository) -> bool:
     filling the catalogue meanwhile must not make an empty catalogue look like a stranger
     (empty at the first look, no longer unfinished at the second).
     """
-    try:
-        tip = repo.lookup_branch("main")
-        first = next(iter(repo.ancestry(snapshot_id=tip)))
-        attrs = root_attrs(repo.readonly_session(snapshot_id=tip).store)
-    except (icechunk.IcechunkError, StopIteration, ValueError):
+    state = tip_state(repo)
+    if state is None:
         return False  # half made: its refs are not all written yet
+    initial, attrs = state
     if attrs is None:
-        return first.parent_id is not None  # only an initial commit: being created
+        return not initial  # only an initial commit: being created
     return COLLECTION_MARKER not in attrs
 
 

@@ -25,17 +25,15 @@ from ._io import (
     clear_unfinished,
     ensure_writer_config,
     is_unfinished,
-    merge_forks,
     open_repository,
     repository_config,
     repository_exists,
     root_attrs,
-    run_tasks,
     storage_for,
     unfinished_leftovers,
     write_dask,
-    zstd_codec,
 )
+from ._rebuild import rebuild_yearly as rebuild_yearly_layers
 from ._scenes import SceneRecord, json_metadata, scene_record
 from ._schema import (
     MARKER,
@@ -43,14 +41,11 @@ from ._schema import (
     STR,
     STR_COORDS,
     TIME_COORDS,
-    YEARLY_VARIABLES,
     check_format,
     decode_dataset,
-    encode_layer,
-    packed_codec,
     template,
 )
-from ._yearly import rebuild_arrays, rebuild_block, touched_blocks, yearly_layers_outdated
+from ._yearly import year_ranges, years_of
 
 log = logging.getLogger("updm_dask.cube")
 
@@ -695,189 +690,7 @@ class Cube:
         before the last one built, or layers that lack a variable. Chunks: (up to
         ``updm.chunks.yearly-years`` years) x ``updm.chunks.yearly`` pixels.
         """
-        session = self._writable("rebuild_yearly")
-        base = session.snapshot_id
-        group = zarr.open_group(session.store, mode="r+")
-        scene_years = years_of(group["time"][:])
-        available = {int(y) for y in scene_years}
-        if years is None:
-            target = set(available)
-        else:
-            try:
-                asked = {int(y) for y in years}
-            except (TypeError, ValueError):
-                raise CubeError(f"rebuild_yearly: years must be integers, got {years!r}") from None
-            target = asked & available
-        if not target:
-            return None
-        existing = [int(y) for y in group["year"][:]] if "year" in group else []
-        outdated = bool(existing) and yearly_layers_outdated(group, self.location)
-        if outdated:
-            # layers built by an older version lack a variable, hold the old clear-count
-            # fill or an unpacked median: rebuild every year, so that all of them agree
-            log.info("rebuild_yearly: %s holds older per-year layers; rebuilding all years", self)
-            target = set(available)
-        all_years = sorted(set(existing) | target)
-        done = sorted(target)
-        ny, nx = self._grid.shape
-
-        if existing and not outdated and all(y in existing or y > existing[-1] for y in target):
-            # The layers stay in place: new years go at the end of the year axis and only
-            # the chunks the rebuilt years' scenes touch are rewritten. Every change goes
-            # through one fork of the clean session: one snapshot.
-            fork = session.fork()
-            group = zarr.open_group(fork.store, mode="r+")
-            if len(all_years) > len(existing):
-                for n in YEARLY_VARIABLES:
-                    group[n].resize((len(all_years), ny, nx))
-                group["year"].resize((len(all_years),))
-                group["year"][:] = np.array(all_years, dtype=np.int16)
-        else:
-            fork = self._recreate_yearly(session, base, existing, all_years, target)
-            group = zarr.open_group(fork.store, mode="r+")
-
-        first = group[next(iter(YEARLY_VARIABLES))]
-        yc, ys, xs = first.chunks
-        # A task covers whole per-year chunks and about one scene chunk, so that it reads
-        # each scene chunk once; it writes the chunks no other task touches.
-        scene_edge = group["land_cover"].chunks[1:]
-        block = (-(-scene_edge[0] // ys) * ys, -(-scene_edge[1] // xs) * xs)
-        windows = self._scene_windows(base)
-        ids = [str(v) for v in group["scene_id"][:].tolist()]
-        work: dict[tuple[int, int, int], list[tuple[int, list[int]]]] = {}
-        for year in done:
-            index = all_years.index(year)
-            by_block: dict[tuple[int, int], list[int]] = {}
-            for slot in np.flatnonzero(scene_years == year).tolist():
-                window = windows.get(ids[slot], (0, 0, ny, nx))
-                for ij in touched_blocks([window], block):
-                    by_block.setdefault(ij, []).append(slot)
-            for (i, j), slots in by_block.items():
-                work.setdefault((index // yc, i, j), []).append((index, slots))
-        tasks = [
-            (
-                rebuild_block,
-                (
-                    entries,
-                    (i * block[0], min((i + 1) * block[0], ny)),
-                    (j * block[1], min((j + 1) * block[1], nx)),
-                ),
-            )
-            for (_, i, j), entries in sorted(work.items())
-        ]
-        # the arrays and their fork: one entry of the graph, sent to each worker once
-        results = run_tasks(tasks, shared=rebuild_arrays(fork))
-        merge_forks(session, fork, [f for forks, _ in results for f in forks])
-        snap = self._commit(
-            session,
-            message or f"rebuild yearly layers for {year_ranges(done)}",
-            {"action": "rebuild_yearly", "years": done, "updm_dask_version": _version()},
-        )
-        log.info(
-            "rebuilt yearly layers of %s for %s over %d block(s): snapshot %s",
-            self.location,
-            done,
-            len(tasks),
-            snap,
-        )
-        return snap
-
-    def _recreate_yearly(
-        self,
-        session: icechunk.Session,
-        base: str,
-        existing: list[int],
-        all_years: list[int],
-        target: set[int],
-    ) -> Any:
-        """Create the per-year arrays anew for ``all_years``, carrying over the years kept.
-
-        Used for the first build, when the year axis changes order (a year before the last
-        one built) or when the stored layers lack a variable; the years in ``target`` are
-        left as fill here and written by the caller over the chunks their scenes touch.
-        Returns the fork to write through. Arrays deleted in a fork cannot be merged back
-        from its copies, so they are replaced in ``session`` and the fork flushes them:
-        this path costs a second snapshot.
-        """
-        group = zarr.open_group(session.store, mode="r+")
-        carried = [y for y in all_years if y not in target]
-        old: dict[str, da.Array] = {}
-        if carried:
-            # read from the immutable base snapshot, not the fork being rewritten
-            rgroup = zarr.open_group(self._repo.readonly_session(snapshot_id=base).store, mode="r")
-            for n in YEARLY_VARIABLES:
-                arr = rgroup[n]
-                old[n] = da.from_zarr(arr, chunks=arr.chunks, name=f"updm-cube-{n}-{base}")
-        for n in (*YEARLY_VARIABLES, "year"):
-            if n in group:
-                del group[n]
-        edge = chunk_edge(None, "chunks.yearly")
-        ys, xs = min(edge, self._grid.ny), min(edge, self._grid.nx)
-        yc = min(chunk_edge(None, "chunks.yearly-years"), len(all_years))
-        zstd = zstd_codec()
-        ny, nx = self._grid.shape
-        group.create_array(
-            "year",
-            data=np.array(all_years, dtype=np.int16),
-            chunks=(len(all_years),),
-            compressors=[zstd],
-            dimension_names=("year",),
-            attributes={"long_name": "calendar year (UTC) of the acquisitions", "units": "1"},
-        )
-        sources = []
-        for n, spec in YEARLY_VARIABLES.items():
-            group.create_array(
-                n,
-                shape=(len(all_years), ny, nx),
-                chunks=(yc, ys, xs),
-                dtype=spec.dtype,
-                fill_value=spec.fill,
-                # packed layers: byte shuffle + zstd, as the scene layers (CF attributes
-                # for xarray's decoding); the others: zstd
-                compressors=[
-                    zstd if spec.scale_factor is None else packed_codec(spec, (yc, ys, xs))
-                ],
-                dimension_names=("year", "y", "x"),
-                attributes={
-                    **spec.attrs,
-                    **spec.cf_attrs,
-                    "grid_mapping": "spatial_ref",
-                    "coordinates": "spatial_ref",
-                },
-            )
-            if carried:
-                kept = old[n]
-                if spec.scale_factor is not None and kept.dtype.kind == "f":
-                    # a year kept from layers stored as floats (before they were packed;
-                    # only a year without any scene left keeps such values, as outdated
-                    # layers are otherwise rebuilt whole)
-                    kept = encode_layer(n, kept)
-                layers = [
-                    kept[existing.index(y)]
-                    if y in carried
-                    else da.full((ny, nx), spec.fill, dtype=spec.dtype, chunks=(ys, xs))
-                    for y in all_years
-                ]
-                sources.append(da.stack(layers, axis=0).rechunk((yc, ys, xs)))
-        fork = session.fork()
-        if carried:
-            write_dask(fork, sources, list(YEARLY_VARIABLES), 0)
-        return fork
-
-    def _scene_windows(self, snapshot: str) -> dict[str, tuple[int, int, int, int]]:
-        """Where each scene lies on the grid, as its append commit recorded it.
-
-        Scenes appended before windows were recorded are missing: they count as covering
-        the whole grid.
-        """
-        out: dict[str, tuple[int, int, int, int]] = {}
-        for commit in self._repo.ancestry(snapshot_id=snapshot):
-            recorded = (commit.metadata or {}).get("scene_windows")
-            if isinstance(recorded, dict):
-                for sid, window in recorded.items():
-                    if isinstance(window, list) and len(window) == 4:
-                        out.setdefault(str(sid), tuple(int(v) for v in window))
-        return out
+        return rebuild_yearly_layers(self, years, message)
 
 
 def _with_time_axis(arr: da.Array) -> da.Array:
@@ -900,27 +713,6 @@ def _add_axis(block: np.ndarray) -> np.ndarray:
 
 def _ledger(group: zarr.Group) -> set[str]:
     return {str(s) for s in group["scene_id"][:].tolist()}
-
-
-def years_of(time_us: np.ndarray) -> np.ndarray:
-    """Calendar years (UTC) of the stored ``time`` values (int64 microseconds since 1970)."""
-    t = np.asarray(time_us, dtype=np.int64).astype("datetime64[us]")
-    return t.astype("datetime64[Y]").astype(np.int64) + 1970
-
-
-def year_ranges(years: Sequence[int]) -> str:
-    """``[1984, 1985, 1986, 1990]`` -> ``"1984-1986, 1990"``."""
-    if not years:
-        return "none"
-    parts, start, prev = [], years[0], years[0]
-    for y in [*years[1:], None]:
-        if y is not None and y == prev + 1:
-            prev = y
-            continue
-        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-        if y is not None:
-            start = prev = y
-    return ", ".join(parts)
 
 
 #: What every reader accepts as a cube: an open :class:`Cube` or its location.

@@ -9,7 +9,8 @@ from typing import Any
 import zarr
 
 from ..geo.points import format_lat, format_lon, lonlat_bounds
-from ._cube import resolve_cube, year_ranges, years_of
+from ._cube import resolve_cube
+from ._yearly import year_ranges, years_of
 
 
 def _grid_summary(g: Any) -> dict[str, Any]:

@@ -244,16 +244,25 @@ def cube_exists(location: str | os.PathLike) -> bool:
     return not is_unfinished(repo)
 
 
-def is_unfinished(repo: icechunk.Repository) -> bool:
-    """Whether ``repo`` holds nothing but its initial commit (an interrupted creation)."""
+def tip_state(repo: icechunk.Repository) -> tuple[bool, dict[str, Any] | None] | None:
+    """Whether the tip of ``main`` is the initial commit, and its root attributes.
+
+    Both are read at one tip, read once: a commit landing meanwhile changes neither
+    answer. None when the repository's refs are not all written yet (a creation under way).
+    """
     try:
         tip = repo.lookup_branch("main")
         first = next(iter(repo.ancestry(snapshot_id=tip)))
+        attrs = root_attrs(repo.readonly_session(snapshot_id=tip).store)
     except (icechunk.IcechunkError, StopIteration, ValueError):
-        return False
-    # both asked of the tip read once: a commit landing meanwhile changes neither answer
-    attrs = root_attrs(repo.readonly_session(snapshot_id=tip).store)
-    return first.parent_id is None and attrs is None
+        return None
+    return first.parent_id is None, attrs
+
+
+def is_unfinished(repo: icechunk.Repository) -> bool:
+    """Whether ``repo`` holds nothing but its initial commit (an interrupted creation)."""
+    state = tip_state(repo)
+    return state is not None and state[0] and state[1] is None
 
 
 def repository_exists(storage: icechunk.Storage, name: str) -> bool:

@@ -324,3 +324,24 @@ def rebuild_arrays(fork: Any) -> ForkArrays:
     for n in YEARLY_VARIABLES:
         arrays[n] = zarr.open_array(store, path=n, mode="a", config={"write_empty_chunks": False})
     return ForkArrays(arrays)
+
+
+def years_of(time_us: np.ndarray) -> np.ndarray:
+    """Calendar years (UTC) of the stored ``time`` values (int64 microseconds since 1970)."""
+    t = np.asarray(time_us, dtype=np.int64).astype("datetime64[us]")
+    return t.astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def year_ranges(years: Sequence[int]) -> str:
+    """``[1984, 1985, 1986, 1990]`` -> ``"1984-1986, 1990"``."""
+    if not years:
+        return "none"
+    parts, start, prev = [], years[0], years[0]
+    for y in [*years[1:], None]:
+        if y is not None and y == prev + 1:
+            prev = y
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if y is not None:
+            start = prev = y
+    return ", ".join(parts)
