@@ -62,9 +62,16 @@ def _snapshot_files(location: Path) -> int:
     return len(list((location / "snapshots").iterdir()))
 
 
+def _scale_model(chunks: int):
+    """Cube chunks of ``chunks`` px read in blocks of 2 x 2 of them, as the defaults read
+    1,024^2 blocks of four 512^2 chunks (dask config ``updm.chunks``)."""
+    return dask.config.set({"updm.chunks.cube": chunks, "updm.chunks.spatial": 2 * chunks})
+
+
 def _tasks_to_append(location: Path, grid: CubeGrid, source, chunks: int) -> tuple[int, Path]:
     cube = create_cube(location, grid, chunks=chunks)
-    placed = scene_on_grid(source, grid, cube_chunks=chunks)
+    with _scale_model(chunks):
+        placed = scene_on_grid(source, grid, cube_chunks=chunks)
     counter = _TaskCount()
     with dask.config.set(scheduler="sync"), counter:
         cube.append_scenes([placed], metadata={}, message="one scene", reject_empty=True)
@@ -118,8 +125,9 @@ def test_a_scene_across_four_tiles_of_a_continental_tiled_grid_costs_what_it_cos
     """The (scene, tile) work items of a tiled job on a 131,072^2 grid in the default tiles
     run at most 1.5x the tasks of the same scene on a single cube of its own grid.
 
-    Cube chunks of 32 px make the 310 x 287 px scene about 10 x 9 blocks, as a 7,000^2 px
-    Landsat scene is about 14 x 14 blocks of the default 512 px chunks.
+    Cube chunks of 32 px read in blocks of 64 px make the 310 x 287 px scene about 5 x 5
+    blocks, as a 7,000^2 px Landsat scene is about 7 x 7 blocks of the default 1,024 px read
+    chunks (of four 512 px cube chunks each).
     """
     source = discover_scenes(str(shared_data / PARA)).scenes[0]
     scene = open_scene(source)
@@ -140,10 +148,10 @@ def test_a_scene_across_four_tiles_of_a_continental_tiled_grid_costs_what_it_cos
     assert tiles == ["r15c15", "r15c16", "r16c15", "r16c16"]
     counter = _TaskCount()
     for tile in tiles:  # what jobs/tiles.py runs for the (scene, tile) pair
-        with dask.config.set({"updm.chunks.cube": 32}):
+        with _scale_model(32):
             cube = coll.create_tile(tile)
         chunks = tuple(zarr.open_array(cube.session().store, path="uCw", mode="r").chunks[1:])
-        with dask.config.set(scheduler="sync"), counter:
+        with dask.config.set(scheduler="sync"), counter, _scale_model(32):
             placed = scene_on_grid(source, cube.grid, cube_chunks=chunks)
             cube.append_scenes([placed], metadata={}, message="one scene", reject_empty=True)
     assert own_tasks > 0
@@ -188,15 +196,20 @@ def _own_grid(source) -> CubeGrid:
     return CubeGrid(str(scene.rio.crs), scene.rio.transform(), shape)
 
 
-def _append_counting_tasks(source, location: Path, edge: int) -> tuple[list[str], int, Path]:
-    """Append one real scene to a new cube on its own grid; the names of the tasks run."""
+def _append_counting_tasks(
+    source, location: Path, edge: int, read: int | None = None
+) -> tuple[list[str], int, Path]:
+    """Append one real scene to a new cube of ``edge`` px chunks on its own grid, read in
+    blocks of ``read`` px (default ``edge``); the names of the tasks run and the blocks."""
+    read = edge if read is None else read
     grid = _own_grid(source)
     cube = create_cube(location, grid, chunks=edge)
-    placed = scene_on_grid(source, grid, cube_chunks=edge)
+    with dask.config.set({"updm.chunks.spatial": read}):
+        placed = scene_on_grid(source, grid, cube_chunks=edge)
     tasks = _TaskNames()
     with dask.config.set(scheduler="sync"), tasks:
         cube.append_scenes([placed], metadata={}, message="one scene", reject_empty=True)
-    blocks = -(-grid.ny // edge) * -(-grid.nx // edge)
+    blocks = -(-grid.ny // read) * -(-grid.nx // read)
     return tasks.names, blocks, location
 
 
@@ -212,14 +225,43 @@ def _assert_stores_the_pipeline_values(source, location: Path) -> None:
 
 def test_each_block_of_a_real_scene_is_one_task_from_its_files_to_the_cube(shared_data, tmp_path):
     source = discover_scenes(str(shared_data / PARA)).scenes[0]
-    names, blocks, location = _append_counting_tasks(source, tmp_path / "c", 64)
-    assert blocks == 25  # 310 x 287 pixels in 64-pixel chunks
+    names, blocks, location = _append_counting_tasks(source, tmp_path / "c", 32, read=64)
+    # 310 x 287 pixels in 64-pixel blocks, each of 2 x 2 cube chunks of 32 pixels (as the
+    # defaults read 1,024-pixel blocks of four 512-pixel chunks)
+    assert blocks == 25
     # The reads of the band files, the kernel, the layer picks, their encoding and the
     # writes of every layer run in the block's one task (dask alone made a dozen tasks of
     # each block); one more task hands the blocks' results back.
     assert names.count("updm-write") == blocks, sorted(set(names))
     assert len(names) <= blocks + 1, sorted(set(names))
     _assert_stores_the_pipeline_values(source, location)
+
+
+@pytest.mark.parametrize(
+    ("read", "edge"),
+    [(64, 64), (100, 96), (20, 32), (1024, 1024)],
+    ids=["two chunks", "rounded down to whole chunks", "at least one chunk", "many chunks"],
+)
+def test_a_scene_is_cut_in_blocks_of_whole_cube_chunks_as_large_as_the_read_chunk(
+    shared_data, read, edge
+):
+    # The scene off the cube's chunk lattice (its first pixel at row 37, column 45 of the
+    # grid) and cube chunks of 32 px: every block edge inside the scene is a multiple of
+    # ``edge`` in grid pixels, the largest multiple of 32 not above ``read`` (at least 32).
+    source = discover_scenes(str(shared_data / PARA)).scenes[0]
+    own = _own_grid(source)
+    t = own.transform
+    r0, c0 = 37, 45
+    grid = CubeGrid(
+        own.crs, Affine(t.a, 0, t.c - c0 * t.a, 0, t.e, t.f - r0 * t.e), (own.ny + 90, own.nx + 80)
+    )
+    with dask.config.set({"updm.chunks.spatial": read}):
+        placed = scene_on_grid(source, grid, cube_chunks=32)
+    layer = placed["uCw"].data
+    for start, size, chunks in ((r0, own.ny, layer.chunks[0]), (c0, own.nx, layer.chunks[1])):
+        inner = set(np.cumsum(chunks[:-1]) + start)
+        assert inner == set(range(-(-(start + 1) // edge) * edge, start + size, edge)), chunks
+        assert sum(chunks) == size
 
 
 def test_a_scene_wide_reduction_stays_shared_by_the_fused_block_tasks(shared_data, tmp_path):

@@ -168,7 +168,8 @@ def test_crash_mid_batch_leaves_the_cube_as_committed_and_a_rerun_completes_it(
         return real_write(session, sources, names, start)
 
     monkeypatch.setattr(cube_impl, "write_dask", crashing_write)
-    with dask.config.set({"updm.chunks.cube": 16}):
+    # blocks of one 16 px chunk each: a 3 x 3 layout of them
+    with dask.config.set({"updm.chunks.cube": 16, "updm.chunks.spatial": 16}):
         with pytest.raises(JobError, match="nothing of it was stored") as caught:
             run_job_file(job, client=client, progress=False, echo=quiet)
     assert "simulated crash" in str(caught.value)

@@ -369,7 +369,7 @@ def _run(
 
     tell(0)
     years: set[int] = set()
-    # scenes are cut on the cube's own chunk edges, so each block is one fused task
+    # scenes are cut in blocks of whole cube chunks, so each block is one fused task
     cube_chunks = tuple(zarr.open_array(cube.session().store, path="uCw", mode="r").chunks[1:])
     n_batches = -(-len(todo) // spec.batch_size)
     t0 = time.perf_counter()
