@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 
@@ -162,6 +163,33 @@ def test_a_failing_tile_is_reported_and_the_others_go_on(ethiopia, tmp_path, cli
     for tile in ("r0c0", "r1c0", "r1c1"):
         assert len(open_collection(cube).open_tile(tile).scene_ids()) == 4
     assert "r0c1: FAILED" in report.format()
+
+
+def test_a_tile_is_listed_from_its_first_stored_batch_even_if_its_run_fails_later(
+    ethiopia, tmp_path, client, monkeypatch
+):
+    import updm_dask.jobs.run as run_module
+
+    cube = tmp_path / "late.icechunk"
+    spec = write_spec(tmp_path, ethiopia, cube, f"[tiles]\nedge = {EDGE}\n")
+    listed_while_running = []
+
+    def failing_rebuild(spec, tile_cube, years, report):
+        # every batch of the tile is committed by now; the catalogue already lists it
+        listed_while_running.append(sorted(open_collection(cube).tiles()))
+        raise RuntimeError("simulated failure of the per-year rebuild")
+
+    monkeypatch.setattr(run_module, "_rebuild_yearly", failing_rebuild)
+    with dask.config.set({"updm.tiles.concurrent": 1}):  # the tiles one after the other
+        report = run_job_file(spec, client=client, progress=False, echo=quiet)
+    assert report.exit_code == 1 and report.tiles_failed == TOUCHED
+    assert all("simulated failure" in report.tiles[t] for t in TOUCHED)
+    # tile by tile, each listed before its own run failed
+    assert listed_while_running == [TOUCHED[: i + 1] for i in range(len(TOUCHED))]
+    coll = open_collection(cube)
+    assert coll.tiles() == TOUCHED
+    for tile in TOUCHED:  # what each tile committed stays in view
+        assert len(coll.open_tile(tile).scene_ids()) == 4
 
 
 @pytest.mark.slow
@@ -447,3 +475,27 @@ def test_updm_run_compact_on_a_tiled_job_compacts_every_tile(ethiopia, tmp_path,
     for tile in TOUCHED:
         assert out.count(coll.tile_location(tile) + ":") == 1
         assert time_blocks_info(coll.open_tile(tile).session().store)["slots"] == 4
+
+
+def test_updm_run_compact_compacts_only_the_tiles_the_run_wrote(ethiopia, tmp_path, capsys):
+    # the other tiles may be another driver's, being written at that moment
+    from updm_dask.cli import main
+    from updm_dask.cube import time_blocks_info
+
+    cube = tmp_path / "some.icechunk"
+    spec = write_spec(tmp_path, ethiopia, cube, f"[tiles]\nedge = {EDGE}\n")
+    assert main(["-q", "run", str(spec), "--no-progress"]) == 0
+    (tmp_path / "one").mkdir()
+    one = write_spec(
+        tmp_path / "one", ethiopia, cube, f'[tiles]\nedge = {EDGE}\nselect = ["r1c0"]\n'
+    )
+    capsys.readouterr()
+    assert main(["-q", "run", str(one), "--no-progress", "--compact"]) == 0
+    out = capsys.readouterr().out
+    coll = open_collection(cube)
+    assert coll.tile_location("r1c0") + ": compacted 4 time slot(s)" in out
+    assert time_blocks_info(coll.open_tile("r1c0").session().store)["slots"] == 4
+    for tile in ("r0c0", "r0c1", "r1c1"):
+        assert coll.tile_location(tile) not in out
+        assert time_blocks_info(coll.open_tile(tile).session().store) is None
+    assert "again to resume" not in out  # no tile failed

@@ -84,9 +84,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from ..cube import as_collection
 
         coll = as_collection(report.cube)
-        if coll is not None:  # a tiled collection: every tile
-            for tile in coll.tiles():
-                _compact(coll.tile_location(tile))
+        if coll is not None:
+            # the tiles this run wrote: the others may be another driver's, mid-write
+            present = set(coll.tiles())
+            for tile in report.tiles:
+                if tile in present and tile not in report.tiles_failed:
+                    _compact(coll.tile_location(tile))
         else:
             _compact(report.cube)
     return report.exit_code

@@ -149,9 +149,9 @@ class JobReport:
                 for d in self.duplicates
             ]
         if self.tiles:
+            resume = " (run the job again to resume them)" if self.tiles_failed else ""
             lines.append(
-                f"  tiles: {len(self.tiles)} run, {len(self.tiles_failed)} failed (run the job "
-                "again to resume them)"
+                f"  tiles: {len(self.tiles)} run, {len(self.tiles_failed)} failed{resume}"
             )
             lines += [f"    {tile}: {what}" for tile, what in self.tiles.items()]
         if self.failed:

@@ -208,12 +208,23 @@ def run_tiles(
         # (a tilted scene's collar) is never listed as a tile with data
         cube = collection.create_tile(tile, title=title, register=False)
         todo = [s for s in by_tile[tile] if s.scene_id not in known_empty[tile]]
+        listed = False
+
+        def list_once_it_holds_a_scene(_progress: JobProgress) -> None:
+            # after each batch: a tile is listed from its first stored batch on, so that
+            # what it holds is seen while it ingests for hours, and kept in view if a
+            # later step of its run (a batch, the per-year rebuild) fails
+            nonlocal listed
+            if not listed and sub.done:
+                collection.create_tile(tile, title=title).close()
+                listed = True
+
         try:
-            _run(spec, science, cube, sub, None, tile_say, (todo, [], []))
+            _run(spec, science, cube, sub, list_once_it_holds_a_scene, tile_say, (todo, [], []))
             holds_data = bool(cube.scene_ids())
         finally:
             cube.close()
-        if holds_data:  # also after a kill between a batch's commit and this registration
+        if holds_data and not listed:  # a kill between a batch's commit and its listing
             collection.create_tile(tile, title=title).close()
         sub.skipped += [s.scene_id for s in by_tile[tile] if s.scene_id in known_empty[tile]]
         collection.record_empty(tile, [f.scene for f in sub.failed if f.stage == "empty"])
