@@ -150,9 +150,7 @@ class JobReport:
             ]
         if self.tiles:
             resume = " (run the job again to resume them)" if self.tiles_failed else ""
-            lines.append(
-                f"  tiles: {len(self.tiles)} run, {len(self.tiles_failed)} failed{resume}"
-            )
+            lines.append(f"  tiles: {len(self.tiles)} run, {len(self.tiles_failed)} failed{resume}")
             lines += [f"    {tile}: {what}" for tile, what in self.tiles.items()]
         if self.failed:
             lines.append("  failed scenes (not stored; fix or remove them and run again):")
