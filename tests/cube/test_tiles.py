@@ -123,6 +123,61 @@ def test_a_tag_pins_every_tile(tmp_path):
         pinned.open_tile("r0c0", for_writing=True)
 
 
+def test_a_collection_whose_tiles_did_not_change_is_tagged_again(tmp_path):
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    append(coll.create_tile("r0c0"), "A1", "2001-01-01")
+    first = coll.tag("v1")
+    second = coll.tag("v2")  # nothing changed since v1: a snapshot of its own all the same
+    assert first != second and coll.tags() == ["v1", "v2"]
+    one, two = (open_collection(tmp_path / "c", tag=t) for t in ("v1", "v2"))
+    assert one.snapshots() == two.snapshots() == coll.snapshots()
+    # a collection without any tile is tagged too
+    empty = create_collection(tmp_path / "e", GRID, edge=EDGE)
+    empty.tag("start")
+    assert open_collection(tmp_path / "e", tag="start").tiles() == []
+
+
+@pytest.mark.parametrize("name", ["", " v1", "../x", "bad name", "-x", "v1/", "a\nb", "x" * 129])
+def test_a_bad_tag_name_is_refused_before_any_tile_is_tagged(tmp_path, name):
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    tile = coll.create_tile("r0c0")
+    append(tile, "A1", "2001-01-01")
+    with pytest.raises(CubeError, match=r"bad tag name .*expected up to 128 letters, digits"):
+        coll.tag(name)
+    assert coll.tags() == [] and tile.repository.list_tags() == set()
+    with pytest.raises(CubeError, match="bad tag name"):
+        tile.create_tag(name)  # a single cube takes the same names
+    assert tile.repository.list_tags() == set()
+
+
+def test_a_tile_tag_left_by_a_tag_that_stopped_half_way(tmp_path):
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    a, b = coll.create_tile("r0c0"), coll.create_tile("r1c1")
+    append(a, "A1", "2001-01-01")
+    append(b, "B1", "2001-02-01")
+    # tile r0c0 tagged, then the tag stopped before the catalogue's: the name is taken up
+    a.create_tag("v1")
+    coll.tag("v1")
+    assert open_collection(tmp_path / "c", tag="v1").snapshots() == coll.snapshots()
+    # a tile tag of the name at another snapshot than the tile's current one is refused,
+    # naming the tile, and nothing is tagged
+    b.create_tag("v2")
+    append(b, "B2", "2002-02-01")
+    with pytest.raises(CubeError, match=r"tile r1c1 already has a tag 'v2' at snapshot"):
+        coll.tag("v2")
+    assert coll.tags() == ["v1"] and "v2" not in a.repository.list_tags()
+
+
+def test_a_cube_tag_that_exists_is_refused_in_one_line(tmp_path):
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    cube = coll.create_tile("r0c0")
+    cube.create_tag("first")
+    with pytest.raises(CubeError) as caught:
+        cube.create_tag("first")
+    assert "already has a tag 'first'; its tags: 'first'" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
 def test_open_cube_on_a_collection_refuses_clearly(tmp_path):
     coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
     coll.create_tile("r0c0")

@@ -33,7 +33,7 @@ from ._catalogue import (
     _child,
 )
 from ._cube import Cube, create_cube, open_cube
-from ._io import CubeConflictError
+from ._io import CubeConflictError, check_tag_name, icechunk_detail
 from ._schema import SCENE_VARIABLES, YEARLY_VARIABLES
 from ._tiling import Tiling, tile_order
 
@@ -183,9 +183,12 @@ class Collection:
             self._register(tile)
         return cube
 
-    def _commit_attrs(self, change: Any, message: str, metadata: dict) -> str | None:
+    def _commit_attrs(
+        self, change: Any, message: str, metadata: dict, *, allow_empty: bool = False
+    ) -> str | None:
         """Apply ``change(attrs) -> bool`` to the catalogue's attributes and commit it,
-        re-reading and retrying when another driver committed first; None if unchanged."""
+        re-reading and retrying when another driver committed first; None if unchanged.
+        ``allow_empty`` commits even when the attributes come out as they were."""
         with self._guard, _catalogue_lock(self.location):
             for attempt in range(_CATALOGUE_RETRIES):
                 session = self._repo.writable_session("main")
@@ -195,7 +198,7 @@ class Collection:
                     return None
                 group.attrs.update(attrs)
                 try:
-                    return session.commit(message, metadata=metadata)
+                    return session.commit(message, metadata=metadata, allow_empty=allow_empty)
                 except icechunk.ConflictError:
                     time.sleep(min(0.05 * 2**attempt, 2.0))
         raise CubeError(
@@ -249,10 +252,12 @@ class Collection:
     def tag(self, name: str) -> str:
         """Pin the current snapshot of every tile under the catalogue tag ``name``.
 
-        Commits every tile's branch-tip snapshot id into the catalogue, tags that catalogue
-        snapshot ``name``, and tags each tile's snapshot ``name`` too (so that
-        ``updm gc --keep-tags`` on a tile keeps it). ``open_collection(location, tag=name)``
-        then reads every tile as it was.
+        Tags each tile's branch-tip snapshot ``name`` (so that ``updm gc --keep-tags`` on a
+        tile keeps it), commits those snapshot ids into the catalogue, and tags that
+        catalogue snapshot ``name``. ``open_collection(location, tag=name)`` then reads
+        every tile as it was. The name is checked before anything is written; a tile
+        tag left by an attempt that stopped half-way is taken up when it marks the
+        tile's current snapshot.
 
         Returns
         -------
@@ -262,21 +267,29 @@ class Collection:
         Raises
         ------
         CubeError
-            A pinned view, a bad name, or a tag that exists already (naming the tags).
+            A pinned view, a bad name, a tag that exists already (naming the tags), or a
+            tile that already has a tag of this name at another snapshot.
         """
+        where = f"tiled collection {self.location!r}"
         if self.read_only:
-            raise CubeError(f"tiled collection {self.location!r}: a pinned view cannot tag")
-        if not isinstance(name, str) or not name.strip():
-            raise CubeError(f"tag: expected a non-empty name, got {name!r}")
+            raise CubeError(f"{where}: a pinned view cannot tag")
+        check_tag_name(name, where)
         if name in self.tags():
             raise CubeError(
-                f"tiled collection {self.location!r} already has a tag {name!r}; its tags: "
-                f"{', '.join(map(repr, self.tags()))}"
+                f"{where} already has a tag {name!r}; its tags: {', '.join(map(repr, self.tags()))}"
             )
-        snapshots: dict[str, str] = {}
-        for tile in self.tiles():
-            cube = open_cube(self.tile_location(tile))
-            snapshots[tile] = cube.snapshot_id
+        tiles = {tile: open_cube(self.tile_location(tile)) for tile in self.tiles()}
+        snapshots = {tile: cube.snapshot_id for tile, cube in tiles.items()}
+        for tile, cube in tiles.items():  # refused before any tag is written
+            if name in cube.repository.list_tags():
+                held = cube.repository.lookup_tag(name)
+                if held != snapshots[tile]:
+                    raise CubeError(
+                        f"{where}: tile {tile} already has a tag {name!r} at snapshot {held}, "
+                        f"not at its current snapshot {snapshots[tile]}; choose another "
+                        "name (or delete that tile's tag)"
+                    )
+        for tile, cube in tiles.items():
             if name not in cube.repository.list_tags():
                 cube.create_tag(name, snapshots[tile])
 
@@ -285,15 +298,19 @@ class Collection:
             attrs["tiles"] = sorted(set(attrs.get("tiles", [])) | set(snapshots), key=tile_order)
             return True
 
+        # committed even when no tile changed since the last tag: the tag needs a snapshot
+        # of its own that records what it pins
         snap = self._commit_attrs(
-            record, f"tag {name}", {"action": "tag", "tag": name, "tile_snapshots": snapshots}
+            record,
+            f"tag {name}",
+            {"action": "tag", "tag": name, "tile_snapshots": snapshots},
+            allow_empty=True,
         )
         try:
             self._repo.create_tag(name, snap)
         except (icechunk.IcechunkError, ValueError) as exc:
-            detail = getattr(exc, "message", str(exc))
             raise CubeError(
-                f"tiled collection {self.location!r}: cannot create tag {name!r}: {detail}"
+                f"{where}: cannot create tag {name!r}: {icechunk_detail(exc)}"
             ) from None
         log.info("tagged %s as %r (%d tiles)", self.location, name, len(snapshots))
         return snap

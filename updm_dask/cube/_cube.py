@@ -21,9 +21,11 @@ from . import _lock
 from ._io import (
     CubeConflictError,
     EmptyScenesError,
+    check_tag_name,
     chunk_edge,
     clear_unfinished,
     ensure_writer_config,
+    icechunk_detail,
     is_unfinished,
     open_repository,
     repository_config,
@@ -438,13 +440,18 @@ class Cube:
 
         Returns the tagged snapshot id; CubeError if the tag exists or the name is bad.
         """
+        check_tag_name(tag, f"cube {self.location!r}")
         snap = snapshot or self.snapshot_id
+        if tag in self._repo.list_tags():
+            raise CubeError(
+                f"cube {self.location!r} already has a tag {tag!r}; its tags: "
+                f"{', '.join(map(repr, sorted(self._repo.list_tags())))}"
+            )
         try:
             self._repo.create_tag(tag, snap)
         except (icechunk.IcechunkError, ValueError) as exc:
-            detail = getattr(exc, "message", str(exc))
             raise CubeError(
-                f"cube {self.location!r}: cannot create tag {tag!r}: {detail}"
+                f"cube {self.location!r}: cannot create tag {tag!r}: {icechunk_detail(exc)}"
             ) from None
         return snap
 
