@@ -236,6 +236,10 @@ def test_a_tiled_continental_grid_is_held_to_the_tile_limits_not_the_grid_pixels
         JobSpecError, match=r"a tile of 40,000 x 40,000 = 1,600,000,000 pixels is more than "
     ):
         load_job_spec(huge)
+    # an empty [tiles] table asks for tiles of the default edge (dask config updm.tiles.edge)
+    default = write_job(tmp_path, data, grid=CONTINENT + "[tiles]\n")
+    spec = load_job_spec(default)
+    assert spec.grid.shape == (200_000, 200_000) and spec.tiled and spec.tile_edge is None
 
 
 def test_a_slip_of_the_resolution_in_a_tiled_job_is_refused_before_anything_happens(

@@ -293,9 +293,12 @@ def test_bad_tiles_keys_are_refused_naming_the_key(tmp_path, shared_data):
         ('[tiles]\nselect = ["r0c0", "tile1"]\n', r"\[tiles.select\] .*got 'tile1'"),
         ("[tiles]\nselect = []\n", r"\[tiles.select\] .*got an empty list"),
         ("[tiles]\nsize = 3\n", r"\[tiles.size\] unknown key; expected one of edge, select"),
+        ("[tiles]\nedge = -5\n", r"\[tiles.edge\] expected a positive number of pixels, got -5"),
+        ('[tiles]\nselect = ["r00c1"]\n', r"\[tiles.select\] .*got 'r00c1'"),
     ):
-        with pytest.raises(JobSpecError, match=message):
+        with pytest.raises(JobSpecError, match=message) as caught:
             load_job_spec(write_spec(tmp_path, data, cube, table))
+        assert "[grid]" not in str(caught.value)  # named by its own key, once
     spec = load_job_spec(write_spec(tmp_path, data, cube, '[tiles]\nselect = ["r1c0", "r1c0"]\n'))
     assert spec.tile_select == ("r1c0",) and spec.tile_edge is None
 

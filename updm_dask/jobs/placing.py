@@ -100,7 +100,11 @@ def _job_grid(
         return spec.grid
     try:
         grid, used = grid_of_scenes(scenes, spec.grid_from_scenes)
-        tiled = spec.tile_edge or (int(config.get("tiles.edge")) if spec.tile_select else None)
+        tiled = (
+            spec.tile_edge or int(config.get("tiles.edge"))
+            if spec.tiled or spec.tile_select
+            else None
+        )
         check_grid_pixels(grid, "grid (from the scenes)", tile_edge=tiled)
     except UpdmError as exc:
         raise spec_error(spec.source, "grid.from_scenes", str(exc)) from None

@@ -159,6 +159,9 @@ class JobSpec:
         ``[tiles] edge`` in pixels, or None (dask config ``updm.tiles.edge``).
     tile_select
         ``[tiles] select``: the only tiles the job runs, or None (every tile).
+    tiled
+        Whether the spec has a ``[tiles]`` table (even an empty one): its grid is then held
+        to the limits of a tiled job.
     """
 
     name: str
@@ -179,6 +182,7 @@ class JobSpec:
     sign: str | None = None
     tile_edge: int | None = None
     tile_select: tuple[str, ...] | None = None
+    tiled: bool = False
 
     @property
     def rules(self) -> str | Mapping[str, Any]:
@@ -424,6 +428,7 @@ def _parse_grid(
             source, "grid", "needs transform + shape, aoi + resolution, or from_scenes = true"
         )
     aoi_crs = value_of(data, "grid", "aoi_crs")
+    tiled = _tiled(data, source)  # its own key's error, not wrapped as one of [grid]
     try:
         if explicit:
             cube_grid = CubeGrid(grid["crs"], tuple(grid["transform"]), tuple(grid["shape"]))
@@ -436,9 +441,7 @@ def _parse_grid(
                     f"({lonlat_text(lon, lat)})",
                 )
             cube_grid = CubeGrid.from_aoi(grid["aoi"], grid["resolution"], crs, aoi_crs=aoi_crs)
-        check_grid_pixels(
-            cube_grid, "grid (from aoi)" if by_aoi else "grid", tile_edge=_tiled(data, source)
-        )
+        check_grid_pixels(cube_grid, "grid (from aoi)" if by_aoi else "grid", tile_edge=tiled)
     except UpdmError as exc:
         raise spec_error(source, "grid", str(exc)) from None
     return cube_grid, None, notes
@@ -605,6 +608,7 @@ def parse_job_spec(
         sign=_check_sign(data, source),
         tile_edge=_tile_edge(data, source),
         tile_select=_tile_select(data, source),
+        tiled="tiles" in data,
     )
 
 
@@ -616,7 +620,7 @@ def _tiled(data: Mapping[str, Any], source: str) -> int | None:
     grid is then held to the limits of a tiled job (pixels of one tile, number of tiles);
     without it the whole grid's pixels are, as for a single cube.
     """
-    if not data.get("tiles"):
+    if "tiles" not in data:  # an empty table asks for tiles of the default edge
         return None
     edge = _tile_edge(data, source)
     return int(config.get("tiles.edge")) if edge is None else edge
@@ -633,7 +637,9 @@ def _tile_select(data: Mapping[str, Any], source: str) -> tuple[str, ...] | None
     select = value_of(data, "tiles", "select")
     if select is None:
         return None
-    bad = [t for t in select if not isinstance(t, str) or not re.fullmatch(r"r[0-9]+c[0-9]+", t)]
+    # the ids tiles have: no leading zeros ("r00c1" would name no tile and run nothing)
+    ident = r"r(?:0|[1-9][0-9]*)c(?:0|[1-9][0-9]*)"
+    bad = [t for t in select if not isinstance(t, str) or not re.fullmatch(ident, t)]
     if bad or not select:
         raise spec_error(
             source,
