@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import icechunk
 import numpy as np
@@ -306,3 +307,24 @@ def test_a_catalogue_filled_by_another_driver_meanwhile_is_never_called_a_strang
     assert _holds_something_else(icechunk.Repository.open(other_storage)) is True
     with pytest.raises(CubeError, match=r"holds an Icechunk repository that is not a catalogue"):
         create_collection(tmp_path / "d", GRID, edge=EDGE)
+
+
+def test_a_tile_another_process_writes_is_refused_at_once_naming_it(tmp_path, monkeypatch):
+    # a real process holds the tile's local writer lock: no waiting for a creation race
+    from test_commits import Holder, refused
+
+    import updm_dask.cube._collection as collection_module
+
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    coll.create_tile("r0c0").close()
+    asked = []  # "is it being created?": the question that leads to waiting and retrying
+    real = collection_module._being_created
+    monkeypatch.setattr(
+        collection_module, "_being_created", lambda loc: asked.append(loc) or real(loc)
+    )
+    location = Path(coll.tile_location("r0c0"))
+    with Holder(location) as holder:
+        with pytest.raises(CubeError, match=refused(location, holder.proc.pid)):
+            coll.create_tile("r0c0")
+    assert asked == []
+    coll.create_tile("r0c0").close()  # the holder gone, the tile is writable again

@@ -34,6 +34,7 @@ from ._catalogue import (
 )
 from ._cube import Cube, create_cube, open_cube
 from ._io import CubeConflictError, check_tag_name, icechunk_detail
+from ._lock import CubeLockedError
 from ._schema import SCENE_VARIABLES, YEARLY_VARIABLES
 from ._tiling import Tiling, tile_order
 
@@ -175,7 +176,10 @@ class Collection:
                 # Two drivers given the same tile create its cube at once: the second sees
                 # a repository without a cube yet, or loses the commit of its template.
                 # It waits for the first to finish; anything else fails as before.
-                racing = isinstance(exc, CubeConflictError) or _being_created(location)
+                # Another process writing the tile (its local lock) is no race: refused now.
+                racing = not isinstance(exc, CubeLockedError) and (
+                    isinstance(exc, CubeConflictError) or _being_created(location)
+                )
                 if attempt + 1 == _CATALOGUE_RETRIES or not racing:
                     raise
                 time.sleep(min(0.05 * 2**attempt, 2.0))

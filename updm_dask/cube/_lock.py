@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import CubeError
 
-__all__ = ["LOCK_NAME", "WriterLock", "acquire", "holder"]
+__all__ = ["LOCK_NAME", "CubeLockedError", "WriterLock", "acquire", "holder"]
 
 #: Name of the lock file inside a local cube's directory (hidden, so that listing the
 #: directory shows the repository; Icechunk ignores it).
@@ -79,6 +79,10 @@ class WriterLock:
     def __repr__(self) -> str:
         state = "released" if self._released else "held"
         return f"WriterLock({self.directory!r}, {state})"
+
+
+class CubeLockedError(CubeError):
+    """A local cube's writer lock is held by another process (the message names it)."""
 
 
 def holder(directory: str | os.PathLike) -> str:
@@ -145,7 +149,7 @@ def acquire(directory: str | os.PathLike) -> WriterLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise CubeError(
+            raise CubeLockedError(
                 f"cube {path!r} is being written by another process ({holder(path)}); "
                 "local cubes take one writer at a time; use an object store (s3://) to "
                 "share a cube between writers"
