@@ -83,6 +83,38 @@ def test_area_statistics_over_tiles_equal_the_untiled_cube_and_the_known_content
     assert all(t in whole.attrs["snapshot"] for t in ("r0c0@", "r1c2@"))
 
 
+def test_an_area_opens_only_the_tiles_it_touches(cubes, monkeypatch):
+    # an area maps over the tiles it touches: on a continent, not every tile of the grid
+    import updm_dask.cube._collection as collection_module
+
+    single, tiled = cubes
+    opened = []
+    real = collection_module.open_cube
+
+    def counting(location, **kwargs):
+        opened.append(str(location).rsplit("/", 1)[-1])
+        return real(location, **kwargs)
+
+    monkeypatch.setattr(collection_module, "open_cube", counting)
+    (x0, y0), (x1, y1) = centre(1, 5), centre(2, 6)  # inside tile r0c1 (rows 0-3, cols 4-7)
+    box = (x0 - 10, y1 - 10, x1 + 10, y0 + 10)
+    for tag in (None, "first"):
+        opened.clear()
+        part = q.area_statistics(tiled, bbox=box, crs=GRID.crs, tag=tag)
+        assert set(opened) == {"r0c1"}, (tag, opened)
+        assert part.attrs["area"]["n_pixels"] == 4
+        pd.testing.assert_frame_equal(
+            part, q.area_statistics(single, bbox=box, crs=GRID.crs, tag=tag)
+        )
+    opened.clear()
+    part = q.area_statistics(tiled, bbox=box, crs=GRID.crs)
+    assert part.attrs["snapshot"].startswith("r0c1@") and " " not in part.attrs["snapshot"]
+    trend = q.mviupd_trend(tiled, bbox=box, crs=GRID.crs)
+    reference = q.mviupd_trend(single, bbox=box, crs=GRID.crs)
+    np.testing.assert_allclose(trend["slope"].values, reference["slope"].values, equal_nan=True)
+    assert set(opened) == {"r0c1"}
+
+
 def test_a_point_routes_to_its_tile(cubes):
     single, tiled = cubes
     for row, col in ((0, 0), (2, 1), (7, 9), (5, 6)):

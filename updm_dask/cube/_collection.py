@@ -319,18 +319,29 @@ class Collection:
         log.info("tagged %s as %r (%d tiles)", self.location, name, len(snapshots))
         return snap
 
-    def pinned(self) -> Collection:
+    def pinned(self, tiles: Sequence[str] | None = None) -> Collection:
         """A read-only view of every tile at the snapshot it has now (or the tag's).
 
         What a query reads, so that all its reads come from one state of every tile even
         while a job commits to some of them; :meth:`snapshots` of the view says which.
+
+        Parameters
+        ----------
+        tiles : sequence of str, optional
+            Pin only these tiles (those of them present): a query of an area opens the
+            tiles it touches, not every tile of a continent. A view already pinned (to a
+            tag) is returned as it is.
         """
         if self._pinned is not None:
             return self
         view = Collection.__new__(Collection)
         view.__dict__.update(self.__dict__)
         view._guard = threading.Lock()
-        view._pinned = self.snapshots()
+        present = self.tiles()
+        if tiles is not None:
+            wanted = set(tiles)
+            present = [t for t in present if t in wanted]
+        view._pinned = {t: open_cube(self.tile_location(t)).snapshot_id for t in present}
         view._pinned_tiles = sorted(view._pinned, key=tile_order)
         view._snapshot = self._repo.lookup_branch("main")
         return view
@@ -404,6 +415,19 @@ class Collection:
         tile = self.tile_of_xy(float(gx), float(gy))
         return tile, self.open_tile(tile)
 
+    def _checked_window(self, window: Sequence[int]) -> tuple[int, int, int, int]:
+        try:
+            r0, c0, nr, nc = (int(v) for v in window)
+        except (TypeError, ValueError):
+            raise CubeError(f"window: expected (row, col, rows, cols), got {window!r}") from None
+        ny, nx = self.grid.shape
+        if not (0 <= r0 and 0 <= c0 and 0 < nr and 0 < nc and r0 + nr <= ny and c0 + nc <= nx):
+            raise CubeError(
+                f"window {tuple(window)!r}: expected a non-empty window inside the grid of "
+                f"{ny} x {nx} pixels"
+            )
+        return r0, c0, nr, nc
+
     def _bbox_window(self, bbox: Sequence[float], crs: Any) -> tuple[int, int, int, int]:
         try:
             minx, miny, maxx, maxy = (float(v) for v in bbox)
@@ -431,7 +455,13 @@ class Collection:
             )
         return row0, col0, row1 - row0, col1 - col0
 
-    def to_xarray(self, bbox: Sequence[float] | None = None, *, crs: Any = None) -> xr.Dataset:
+    def to_xarray(
+        self,
+        bbox: Sequence[float] | None = None,
+        *,
+        crs: Any = None,
+        window: tuple[int, int, int, int] | None = None,
+    ) -> xr.Dataset:
         """One lazy Dataset over the tiles an area touches, on the collection's grid.
 
         Parameters
@@ -441,6 +471,8 @@ class Collection:
             it are read. Default: the whole grid.
         crs : optional
             CRS of ``bbox``.
+        window : (row, col, rows, cols), optional
+            The area as a window of the grid, instead of ``bbox``.
 
         Returns
         -------
@@ -454,7 +486,14 @@ class Collection:
         CubeError
             A malformed box, one outside the grid, or no tile with data in it.
         """
-        window = (0, 0, *self.grid.shape) if bbox is None else self._bbox_window(bbox, crs)
+        if window is not None:
+            if bbox is not None:
+                raise CubeError("to_xarray: give a bbox or a window, not both")
+            window = self._checked_window(window)
+        elif bbox is not None:
+            window = self._bbox_window(bbox, crs)
+        else:
+            window = (0, 0, *self.grid.shape)
         r0, c0, nr, nc = window
         touched = self.tiling.tiles_of_window(*window)
         present = set(self.tiles())
