@@ -328,3 +328,28 @@ def test_a_tile_another_process_writes_is_refused_at_once_naming_it(tmp_path, mo
             coll.create_tile("r0c0")
     assert asked == []
     coll.create_tile("r0c0").close()  # the holder gone, the tile is writable again
+
+
+def test_gc_of_a_tile_keeps_the_tags_the_collection_pins(tmp_path, capsys):
+    from updm_dask.cli import main
+    from updm_dask.cube import collect_garbage
+
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    tile = coll.create_tile("r0c0")
+    append(tile, "A1", "2001-01-01")
+    coll.tag("v1")
+    append(tile, "A2", "2002-01-01")
+    tile.close()
+    # without --keep-tags: a tile keeps its tags all the same, so the catalogue tag still reads
+    report = collect_garbage(coll.tile_location("r0c0"), older_than_days=0)
+    assert report.tags_deleted == [] and report.snapshots_expired > 0
+    assert open_collection(tmp_path / "c", tag="v1").open_tile("r0c0").scene_ids() == {"A1"}
+    assert main(["gc", coll.tile_location("r0c0"), "--older-than", "0"]) == 0
+    assert main(["info", str(tmp_path / "c"), "--tag", "v1"]) == 0, capsys.readouterr().err
+    # a cube that is no tile loses an expired tag, as before
+    single = create_cube(tmp_path / "single", Tiling(GRID, EDGE).tile_grid("r0c0"))
+    append(single, "S1", "2001-01-01")
+    single.create_tag("old")
+    append(single, "S2", "2002-01-01")
+    single.close()
+    assert collect_garbage(tmp_path / "single", older_than_days=0).tags_deleted == ["old"]

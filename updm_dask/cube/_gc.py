@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import icechunk
 
 from .. import config
 from ..errors import CubeError
+from ._catalogue import collection_exists
 from ._cube import Cube, _writer_lock
 from ._io import open_repository
 
@@ -68,6 +70,12 @@ def _disk_bytes(name: str) -> int | None:
     return sum(p.stat().st_size for p in Path(name).rglob("*") if p.is_file())
 
 
+def _is_tile(name: str) -> bool:
+    """Whether the cube at ``name`` is a tile of a tiled collection (``COLL/tiles/<id>``)."""
+    match = re.fullmatch(r"(.+)/tiles/r[0-9]+c[0-9]+/*", name)
+    return match is not None and collection_exists(match.group(1))
+
+
 def collect_garbage(
     location: str | os.PathLike,
     *,
@@ -87,7 +95,8 @@ def collect_garbage(
         writer's batch in flight is never touched.
     keep_tags : bool
         Keep every tag and the snapshot it names, however old; otherwise a tag whose
-        snapshot expired is deleted too.
+        snapshot expired is deleted too. A tile of a tiled collection always keeps its
+        tags: the collection's tags pin the tiles' tagged snapshots.
 
     Returns
     -------
@@ -114,6 +123,7 @@ def collect_garbage(
     ):
         raise CubeError(f"gc: {what}: expected a number of days >= 0, got {days!r}")
     repo, name = open_repository(location)
+    keep_tags = keep_tags or _is_tile(name)
     lock = _writer_lock(name)
     try:
         Cube._open(repo, name)  # a cube, not any other repository
