@@ -8,6 +8,8 @@ into tiles of 4 pixels (2 x 3 tiles); the same scenes in one untiled cube are th
 
 from __future__ import annotations
 
+import itertools
+
 import dask
 import numpy as np
 import pandas as pd
@@ -219,10 +221,12 @@ def test_a_point_embedding_over_tiles_equals_the_untiled_cubes(cubes):
     from updm_dask.embed import point_embedding
 
     single, tiled = cubes
-    for row, col in ((0, 0), (5, 6), (7, 9)):
+    # (4, 4) and (3, 8) lie at tile corners: their 45 m neighbourhoods reach into 4 tiles
+    for (row, col), radius in itertools.product(((0, 0), (5, 6), (7, 9), (4, 4), (3, 8)), (0, 45)):
         lon, lat = _lonlat(row, col)
-        got = point_embedding(tiled, lon, lat, radius=45)
-        want = point_embedding(single, lon, lat, radius=45)
+        got = point_embedding(tiled, lon, lat, radius=radius)
+        want = point_embedding(single, lon, lat, radius=radius)
+        assert (got.row, got.col) == (want.row, want.col) == (row, col)
         np.testing.assert_allclose(got.raw, want.raw, equal_nan=True)
         np.testing.assert_allclose(got.vector, want.vector, rtol=1e-5, atol=1e-6, equal_nan=True)
         assert got.n_pixels == want.n_pixels

@@ -156,24 +156,26 @@ def point_embedding(
         another period.
     """
     per = Period.parse(period, epoch_years)
-    c = _cube_at(cube, lon, lat, crs)
+    collection = as_collection(cube)
+    c = resolve_cube(cube) if collection is None else collection
     if stats is None:
         # a collection's statistics are its tiles' pooled, as for its other places
         stats = cube_statistics_of(cube, per)
     stats.check(per)
+    kind = "cube" if collection is None else "tiled collection"
     try:
         where = locate(c.grid, lon, lat, crs)
     except PointError as exc:
-        raise PointError(f"cube {c.location!r}: {exc}") from None
+        raise PointError(f"{kind} {c.location!r}: {exc}") from None
     win = point_window(c.grid, where, radius)
-    scenes = SceneInputs.open(c, per)
-    sums = embedding_sums(
-        *scenes.window(win.rows, win.cols, win.mask),
-        scenes.epoch,
-        scenes.t,
-        scenes.phase,
-        per.n_epochs,
-    ).sum(axis=1)
+    # the place's pixels, tile by tile on a collection (a radius may reach into a
+    # neighbouring tile): the sums are per pixel, so the pieces' sums add up
+    sums = sum(
+        embedding_sums(
+            *scenes.window(rows, cols, mask), scenes.epoch, scenes.t, scenes.phase, per.n_epochs
+        ).sum(axis=1)
+        for scenes, rows, cols, mask in _window_pieces(c, collection, win, per, where)
+    )
     raw = features_from_sums(sums[:, None], per.n_epochs)[:, 0]
     vec = standardise(raw[:, None], stats.mean, stats.std)[:, 0]
     return PointEmbedding(
@@ -195,16 +197,31 @@ def point_embedding(
     )
 
 
-def _cube_at(cube: Any, lon: float, lat: float, crs: Any) -> Any:
-    """``cube`` itself (opened), or the tile of a tiled collection the point lies in."""
-    collection = as_collection(cube)
+def _window_pieces(
+    cube: Any, collection: Any, win: Any, per: Period, where: PixelLocation
+) -> list[tuple[SceneInputs, slice, slice, np.ndarray]]:
+    """``(scene inputs, rows, cols, mask)`` of each cube holding part of the window: the
+    cube itself, or each tile of a collection the window's selected pixels lie in (with
+    rows and columns of that tile)."""
     if collection is None:
-        return resolve_cube(cube)
-    try:
-        where = locate(collection.grid, lon, lat, crs)
-    except PointError as exc:
-        raise PointError(f"tiled collection {collection.location!r}: {exc}") from None
-    return collection.open_tile(collection.tiling.tile_of_pixel(where.row, where.col))
+        return [(SceneInputs.open(cube, per), win.rows, win.cols, win.mask)]
+    r0, c0 = win.rows.start, win.cols.start
+    nr, nc = win.mask.shape
+    present = set(collection.tiles())
+    pieces = []
+    for tile in collection.tiling.tiles_of_window(r0, c0, nr, nc):
+        tr0, tc0, tnr, tnc = collection.tiling.tile_window(tile)
+        rows = slice(max(r0, tr0), min(r0 + nr, tr0 + tnr))
+        cols = slice(max(c0, tc0), min(c0 + nc, tc0 + tnc))
+        mask = win.mask[rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0]
+        if tile not in present or not mask.any():
+            continue  # a tile without data: its pixels hold no observation
+        scenes = SceneInputs.open(collection.open_tile(tile), per)
+        local = (slice(rows.start - tr0, rows.stop - tr0), slice(cols.start - tc0, cols.stop - tc0))
+        pieces.append((scenes, *local, mask))
+    if not pieces:  # the point's own tile holds no data: refused, naming the tiles present
+        collection.open_tile(collection.tiling.tile_of_pixel(where.row, where.col))
+    return pieces
 
 
 def points_embedding(
