@@ -179,11 +179,22 @@ def test_a_cube_tag_that_exists_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(caught.value)
 
 
-def test_open_cube_on_a_collection_refuses_clearly(tmp_path):
+def test_open_cube_on_a_collection_refuses_clearly(tmp_path, capsys):
+    from updm_dask.cli import main
+
     coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
     coll.create_tile("r0c0")
-    with pytest.raises(CubeError, match=r"is a tiled collection.*open_collection.*updm info"):
+    message = (
+        r"is a tiled collection, not a single cube: give one tile's cube, .*/c/tiles/<id> "
+        r"\(`updm info .*/c` lists the tiles\); in Python, open_collection\(\) opens it"
+    )
+    with pytest.raises(CubeError, match=message):
         open_cube(tmp_path / "c")
+    # the commands that take one cube say which location to give instead
+    for command in (["gc", str(tmp_path / "c")], ["compact", str(tmp_path / "c")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'c'}/tiles/<id>" in err and "\n" not in err.rstrip()
     assert collection_exists(tmp_path / "c")
     # and the other way round: a single cube is not a collection
     create_cube(tmp_path / "single", Tiling(GRID, EDGE).tile_grid("r0c0"))

@@ -312,10 +312,11 @@ def open_repository(location: str | os.PathLike) -> tuple[icechunk.Repository, s
     if not repository_exists(storage, name):
         catalogue = name.rstrip("/") + "/catalogue" if "://" in name else f"{name}/catalogue"
         if repository_exists(*storage_for(catalogue)):
+            tile = f"{name.rstrip('/')}/tiles/<id>"
             raise CubeError(
-                f"{name!r} is a tiled collection, not a single cube: open it with "
-                "open_collection(), open one tile with Collection.open_tile(), or see "
-                f"`updm info {name}`"
+                f"{name!r} is a tiled collection, not a single cube: give one tile's cube, "
+                f"{tile} (`updm info {name}` lists the tiles); in Python, "
+                "open_collection() opens it and Collection.open_tile() one tile"
             )
         raise CubeError(f"{name!r} is not a cube (no Icechunk repository there)")
     try:
