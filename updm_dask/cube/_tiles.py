@@ -51,8 +51,8 @@ from ._catalogue import (
 from ._catalogue import _being_created as _being_created
 from ._catalogue import _catalogue_lock as _catalogue_lock
 from ._collection import Collection
-from ._collection import _combine as _combine
-from ._collection import _fill_of as _fill_of
+from ._combine import _fill_of as _fill_of
+from ._combine import combine_tiles as _combine  # noqa: F401 - its name before the move
 from ._io import repository_exists, storage_for
 from ._tiling import Tiling, tile_edge
 from ._tiling import tile_order as tile_order
