@@ -190,6 +190,21 @@ def test_a_tile_is_listed_from_its_first_stored_batch_even_if_its_run_fails_late
     assert coll.tiles() == TOUCHED
     for tile in TOUCHED:  # what each tile committed stays in view
         assert len(coll.open_tile(tile).scene_ids()) == 4
+    # and in the report: stored before the failure, so processed
+    assert len(report.done) == 4 and report.failed == [] and len(report.commits) == 8
+
+
+def test_scenes_of_tiles_that_failed_are_counted_as_failed(ethiopia, tmp_path, client):
+    cube = tmp_path / "lost.icechunk"
+    for tile in TOUCHED:  # every tile the scenes touch holds something else: none is made
+        (cube / "tiles" / tile).mkdir(parents=True)
+        (cube / "tiles" / tile / "notes.txt").write_text("not a cube")
+    spec = write_spec(tmp_path, ethiopia, cube, f"[tiles]\nedge = {EDGE}\n")
+    report = run_job_file(spec, client=client, progress=False, echo=quiet)
+    assert report.exit_code == 1 and report.tiles_failed == TOUCHED and report.done == []
+    assert len(report.failed) == 4 and {f.stage for f in report.failed} == {"tile"}
+    assert all(f.reason.startswith("not stored in tile(s) r0c0, r0c1") for f in report.failed)
+    assert "4 found, 0 processed, 0 skipped (already in the cube), 4 failed" in report.format()
 
 
 @pytest.mark.slow

@@ -36,8 +36,8 @@ class SceneFailure:
     scene
         Its scene id, or the place it was found when it could not even be named.
     stage
-        ``"discover"``, ``"open"``, ``"process"`` or ``"empty"`` (no valid pixel on the
-        cube grid).
+        ``"discover"``, ``"open"``, ``"process"``, ``"empty"`` (no valid pixel on the
+        cube grid) or ``"tile"`` (a tile it lies in failed, in a tiled job).
     reason
         What went wrong, as the error said it.
     """

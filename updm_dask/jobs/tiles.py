@@ -203,6 +203,7 @@ def run_tiles(
             say(text.replace(prefix, f"updm run {name} [tile {tile}]:", 1))
 
         sub = JobReport(job_id=spec.job_id, cube=collection.tile_location(tile))
+        started_reports[tile] = sub  # what a tile that fails later had stored by then
         title = f"updm_dask cube of job {name}, tile {tile}"
         # registered only once it holds a scene: a tile where every scene is only fill
         # (a tilted scene's collar) is never listed as a tile with data
@@ -232,6 +233,7 @@ def run_tiles(
 
     tell()
     subs: dict[str, JobReport] = {}
+    started_reports: dict[str, JobReport] = {}
     workers = max(1, min(len(tiles), int(config.get("tiles.concurrent"))))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="updm-tile") as pool:
         futures = {tile: pool.submit(one, tile) for tile in tiles}
@@ -247,6 +249,11 @@ def run_tiles(
             tell()
 
     stored: set[str] = set()
+    for tile in report.tiles_failed:  # its batches committed before it failed stay stored
+        partial = started_reports.get(tile)
+        if partial is not None:
+            stored |= set(partial.done)
+            report.commits += partial.commits
     skipped: dict[str, set[str]] = {}
     empty: dict[str, list[str]] = {}
     failed: dict[str, tuple[str, str, list[str]]] = {}
@@ -288,6 +295,12 @@ def run_tiles(
         if sid in failed:
             stage, reason, where = failed[sid]
             report.failed.append(SceneFailure(sid, stage, f"{reason} (tile {', '.join(where)})"))
+            continue
+        lost = [t for t in tiles_of.get(sid, ()) if t in report.tiles_failed]
+        if lost:  # counted, so that the totals add up to the scenes found
+            report.failed.append(
+                SceneFailure(sid, "tile", f"not stored in tile(s) {', '.join(lost)}, which failed")
+            )
             continue
         touched = [t for t in tiles_of.get(sid, ()) if t in subs]
         if touched and all(t in skipped.get(sid, ()) for t in touched):
