@@ -29,10 +29,11 @@ from ._catalogue import (
     _catalogue_lock,
     _child,
 )
-from ._combine import combine_tiles
+from ._combine import combine_tiles, widen_to_grid
 from ._cube import Cube, create_cube, open_cube
-from ._io import CubeConflictError, check_tag_name, icechunk_detail
+from ._io import CubeConflictError
 from ._lock import CubeLockedError
+from ._tags import check_tag_name, icechunk_detail
 from ._tiling import Tiling, tile_order
 
 __all__ = ["Collection"]
@@ -281,17 +282,17 @@ class Collection:
             )
         tiles = {tile: open_cube(self.tile_location(tile)) for tile in self.tiles()}
         snapshots = {tile: cube.snapshot_id for tile, cube in tiles.items()}
-        for tile, cube in tiles.items():  # refused before any tag is written
-            if name in cube.repository.list_tags():
-                held = cube.repository.lookup_tag(name)
-                if held != snapshots[tile]:
-                    raise CubeError(
-                        f"{where}: tile {tile} already has a tag {name!r} at snapshot {held}, "
-                        f"not at its current snapshot {snapshots[tile]}; choose another "
-                        "name (or delete that tile's tag)"
-                    )
+        tagged = {tile for tile, cube in tiles.items() if name in cube.repository.list_tags()}
+        for tile in sorted(tagged, key=tile_order):  # refused before any tag is written
+            held = tiles[tile].repository.lookup_tag(name)
+            if held != snapshots[tile]:
+                raise CubeError(
+                    f"{where}: tile {tile} already has a tag {name!r} at snapshot {held}, "
+                    f"not at its current snapshot {snapshots[tile]}; choose another "
+                    "name (or delete that tile's tag)"
+                )
         for tile, cube in tiles.items():
-            if name not in cube.repository.list_tags():
+            if tile not in tagged:
                 cube.create_tag(name, snapshots[tile])
 
         def record(attrs: dict) -> bool:
@@ -458,6 +459,7 @@ class Collection:
         *,
         crs: Any = None,
         window: tuple[int, int, int, int] | None = None,
+        whole_grid: bool = False,
     ) -> xr.Dataset:
         """One lazy Dataset over the tiles an area touches, on the collection's grid.
 
@@ -470,6 +472,10 @@ class Collection:
             CRS of ``bbox``.
         window : (row, col, rows, cols), optional
             The area as a window of the grid, instead of ``bbox``.
+        whole_grid : bool
+            Widen the area's Dataset to the whole grid with fill around it, lazily (a few
+            constant blocks, whatever the grid's size), so that it is indexed with the
+            grid's rows and columns; only the tiles the area touches are read.
 
         Returns
         -------
@@ -491,25 +497,23 @@ class Collection:
             window = self._bbox_window(bbox, crs)
         else:
             window = (0, 0, *self.grid.shape)
-        r0, c0, nr, nc = window
-        touched = self.tiling.tiles_of_window(*window)
         present = set(self.tiles())
         parts: dict[str, xr.Dataset] = {}
         spans: dict[str, tuple[slice, slice]] = {}
-        for tile in touched:
-            tr0, tc0, tnr, tnc = self.tiling.tile_window(tile)
-            rows = slice(max(r0, tr0), min(r0 + nr, tr0 + tnr))
-            cols = slice(max(c0, tc0), min(c0 + nc, tc0 + tnc))
+        for tile, rows, cols in self.tiling.spans_of_window(*window):
             spans[tile] = (rows, cols)
             if tile in present:
+                tr0, tc0, _, _ = self.tiling.tile_window(tile)
                 ds = self.open_tile(tile).to_xarray()
                 parts[tile] = ds.isel(
                     y=slice(rows.start - tr0, rows.stop - tr0),
                     x=slice(cols.start - tc0, cols.stop - tc0),
                 )
+        touched = list(spans)
         if not parts:
             raise CubeError(
                 f"tiled collection {self.location!r}: no tile with data in the area "
                 f"(tiles touched: {', '.join(touched)}; present: {', '.join(sorted(present))})"
             )
-        return combine_tiles(parts, spans, self.grid, window)
+        ds = combine_tiles(parts, spans, self.grid, window)
+        return widen_to_grid(ds, self.grid, window) if whole_grid else ds

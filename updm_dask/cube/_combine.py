@@ -2,7 +2,8 @@
 
 :meth:`~updm_dask.cube.Collection.to_xarray` opens the tiles; :func:`combine_tiles` joins
 them: an outer join on scenes (by scene id) and years, then a concatenation in space, with
-the tiles that hold no data read as fill.
+the tiles that hold no data read as fill. :func:`widen_to_grid` puts such a window on the
+whole grid, lazily, for queries that index it with the grid's rows and columns.
 """
 
 from __future__ import annotations
@@ -110,12 +111,64 @@ def combine_tiles(
             if c in first.coords:
                 ds[c].attrs = dict(first[c].attrs)
     if "spatial_ref" in first.coords:
-        r0, c0 = window[0], window[1]
-        t = grid.transform
-        ref = first["spatial_ref"].copy()
-        ref.attrs["GeoTransform"] = " ".join(
-            str(float(v)) for v in (t.c + t.a * c0, t.a, 0.0, t.f + t.e * r0, 0.0, t.e)
-        )
-        ds = ds.assign_coords(spatial_ref=ref)
+        ds = ds.assign_coords(spatial_ref=_grid_mapping(first, grid, window[0], window[1]))
     ds.attrs = {**first.attrs, "grid": grid.to_dict()}
     return ds
+
+
+def _grid_mapping(ds: xr.Dataset, grid: CubeGrid, row0: int, col0: int) -> xr.DataArray:
+    """``ds``'s ``spatial_ref`` with the GeoTransform of ``grid`` from pixel (row0, col0)."""
+    t = grid.transform
+    ref = ds["spatial_ref"].copy()
+    ref.attrs["GeoTransform"] = " ".join(
+        str(float(v)) for v in (t.c + t.a * col0, t.a, 0.0, t.f + t.e * row0, 0.0, t.e)
+    )
+    return ref
+
+
+def widen_to_grid(ds: xr.Dataset, grid: CubeGrid, window: tuple[int, int, int, int]) -> xr.Dataset:
+    """``ds``, a window of ``grid``, lazily widened to the whole grid with fill around it.
+
+    Queries index a view with the area's rows and columns of the grid. The rest of the grid
+    is a few constant dask blocks (one per side and time chunk), whatever its size, so that
+    slicing the area back out reads the window's own blocks only.
+    """
+    r0, c0, nr, nc = window
+    ny, nx = grid.shape
+    pads = {"y": (r0, ny - r0 - nr), "x": (c0, nx - c0 - nc)}
+    out = {}
+    for name, var in ds.data_vars.items():
+        if {"y", "x"} <= set(var.dims) and hasattr(var.data, "dask"):
+            data = _padded(var, pads, _fill_of(name, var))
+            out[name] = xr.Variable(var.dims, data, attrs=var.attrs, encoding=var.encoding)
+        else:
+            out[name] = var.variable
+    coords = {k: v for k, v in ds.coords.items() if "y" not in v.dims and "x" not in v.dims}
+    wide = xr.Dataset(out, coords=coords, attrs=ds.attrs)
+    wide = wide.assign_coords(y=("y", grid.y), x=("x", grid.x))
+    for dim in ("y", "x"):
+        wide[dim].attrs = dict(ds[dim].attrs)
+    if "spatial_ref" in ds.coords:
+        wide = wide.assign_coords(spatial_ref=_grid_mapping(ds, grid, 0, 0))
+    return wide
+
+
+def _padded(var: xr.DataArray, pads: dict[str, tuple[int, int]], fill: Any) -> Any:
+    """``var``'s dask data with ``pads[dim]`` (before, after) pixels of ``fill`` around it
+    along y and x, each side one constant block."""
+    data = var.data
+    for dim in ("y", "x"):
+        axis = var.dims.index(dim)
+        before, after = pads[dim]
+        parts = []
+        for size in (before, None, after):
+            if size is None:
+                parts.append(data)
+            elif size:
+                shape = list(data.shape)
+                shape[axis] = size
+                chunks = list(data.chunks)
+                chunks[axis] = (size,)
+                parts.append(da.full(shape, fill, dtype=data.dtype, chunks=tuple(chunks)))
+        data = da.concatenate(parts, axis=axis) if len(parts) > 1 else data
+    return data

@@ -21,11 +21,9 @@ from . import _lock
 from ._io import (
     CubeConflictError,
     EmptyScenesError,
-    check_tag_name,
     chunk_edge,
     clear_unfinished,
     ensure_writer_config,
-    icechunk_detail,
     is_unfinished,
     open_repository,
     repository_config,
@@ -47,6 +45,7 @@ from ._schema import (
     decode_dataset,
     template,
 )
+from ._tags import check_tag_name, icechunk_detail
 from ._yearly import year_ranges, years_of
 
 log = logging.getLogger("updm_dask.cube")

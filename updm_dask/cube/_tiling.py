@@ -127,6 +127,19 @@ class Tiling:
             for j in range(c0 // self.edge, (c1 - 1) // self.edge + 1)
         ]
 
+    def spans_of_window(
+        self, row0: int, col0: int, nrows: int, ncols: int
+    ) -> list[tuple[str, slice, slice]]:
+        """Each tile a window touches with its part of the window: ``(tile, rows, cols)``,
+        rows and columns of the grid, row by row."""
+        out = []
+        for tile in self.tiles_of_window(row0, col0, nrows, ncols):
+            tr0, tc0, tnr, tnc = self.tile_window(tile)
+            rows = slice(max(row0, tr0), min(row0 + nrows, tr0 + tnr))
+            cols = slice(max(col0, tc0), min(col0 + ncols, tc0 + tnc))
+            out.append((tile, rows, cols))
+        return out
+
     def tile_of_pixel(self, row: int, col: int) -> str:
         """The tile holding pixel ``(row, col)`` of the grid.
 

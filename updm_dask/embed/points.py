@@ -209,13 +209,11 @@ def _window_pieces(
     nr, nc = win.mask.shape
     present = set(collection.tiles())
     pieces = []
-    for tile in collection.tiling.tiles_of_window(r0, c0, nr, nc):
-        tr0, tc0, tnr, tnc = collection.tiling.tile_window(tile)
-        rows = slice(max(r0, tr0), min(r0 + nr, tr0 + tnr))
-        cols = slice(max(c0, tc0), min(c0 + nc, tc0 + tnc))
+    for tile, rows, cols in collection.tiling.spans_of_window(r0, c0, nr, nc):
         mask = win.mask[rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0]
         if tile not in present or not mask.any():
             continue  # a tile without data: its pixels hold no observation
+        tr0, tc0, _, _ = collection.tiling.tile_window(tile)
         scenes = SceneInputs.open(collection.open_tile(tile), per)
         local = (slice(rows.start - tr0, rows.stop - tr0), slice(cols.start - tc0, cols.stop - tc0))
         pieces.append((scenes, *local, mask))

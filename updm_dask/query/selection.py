@@ -19,7 +19,6 @@ import numpy as np
 import xarray as xr
 
 from ..cube import (
-    SCENE_VARIABLES,
     YEARLY_VARIABLES,
     Collection,
     Cube,
@@ -358,7 +357,7 @@ class TiledSelection(ResolvedSelection):
             window = (rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start)
             touched = collection.tiling.tiles_of_window(*window)  # type: ignore[attr-defined]
             view = collection.pinned(touched)  # type: ignore[attr-defined]
-            ds = on_whole_grid(view.to_xarray(window=window), collection.grid, window)
+            ds = view.to_xarray(window=window, whole_grid=True)
         # the provenance of an answer: the catalogue tag, or the snapshot id of every tile read
         if view.tag_name is not None:
             snapshot = f"tag {view.tag_name}"
@@ -378,66 +377,6 @@ class TiledSelection(ResolvedSelection):
         ds = self._tiles[0]
         ds.attrs["updm_snapshot"] = self.snapshot
         return ds
-
-
-def on_whole_grid(ds: xr.Dataset, grid: CubeGrid, window: tuple[int, int, int, int]) -> xr.Dataset:
-    """``ds``, a window of ``grid``, lazily widened to the whole grid with fill around it.
-
-    Queries index a view with the area's rows and columns of the grid. The rest of the grid
-    is a few constant dask blocks (one per side and time chunk), whatever its size, so that
-    slicing the area back out reads the window's own blocks only.
-    """
-    r0, c0, nr, nc = window
-    ny, nx = grid.shape
-    pads = {"y": (r0, ny - r0 - nr), "x": (c0, nx - c0 - nc)}
-    out = {}
-    for name, var in ds.data_vars.items():
-        if {"y", "x"} <= set(var.dims) and hasattr(var.data, "dask"):
-            data = _padded(var, pads, _fill_value(name, var))
-            out[name] = xr.Variable(var.dims, data, attrs=var.attrs, encoding=var.encoding)
-        else:
-            out[name] = var.variable
-    coords = {k: v for k, v in ds.coords.items() if "y" not in v.dims and "x" not in v.dims}
-    wide = xr.Dataset(out, coords=coords, attrs=ds.attrs)
-    wide = wide.assign_coords(y=("y", grid.y), x=("x", grid.x))
-    for dim in ("y", "x"):
-        wide[dim].attrs = dict(ds[dim].attrs)
-    if "spatial_ref" in ds.coords:
-        ref = ds["spatial_ref"].copy()
-        t = grid.transform
-        ref.attrs["GeoTransform"] = " ".join(str(float(v)) for v in (t.c, t.a, 0.0, t.f, 0.0, t.e))
-        wide = wide.assign_coords(spatial_ref=ref)
-    return wide
-
-
-def _fill_value(name: str, var: xr.DataArray) -> Any:
-    """What a pixel without data reads as: NaN, or the schema's fill of an integer layer
-    (as :meth:`~updm_dask.cube.Collection.to_xarray` fills tiles without data)."""
-    if var.dtype.kind == "f":
-        return np.nan
-    spec = SCENE_VARIABLES.get(name) or YEARLY_VARIABLES.get(name)
-    return spec.fill if spec is not None else 0
-
-
-def _padded(var: xr.DataArray, pads: dict[str, tuple[int, int]], fill: Any) -> Any:
-    import dask.array as da
-
-    data = var.data
-    for dim in ("y", "x"):
-        axis = var.dims.index(dim)
-        before, after = pads[dim]
-        parts = []
-        for size in (before, None, after):
-            if size is None:
-                parts.append(data)
-            elif size:
-                shape = list(data.shape)
-                shape[axis] = size
-                chunks = list(data.chunks)
-                chunks[axis] = (size,)
-                parts.append(da.full(shape, fill, dtype=data.dtype, chunks=tuple(chunks)))
-        data = da.concatenate(parts, axis=axis) if len(parts) > 1 else data
-    return data
 
 
 def require_yearly(group_or_ds: Any, location: str) -> None:
