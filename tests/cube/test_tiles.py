@@ -364,3 +364,52 @@ def test_gc_of_a_tile_keeps_the_tags_the_collection_pins(tmp_path, capsys):
     append(single, "S2", "2002-01-01")
     single.close()
     assert collect_garbage(tmp_path / "single", older_than_days=0).tags_deleted == ["old"]
+
+
+def test_scenes_without_data_are_recorded_in_the_tile_not_the_catalogue(tmp_path):
+    from updm_dask.cube import empty_scene_ids, record_empty_scenes
+
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    catalogue = coll.repository
+    commits_before = len(list(catalogue.ancestry(branch="main")))
+    ids = [f"LT05_L1TP_167055_2000{m:02d}09_20161214_01_T1" for m in range(1, 13)]
+    coll.record_empty("r0c1", ids[:5])
+    coll.record_empty("r0c1", ids[3:9])  # 3 and 4 again: recorded once
+    coll.record_empty("r2c3", ids[9:])
+    assert coll.empty_scenes("r0c1") == set(ids[:9])
+    assert coll.empty_scenes("r2c3") == set(ids[9:])
+    assert coll.empty_scenes("r1c1") == set()  # no cube was ever made there
+    # the catalogue gained no commit and holds no scene; the tiles are still unlisted
+    assert len(list(catalogue.ancestry(branch="main"))) == commits_before
+    assert "empty_scenes" not in coll._attrs()
+    assert coll.tiles() == []
+    # the tile's own cube holds them, each id once, in an array its layers never show
+    tile = open_cube(coll.tile_location("r0c1"))
+    stored = zarr.open_group(tile.session().store, mode="r")["empty_scenes/scene_id"][:]
+    assert sorted(stored.tolist()) == sorted(ids[:9]) and len(stored) == 9
+    assert empty_scene_ids(tile) == set(ids[:9])
+    assert "scene_id" not in tile.to_xarray().data_vars and tile.to_xarray().sizes["time"] == 0
+    assert [c["metadata"].get("action") for c in tile.history()[:2]] == ["record_empty"] * 2
+    # nothing new: no commit
+    snap = tile.snapshot_id
+    with open_cube(coll.tile_location("r0c1"), for_writing=True) as writer:
+        assert record_empty_scenes(writer, ids[:2]) is None
+    assert open_cube(coll.tile_location("r0c1")).snapshot_id == snap
+    # a pinned view cannot record
+    with pytest.raises(CubeError, match="read-only"):
+        record_empty_scenes(open_cube(coll.tile_location("r0c1"), snapshot=snap), ["x"])
+
+
+def test_scenes_a_collection_recorded_in_its_catalogue_before_are_still_known(tmp_path):
+    coll = create_collection(tmp_path / "c", GRID, edge=EDGE)
+    old = "LT05_L1TP_167055_20000309_20161214_01_T1"
+
+    def as_before(attrs: dict) -> bool:  # what the catalogue of earlier versions held
+        attrs["empty_scenes"] = {"r0c0": [old]}
+        return True
+
+    coll._commit_attrs(as_before, "record 1 scene(s) without data in tile r0c0", {})
+    assert coll.empty_scenes("r0c0") == {old}
+    coll.record_empty("r0c0", ["LE07_L1TP_167055_20170308_20170317_01_T1"])
+    assert coll.empty_scenes("r0c0") == {old, "LE07_L1TP_167055_20170308_20170317_01_T1"}
+    assert coll.empty_scenes("r0c1") == set()

@@ -38,6 +38,10 @@ Layout (one Icechunk repository, root group)
 - Time-blocked copies of the scene layers (group ``time_blocks``, chunks
   ``(B, E, E)``), built by :func:`compact_time_blocks` so a pixel's history is a few reads;
   see :mod:`updm_dask.cube._timeblocks`.
+- Scenes that hold no valid pixel in the cube (a tilted scene's collar in a tile), as a
+  job found them: group ``empty_scenes``, array ``scene_id``, appended by
+  :func:`record_empty_scenes` and read by :func:`empty_scene_ids`; see
+  :mod:`updm_dask.cube._empty`.
 - Derived layers written by other packages (e.g. the location embedding), recorded in the
   root attribute ``derived_layers``; see :mod:`updm_dask.cube._derived`.
 
@@ -101,6 +105,7 @@ from ._derived import (
     read_derived,
     write_derived,
 )
+from ._empty import empty_scene_ids, record_empty_scenes
 from ._gc import GarbageReport, collect_garbage
 from ._info import collection_info, cube_info, format_collection_info, format_cube_info
 from ._io import CubeConflictError, EmptyScenesError, cube_exists
@@ -185,6 +190,7 @@ __all__ = [
     "decode_dataset",
     "decode_layer",
     "delete_derived",
+    "empty_scene_ids",
     "encode_layer",
     "format_collection_info",
     "format_cube_info",
@@ -194,6 +200,7 @@ __all__ = [
     "open_cube",
     "pixel_history",
     "read_derived",
+    "record_empty_scenes",
     "resolve_cube",
     "tile_edge",
     "time_block_slots",

@@ -31,7 +31,8 @@ from ._catalogue import (
 )
 from ._combine import combine_tiles, widen_to_grid
 from ._cube import Cube, create_cube, open_cube
-from ._io import CubeConflictError
+from ._empty import empty_scene_ids, record_empty_scenes
+from ._io import CubeConflictError, repository_exists, storage_for
 from ._lock import CubeLockedError
 from ._tags import check_tag_name, icechunk_detail
 from ._tiling import Tiling, tile_order
@@ -220,36 +221,35 @@ class Collection:
 
     def empty_scenes(self, tile: str) -> set[str]:
         """Scenes recorded as holding no valid pixel in tile ``tile`` (see
-        :meth:`record_empty`)."""
+        :meth:`record_empty`): those the tile's cube records, and those an older
+        collection recorded in its catalogue."""
         self.tiling.index(tile)
-        return set(self._attrs().get("empty_scenes", {}).get(tile, []))
+        legacy = set(self._attrs().get("empty_scenes", {}).get(tile, []))
+        location = self.tile_location(tile)
+        if not repository_exists(*storage_for(location)):
+            return legacy  # no scene was ever run in this tile
+        try:
+            cube = open_cube(location)
+        except CubeError:
+            # a tile whose creation was cut short records nothing yet; its next run
+            # completes it (the records only spare recomputing a scene)
+            return legacy
+        return legacy | empty_scene_ids(cube)
 
     def record_empty(self, tile: str, scene_ids: Sequence[str]) -> None:
         """Record that these scenes hold no valid pixel in tile ``tile``.
 
         A scene's footprint box touches tiles where the scene holds only fill (the collar
-        of a tilted Landsat scene); a job records such (scene, tile) pairs here, in one
-        catalogue commit, so that running it again neither stores nor recomputes them.
+        of a tilted Landsat scene); a job records such (scene, tile) pairs so that running
+        it again neither stores nor recomputes them. They are kept in the tile's own cube
+        (one commit of that tile, created unregistered when missing), not in the
+        catalogue, which stays the size of its tiles whatever the scenes.
         """
         self.tiling.index(tile)
-        new = {str(s) for s in scene_ids}
-        if not new:
+        if not scene_ids:
             return
-
-        def add(attrs: dict) -> bool:
-            empty = dict(attrs.get("empty_scenes", {}))
-            known = set(empty.get(tile, []))
-            if new <= known:
-                return False
-            empty[tile] = sorted(known | new)
-            attrs["empty_scenes"] = empty
-            return True
-
-        self._commit_attrs(
-            add,
-            f"record {len(new)} scene(s) without data in tile {tile}",
-            {"action": "record_empty", "tile": tile, "scene_ids": sorted(new)},
-        )
+        with self.create_tile(tile, register=False) as cube:
+            record_empty_scenes(cube, scene_ids)
 
     def tag(self, name: str) -> str:
         """Pin the current snapshot of every tile under the catalogue tag ``name``.

@@ -9,10 +9,12 @@ Layout at LOCATION (a local folder or ``s3://bucket/prefix``)
   never grow each other's manifests.
 - ``LOCATION/catalogue``: a small Icechunk repository whose root attributes hold
   ``updm_tiled_collection`` (the format marker), ``grid`` (the whole grid), ``tile_edge``,
-  ``tiles`` (the tiles that exist), ``empty_scenes`` (per tile, the scenes whose footprint
-  touches it but which hold only fill there) and, from the last :meth:`Collection.tag`, the
-  snapshot id of every tile (``tile_snapshots``). Registering a tile or tagging is one catalogue
-  commit, re-read and retried when another driver committed first.
+  ``tiles`` (the tiles that exist) and, from the last :meth:`Collection.tag`, the snapshot id
+  of every tile (``tile_snapshots``). Registering a tile or tagging is one catalogue commit,
+  re-read and retried when another driver committed first. The catalogue holds no scene:
+  the scenes whose footprint touches a tile but which hold only fill there are recorded in
+  that tile's cube (:mod:`~updm_dask.cube._empty`); collections written before kept them in
+  the catalogue's ``empty_scenes`` attribute, which is still read.
 
 A grid that fits in one tile is not tiled: it is a single cube, exactly as before.
 

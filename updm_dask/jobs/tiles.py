@@ -37,6 +37,7 @@ from ..cube import (
     cube_exists,
     open_collection,
     open_cube,
+    record_empty_scenes,
     tile_edge,
 )
 from ..errors import GridError, UpdmError
@@ -184,8 +185,8 @@ def run_tiles(
         f"{len(tiles)} tile(s)" + (" (selected by [tiles] select)" if spec.tile_select else "")
     )
     # (scene, tile) pairs an earlier run found empty (only fill there): neither stored nor
-    # computed again
-    known_empty = {t: collection.empty_scenes(t) for t in tiles}
+    # computed again; each tile's are read by its own run, from the tile
+    known_empty: dict[str, set[str]] = {}
     pairs = sum(len(by_tile[t]) for t in tiles)
     handled = 0
     started = time.perf_counter()
@@ -208,6 +209,7 @@ def run_tiles(
         # registered only once it holds a scene: a tile where every scene is only fill
         # (a tilted scene's collar) is never listed as a tile with data
         cube = collection.create_tile(tile, title=title, register=False)
+        known_empty[tile] = collection.empty_scenes(tile)
         todo = [s for s in by_tile[tile] if s.scene_id not in known_empty[tile]]
         listed = False
 
@@ -223,12 +225,13 @@ def run_tiles(
         try:
             _run(spec, science, cube, sub, list_once_it_holds_a_scene, tile_say, (todo, [], []))
             holds_data = bool(cube.scene_ids())
+            # in the tile itself, one commit of this tile: the catalogue never holds scenes
+            record_empty_scenes(cube, [f.scene for f in sub.failed if f.stage == "empty"])
         finally:
             cube.close()
         if holds_data and not listed:  # a kill between a batch's commit and its listing
             collection.create_tile(tile, title=title).close()
         sub.skipped += [s.scene_id for s in by_tile[tile] if s.scene_id in known_empty[tile]]
-        collection.record_empty(tile, [f.scene for f in sub.failed if f.stage == "empty"])
         return sub
 
     tell()
