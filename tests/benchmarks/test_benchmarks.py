@@ -70,7 +70,7 @@ def quick(bench):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["e2e", "scaling", "memory", "storage"])
+@pytest.mark.parametrize("name", ["e2e", "scaling", "memory", "storage", "catalogue"])
 def test_quick_run_returns_the_protocol_summary(bench, quick, name):
     summary = quick(name)
     _check_summary(summary, name)
