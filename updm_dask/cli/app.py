@@ -85,11 +85,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         coll = as_collection(report.cube)
         if coll is not None:
+            from ..cube import compact_collection
+
             # the tiles this run wrote: the others may be another driver's, mid-write
             present = set(coll.tiles())
-            for tile in report.tiles:
-                if tile in present and tile not in report.tiles_failed:
-                    _compact(coll.tile_location(tile))
+            wrote = [t for t in report.tiles if t in present and t not in report.tiles_failed]
+            if wrote:
+                upkeep = compact_collection(report.cube, tiles=wrote, echo=print)
+                print(upkeep.format())
+                return max(report.exit_code, upkeep.exit_code)
         else:
             _compact(report.cube)
     return report.exit_code
@@ -168,29 +172,40 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
+    from ..cube import collection_exists, compact_collection
+
+    if collection_exists(args.cube):
+        upkeep = compact_collection(args.cube, tiles=args.tile, echo=print)
+        print(upkeep.format())
+        return upkeep.exit_code
+    _single_cube(args)
     _compact(args.cube)
     return 0
 
 
+def _single_cube(args: argparse.Namespace) -> None:
+    """Refuse ``--tile`` on a location that holds one cube."""
+    if args.tile:
+        raise UpdmError(f"--tile {args.tile[0]}: {args.cube!r} is a single cube, not tiled")
+
+
 def _compact(location: str) -> None:
-    from ..cube import compact_time_blocks, open_cube, time_blocks_info
+    from ..cube import compact_time_blocks, describe_compaction, open_cube
 
     cube = open_cube(location)
-    snap = compact_time_blocks(cube)
-    info = time_blocks_info(cube.session().store) or {}
-    if snap is None:
-        print(f"{cube.location}: already compacted ({info.get('slots', 0)} time slot(s))")
-    else:
-        print(
-            f"{cube.location}: compacted {info['slots']} time slot(s) into time blocks of "
-            f"{info['block_slots']} slots x {info['edge']}x{info['edge']} pixels; "
-            f"snapshot {snap}"
-        )
+    print(describe_compaction(cube, compact_time_blocks(cube)))
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from ..cube import collect_garbage
+    from ..cube import collect_collection_garbage, collect_garbage, collection_exists
 
+    if collection_exists(args.cube):
+        upkeep = collect_collection_garbage(
+            args.cube, older_than_days=args.older_than, tiles=args.tile, echo=print
+        )
+        print(upkeep.format())
+        return upkeep.exit_code
+    _single_cube(args)
     report = collect_garbage(args.cube, older_than_days=args.older_than, keep_tags=args.keep_tags)
     print(report.format())
     return 0
@@ -210,6 +225,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"updm_dask {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_tile_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--tile",
+            action="append",
+            metavar="ID",
+            help="of a tiled collection, only this tile (repeat for more; default: every tile)",
+        )
 
     def add_cluster_options(p: argparse.ArgumentParser) -> None:
         group = p.add_mutually_exclusive_group()
@@ -259,13 +282,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "compact",
         help="copy the stored scenes into time-blocked arrays: a pixel's history in a few reads",
     )
-    compact.add_argument("cube", help="cube location (path or s3://...)")
+    compact.add_argument("cube", help="cube or tiled collection location (path or s3://...)")
+    add_tile_option(compact)
     compact.set_defaults(func=_cmd_compact)
 
     gc = sub.add_parser(
         "gc", help="expire old snapshots of a cube and delete the storage only they used"
     )
-    gc.add_argument("cube", help="cube location (path or s3://...)")
+    gc.add_argument("cube", help="cube or tiled collection location (path or s3://...)")
+    add_tile_option(gc)
     gc.add_argument(
         "--older-than",
         type=float,
@@ -274,7 +299,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="expire snapshots older than DAYS days (default: updm.cube.gc-older-than-days); "
         "the branch tip and the first commit are always kept",
     )
-    gc.add_argument("--keep-tags", action="store_true", help="keep tagged snapshots, however old")
+    gc.add_argument(
+        "--keep-tags",
+        action="store_true",
+        help="keep tagged snapshots, however old (always, for a tiled collection)",
+    )
     gc.set_defaults(func=_cmd_gc)
 
     migrate = sub.add_parser(

@@ -66,7 +66,9 @@ Commits stay cheap as the cube grows: manifests are split along ``time``
 (``updm.cube.manifest-split-scenes`` slots each, saved in the repository when the cube is
 created or first opened for writing), so a commit rewrites the manifests of the slots it
 wrote, not the history. Old snapshots are expired, and the storage only they used deleted,
-by :func:`collect_garbage` (``updm gc CUBE [--older-than DAYS] [--keep-tags]``).
+by :func:`collect_garbage` (``updm gc CUBE [--older-than DAYS] [--keep-tags]``); over every
+tile of a tiled collection by :func:`collect_collection_garbage` and
+:func:`compact_collection` (``updm gc``/``updm compact`` given the collection).
 
 A cube whose creation was killed at any step (a folder with only the writer lock, the files
 of an unfinished ``Repository.create``, or a repository holding only its first commit) is
@@ -144,6 +146,12 @@ from ._timeblocks import (
     time_block_slots,
     time_blocks_info,
 )
+from ._upkeep import (
+    CollectionUpkeep,
+    collect_collection_garbage,
+    compact_collection,
+    describe_compaction,
+)
 from ._yearly import (
     clear_count_as_counted,
     clear_count_fill,
@@ -167,6 +175,7 @@ __all__ = [
     "YEARLY_CLASS_PRIORITY",
     "YEARLY_VARIABLES",
     "Collection",
+    "CollectionUpkeep",
     "Cube",
     "CubeConflictError",
     "CubeLike",
@@ -179,9 +188,11 @@ __all__ = [
     "clear_count_as_counted",
     "clear_count_fill",
     "clear_count_with_fill",
+    "collect_collection_garbage",
     "collect_garbage",
     "collection_exists",
     "collection_info",
+    "compact_collection",
     "compact_time_blocks",
     "create_collection",
     "create_cube",
@@ -190,6 +201,7 @@ __all__ = [
     "decode_dataset",
     "decode_layer",
     "delete_derived",
+    "describe_compaction",
     "empty_scene_ids",
     "encode_layer",
     "format_collection_info",

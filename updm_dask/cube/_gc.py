@@ -27,7 +27,7 @@ from ._catalogue import collection_exists
 from ._cube import Cube, _writer_lock
 from ._io import open_repository
 
-__all__ = ["GarbageReport", "collect_garbage"]
+__all__ = ["GarbageReport", "check_days", "collect_garbage", "collect_repository"]
 
 
 @dataclass
@@ -113,6 +113,27 @@ def collect_garbage(
     The branch tip and the first commit are always kept, so the cube's current data is
     never touched. On a local path the cube's writer lock is held throughout.
     """
+    days = check_days(older_than_days)
+    repo, name = open_repository(location)
+    keep_tags = keep_tags or _is_tile(name)
+    lock = _writer_lock(name)
+    try:
+        Cube._open(repo, name)  # a cube, not any other repository
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=float(days))
+        return collect_repository(repo, name, cutoff, keep_tags)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def check_days(older_than_days: float | None) -> float:
+    """``older_than_days``, or the configured default, checked to be a number of days >= 0.
+
+    Raises
+    ------
+    CubeError
+        Naming the argument or the dask config key it came from.
+    """
     days = config.get("cube.gc-older-than-days") if older_than_days is None else older_than_days
     what = "older_than_days" if older_than_days is not None else "updm.cube.gc-older-than-days"
     if (
@@ -122,28 +143,30 @@ def collect_garbage(
         or days < 0
     ):
         raise CubeError(f"gc: {what}: expected a number of days >= 0, got {days!r}")
-    repo, name = open_repository(location)
-    keep_tags = keep_tags or _is_tile(name)
-    lock = _writer_lock(name)
+    return float(days)
+
+
+def collect_repository(
+    repo: icechunk.Repository, name: str, cutoff: dt.datetime, keep_tags: bool
+) -> GarbageReport:
+    """Expire ``repo``'s snapshots written before ``cutoff`` and delete what only they used.
+
+    The caller holds whatever lock keeps writers out; ``name`` is the repository's location,
+    for the report and its size on disk.
+    """
+    report = GarbageReport(location=name, older_than=cutoff, bytes_before=_disk_bytes(name))
+    tags_before = set(repo.list_tags())
     try:
-        Cube._open(repo, name)  # a cube, not any other repository
-        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=float(days))
-        report = GarbageReport(location=name, older_than=cutoff, bytes_before=_disk_bytes(name))
-        tags_before = set(repo.list_tags())
-        try:
-            expired = repo.expire_snapshots(cutoff, delete_expired_tags=not keep_tags)
-            summary = repo.garbage_collect(cutoff)
-        except icechunk.IcechunkError as exc:
-            raise CubeError(f"gc of cube {name!r} failed: {exc.message}") from None
-        report.snapshots_expired = len(expired)
-        report.tags_deleted = sorted(tags_before - set(repo.list_tags()))
-        report.snapshots_deleted = summary.snapshots_deleted
-        report.manifests_deleted = summary.manifests_deleted
-        report.chunks_deleted = summary.chunks_deleted
-        report.transaction_logs_deleted = summary.transaction_logs_deleted
-        report.bytes_freed = summary.bytes_deleted
-        report.bytes_after = _disk_bytes(name)
-        return report
-    finally:
-        if lock is not None:
-            lock.release()
+        expired = repo.expire_snapshots(cutoff, delete_expired_tags=not keep_tags)
+        summary = repo.garbage_collect(cutoff)
+    except icechunk.IcechunkError as exc:
+        raise CubeError(f"gc of {name!r} failed: {exc.message}") from None
+    report.snapshots_expired = len(expired)
+    report.tags_deleted = sorted(tags_before - set(repo.list_tags()))
+    report.snapshots_deleted = summary.snapshots_deleted
+    report.manifests_deleted = summary.manifests_deleted
+    report.chunks_deleted = summary.chunks_deleted
+    report.transaction_logs_deleted = summary.transaction_logs_deleted
+    report.bytes_freed = summary.bytes_deleted
+    report.bytes_after = _disk_bytes(name)
+    return report
