@@ -254,6 +254,57 @@ def test_similar_places_searches_every_tile(cubes, capsys):
     capsys.readouterr()
 
 
+def test_embed_and_similar_read_a_tag_or_a_snapshot(cubes, capsys):
+    import json
+
+    from updm_dask.cube import open_cube
+
+    single, tiled = cubes
+    lon, lat = _lonlat(5, 6)
+    where = ["--lonlat", str(lon), str(lat), "--json"]
+
+    def embed(*args):
+        assert main(["embed", *args, *where]) == 0, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    first = open_cube(single, tag="first").snapshot_id
+    now = {name: embed(str(cube)) for name, cube in (("single", single), ("tiled", tiled))}
+    then = {
+        "single": embed(str(single), "--tag", "first"),
+        "tiled": embed(str(tiled), "--tag", "first"),
+        "snapshot": embed(str(single), "--snapshot", first),
+    }
+    # the tag holds the 1990-1992 scenes, the tip 1990-1995: one clear scene a year (all
+    # alike, so the vectors agree and the counts tell the states apart)
+    assert now["single"]["clear_count"] == now["tiled"]["clear_count"] == 6
+    for name, rec in then.items():
+        assert rec["clear_count"] == 3, name
+        np.testing.assert_allclose(
+            np.array(rec["raw"], float), np.array(then["single"]["raw"], float), equal_nan=True
+        )
+    # similar places at the tag: the same distances from the tiles as from the single cube
+    tables = {}
+    for name, cube in (("single", single), ("tiled", tiled)):
+        out = cube.parent / f"similar-{name}.csv"
+        args = ["similar", str(cube), "--lonlat", str(lon), str(lat), "-k", "5", "--tag", "first"]
+        assert main([*args, "-o", str(out)]) == 0, capsys.readouterr().err
+        tables[name] = pd.read_csv(out)
+    np.testing.assert_allclose(
+        np.sort(tables["tiled"]["distance"]), np.sort(tables["single"]["distance"]), atol=1e-5
+    )
+    capsys.readouterr()
+    # refused, naming what is wrong
+    bad = [
+        (["embed", str(tiled), "--snapshot", first, *where], "is a tiled collection"),
+        (["embed", str(single), "--tag", "nope", *where], "nope"),
+        (["embed", str(single), "--store", "--tag", "first"], "not with --store"),
+        (["similar", str(tiled), "--lonlat", str(lon), str(lat), "--tag", "nope"], "nope"),
+    ]
+    for args, message in bad:
+        assert main(args) == 2, args
+        assert message in capsys.readouterr().err, args
+
+
 def test_a_tiled_collection_describes_itself_as_a_stac_collection(
     cubes, tmp_path, offline_stac_validator
 ):

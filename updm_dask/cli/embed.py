@@ -3,8 +3,9 @@
 Usage::
 
     updm embed CUBE (--lonlat LON LAT | --xy X Y [--crs CRS]) [--radius M]
-               [--period 1975-2024] [--json] [--output F]
-    updm embed CUBE --points points.csv [--radius M] [--raw] [--output out.csv]
+               [--period 1975-2024] [--snapshot ID | --tag NAME] [--json] [--output F]
+    updm embed CUBE --points points.csv [--radius M] [--snapshot ID | --tag NAME] [--raw]
+               [--output out.csv]
     updm embed CUBE --store [--period 1972-2024]
     updm embed CUBE [CUBE ...] --fit-encoder encoder.npz [--degree 20] [--frame cap] [--step 2]
     updm embed --encoder encoder.npz (--lonlat LON LAT | --xy X Y --crs CRS
@@ -14,11 +15,15 @@ Usage::
     updm embed --evaluate --synthetic DIR [--block 8]
     updm similar CUBE [CUBE ...] (--lonlat LON LAT | --xy X Y [--crs CRS]) [-k 10]
                  [--metric cosine] [--radius M] [--exclude M] [--separation M]
-                 [--output table.csv] [--png map.png]
+                 [--snapshot ID | --tag NAME] [--output table.csv] [--png map.png]
 
 A point is ``--lonlat LON LAT`` (WGS 84 degrees) or ``--xy X Y`` in the (first) cube's CRS
 or in ``--crs``, as in ``updm query point``. The former ``--lon X --lat Y`` still works but
 is deprecated (hidden from the help; a note says so): use ``--lonlat``.
+
+Cubes are read at their branch tip unless ``--snapshot``/``--tag`` name an older state, as
+in ``updm query``: a tag of a tiled collection reads every tile as the tag pinned it (a
+snapshot id names one cube's state only, so a collection takes ``--tag``).
 """
 
 from __future__ import annotations
@@ -52,6 +57,36 @@ def _add_period(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_state(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--snapshot", help="read the cube(s) at this commit (snapshot id)")
+    g.add_argument(
+        "--tag", help="read the cube(s) at this tag (of a tiled collection: every tile pinned)"
+    )
+
+
+def _cubes(args: argparse.Namespace) -> list[Any]:
+    """The CUBE arguments, opened at ``--snapshot``/``--tag`` when one is given (else the
+    locations themselves, read at their tips)."""
+    if args.snapshot is None and args.tag is None:
+        return list(args.cubes)
+    from ..cube import collection_exists, open_collection, resolve_cube
+
+    opened: list[Any] = []
+    for location in args.cubes:
+        if not collection_exists(location):
+            opened.append(resolve_cube(location, snapshot=args.snapshot, tag=args.tag))
+        elif args.snapshot is not None:
+            raise QueryError(
+                f"--snapshot {args.snapshot}: {location!r} is a tiled collection and every "
+                "tile has snapshots of its own; pin it with a tag instead (`updm tag`, then "
+                "--tag)"
+            )
+        else:
+            opened.append(open_collection(location, tag=args.tag))
+    return opened
+
+
 def register(subparsers: Any) -> None:
     """Add the ``embed`` and ``similar`` sub-commands to the ``updm`` parser."""
     e = subparsers.add_parser(
@@ -68,6 +103,7 @@ def register(subparsers: Any) -> None:
     add_point(e, required=False, deprecated=True)
     e.add_argument("--radius", type=float, default=0.0, help="neighbourhood radius, metres")
     _add_period(e)
+    _add_state(e)
     e.add_argument("--encoder", metavar="FILE", help="encode with this encoder file, no cube")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--raw", action="store_true", help="CSV output: raw, not standardised")
@@ -112,6 +148,7 @@ def register(subparsers: Any) -> None:
     s.add_argument(
         "--separation", type=float, default=None, help="minimum distance between places (m)"
     )
+    _add_state(s)
     s.add_argument("--output", "-o", help="write the table as CSV")
     s.add_argument("--png", help="write a map of the distances as PNG")
     s.set_defaults(func=_cmd_similar)
@@ -167,6 +204,13 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     point = point_of(args, _cube_crs(args))
     if args.synthetic and not args.evaluate:
         raise QueryError("--synthetic goes with --evaluate")
+    pinned = args.snapshot is not None or args.tag is not None
+    if pinned and (args.store or args.encoder or not args.cubes):
+        given = "--snapshot" if args.snapshot is not None else "--tag"
+        raise QueryError(
+            f"{given} reads a cube as it was: it goes with a CUBE to read, not with --store "
+            "(which writes at the branch tip) nor --encoder alone"
+        )
     if args.encoder:
         return _encode(args, point)
     if not args.cubes and not args.synthetic:
@@ -176,11 +220,12 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             f"one CUBE expected here, got {len(args.cubes)} (several cubes: --fit-encoder, "
             "--evaluate, or `updm similar`)"
         )
+    cubes = _cubes(args)
     if args.store:
         from ..embed import store_embedding
 
         with progress("storing the embedding"):
-            snap = store_embedding(args.cubes[0], per)
+            snap = store_embedding(cubes[0], per)
         print(f"stored embedding {per} in {args.cubes[0]}: snapshot {snap}")
         return 0
     if args.fit_encoder:
@@ -188,7 +233,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
         with progress("fitting the encoder"):
             enc = fit_encoder(
-                args.cubes,
+                cubes,
                 per,
                 radius=args.radius,
                 step=args.step,
@@ -199,12 +244,12 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         wrote(enc.save(args.fit_encoder), "location encoder")
         return 0
     if args.evaluate:
-        return _evaluate(args)
+        return _evaluate(args, cubes)
     if args.points:
         from ..embed.points import place_table, read_places
 
         places = read_places(args.points)
-        table = place_table(args.cubes[0], places, radius=args.radius, period=per, raw=args.raw)
+        table = place_table(cubes[0], places, radius=args.radius, period=per, raw=args.raw)
         _emit(table, args.output, f"{len(places)} places")
         return 0
     if point is None:
@@ -212,16 +257,16 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from ..embed import point_embedding
 
     a, b, crs = point
-    pe = point_embedding(args.cubes[0], a, b, radius=args.radius, period=per, crs=crs)
+    pe = point_embedding(cubes[0], a, b, radius=args.radius, period=per, crs=crs)
     _write_result(pe, args.output)
     _print_result(pe, args.json)
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _evaluate(args: argparse.Namespace, given: list[Any]) -> int:
     from ..embed import evaluate_embedding
 
-    cubes: list[Any] = list(args.cubes)
+    cubes: list[Any] = list(given)
     if args.synthetic:
         from ..embed.synthetic import make_synthetic_cube
 
@@ -273,7 +318,7 @@ def _cmd_similar(args: argparse.Namespace) -> int:
     res = similar_places(
         a,
         b,
-        args.cubes,
+        _cubes(args),
         crs=crs,
         k=args.k,
         metric=args.metric,
