@@ -8,6 +8,7 @@ from pathlib import Path
 import dask
 import numpy as np
 import pytest
+from affine import Affine
 
 from updm_dask.cube import open_collection, open_cube
 from updm_dask.errors import CubeError, JobSpecError
@@ -517,3 +518,39 @@ def test_updm_run_compact_compacts_only_the_tiles_the_run_wrote(ethiopia, tmp_pa
         assert coll.tile_location(tile) not in out
         assert time_blocks_info(coll.open_tile(tile).session().store) is None
     assert "again to resume" not in out  # no tile failed
+
+
+def test_the_record_of_scenes_without_data_retries_conflicts_and_never_fails_the_tile(
+    tmp_path, monkeypatch
+):
+    from updm_dask.cube import CubeConflictError, create_cube, empty_scene_ids
+    from updm_dask.geo import CubeGrid
+    from updm_dask.jobs import tiles as tiles_module
+    from updm_dask.jobs.report import JobReport
+
+    grid = CubeGrid("EPSG:32637", Affine(30, 0, 589035, 0, -30, 756165), (4, 4))
+    cube = create_cube(tmp_path / "tile", grid)
+    real = tiles_module.record_empty_scenes
+    calls = []
+
+    def conflicting(times):
+        def record(c, ids):
+            calls.append(list(ids))
+            if len(calls) <= times:  # another driver committed to the tile first
+                raise CubeConflictError("another writer committed to branch 'main' first")
+            return real(c, ids)
+
+        return record
+
+    said = []
+    report = JobReport(job_id="t", cube=cube.location)
+    with dask.config.set({"updm.job.conflict-retries": 2}):
+        monkeypatch.setattr(tiles_module, "record_empty_scenes", conflicting(2))
+        tiles_module._record_empty(cube, ["A", "B"], report, said.append)
+        assert empty_scene_ids(cube) == {"A", "B"} and report.conflicts == 2 and said == []
+        calls.clear()
+        monkeypatch.setattr(tiles_module, "record_empty_scenes", conflicting(5))
+        tiles_module._record_empty(cube, ["C"], report, said.append)  # gives up, says so
+    assert len(calls) == 3 and empty_scene_ids(cube) == {"A", "B"}
+    assert len(said) == 1 and "could not record 1 scene(s) without data" in said[0]
+    cube.close()

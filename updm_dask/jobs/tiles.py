@@ -31,6 +31,7 @@ from typing import Any
 from .. import config
 from ..cube import (
     Collection,
+    CubeConflictError,
     Tiling,
     collection_exists,
     create_collection,
@@ -151,6 +152,30 @@ def _footprints(
     return by_tile, sizes, failed
 
 
+def _record_empty(
+    cube: Any, scene_ids: list[str], report: JobReport, say: Callable[[str], None]
+) -> None:
+    """Record the scenes without data in ``cube``, retrying write conflicts as batches do.
+
+    Another driver may commit to a tile both jobs run (on an object store). The records
+    only spare a later run recomputing these scenes, so when every retry conflicts the tile
+    goes on without them and says so.
+    """
+    retries = int(config.get("job.conflict-retries"))
+    for attempt in range(retries + 1):
+        try:
+            record_empty_scenes(cube, scene_ids)
+            return
+        except CubeConflictError:
+            report.conflicts += 1
+            if attempt < retries:
+                time.sleep(min(2.0 ** (attempt + 1), 30.0) * 0.1)
+    say(
+        f"could not record {len(scene_ids)} scene(s) without data in {cube.location} after "
+        f"{retries} write conflicts; a later run computes them again"
+    )
+
+
 def run_tiles(
     spec: JobSpec,
     science: Science,
@@ -226,7 +251,7 @@ def run_tiles(
             _run(spec, science, cube, sub, list_once_it_holds_a_scene, tile_say, (todo, [], []))
             holds_data = bool(cube.scene_ids())
             # in the tile itself, one commit of this tile: the catalogue never holds scenes
-            record_empty_scenes(cube, [f.scene for f in sub.failed if f.stage == "empty"])
+            _record_empty(cube, [f.scene for f in sub.failed if f.stage == "empty"], sub, tile_say)
         finally:
             cube.close()
         if holds_data and not listed:  # a kill between a batch's commit and its listing
