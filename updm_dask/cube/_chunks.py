@@ -22,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +30,8 @@ import numpy as np
 import zarr
 from zarr.buffer import default_buffer_prototype
 from zarr.buffer.cpu import Buffer
+
+from ._arrays import run_coroutine
 
 #: Blosc's shuffle names in Zarr's metadata -> numcodecs' constants.
 _SHUFFLE = {"noshuffle": numcodecs.Blosc.NOSHUFFLE, "shuffle": numcodecs.Blosc.SHUFFLE}
@@ -136,8 +136,7 @@ def write_region(
             key = prefix + encode_key(tuple(p[0] for p in parts))
             writes.append((target.store, key, codec.encode(data)))
     if writes:
-        future = asyncio.run_coroutine_threadsafe(_store_all(writes), _io_loop())
-        future.result()
+        run_coroutine(_store_all(writes))
 
 
 def _holds_data(values: np.ndarray, fill: Any) -> bool:
@@ -197,9 +196,7 @@ def read_slots(
                     )
                     wanted.append((i, (array, codec), key, inside, place))
     if wanted:
-        fetched = asyncio.run_coroutine_threadsafe(
-            _fetch_all([(a.store, key) for _, (a, _), key, _, _ in wanted]), _io_loop()
-        ).result()
+        fetched = run_coroutine(_fetch_all([(a.store, key) for _, (a, _), key, _, _ in wanted]))
         for (i, (array, codec), _, inside, place), data in zip(wanted, fetched, strict=True):
             if data is None:  # never written: the fill value, already in place
                 continue
@@ -217,23 +214,3 @@ async def _fetch_all(keys: list[tuple[Any, str]]) -> list[bytes | None]:
 
 async def _store_all(writes: list[tuple[Any, str, bytes]]) -> None:
     await asyncio.gather(*(store.set(key, Buffer.from_bytes(data)) for store, key, data in writes))
-
-
-_LOOP: tuple[int, asyncio.AbstractEventLoop] | None = None
-_LOOP_LOCK = threading.Lock()
-
-
-def _io_loop() -> asyncio.AbstractEventLoop:
-    """This process's event loop for store writes, running in a daemon thread.
-
-    A task may run in a thread that has an event loop running already (a notebook's), so
-    the writes go to a loop of their own. A forked process starts its own: the parent's
-    loop thread does not exist in the child.
-    """
-    global _LOOP
-    with _LOOP_LOCK:
-        if _LOOP is None or _LOOP[0] != os.getpid():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="updm-chunk-io", daemon=True).start()
-            _LOOP = (os.getpid(), loop)
-        return _LOOP[1]

@@ -18,6 +18,7 @@ import zarr
 from ..errors import CubeError, GridError, VersionError
 from ..geo import CubeGrid
 from . import _lock
+from ._arrays import fill_arrays, open_arrays, resize_arrays
 from ._io import (
     CubeConflictError,
     EmptyScenesError,
@@ -584,9 +585,10 @@ class Cube:
         # Every change goes through one fork of the clean session: forking a session with
         # uncommitted changes (the resize below) would flush them to a second snapshot.
         fork = session.fork()
-        group = zarr.open_group(fork.store, mode="r+")
-        chunks = tuple(group["uCw"].chunks[1:])
-        ledger = _ledger(group)
+        along_time = ("time", *TIME_COORDS)
+        arrays = open_arrays(fork.store, (*SCENE_VARIABLES, *along_time))
+        chunks = tuple(arrays["uCw"].chunks[1:])
+        ledger = {str(s) for s in arrays["scene_id"][:].tolist()}
         new: list[SceneRecord] = []
         skipped: list[str] = []
         for i, scene in enumerate(scenes):
@@ -601,18 +603,21 @@ class Cube:
             return None
         new.sort(key=lambda s: (s.time, s.scene_id))
 
-        n0, k = int(group["time"].shape[0]), len(new)
+        n0, k = int(arrays["time"].shape[0]), len(new)
         ny, nx = self._grid.shape
-        for name in SCENE_VARIABLES:
-            group[name].resize((n0 + k, ny, nx))
-        for name in ("time", *TIME_COORDS):
-            group[name].resize((n0 + k,))
-        group["time"][n0:] = np.array([(s.time - _EPOCH_US).astype(np.int64) for s in new])
-        for name in STR_COORDS:
-            group[name][n0:] = np.array([s.coords[name] for s in new], dtype=STR)
-        group["sun_elevation"][n0:] = np.array(
+        resize_arrays(
+            arrays,
+            {
+                **{name: (n0 + k, ny, nx) for name in SCENE_VARIABLES},
+                **{name: (n0 + k,) for name in along_time},
+            },
+        )
+        values = {name: np.array([s.coords[name] for s in new], dtype=STR) for name in STR_COORDS}
+        values["time"] = np.array([(s.time - _EPOCH_US).astype(np.int64) for s in new])
+        values["sun_elevation"] = np.array(
             [s.coords["sun_elevation"] for s in new], dtype=np.float32
         )
+        fill_arrays(arrays, n0, values)
         # Each scene writes its own window of the grid only (missing layers and the rest of
         # the slot read as the fill value), so its tasks follow its pixels, not the grid.
         sources, names, regions = [], [], []

@@ -22,6 +22,7 @@ from zarr.codecs import ZstdCodec
 
 from .. import config
 from ..errors import CubeError
+from ._arrays import open_arrays
 from ._chunks import write_region
 
 
@@ -380,7 +381,11 @@ def _open_target(store: Any, path: str) -> Any:
     fork with every uncommitted change (21 kB for a batch's resizes), so eight layers on
     eight stores made a 180 kB task, and handed back eight forks to merge instead of one.
     """
-    return zarr.open_array(store, path=path, mode="a", config={"write_empty_chunks": False})
+    return zarr.open_array(store, path=path, mode="a", config=_TARGET_CONFIG)
+
+
+#: How a computation's targets are opened: all-fill chunks are never written.
+_TARGET_CONFIG = {"write_empty_chunks": False}
 
 
 class ForkArrays:
@@ -755,14 +760,11 @@ def write_dask(
         groups.setdefault(key, []).append(i)
     writes = []
     slots = []
-    opened: dict[str, Any] = {}
-    store = fork.store
+    # every target on one store object, opened in one round (see _open_target)
+    opened = open_arrays(fork.store, list(dict.fromkeys(names)), config=_TARGET_CONFIG)
     for key, members in groups.items():
         paths = tuple(names[i] for i in members)
         counted = paths.index(COUNTED) if COUNTED in paths else None
-        for p in paths:
-            if p not in opened:
-                opened[p] = _open_target(store, p)
         first = sources[members[0]]
         # one chunking for the group's layers: block i of each is block i of the write
         arrays = [

@@ -25,9 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
-import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import dask.array as da
@@ -36,6 +34,7 @@ import zarr
 
 from .. import config
 from ..errors import CubeError
+from ._arrays import run_coroutine
 from ._cube import CubeLike, resolve_cube
 from ._io import root_attrs, write_dask
 from ._schema import SCENE_VARIABLES
@@ -194,27 +193,6 @@ def compact_time_blocks(cube: CubeLike, *, message: str | None = None) -> str | 
     return snap
 
 
-# One event loop, on a daemon thread of its own, runs the point reads of this process: a
-# fresh loop per read (asyncio.run) would start and join the loop's thread pool (which
-# Zarr's codecs use) every time, a third of a per-year read. Its own thread also lets a
-# caller that runs a loop itself (e.g. Jupyter) wait for it.
-_LOOP: tuple[int, asyncio.AbstractEventLoop] | None = None
-_LOOP_LOCK = threading.Lock()
-
-
-def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine on the point-read loop and wait for its result."""
-    global _LOOP
-    with _LOOP_LOCK:
-        # a forked child inherits the loop but not its thread: it starts its own
-        if _LOOP is None or _LOOP[0] != os.getpid():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="updm-point-reads", daemon=True).start()
-            _LOOP = (os.getpid(), loop)
-        loop = _LOOP[1]
-    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
-
-
 def pixel_history(
     group: zarr.Group, names: Sequence[str], slots: slice, row: int, col: int
 ) -> dict[str, np.ndarray]:
@@ -255,7 +233,7 @@ def pixel_history(
         return await asyncio.gather(*(arr.getitem(at) for _, arr, at in reads))
 
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for (name, _, _), values in zip(reads, _run(fetch()), strict=True):
+    for (name, _, _), values in zip(reads, run_coroutine(fetch()), strict=True):
         parts[name].append(np.asarray(values))
     return {name: np.concatenate(p) if len(p) > 1 else p[0] for name, p in parts.items()}
 
