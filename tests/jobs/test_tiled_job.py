@@ -249,7 +249,7 @@ def test_updm_info_and_tag_on_a_collection(runs, capsys):
     assert "lon/lat     " in text and "° N" in text and "° E" in text
     for tile in TOUCHED:
         assert f"  {tile}         4 scene(s), years 2000, 2010, 2017" in text
-    size = int(text.split("bytes       ")[1].split("\n")[0].replace(",", ""))
+    size = int(text.split("bytes       ")[1].split(" on disk now")[0].replace(",", ""))
     assert size == sum(p.stat().st_size for p in location.rglob("*") if p.is_file())
     # one tile, as a single cube's info shows it
     assert main(["info", str(location), "--tile", "r1c0"]) == 0

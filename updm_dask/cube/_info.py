@@ -243,7 +243,11 @@ def format_collection_info(info: Mapping[str, Any]) -> str:
         f"tiles of {t['edge']} pixels)",
         f"scenes      {info['scenes']['distinct']} distinct over the tiles",
         f"years       {year_ranges(info['years'])}",
-        f"bytes       {size:,}" if size is not None else "bytes       (object store: not counted)",
+        # what the location holds today, every snapshot and tile: a tag shares its objects
+        # with the other states, so no size is its own
+        f"bytes       {size:,} on disk now (every snapshot of every tile)"
+        if size is not None
+        else "bytes       (object store: not counted)",
         f"tags        {', '.join(info['tags']) if info['tags'] else 'none'}",
         "per tile    (updm info LOCATION --tile ID shows one)",
     ]
