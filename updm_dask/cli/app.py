@@ -379,9 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"updm {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except icechunk.IcechunkError as exc:
+        from ..cube import icechunk_detail
+
         # the storage layer's own text ends in a Rust span trace; its first line says it
-        detail = str(getattr(exc, "message", exc)).strip().splitlines()
-        first = detail[0].strip() if detail else type(exc).__name__
+        first = icechunk_detail(exc)
         cubes = getattr(args, "cubes", None) or [getattr(args, "cube", None)]
         where = f"cube {', '.join(map(repr, cubes))}: " if cubes[0] else ""
         print(

@@ -131,6 +131,7 @@ from ._schema import (
     decode_layer,
     encode_layer,
 )
+from ._tags import icechunk_detail
 from ._tiles import (
     Collection,
     Tiling,
@@ -206,6 +207,7 @@ __all__ = [
     "encode_layer",
     "format_collection_info",
     "format_cube_info",
+    "icechunk_detail",
     "list_derived",
     "migrate_cube",
     "open_collection",
