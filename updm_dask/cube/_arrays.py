@@ -20,7 +20,11 @@ import numpy as np
 import zarr
 import zarr.api.asynchronous
 
-__all__ = ["fill_arrays", "open_arrays", "resize_arrays", "run_coroutine"]
+__all__ = ["NO_EMPTY", "fill_arrays", "open_arrays", "resize_arrays", "run_coroutine"]
+
+#: Runtime configuration of the arrays a computation writes: all-fill chunks are never
+#: written (they read as the fill value).
+NO_EMPTY = {"write_empty_chunks": False}
 
 # One event loop, on a daemon thread of its own, runs this module's concurrent steps and
 # the point reads of this process: a fresh loop per call (asyncio.run) would start and
@@ -44,7 +48,11 @@ def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
 
 
 def open_arrays(
-    store: Any, paths: Sequence[str], *, config: Mapping[str, Any] | None = None
+    store: Any,
+    paths: Sequence[str],
+    *,
+    config: Mapping[str, Any] | None = None,
+    missing_ok: bool = False,
 ) -> dict[str, zarr.Array]:
     """The arrays ``paths`` of ``store``, open for writing, read concurrently.
 
@@ -56,17 +64,28 @@ def open_arrays(
         Array paths in the store.
     config : mapping, optional
         Zarr runtime configuration of the arrays (e.g. ``write_empty_chunks``).
+    missing_ok : bool
+        Leave out the paths that hold no array, instead of raising.
     """
+    mode = "r+" if missing_ok else "a"
 
     async def opened() -> list[Any]:
         return await asyncio.gather(
             *(
-                zarr.api.asynchronous.open_array(store=store, path=p, mode="a", config=config)
+                zarr.api.asynchronous.open_array(store=store, path=p, mode=mode, config=config)
                 for p in paths
-            )
+            ),
+            return_exceptions=missing_ok,
         )
 
-    return {p: zarr.Array(a) for p, a in zip(paths, run_coroutine(opened()), strict=True)}
+    found = {}
+    for path, array in zip(paths, run_coroutine(opened()), strict=True):
+        if isinstance(array, FileNotFoundError):  # Zarr's "no array at this path"
+            continue
+        if isinstance(array, BaseException):
+            raise array
+        found[path] = zarr.Array(array)
+    return found
 
 
 def resize_arrays(arrays: Mapping[str, zarr.Array], shapes: Mapping[str, tuple[int, ...]]) -> None:

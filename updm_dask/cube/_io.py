@@ -22,7 +22,7 @@ from zarr.codecs import ZstdCodec
 
 from .. import config
 from ..errors import CubeError
-from ._arrays import open_arrays
+from ._arrays import NO_EMPTY, open_arrays
 from ._chunks import write_region
 
 
@@ -381,11 +381,7 @@ def _open_target(store: Any, path: str) -> Any:
     fork with every uncommitted change (21 kB for a batch's resizes), so eight layers on
     eight stores made a 180 kB task, and handed back eight forks to merge instead of one.
     """
-    return zarr.open_array(store, path=path, mode="a", config=_TARGET_CONFIG)
-
-
-#: How a computation's targets are opened: all-fill chunks are never written.
-_TARGET_CONFIG = {"write_empty_chunks": False}
+    return zarr.open_array(store, path=path, mode="a", config=NO_EMPTY)
 
 
 class ForkArrays:
@@ -761,7 +757,7 @@ def write_dask(
     writes = []
     slots = []
     # every target on one store object, opened in one round (see _open_target)
-    opened = open_arrays(fork.store, list(dict.fromkeys(names)), config=_TARGET_CONFIG)
+    opened = open_arrays(fork.store, list(dict.fromkeys(names)), config=NO_EMPTY)
     for key, members in groups.items():
         paths = tuple(names[i] for i in members)
         counted = paths.index(COUNTED) if COUNTED in paths else None

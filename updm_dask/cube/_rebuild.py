@@ -17,11 +17,12 @@ import numpy as np
 import zarr
 
 from ..errors import CubeError
-from ._io import chunk_edge, merge_forks, run_tasks, write_dask, zstd_codec
+from ._arrays import NO_EMPTY, fill_arrays, open_arrays, resize_arrays
+from ._io import ForkArrays, chunk_edge, merge_forks, run_tasks, write_dask, zstd_codec
 from ._schema import YEARLY_VARIABLES, encode_layer, packed_codec
 from ._yearly import (
-    rebuild_arrays,
     rebuild_block,
+    rebuild_names,
     touched_blocks,
     year_ranges,
     yearly_layers_outdated,
@@ -40,8 +41,8 @@ def rebuild_yearly(cube: Cube, years: Iterable[int] | None, message: str | None)
 
     session = cube._writable("rebuild_yearly")
     base = session.snapshot_id
-    group = zarr.open_group(session.store, mode="r+")
-    scene_years = years_of(group["time"][:])
+    present = open_arrays(session.store, ("time", "year", *YEARLY_VARIABLES), missing_ok=True)
+    scene_years = years_of(present["time"][:])
     available = {int(y) for y in scene_years}
     if years is None:
         target = set(available)
@@ -53,8 +54,8 @@ def rebuild_yearly(cube: Cube, years: Iterable[int] | None, message: str | None)
         target = asked & available
     if not target:
         return None
-    existing = [int(y) for y in group["year"][:]] if "year" in group else []
-    outdated = bool(existing) and yearly_layers_outdated(group, cube.location)
+    existing = [int(y) for y in present["year"][:]] if "year" in present else []
+    outdated = bool(existing) and yearly_layers_outdated(present, cube.location)
     if outdated:
         # layers built by an older version lack a variable, hold the old clear-count
         # fill or an unpacked median: rebuild every year, so that all of them agree
@@ -64,29 +65,31 @@ def rebuild_yearly(cube: Cube, years: Iterable[int] | None, message: str | None)
     done = sorted(target)
     ny, nx = cube.grid.shape
 
-    if existing and not outdated and all(y in existing or y > existing[-1] for y in target):
-        # The layers stay in place: new years go at the end of the year axis and only
-        # the chunks the rebuilt years' scenes touch are rewritten. Every change goes
-        # through one fork of the clean session: one snapshot.
+    in_place = existing and not outdated and all(y in existing or y > existing[-1] for y in target)
+    # The layers stay in place: new years go at the end of the year axis and only the
+    # chunks the rebuilt years' scenes touch are rewritten. Every change goes through one
+    # fork of the clean session: one snapshot.
+    if in_place:
         fork = session.fork()
-        group = zarr.open_group(fork.store, mode="r+")
-        if len(all_years) > len(existing):
-            for n in YEARLY_VARIABLES:
-                group[n].resize((len(all_years), ny, nx))
-            group["year"].resize((len(all_years),))
-            group["year"][:] = np.array(all_years, dtype=np.int16)
     else:
         fork = _recreate_yearly(cube, session, base, existing, all_years, target)
-        group = zarr.open_group(fork.store, mode="r+")
+    # the tasks' arrays and the ones read here, opened at once on the fork's one store
+    arrays = open_arrays(fork.store, (*rebuild_names(), "year", "scene_id"), config=NO_EMPTY)
+    if in_place and len(all_years) > len(existing):
+        resize_arrays(
+            arrays,
+            {**{n: (len(all_years), ny, nx) for n in YEARLY_VARIABLES}, "year": (len(all_years),)},
+        )
+        fill_arrays(arrays, 0, {"year": np.array(all_years, dtype=np.int16)})
 
-    first = group[next(iter(YEARLY_VARIABLES))]
+    first = arrays[next(iter(YEARLY_VARIABLES))]
     yc, ys, xs = first.chunks
     # A task covers whole per-year chunks and about one scene chunk, so that it reads
     # each scene chunk once; it writes the chunks no other task touches.
-    scene_edge = group["land_cover"].chunks[1:]
+    scene_edge = arrays["land_cover"].chunks[1:]
     block = (-(-scene_edge[0] // ys) * ys, -(-scene_edge[1] // xs) * xs)
     windows = scene_windows(cube.repository, base)
-    ids = [str(v) for v in group["scene_id"][:].tolist()]
+    ids = [str(v) for v in arrays["scene_id"][:].tolist()]
     work: dict[tuple[int, int, int], list[tuple[int, list[int]]]] = {}
     for year in done:
         index = all_years.index(year)
@@ -109,7 +112,7 @@ def rebuild_yearly(cube: Cube, years: Iterable[int] | None, message: str | None)
         for (_, i, j), entries in sorted(work.items())
     ]
     # the arrays and their fork: one entry of the graph, sent to each worker once
-    results = run_tasks(tasks, shared=rebuild_arrays(fork))
+    results = run_tasks(tasks, shared=ForkArrays({n: arrays[n] for n in rebuild_names()}))
     merge_forks(session, fork, [f for forks, _ in results for f in forks])
     snap = cube._commit(
         session,

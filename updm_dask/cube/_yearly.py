@@ -312,18 +312,10 @@ def rebuild_block(
     return forks, len(YEARLY_VARIABLES)
 
 
-def rebuild_arrays(fork: Any) -> ForkArrays:
-    """The arrays :func:`rebuild_block` reads and writes, opened on ``fork``: one graph entry."""
-    import zarr
-
-    store = fork.store
-    read = ("land_cover", "quality", "mviupd")
-    # opened on the one store as the written ones (mode "r" would wrap it in a read-only
-    # copy per array, each pickling the fork again), and only read
-    arrays = {n: zarr.open_array(store, path=n, mode="a") for n in read}
-    for n in YEARLY_VARIABLES:
-        arrays[n] = zarr.open_array(store, path=n, mode="a", config={"write_empty_chunks": False})
-    return ForkArrays(arrays)
+def rebuild_names() -> tuple[str, ...]:
+    """The arrays :func:`rebuild_block` reads (the scene layers it summarises) and writes
+    (the per-year layers); the caller opens them once on one fork (one graph entry)."""
+    return ("land_cover", "quality", "mviupd", *YEARLY_VARIABLES)
 
 
 def years_of(time_us: np.ndarray) -> np.ndarray:
