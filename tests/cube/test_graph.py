@@ -209,8 +209,15 @@ def _append_counting_tasks(
     tasks = _TaskNames()
     with dask.config.set(scheduler="sync"), tasks:
         cube.append_scenes([placed], metadata={}, message="one scene", reject_empty=True)
-    blocks = -(-grid.ny // read) * -(-grid.nx // read)
+    blocks = _blocks_along(grid.ny, read) * _blocks_along(grid.nx, read)
     return tasks.names, blocks, location
+
+
+def _blocks_along(size: int, read: int) -> int:
+    """Blocks of ``read`` px along a side of ``size`` px from a block edge: the last one,
+    when at most half a block, joins the one before it."""
+    full, rest = divmod(size, read)
+    return full + (1 if rest and (2 * rest > read or full == 0) else 0)
 
 
 def _assert_stores_the_pipeline_values(source, location: Path) -> None:
@@ -227,8 +234,9 @@ def test_each_block_of_a_real_scene_is_one_task_from_its_files_to_the_cube(share
     source = discover_scenes(str(shared_data / PARA)).scenes[0]
     names, blocks, location = _append_counting_tasks(source, tmp_path / "c", 32, read=64)
     # 310 x 287 pixels in 64-pixel blocks, each of 2 x 2 cube chunks of 32 pixels (as the
-    # defaults read 1,024-pixel blocks of four 512-pixel chunks)
-    assert blocks == 25
+    # defaults read 1,024-pixel blocks of four 512-pixel chunks): rows 4 x 64 + 54, columns
+    # 4 x 64 + 31, the thin last 31 joined to the block before (5 x 4 blocks, not 5 x 5)
+    assert blocks == 20
     # The reads of the band files, the kernel, the layer picks, their encoding and the
     # writes of every layer run in the block's one task (dask alone made a dozen tasks of
     # each block); one more task hands the blocks' results back.
@@ -259,9 +267,18 @@ def test_a_scene_is_cut_in_blocks_of_whole_cube_chunks_as_large_as_the_read_chun
         placed = scene_on_grid(source, grid, cube_chunks=32)
     layer = placed["uCw"].data
     for start, size, chunks in ((r0, own.ny, layer.chunks[0]), (c0, own.nx, layer.chunks[1])):
-        inner = set(np.cumsum(chunks[:-1]) + start)
-        assert inner == set(range(-(-(start + 1) // edge) * edge, start + size, edge)), chunks
-        assert sum(chunks) == size
+        inner = sorted(np.cumsum(chunks[:-1]) + start)
+        lattice = list(range(-(-(start + 1) // edge) * edge, start + size, edge))
+        if not lattice:  # the whole side within one block of the lattice
+            assert chunks == (size,)
+            continue
+        # the lattice's edges, but for an end block of at most half a block, which joins
+        # its neighbour (no edge between them); each side here crosses two edges or more
+        assert len(lattice) >= 2
+        thin_first = 2 * (lattice[0] - start) <= edge
+        thin_last = 2 * (start + size - lattice[-1]) <= edge
+        assert inner == lattice[int(thin_first) : len(lattice) - int(thin_last)], chunks
+        assert sum(chunks) == size and max(chunks) <= 1.5 * edge, chunks
 
 
 def test_a_scene_wide_reduction_stays_shared_by_the_fused_block_tasks(shared_data, tmp_path):
@@ -798,3 +815,26 @@ def test_on_a_cluster_each_scene_is_submitted_as_soon_as_its_graph_is_built(
     for name in ("land_cover", "quality", "mviupd", "uCw", "uCv"):
         np.testing.assert_array_equal(got[name].values, expected[name].values, err_msg=name)
     np.testing.assert_array_equal(got.scene_id.values, expected.scene_id.values)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "block", "joined"),
+    [
+        ((5, 64, 64, 10), 64, (69, 74)),
+        ((5, 64, 64, 64, 10), 64, (69, 64, 74)),
+        ((40, 64, 40), 64, (40, 64, 40)),
+        ((31, 64), 64, (95,)),
+        ((64, 31), 64, (95,)),
+        # the last block does not join a block the first one joined: at most 1.5 blocks
+        ((32, 64, 32), 64, (96, 32)),
+        ((32, 32), 64, (64,)),
+        ((5, 5), 64, (10,)),
+        ((10,), 64, (10,)),
+        # a 7,000-pixel side from grid index 300 in blocks of 1,024: 8 blocks -> 7
+        ((724, 1024, 1024, 1024, 1024, 1024, 1024, 132), 1024, (724, *[1024] * 5, 1156)),
+    ],
+)
+def test_a_thin_end_block_joins_its_neighbour(chunks, block, joined):
+    from updm_dask.jobs.placing import merge_thin_ends
+
+    assert merge_thin_ends(chunks, block) == joined

@@ -23,7 +23,13 @@ from .keys import spec_error
 from .report import _SCENE_ERRORS
 from .spec import GridFromScenes, JobSpec
 
-__all__ = ["REGRID_METHODS", "grid_of_scenes", "open_job_cube", "scene_on_grid"]
+__all__ = [
+    "REGRID_METHODS",
+    "grid_of_scenes",
+    "merge_thin_ends",
+    "open_job_cube",
+    "scene_on_grid",
+]
 
 #: How each layer is resampled onto the cube grid: coefficients and indices are averaged
 #: (area-weighted when coarsening, repeated when refining), classes and flags take the most
@@ -227,7 +233,9 @@ def _chunk_lattice(
     the read chunk the configuration asks for, not the storage chunk, which is smaller so
     that point reads stay cheap (with the defaults, 1,024^2 blocks of four 512^2 chunks: a
     quarter of the tasks, the scheduler's and the driver's work per scene falling with
-    them). None for scenes that need resampling (the cube rechunks those).
+    them); a first or last block of at most half a block joins its neighbour
+    (:func:`merge_thin_ends`). None for scenes that need resampling (the cube rechunks
+    those).
     """
     if cube_chunks is None:
         cube_chunks = int(config.get("chunks.cube"))
@@ -240,6 +248,29 @@ def _chunk_lattice(
     # multiples of the chunk edge from grid index 0: every block edge is a chunk edge
     by, bx = cy * max(1, read // cy), cx * max(1, read // cx)
     return {
-        "y": lattice_chunks(offset[0], scene.sizes["y"], by),
-        "x": lattice_chunks(offset[1], scene.sizes["x"], bx),
+        "y": merge_thin_ends(lattice_chunks(offset[0], scene.sizes["y"], by), by),
+        "x": merge_thin_ends(lattice_chunks(offset[1], scene.sizes["x"], bx), bx),
     }
+
+
+def merge_thin_ends(chunks: tuple[int, ...], block: int) -> tuple[int, ...]:
+    """``chunks`` with a first or last block of at most half a ``block`` joined to its
+    neighbour.
+
+    A scene lies anywhere on the grid's block lattice, so its first and last blocks along
+    each axis are cut at random widths; a thin one is a task of its own for a sliver of
+    pixels. Joined, a block is at most one and a half blocks wide (the last block does not
+    join a block the first one joined), and its edges are still the lattice's (chunk
+    edges), so no two tasks write one chunk. A 7,000-pixel side in 1,024-pixel blocks is 6
+    or 7 blocks, not 7 or 8; a 1,024-pixel side is one block wherever it lies.
+    """
+    out = list(chunks)
+    joined_first = False
+    if len(out) > 1 and 2 * out[0] <= block:
+        thin = out.pop(0)
+        out[0] += thin
+        joined_first = True
+    if len(out) > 1 and 2 * out[-1] <= block and not (joined_first and len(out) == 2):
+        thin = out.pop()
+        out[-1] += thin
+    return tuple(out)
