@@ -219,12 +219,15 @@ class Collection:
 
         self._commit_attrs(add, f"register tile {tile}", {"action": "register", "tile": tile})
 
-    def empty_scenes(self, tile: str) -> set[str]:
+    def empty_scenes(self, tile: str, cube: Cube | None = None) -> set[str]:
         """Scenes recorded as holding no valid pixel in tile ``tile`` (see
         :meth:`record_empty`): those the tile's cube records, and those an older
-        collection recorded in its catalogue."""
+        collection recorded in its catalogue. ``cube``: the tile's cube when the caller
+        has it open already (a job's tile), read instead of opening it again."""
         self.tiling.index(tile)
         legacy = set(self._attrs().get("empty_scenes", {}).get(tile, []))
+        if cube is not None:
+            return legacy | empty_scene_ids(cube)
         location = self.tile_location(tile)
         if not repository_exists(*storage_for(location)):
             return legacy  # no scene was ever run in this tile

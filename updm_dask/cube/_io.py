@@ -373,17 +373,6 @@ def sessions_of(arrays: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(store.session for store in stores.values())
 
 
-def _open_target(store: Any, path: str) -> Any:
-    """The Zarr array ``path`` of a fork's ``store``, open for writing without all-fill chunks.
-
-    Open every target of a computation on one store object (``fork.store`` makes a new one
-    at each call): a task pickles its targets, and each store pickles its own copy of the
-    fork with every uncommitted change (21 kB for a batch's resizes), so eight layers on
-    eight stores made a 180 kB task, and handed back eight forks to merge instead of one.
-    """
-    return zarr.open_array(store, path=path, mode="a", config=NO_EMPTY)
-
-
 class ForkArrays:
     """Zarr arrays opened on one fork, sent to a computation's tasks as one graph entry.
 
@@ -735,8 +724,8 @@ def write_dask(
     if isinstance(start, int):
         from icechunk.dask import store_dask
 
-        store = fork.store
-        targets = [_open_target(store, n) for n in names]
+        opened = open_arrays(fork.store, list(dict.fromkeys(names)), config=NO_EMPTY)
+        targets = [opened[n] for n in names]
         regions = [
             (slice(start, start + s.shape[0]),) + (slice(None),) * (s.ndim - 1) for s in sources
         ]
@@ -756,7 +745,10 @@ def write_dask(
         groups.setdefault(key, []).append(i)
     writes = []
     slots = []
-    # every target on one store object, opened in one round (see _open_target)
+    # Every target on one store object (``fork.store`` makes a new one at each call), in one
+    # round: a task pickles its targets, and each store pickles its own copy of the fork
+    # with every uncommitted change (21 kB for a batch's resizes), so eight layers on eight
+    # stores made a 180 kB task and handed back eight forks to merge instead of one.
     opened = open_arrays(fork.store, list(dict.fromkeys(names)), config=NO_EMPTY)
     for key, members in groups.items():
         paths = tuple(names[i] for i in members)

@@ -234,7 +234,7 @@ def run_tiles(
         # registered only once it holds a scene: a tile where every scene is only fill
         # (a tilted scene's collar) is never listed as a tile with data
         cube = collection.create_tile(tile, title=title, register=False)
-        known_empty[tile] = collection.empty_scenes(tile)
+        known_empty[tile] = collection.empty_scenes(tile, cube)
         todo = [s for s in by_tile[tile] if s.scene_id not in known_empty[tile]]
         listed = False
 
