@@ -57,17 +57,20 @@ def _kernel_source(
     """Summarise every column of (T, pixels) arrays into ``out`` (4, pixels) float32.
 
     ``slot_of[c]`` is 0 for a class code ``c`` that is never clear, else 1 + the class's
-    place in the tie-break order; ``codes[i]`` is the code of place ``i`` (as float32).
+    place in the tie-break order; ``codes[s]`` is the code of slot ``s`` as float32 (0 for
+    slot 0, no clear class).
     """
     n_obs, n_pix = land_cover.shape
-    n_classes = codes.shape[0]
-    # counts[0]: the observations that are not clear; counts[1 + i]: clear ones of place i
+    n_classes = codes.shape[0] - 1
+    # counts[0]: the observations that are not clear; counts[1 + i]: clear ones of place i.
+    # Zeroed here once, then by the loop that reads them, pixel after pixel.
     counts = np.zeros(n_classes + 1, dtype=np.int64)
-    values = np.empty(max(n_obs, 1), dtype=np.float32)
+    # zeros, not garbage: a pixel without clear values reads (and discards) values[-1]
+    values = np.zeros(max(n_obs, 1), dtype=np.float32)
     zero = np.float32(0.0)
     two = np.float32(2.0)
+    nan = np.float32(np.nan)
     for p in range(n_pix):
-        counts[:] = 0
         n = 0
         seen = False
         # Branch-free: whether an observation is clear, and whether its value counts, is
@@ -91,20 +94,23 @@ def _kernel_source(
                 counted = (slot != 0) & (x == x)  # not NaN
             values[n] = x
             n += counted
-        # the yearly class: strictly more clear observations than every class before it
+        # The yearly class: strictly more clear observations than every class before it.
+        # Selects, not branches, here and below: which class wins, whether a pixel has a
+        # clear value and whether it was seen are unpredictable from pixel to pixel, and
+        # the mispredictions were most of a pixel's time when a year has one or two scenes.
         best = 0
         best_count = 0
         n_clear = 0
-        for i in range(n_classes):
-            c = counts[i + 1]
+        for i in range(1, n_classes + 1):
+            c = counts[i]
+            counts[i] = 0
             n_clear += c
-            if c > best_count:
-                best = i + 1
-                best_count = c
-        out[0, p] = codes[best - 1] if best > 0 else zero
-        if n == 0:
-            out[1, p] = np.float32(np.nan)
-        else:
+            better = c > best_count
+            best = i if better else best
+            best_count = c if better else best_count
+        counts[0] = 0
+        out[0, p] = codes[best]
+        if n > 1:
             if n <= _INSERTION_MAX:
                 # Insertion sort without branches: inserting x into the sorted values[:a]
                 # makes values[k] = max(values[k - 1], min(values[k], x)). No NaN is among
@@ -129,15 +135,15 @@ def _kernel_source(
                             k -= gap
                         values[k] = x
                     gap //= 3
-            low = values[(n - 1) // 2]
-            high = values[n // 2]
-            # numpy's mean of the two middle values, in float32: its sum starts from +0 (so
-            # a median of zeros is +0, never -0), then halves
-            out[1, p] = (low + high + zero) / two
-        if seen:
-            out[2, p] = np.float32(min(n_clear, count_fill - 1))
-        else:  # every observation has the fill bit (or there is none)
-            out[2, p] = np.float32(count_fill)
+        # n == 0 reads values[-1] (wrapped around), then takes NaN instead
+        low = values[(n - 1) // 2]
+        high = values[n // 2]
+        # numpy's mean of the two middle values, in float32: its sum starts from +0 (so a
+        # median of zeros is +0, never -0), then halves
+        median = (low + high + zero) / two
+        out[1, p] = median if n > 0 else nan
+        # every observation has the fill bit (or there is none): the fill count
+        out[2, p] = np.float32(min(n_clear, count_fill - 1) if seen else count_fill)
         out[3, p] = np.float32(min(best_count, class_cap))
 
 
@@ -289,7 +295,7 @@ def summarise_year(
         _readonly(q.reshape(n_obs, n_pix)),
         _readonly(mv.reshape(n_obs, n_pix)),
         _readonly(slot_of),
-        _readonly(np.asarray(classes, dtype=np.float32)),
+        _readonly(np.asarray([0, *classes], dtype=np.float32)),
         int(not_clear),
         int(fill_bit),
         int(count_fill),
