@@ -195,6 +195,24 @@ def test_stored_chunk_bytes_counts_chunk_objects_only(bench):
     assert common.stored_chunk_bytes(store, "v") == (80, 2)
 
 
+def test_the_repository_record_counts_the_repo_object_and_its_kept_versions(bench, tmp_path):
+    import icechunk
+    import zarr
+
+    commits = bench("bench_commits")
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "r")))
+    for i in range(3):
+        session = repo.writable_session("main")
+        zarr.open_group(session.store).attrs["i"] = i
+        session.commit(f"commit {i}")
+    root = tmp_path / "r"
+    kept = [f.stat().st_size for f in (root / "overwritten").iterdir()]
+    # Icechunk keeps the record's earlier version at each update: one per commit here
+    assert len(kept) >= 3
+    assert commits.record_bytes(root) == (root / "repo").stat().st_size + sum(kept)
+    assert commits.record_bytes(tmp_path / "none") == 0
+
+
 def test_task_log_counts_tasks_by_kind(bench):
     import dask
 
