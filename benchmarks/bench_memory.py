@@ -2,8 +2,10 @@
 than a chunk, measured in one run.
 
 For two scene sizes (the TM scene of generated demo archives on 1024 x 1024 and 2048 x
-2048 grids) and two chunk sizes (256 and 512: scene chunks and cube chunks alike), one
-scene goes from its files to a committed cube (``scene_on_grid`` + ``append_scenes``) on
+2048 grids) and two chunk sizes (256 and 512: the cube's chunks, and the read chunk
+``updm.chunks.spatial`` set to the same edge, so that a task is one chunk), one scene goes
+from its files to a committed cube the way a job places it (``scene_on_grid`` with the
+cube's chunks, then ``append_scenes``) on
 a ``distributed.LocalCluster`` of ONE worker process with ONE thread. A thread of this
 process samples the worker's resident set size (psutil) every 20 ms. The worker is warmed
 up first (imports, GDAL, Icechunk, the compiled kernel: one chunk of a scene onto a small
@@ -120,10 +122,18 @@ def _high_water_mark(pid: int) -> int | None:
     return None
 
 
+def _placed(source, grid: CubeGrid, chunk: int) -> Any:
+    """The scene as a job places it (``scene_on_grid`` with the cube's chunks), its blocks
+    ``chunk`` pixels wide: the read chunk (``updm.chunks.spatial``) set to the cube chunk,
+    so that one task reads, computes and writes one chunk."""
+    with dask.config.set({"updm.chunks.spatial": chunk}):
+        return scene_on_grid(source, grid, cube_chunks=chunk)
+
+
 def _job(source, grid: CubeGrid, chunk: int, path: Path) -> None:
     cube = create_cube(path, grid, chunks=chunk)
     cube.append_scenes(
-        [scene_on_grid(source, grid, chunks=chunk)],
+        [_placed(source, grid, chunk)],
         metadata={"job_id": "bench-memory"},
         message="bench memory",
     )
@@ -137,7 +147,7 @@ def _compute_only(source, grid: CubeGrid, chunk: int) -> None:
 
     from updm_dask.cube import SCENE_VARIABLES, encode_layer
 
-    placed = scene_on_grid(source, grid, chunks=chunk)
+    placed = _placed(source, grid, chunk)
     arrays = [encode_layer(n, placed[n].data).rechunk((chunk, chunk)) for n in SCENE_VARIABLES]
     tiny = [
         a.map_blocks(
