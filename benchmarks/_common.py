@@ -189,6 +189,24 @@ def environment() -> dict[str, Any]:
     }
 
 
+def cpu_steal_seconds(stat: str | os.PathLike = "/proc/stat") -> float | None:
+    """CPU seconds the hypervisor gave to other guests since boot, summed over the cores.
+
+    On a shared virtual machine this time is taken from the benchmark without showing in
+    the load average; its growth during a run says how much the run was disturbed. None
+    where the kernel does not report it (not Linux, or a kernel without the field).
+    """
+    try:
+        with open(stat, encoding="ascii") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    # "cpu user nice system idle iowait irq softirq steal ...", in clock ticks
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+
+
 def describe_environment(env: Mapping[str, Any]) -> str:
     """One line of :func:`environment`."""
     v = env.get("versions", {})

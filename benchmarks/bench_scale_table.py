@@ -52,8 +52,9 @@ chunk references, tasks), real pixels where it is about speed. Measured:
    1,024^2 TM scene.
 
 The table is printed in markdown (what grows | before | after | ratio/target) with the
-load average at the start and at the end, then the continental rows in a second table of
-the same columns; the JSON holds every number.
+load average at the start and at the end and the CPU time the host gave to other virtual
+machines during the run (steal, which the load average does not show), then the
+continental rows in a second table of the same columns; the JSON holds every number.
 
 Usage::
 
@@ -522,6 +523,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     """Measure every figure; the JSON-ready summary with ``rows`` and ``table``."""
     started = time.perf_counter()
     load_start = os.getloadavg()
+    steal_start = _common.cpu_steal_seconds()
     size = QUICK_SIZE if quick else SIZE
     seconds: dict[str, float] = {}
 
@@ -573,6 +575,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     job_n = job["scenes"]
     tasks = step("job tasks", lambda: job_tasks(job["size"], job_n))
     load_end = os.getloadavg()
+    steal_end = _common.cpu_steal_seconds()
     summary = {
         "benchmark": "scale_table",
         "quick": quick,
@@ -586,6 +589,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         "job_tasks": tasks,
         "seconds": {**seconds, "total": time.perf_counter() - started},
         "load_average": {"start": list(load_start), "end": list(load_end)},
+        # CPU seconds the host gave to other virtual machines during the run (None: unknown)
+        "steal_seconds": None
+        if steal_start is None or steal_end is None
+        else steal_end - steal_start,
         "environment": _common.environment(),
     }
     summary["figures"] = figures(summary)
@@ -919,7 +926,12 @@ def markdown(s: dict[str, Any]) -> str:
         f"Archive scale, before and after{' (quick: numbers mean nothing)' if s['quick'] else ''}"
         f": one run of {s['seconds']['total'] / 60:.1f} min; "
         f"machine: {_common.describe_environment(s['environment'])}",
-        f"load average at the start: {load0}; at the end: {load1}",
+        f"load average at the start: {load0}; at the end: {load1}"
+        + (
+            f"; CPU steal (time the host gave to other virtual machines) {s['steal_seconds']:.1f} s"
+            if s.get("steal_seconds") is not None
+            else ""
+        ),
         "",
         "| what grows | before (quoted) | after (measured now) | ratio / target |",
         "|---|---|---|---|",

@@ -142,7 +142,11 @@ def run_benchmarks(
                 "seconds": 0.0,
             }
         else:
+            steal = _common.cpu_steal_seconds()
             results[name] = run_one(name, module, quick)
+            after = _common.cpu_steal_seconds()
+            if steal is not None and after is not None:
+                results[name]["steal_seconds"] = after - steal
         done = results[name]
         state = (
             f"FAILED ({done['error']})"
@@ -197,10 +201,16 @@ def format_table(combined: Mapping[str, Any]) -> str:
         lines += missed
     times = ", ".join(
         f"{name} {s.get('seconds', 0.0):.0f} s"
+        + (f" (steal {s['steal_seconds']:.1f} s)" if "steal_seconds" in s else "")
         for name, s in combined["benchmarks"].items()
         if "skipped" not in s
     )
     lines.append(f"time per benchmark: {times}")
+    if any("steal_seconds" in s for s in combined["benchmarks"].values()):
+        lines.append(
+            "steal: CPU seconds the host gave to other virtual machines during a benchmark, "
+            "summed over the cores (time taken from the run that the load average does not show)"
+        )
     if skipped:
         lines.append("skipped:")
         lines += skipped

@@ -247,6 +247,7 @@ def _fake_combined():
             "e2e": {
                 "benchmark": "e2e",
                 "seconds": 10.0,
+                "steal_seconds": 1.25,
                 "rows": [
                     {
                         "measure": "e2e / I/O floor",
@@ -313,6 +314,26 @@ def test_run_all_prints_one_table_with_targets_beside_values(bench):
     assert "e2e: e2e / I/O floor (<= 2x)" in text  # listed among the targets not met
     assert "memory: FAILED: RuntimeError: boom" in text
     assert "embed: no run(quick)" in text.split("skipped:")[1]
+    # the time other virtual machines took, beside the benchmark it disturbed
+    times = next(line for line in lines if line.startswith("time per benchmark"))
+    assert "e2e 10 s (steal 1.2 s)" in times and "scaling 2 s," in times
+    assert any(line.startswith("steal: CPU seconds") for line in lines)
+
+
+def test_cpu_steal_is_read_from_the_kernels_cpu_line(bench, tmp_path):
+    import os
+
+    common = bench("_common")
+    hz = os.sysconf("SC_CLK_TCK")
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice, in clock ticks
+    stat.write_text(f"cpu  10 0 5 900 1 0 2 {3 * hz} 0 0\ncpu0 5 0 2 450 0 0 1 {hz} 0 0\n")
+    assert common.cpu_steal_seconds(stat) == 3.0
+    stat.write_text("intr 1 2 3\n")  # no cpu line first: not reported
+    assert common.cpu_steal_seconds(stat) is None
+    assert common.cpu_steal_seconds(tmp_path / "missing") is None
+    here = common.cpu_steal_seconds()  # this machine's, where Linux reports it
+    assert here is None or here >= 0.0
 
 
 def test_run_all_finds_every_bench_script_in_running_order(bench, tmp_path):
