@@ -838,3 +838,59 @@ def test_a_thin_end_block_joins_its_neighbour(chunks, block, joined):
     from updm_dask.jobs.placing import merge_thin_ends
 
     assert merge_thin_ends(chunks, block) == joined
+
+
+@pytest.mark.parametrize(
+    ("start", "size", "extent", "blocks"),
+    [
+        # the scene wholly on the grid: the lattice with its thin ends joined
+        (300, 7000, 131072, (724, *[1024] * 5, 1156)),
+        # a 1,024 px scene half over a tile's first edge: the half off the grid is a block
+        # of its own (never computed), the half on it one block, not one straddling block
+        (-512, 1024, 4096, (512, 512)),
+        # ... and over its last edge
+        (3584, 1024, 4096, (512, 512)),
+        # a thin sliver on the grid stays a block of its own: it cannot join what is off it
+        (4000, 1000, 4096, (96, 904)),
+        # longer than the grid on both sides
+        (-300, 7000, 4096, (300, 1024, 1024, 1024, 1024, 2604)),
+        # off the grid altogether (placing refuses it): the plain lattice
+        (5000, 100, 4096, (100,)),
+    ],
+)
+def test_a_grids_edges_are_block_edges(start, size, extent, blocks):
+    from updm_dask.jobs.placing import grid_blocks
+
+    assert grid_blocks(start, size, extent, 1024) == blocks
+    assert sum(blocks) == size
+
+
+def test_a_scene_cut_by_the_grids_edges_reads_no_block_across_them(shared_data, tmp_path):
+    # The real scene runs 40 rows and 50 columns past the grid's first edges and past its
+    # last ones: no block it is read in crosses an edge of the grid (a tile's edge), so a
+    # tile's tasks read and compute only what the tile keeps, and the cube holds exactly
+    # the pipeline's values of the part on the grid.
+    from updm_dask.jobs.placing import _chunk_lattice
+
+    source = discover_scenes(str(shared_data / PARA)).scenes[0]
+    own = _own_grid(source)
+    t = own.transform
+    r0, c0, ny, nx = 40, 50, 192, 160  # grid rows 40..231 and columns 50..209 of the scene
+    grid = CubeGrid(own.crs, Affine(t.a, 0, t.c + c0 * t.a, 0, t.e, t.f + r0 * t.e), (ny, nx))
+    scene = open_scene(source)
+    with dask.config.set({"updm.chunks.spatial": 64}):
+        lattice = _chunk_lattice(scene, grid, 32)
+    for chunks, first, extent in ((lattice["y"], r0, ny), (lattice["x"], c0, nx)):
+        edges = set(np.cumsum(chunks).tolist())
+        assert first in edges and first + extent in edges, chunks
+        assert sum(chunks) == (own.ny if chunks is lattice["y"] else own.nx)
+    cube = create_cube(tmp_path / "cut", grid, chunks=32)
+    with dask.config.set({"updm.chunks.spatial": 64}):
+        placed = scene_on_grid(source, grid, cube_chunks=32)
+    with dask.config.set(scheduler="sync"):
+        cube.append_scenes([placed], metadata={}, message="cut", reject_empty=True)
+    expected = process_scene(open_scene(source)).compute()
+    group = zarr.open_group(open_cube(tmp_path / "cut").session().store, mode="r")
+    for name in LAYERS:
+        want = encode_layer(name, expected[name].values[r0 : r0 + ny, c0 : c0 + nx])
+        np.testing.assert_array_equal(group[name][0], want, err_msg=name)

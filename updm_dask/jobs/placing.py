@@ -25,6 +25,7 @@ from .spec import GridFromScenes, JobSpec
 
 __all__ = [
     "REGRID_METHODS",
+    "grid_blocks",
     "grid_of_scenes",
     "merge_thin_ends",
     "open_job_cube",
@@ -248,9 +249,27 @@ def _chunk_lattice(
     # multiples of the chunk edge from grid index 0: every block edge is a chunk edge
     by, bx = cy * max(1, read // cy), cx * max(1, read // cx)
     return {
-        "y": merge_thin_ends(lattice_chunks(offset[0], scene.sizes["y"], by), by),
-        "x": merge_thin_ends(lattice_chunks(offset[1], scene.sizes["x"], bx), bx),
+        "y": grid_blocks(offset[0], scene.sizes["y"], grid.ny, by),
+        "x": grid_blocks(offset[1], scene.sizes["x"], grid.nx, bx),
     }
+
+
+def grid_blocks(start: int, size: int, extent: int, block: int) -> tuple[int, ...]:
+    """Blocks along one axis of a scene ``size`` pixels long from grid index ``start``, on a
+    grid ``extent`` pixels long: the lattice of ``block`` inside the grid, its thin ends
+    joined (:func:`merge_thin_ends`), and what lies off the grid as one block per side.
+
+    The grid's edges are always block edges: a block that straddled one would be read and
+    computed whole for the part the grid keeps (a tile's share of a scene across tiles).
+    The blocks off the grid are cut away with the window, never computed.
+    """
+    inside_start, inside_stop = max(start, 0), min(start + size, extent)
+    if inside_stop <= inside_start:  # off the grid (placing refuses it): plain lattice
+        return lattice_chunks(start, size, block)
+    before = [inside_start - start] if inside_start > start else []
+    after = [start + size - inside_stop] if start + size > inside_stop else []
+    inside = merge_thin_ends(lattice_chunks(inside_start, inside_stop - inside_start, block), block)
+    return (*before, *inside, *after)
 
 
 def merge_thin_ends(chunks: tuple[int, ...], block: int) -> tuple[int, ...]:
