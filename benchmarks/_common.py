@@ -207,6 +207,13 @@ def cpu_steal_seconds(stat: str | os.PathLike = "/proc/stat") -> float | None:
     return int(fields[8]) / os.sysconf("SC_CLK_TCK")
 
 
+def steal_since(start: float | None) -> float | None:
+    """CPU steal seconds since ``start`` (a :func:`cpu_steal_seconds` reading); None when
+    either reading is unknown."""
+    now = cpu_steal_seconds()
+    return None if start is None or now is None else now - start
+
+
 def describe_environment(env: Mapping[str, Any]) -> str:
     """One line of :func:`environment`."""
     v = env.get("versions", {})

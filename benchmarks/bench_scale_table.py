@@ -575,7 +575,6 @@ def run(quick: bool = False) -> dict[str, Any]:
     job_n = job["scenes"]
     tasks = step("job tasks", lambda: job_tasks(job["size"], job_n))
     load_end = os.getloadavg()
-    steal_end = _common.cpu_steal_seconds()
     summary = {
         "benchmark": "scale_table",
         "quick": quick,
@@ -590,9 +589,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "seconds": {**seconds, "total": time.perf_counter() - started},
         "load_average": {"start": list(load_start), "end": list(load_end)},
         # CPU seconds the host gave to other virtual machines during the run (None: unknown)
-        "steal_seconds": None
-        if steal_start is None or steal_end is None
-        else steal_end - steal_start,
+        "steal_seconds": _common.steal_since(steal_start),
         "environment": _common.environment(),
     }
     summary["figures"] = figures(summary)

@@ -144,9 +144,9 @@ def run_benchmarks(
         else:
             steal = _common.cpu_steal_seconds()
             results[name] = run_one(name, module, quick)
-            after = _common.cpu_steal_seconds()
-            if steal is not None and after is not None:
-                results[name]["steal_seconds"] = after - steal
+            stolen = _common.steal_since(steal)
+            if stolen is not None:
+                results[name]["steal_seconds"] = stolen
         done = results[name]
         state = (
             f"FAILED ({done['error']})"
