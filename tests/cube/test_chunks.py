@@ -334,3 +334,33 @@ def test_reading_slots_of_an_array_with_other_codecs_goes_through_zarr():
     np.testing.assert_array_equal(
         got, arr.get_orthogonal_selection(([1, 0], slice(5, 30), slice(0, 25)))
     )
+
+
+def test_reading_slots_from_icechunk_batches_the_keys_and_reads_unwritten_chunks_as_fill(
+    tmp_path,
+):
+    """The batched Icechunk read: never-written chunks (all fill) among written ones."""
+    import icechunk
+
+    from updm_dask.cube._chunks import _batched_get, read_slots
+    from updm_dask.cube._timeblocks import pixel_history
+
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "r")))
+    session = repo.writable_session("main")
+    _filled_arrays(session.store, seed=3)
+    session.commit("filled")
+    store = repo.readonly_session(branch="main").store
+    assert _batched_get(store) is not None  # the batched path is the one under test
+    group = zarr.open_group(store, mode="r")
+    names = ["mviupd", "land_cover", "median"]
+    arrays_ = [group[n] for n in names]
+    # some chunks of each array are never written (seeded): read back as the fill value
+    assert any(a.nchunks_initialized < a.nchunks for a in arrays_)
+    slots, region = [4, 0, 2, 2], (slice(0, 40), slice(3, 50))
+    for array, got in zip(arrays_, read_slots(arrays_, slots, region), strict=True):
+        want = array.get_orthogonal_selection((np.asarray(slots), *region))
+        np.testing.assert_array_equal(got, want)
+    for row, col in ((0, 0), (39, 49), (17, 33)):
+        history = pixel_history(group, names, slice(1, 5), row, col)
+        for name, array in zip(names, arrays_, strict=True):
+            np.testing.assert_array_equal(history[name], array[1:5, row, col])

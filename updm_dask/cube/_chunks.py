@@ -207,9 +207,44 @@ def read_slots(
 
 
 async def _fetch_all(keys: list[tuple[Any, str]]) -> list[bytes | None]:
+    """The objects ``keys`` (store, key), None for a key never written, in order.
+
+    The keys of one Icechunk store go in one batched request: for the few thousand chunk
+    objects of a point's series (one per scene and variable) a ``get`` each costs about
+    0.6 ms of CPU in the asyncio hand-offs, the batch about 0.4 ms.
+    """
+    by_store: dict[int, tuple[Any, list[int]]] = {}
+    for i, (store, _) in enumerate(keys):
+        by_store.setdefault(id(store), (store, []))[1].append(i)
+    out: list[bytes | None] = [None] * len(keys)
     prototype = default_buffer_prototype()
-    found = await asyncio.gather(*(store.get(key, prototype) for store, key in keys))
-    return [None if b is None else b.to_bytes() for b in found]
+
+    async def one_store(store: Any, indices: list[int]) -> None:
+        batched = _batched_get(store)
+        if batched is not None and len(indices) > 1:
+            found = await batched([(keys[i][1], (None, None)) for i in indices])
+            for i, b in zip(indices, found, strict=True):
+                out[i] = None if b is None else bytes(b)
+            return
+        got = await asyncio.gather(*(store.get(keys[i][1], prototype) for i in indices))
+        for i, b in zip(indices, got, strict=True):
+            out[i] = None if b is None else b.to_bytes()
+
+    await asyncio.gather(*(one_store(store, idx) for store, idx in by_store.values()))
+    return out
+
+
+def _batched_get(store: Any) -> Any | None:
+    """Icechunk's batched read of whole objects, or None for another store.
+
+    ``IcechunkStore.get_partial_values`` wraps this call but fails on a key never written
+    (it converts the None it receives to a buffer), and a cube's chunks that hold only
+    fill are never written; the call beneath answers None for them, as ``get`` does. When a
+    later Icechunk lacks it, every key is read with ``get``.
+    """
+    inner = getattr(store, "_store", None)
+    method = getattr(inner, "get_partial_values", None)
+    return method if callable(method) and type(store).__module__.startswith("icechunk") else None
 
 
 async def _store_all(writes: list[tuple[Any, str, bytes]]) -> None:

@@ -35,6 +35,7 @@ import zarr
 from .. import config
 from ..errors import CubeError
 from ._arrays import run_coroutine
+from ._chunks import read_slots
 from ._cube import CubeLike, resolve_cube
 from ._io import root_attrs, write_dask
 from ._schema import SCENE_VARIABLES
@@ -222,19 +223,33 @@ def pixel_history(
     blocks = group.get(TIME_BLOCKS)
     blocks = blocks if isinstance(blocks, zarr.Group) else None
     reads: list[tuple[str, Any, tuple]] = []
+    # the slots past the time blocks, one chunk object per slot: read as a batch
+    per_slot: list[tuple[str, zarr.Array, int]] = []
     for name, source in sources.items():
         cut = min(max(_held(blocks, name, source), lo), hi)
         if cut > lo:
             reads.append((name, blocks[name].async_array, (slice(lo, cut), row, col)))
         if hi > cut or cut == lo:
-            reads.append((name, source.async_array, (slice(cut, hi), row, col)))
+            if source.ndim == 3 and source.chunks[0] == 1:
+                per_slot.append((name, source, cut))
+            else:
+                reads.append((name, source.async_array, (slice(cut, hi), row, col)))
 
     async def fetch() -> list[Any]:
         return await asyncio.gather(*(arr.getitem(at) for _, arr, at in reads))
 
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for (name, _, _), values in zip(reads, run_coroutine(fetch()), strict=True):
-        parts[name].append(np.asarray(values))
+    if reads:
+        for (name, _, _), values in zip(reads, run_coroutine(fetch()), strict=True):
+            parts[name].append(np.asarray(values))
+    by_cut: dict[int, list[tuple[str, zarr.Array]]] = {}
+    for name, source, cut in per_slot:
+        by_cut.setdefault(cut, []).append((name, source))
+    for cut, pairs in by_cut.items():
+        pixel = (slice(row, row + 1), slice(col, col + 1))
+        got = read_slots([a for _, a in pairs], range(cut, hi), pixel)
+        for (name, _), values in zip(pairs, got, strict=True):
+            parts[name].append(values[:, 0, 0])
     return {name: np.concatenate(p) if len(p) > 1 else p[0] for name, p in parts.items()}
 
 

@@ -4,8 +4,10 @@ A point's series is small, so it is read eagerly, straight through Zarr (no xarr
 decoding of the whole cube, no task graph), all variables at once: the per-year layers hold
 a pixel's whole history in one chunk per variable (up to 64 years), while the scene-level
 arrays are chunked ``(1, C, C)`` so that every scene owns its chunks, which makes a point's
-scene series read one chunk per scene and variable. The reads of all variables are issued
-together through Zarr's asynchronous API so that they overlap.
+scene series read one chunk per scene and variable. Those chunk objects, of all variables,
+are fetched from the store in one batched request and decoded with the arrays' own codecs
+(a Zarr read per chunk costs more than the fetch and the decoding together); the time
+blocks, where built, are read through Zarr's asynchronous API.
 """
 
 from __future__ import annotations
