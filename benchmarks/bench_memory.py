@@ -9,8 +9,9 @@ cube's chunks, then ``append_scenes``) on
 a ``distributed.LocalCluster`` of ONE worker process with ONE thread. A thread of this
 process samples the worker's resident set size (psutil) every 20 ms. The worker is warmed
 up first (imports, GDAL, Icechunk, the compiled kernel: one chunk of a scene onto a small
-window of its grid); before each case it collects garbage and hands freed memory back to
-the system (``malloc_trim``), and its RSS then is the case's baseline; the result is peak
+window of its grid); before each case it collects garbage, hands freed memory back to
+the system (``malloc_trim``) and empties GDAL's block cache, and its RSS then is the case's
+baseline; the result is peak
 minus baseline. One worker serves all cases (a fresh process per case would cost seconds
 of start-up and warm-up each, and the trim gives every case the same floor). Linux's own
 high-water mark (VmHWM, reset before each case) is kept in the JSON as a check on the
@@ -25,8 +26,11 @@ write encodes one chunk per variable at a time), and independent of the scene si
 the same chunk size, the larger scene (4x the pixels) needs at most 1.25x the memory of
 the smaller.
 
-``--quick`` (the smoke test) runs tiny scenes on an in-process worker (this process's RSS
-is sampled): it checks that the script works, its numbers mean nothing.
+Also, at the smaller chunk size and for both scene sizes, the same job with GDAL's block
+cache bounded at 8 MiB (``updm.io.gdal-cache-mb``, 256 by default) in the worker: a window
+of one block of a tiled GeoTIFF (the demo's are tiled 256 x 256) goes through that cache,
+so with the default bound a worker keeps the decoded blocks of a scene smaller than the
+bound, and its peak grows with the scene up to the bound; these rows show how much.
 
 Also, at the smaller chunk size and for both scene sizes, the same worker runs the job
 without its write (read, process, regrid, cast and rechunk; every chunk computed and
@@ -61,6 +65,7 @@ import _common
 import dask
 import psutil
 
+from updm_dask import config
 from updm_dask.cube import create_cube
 from updm_dask.geo import CubeGrid
 from updm_dask.jobs.run import scene_on_grid
@@ -72,6 +77,8 @@ THREADS = 1
 BYTES_PER_PIXEL = len(LAYERS) * 4  # the float32 stack of one chunk
 TARGET_MULTIPLE = 8.0
 TARGET_SCENE_GROWTH = 1.25
+#: GDAL block cache (MiB) of the cases run with it bounded far below a scene.
+SMALL_GDAL_CACHE_MB = 8
 SAMPLE_SECONDS = 0.02
 
 
@@ -164,12 +171,28 @@ def _trim() -> None:
     # Runs in the worker: hand freed memory back to the system, so that every case starts
     # from the same floor (glibc keeps freed blocks otherwise, and the next case would
     # reuse them unseen).
+    # GDAL's block cache is emptied too (its bound kept): it outlives a case, and a case
+    # after another would otherwise find it full already and show none of its growth.
     import ctypes
     import gc
 
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    bound = int(get_gdal_config("GDAL_CACHEMAX"))
+    set_gdal_config("GDAL_CACHEMAX", 0)  # a bound of 0 bytes drops every cached block
+    set_gdal_config("GDAL_CACHEMAX", bound)
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _bound_gdal_cache(mib: int | None) -> None:
+    """In the worker: ``updm.io.gdal-cache-mb`` set to ``mib``, or back to the default."""
+    from updm_dask.scenes._locations import bound_gdal_cache
+
+    value = mib if mib is not None else config.defaults()["updm"]["io"]["gdal-cache-mb"]
+    dask.config.set({"updm.io.gdal-cache-mb": value})
+    bound_gdal_cache()  # now, not at the next read: before the case's baseline
 
 
 def measure(
@@ -248,6 +271,23 @@ def run(quick: bool = False) -> dict[str, Any]:
                 a = archives[size]
                 cases.append(measure(client, pid, a.scene("TM"), a.grid, chunk, work))
         chunk = min(chunks)
+        # The same cases with GDAL's block cache bounded far below a scene: what of the
+        # growth with the scene size is GDAL's cache (windows of one block go through it)
+        client.run(_bound_gdal_cache, SMALL_GDAL_CACHE_MB)
+        try:
+            bounded = {
+                size: measure(
+                    client,
+                    pid,
+                    archives[size].scene("TM"),
+                    archives[size].grid,
+                    chunk,
+                    tmp / f"bounded-{size}",
+                )
+                for size in sizes
+            }
+        finally:
+            client.run(_bound_gdal_cache, None)
         no_write = {
             size: measure(
                 client,
@@ -294,6 +334,24 @@ def run(quick: bool = False) -> dict[str, Any]:
                 growth <= TARGET_SCENE_GROWTH,
             )
         )
+    for size, c in bounded.items():
+        rows.append(
+            _common.row(
+                f"scene {size}^2, chunk {c['chunk']}^2, GDAL cache bounded at "
+                f"{SMALL_GDAL_CACHE_MB} MiB: peak RSS above baseline",
+                c["peak_above_baseline"] / mib,
+                "MiB",
+            )
+        )
+    growth = bounded[large]["peak_above_baseline"] / max(bounded[small]["peak_above_baseline"], 1)
+    rows.append(
+        _common.row(
+            f"chunk {bounded[large]['chunk']}^2, GDAL cache bounded at {SMALL_GDAL_CACHE_MB} "
+            f"MiB: peak at scene {large}^2 / at {small}^2",
+            growth,
+            "x",
+        )
+    )
     for size, c in no_write.items():
         rows.append(
             _common.row(
@@ -315,6 +373,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         },
         "cases": cases,
         "cases_without_write": list(no_write.values()),
+        "cases_gdal_cache_bounded": list(bounded.values()),
         "environment": env,
     }
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import urllib.parse
 from collections.abc import Iterable
 
 import fsspec
+import rasterio.env
 from fsspec.implementations.local import LocalFileSystem
 
+from .. import config
 from ..errors import SceneError
 from ..messages import redact
 from ._remote import (
@@ -37,6 +40,47 @@ from ._remote import (
 os.environ.setdefault("CPL_VSIL_GZIP_WRITE_PROPERTIES", "NO")
 
 _REMOTE_VSI = ("/vsicurl/", "/vsis3/", "/vsigs/", "/vsiaz/")
+
+
+def gdal_cache_bytes() -> int | None:
+    """Bytes of GDAL's block cache for this process's reads (``updm.io.gdal-cache-mb``).
+
+    None when ``GDAL_CACHEMAX`` is in the environment: GDAL then takes the user's value,
+    as it does for every setting of its own.
+
+    Raises
+    ------
+    SceneError
+        The setting is not a whole number of MiB >= 1.
+    """
+    if "GDAL_CACHEMAX" in os.environ:
+        return None
+    mib = config.get("io.gdal-cache-mb")
+    if isinstance(mib, bool) or not isinstance(mib, int) or mib < 1:
+        raise SceneError(f"updm.io.gdal-cache-mb: expected a whole number of MiB >= 1, got {mib!r}")
+    return mib * 2**20
+
+
+# The bound this process last gave GDAL's cache (None: not set by this module).
+_CACHE_BOUND: int | None = None
+_CACHE_LOCK = threading.Lock()
+
+
+def bound_gdal_cache() -> None:
+    """Bound GDAL's block cache of this process by :func:`gdal_cache_bytes`.
+
+    Called before every read of a band file; sets the bound when the setting differs from
+    the one this process set last. It is set outside any ``rasterio.Env``: an ``Env``
+    restores GDAL's previous bound when it ends, and the cache is one for all threads.
+    """
+    global _CACHE_BOUND
+    wanted = gdal_cache_bytes()
+    if wanted is None or wanted == _CACHE_BOUND:
+        return
+    with _CACHE_LOCK:
+        if wanted != _CACHE_BOUND:
+            rasterio.env.set_gdal_config("GDAL_CACHEMAX", wanted)
+            _CACHE_BOUND = wanted
 
 
 def gdal_env(path: str) -> dict[str, str]:

@@ -168,6 +168,7 @@ def _read_window(
     path: str, window: Window, dtype: np.dtype, scene: str, quiet: bool, scene_id: str | None
 ) -> np.ndarray:
     try:
+        loc.bound_gdal_cache()
         with rasterio.Env(**loc.gdal_env(path)):
             cache = _member_cache()
             key = _handle_key(path)
