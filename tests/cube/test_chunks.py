@@ -336,13 +336,18 @@ def test_reading_slots_of_an_array_with_other_codecs_goes_through_zarr():
     )
 
 
+@pytest.mark.parametrize("part", [1, 7, 128])
 def test_reading_slots_from_icechunk_batches_the_keys_and_reads_unwritten_chunks_as_fill(
-    tmp_path,
+    tmp_path, monkeypatch, part
 ):
-    """The batched Icechunk read: never-written chunks (all fill) among written ones."""
+    """The batched Icechunk read: never-written chunks (all fill) among written ones, in
+    parts of ``part`` chunk objects (one part, or many with the next fetched ahead)."""
     import icechunk
 
+    from updm_dask.cube import _chunks
     from updm_dask.cube._chunks import _batched_get, read_slots
+
+    monkeypatch.setattr(_chunks, "_FETCH_PART", part)
     from updm_dask.cube._timeblocks import pixel_history
 
     repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "r")))

@@ -11,6 +11,7 @@ The point reads of time-blocked arrays run on the same loop (:func:`run_coroutin
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
@@ -20,7 +21,14 @@ import numpy as np
 import zarr
 import zarr.api.asynchronous
 
-__all__ = ["NO_EMPTY", "fill_arrays", "open_arrays", "resize_arrays", "run_coroutine"]
+__all__ = [
+    "NO_EMPTY",
+    "fill_arrays",
+    "open_arrays",
+    "resize_arrays",
+    "run_coroutine",
+    "submit_coroutine",
+]
 
 #: Runtime configuration of the arrays a computation writes: all-fill chunks are never
 #: written (they read as the fill value).
@@ -36,6 +44,11 @@ _LOOP_LOCK = threading.Lock()
 
 def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
     """Run a coroutine on this process's Zarr I/O loop and wait for its result."""
+    return submit_coroutine(coroutine).result()
+
+
+def submit_coroutine(coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
+    """Start a coroutine on this process's Zarr I/O loop; its future, not waited for."""
     global _LOOP
     with _LOOP_LOCK:
         # a forked child inherits the loop but not its thread: it starts its own
@@ -44,7 +57,7 @@ def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
             threading.Thread(target=loop.run_forever, name="updm-zarr-io", daemon=True).start()
             _LOOP = (os.getpid(), loop)
         loop = _LOOP[1]
-    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+    return asyncio.run_coroutine_threadsafe(coroutine, loop)
 
 
 def open_arrays(

@@ -20,6 +20,7 @@ copied into place, a missing chunk read as the fill value, as Zarr reads it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import itertools
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ import zarr
 from zarr.buffer import default_buffer_prototype
 from zarr.buffer.cpu import Buffer
 
-from ._arrays import run_coroutine
+from ._arrays import run_coroutine, submit_coroutine
 
 #: Blosc's shuffle names in Zarr's metadata -> numcodecs' constants.
 _SHUFFLE = {"noshuffle": numcodecs.Blosc.NOSHUFFLE, "shuffle": numcodecs.Blosc.SHUFFLE}
@@ -195,15 +196,30 @@ def read_slots(
                         slice(x0 - cols.start, x1 - cols.start),
                     )
                     wanted.append((i, (array, codec), key, inside, place))
-    if wanted:
-        fetched = run_coroutine(_fetch_all([(a.store, key) for _, (a, _), key, _, _ in wanted]))
-        for (i, (array, codec), _, inside, place), data in zip(wanted, fetched, strict=True):
+    # Fetched in parts, the next part read while this one is decoded: a point's series
+    # over 1,000 scenes is 8,000 chunk objects, 1.5 GB at 512^2, which must not be held
+    # at once.
+    parts = [wanted[k : k + _FETCH_PART] for k in range(0, len(wanted), _FETCH_PART)]
+
+    def fetch(part: list) -> concurrent.futures.Future:
+        return submit_coroutine(_fetch_all([(a.store, key) for _, (a, _), key, _, _ in part]))
+
+    pending = fetch(parts[0]) if parts else None
+    for k, part in enumerate(parts):
+        fetched = pending.result()  # type: ignore[union-attr]
+        if k + 1 < len(parts):
+            pending = fetch(parts[k + 1])
+        for (i, (array, codec), _, inside, place), data in zip(part, fetched, strict=True):
             if data is None:  # never written: the fill value, already in place
                 continue
             chunk = np.frombuffer(codec.decode(data), dtype=array.dtype)
             chunk = chunk.reshape(array.chunks[1:])
             out[i][place] = chunk[inside]
     return out  # type: ignore[return-value]
+
+
+#: Chunk objects per batched read of :func:`read_slots` (at most two parts in memory).
+_FETCH_PART = 128
 
 
 async def _fetch_all(keys: list[tuple[Any, str]]) -> list[bytes | None]:
