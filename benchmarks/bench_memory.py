@@ -271,35 +271,29 @@ def run(quick: bool = False) -> dict[str, Any]:
                 a = archives[size]
                 cases.append(measure(client, pid, a.scene("TM"), a.grid, chunk, work))
         chunk = min(chunks)
-        # The same cases with GDAL's block cache bounded far below a scene: what of the
-        # growth with the scene size is GDAL's cache (windows of one block go through it)
-        client.run(_bound_gdal_cache, SMALL_GDAL_CACHE_MB)
-        try:
-            bounded = {
+
+        def each_size(label: str, write: bool = True) -> dict[int, dict[str, Any]]:
+            return {
                 size: measure(
                     client,
                     pid,
                     archives[size].scene("TM"),
                     archives[size].grid,
                     chunk,
-                    tmp / f"bounded-{size}",
+                    tmp / f"{label}-{size}",
+                    write=write,
                 )
                 for size in sizes
             }
+
+        # The same cases with GDAL's block cache bounded far below a scene: what of the
+        # growth with the scene size is GDAL's cache (windows of one block go through it)
+        client.run(_bound_gdal_cache, SMALL_GDAL_CACHE_MB)
+        try:
+            bounded = each_size("bounded")
         finally:
             client.run(_bound_gdal_cache, None)
-        no_write = {
-            size: measure(
-                client,
-                pid,
-                archives[size].scene("TM"),
-                archives[size].grid,
-                chunk,
-                tmp / f"nowrite-{size}",
-                write=False,
-            )
-            for size in sizes
-        }
+        no_write = each_size("nowrite", write=False)
     mib = 2**20
     rows = []
     for c in cases:

@@ -5,7 +5,7 @@ decoding of the whole cube, no task graph), all variables at once: the per-year 
 a pixel's whole history in one chunk per variable (up to 64 years), while the scene-level
 arrays are chunked ``(1, C, C)`` so that every scene owns its chunks, which makes a point's
 scene series read one chunk per scene and variable. Those chunk objects, of all variables,
-are fetched from the store in one batched request and decoded with the arrays' own codecs
+are fetched from the store in batched requests and decoded with the arrays' own codecs
 (a Zarr read per chunk costs more than the fetch and the decoding together); the time
 blocks, where built, are read through Zarr's asynchronous API.
 """
